@@ -1,0 +1,249 @@
+#include "cmd_eval.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const METRIC_NAMES[] = {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4",
+                                           "ROUGE-L", "CIDEr-D"};
+#define METRIC_COUNT (sizeof METRIC_NAMES / sizeof *METRIC_NAMES)
+
+/* The scores in METRIC_NAMES order. */
+static void metric_values(const MetricScores *scores, double values[METRIC_COUNT]) {
+    for (int k = 0; k < METRICS_BLEU_ORDER; k++) values[k] = scores->bleu[k];
+    values[4] = scores->rouge_l;
+    values[5] = scores->cider_d;
+}
+
+void eval_result_free(EvalResult *result) {
+    if (!result) return;
+    caption_pairing_free(&result->pairing);
+    free(result->per_image);
+    memset(result, 0, sizeof *result);
+}
+
+int eval_score(const CaptionSet *refs, const CaptionSet *hyps, bool intersection,
+               EvalResult *result, Error *err) {
+    memset(result, 0, sizeof *result);
+    if (caption_sets_pair(refs, hyps, intersection, &result->pairing, err) < 0) return -1;
+    MetricsScorer *scorer = metrics_scorer_new(err);
+    if (!scorer) {
+        eval_result_free(result);
+        return -1;
+    }
+    const CaptionPairing *pairing = &result->pairing;
+    int rc = 0;
+    for (size_t i = 0; i < pairing->count && rc == 0; i++) {
+        const ImageCaptions *references = &refs->images[pairing->refs_index[i]];
+        const ImageCaptions *hypothesis = &hyps->images[pairing->hyps_index[i]];
+        rc = metrics_scorer_add(scorer, hypothesis->captions[0],
+                                (const char *const *)references->captions,
+                                references->caption_count, err);
+    }
+    if (rc == 0) {
+        result->per_image = malloc(pairing->count * sizeof *result->per_image);
+        if (!result->per_image)
+            rc = error_set(err, "out of memory scoring %zu images", pairing->count);
+    }
+    if (rc == 0) rc = metrics_scorer_compute(scorer, &result->corpus, result->per_image, err);
+    result->distinct_hypotheses = metrics_scorer_distinct_hypotheses(scorer);
+    metrics_scorer_free(scorer);
+    if (rc < 0) eval_result_free(result);
+    return rc;
+}
+
+/* A caption on one TSV field: tabs and line breaks become spaces. */
+static void write_tsv_field(FILE *file, const char *text) {
+    for (; *text; text++) fputc(*text == '\t' || *text == '\n' || *text == '\r' ? ' ' : *text, file);
+}
+
+static int write_per_image(const EvalResult *result, const CaptionSet *refs,
+                           const CaptionSet *hyps, const char *path, Error *err) {
+    FILE *file = fopen(path, "w");
+    if (!file) return error_set(err, "cannot write per-image scores to %s: %s", path, strerror(errno));
+    fputs("image", file);
+    for (size_t m = 0; m < METRIC_COUNT; m++) fprintf(file, "\t%s", METRIC_NAMES[m]);
+    fputs("\thypothesis\n", file);
+    for (size_t i = 0; i < result->pairing.count; i++) {
+        double values[METRIC_COUNT];
+        metric_values(&result->per_image[i], values);
+        write_tsv_field(file, refs->images[result->pairing.refs_index[i]].image);
+        for (size_t m = 0; m < METRIC_COUNT; m++) fprintf(file, "\t%.6f", values[m]);
+        fputc('\t', file);
+        write_tsv_field(file, hyps->images[result->pairing.hyps_index[i]].captions[0]);
+        fputc('\n', file);
+    }
+    int failed = ferror(file);
+    if (fclose(file) != 0 || failed)
+        return error_set(err, "cannot write per-image scores to %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static int print_json(const EvalResult *result, FILE *out, Error *err) {
+    double values[METRIC_COUNT];
+    metric_values(&result->corpus, values);
+    cJSON *object = cJSON_CreateObject();
+    bool ok = object != NULL;
+    for (size_t m = 0; ok && m < METRIC_COUNT; m++)
+        ok = cJSON_AddNumberToObject(object, METRIC_NAMES[m], values[m]) != NULL;
+    if (ok) ok = cJSON_AddNumberToObject(object, "images", (double)result->pairing.count) != NULL;
+    char *text = ok ? cJSON_Print(object) : NULL;
+    cJSON_Delete(object);
+    if (!text) return error_set(err, "out of memory formatting the JSON report");
+    fprintf(out, "%s\n", text);
+    free(text);
+    return 0;
+}
+
+static void print_table(const EvalResult *result, FILE *out) {
+    double values[METRIC_COUNT];
+    metric_values(&result->corpus, values);
+    fprintf(out, "%-20s %10s\n", "metric", "score");
+    for (size_t m = 0; m < METRIC_COUNT; m++) fprintf(out, "%-20s %10.4f\n", METRIC_NAMES[m], values[m]);
+    fprintf(out, "%-20s %10zu\n", "images", result->pairing.count);
+    fprintf(out, "%-20s %10zu\n", "distinct hypotheses", result->distinct_hypotheses);
+}
+
+int eval_report(const EvalResult *result, const CaptionSet *refs, const CaptionSet *hyps,
+                const EvalOptions *options, FILE *out, Error *err) {
+    const CaptionPairing *pairing = &result->pairing;
+    if (options->notes && (pairing->refs_without_hypothesis || pairing->hyps_without_refs))
+        fprintf(options->notes,
+                "caption eval: scored the %zu images present in both; skipped %zu reference "
+                "images without a hypothesis and %zu hypotheses without references\n",
+                pairing->count, pairing->refs_without_hypothesis, pairing->hyps_without_refs);
+    if (options->json) {
+        if (print_json(result, out, err) < 0) return -1;
+        if (options->notes)
+            fprintf(options->notes, "caption eval: %zu distinct hypotheses\n",
+                    result->distinct_hypotheses);
+    } else {
+        print_table(result, out);
+    }
+    if (fflush(out) != 0 || ferror(out)) return error_set(err, "cannot write the report");
+    if (options->per_image_path &&
+        write_per_image(result, refs, hyps, options->per_image_path, err) < 0)
+        return -1;
+    return 0;
+}
+
+int eval_score_and_report(const CaptionSet *refs, const CaptionSet *hyps,
+                          const EvalOptions *options, FILE *out, Error *err) {
+    EvalResult result;
+    if (eval_score(refs, hyps, options->intersection, &result, err) < 0) return -1;
+    int rc = eval_report(&result, refs, hyps, options, out, err);
+    eval_result_free(&result);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Command line                                                             */
+/* ------------------------------------------------------------------------ */
+
+static const char USAGE[] =
+    "Usage: caption eval --refs REFS --hyps HYPS [--json] [--per-image FILE]\n"
+    "                    [--intersection] [--split NAME]\n"
+    "\n"
+    "Scores hypothesis captions against reference captions with the COCO caption\n"
+    "metrics (coco-caption): corpus BLEU-1..4, ROUGE-L and CIDEr-D.\n"
+    "\n"
+    "  --refs REFS       reference captions, format detected from the content:\n"
+    "                    Flickr8k token file (image.jpg#N<TAB>caption lines),\n"
+    "                    COCO captions JSON, or Karpathy-split JSON\n"
+    "  --hyps HYPS       one hypothesis per image: image<TAB>caption lines,\n"
+    "                    JSON Lines with \"path\" and \"caption\", or COCO results\n"
+    "                    JSON [{\"image_id\": ..., \"caption\": ...}]\n"
+    "  --json            print one JSON object with the keys BLEU-1 BLEU-2 BLEU-3\n"
+    "                    BLEU-4 ROUGE-L CIDEr-D images (other remarks go to stderr)\n"
+    "  --per-image FILE  also write per-image scores as TSV: image, BLEU-1..4,\n"
+    "                    ROUGE-L, CIDEr-D, hypothesis\n"
+    "  --intersection    score only the images present in both files (otherwise an\n"
+    "                    image without hypothesis, or a hypothesis for an unknown\n"
+    "                    image, is an error)\n"
+    "  --split NAME      with Karpathy-split REFS, use only the images of split NAME\n"
+    "  -h, --help        show this help\n"
+    "\n"
+    "Images are matched by base file name. Captions are lower-cased and stripped of\n"
+    "punctuation before scoring. CIDEr-D document frequencies come from the\n"
+    "references of the images scored, as in coco-caption.\n"
+    "\n"
+    "Exit status: 0 on success, 1 on a data error, 2 on a usage error.\n";
+
+static int usage_error(const char *format, const char *detail) {
+    fputs("caption eval: ", stderr);
+    fprintf(stderr, format, detail);
+    fputs(" (see 'caption eval --help')\n", stderr);
+    return 2;
+}
+
+typedef struct {
+    const char *refs_path;
+    const char *hyps_path;
+    const char *split;
+    EvalOptions options;
+} EvalArguments;
+
+/* Returns 0, 2 (usage error, reported) or -1 (help shown). */
+static int parse_arguments(int argc, char **argv, EvalArguments *arguments) {
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            fputs(USAGE, stdout);
+            return -1;
+        }
+        if (strcmp(arg, "--json") == 0) {
+            arguments->options.json = true;
+            continue;
+        }
+        if (strcmp(arg, "--intersection") == 0) {
+            arguments->options.intersection = true;
+            continue;
+        }
+        static const char *const valued[] = {"--refs", "--hyps", "--per-image", "--split"};
+        const char **targets[] = {&arguments->refs_path, &arguments->hyps_path,
+                                  &arguments->options.per_image_path, &arguments->split};
+        bool matched = false;
+        for (size_t v = 0; v < sizeof valued / sizeof *valued && !matched; v++) {
+            size_t n = strlen(valued[v]);
+            if (strncmp(arg, valued[v], n) != 0 || (arg[n] != '\0' && arg[n] != '=')) continue;
+            const char *value = arg[n] == '=' ? arg + n + 1 : NULL;
+            if (!value) {
+                if (i + 1 >= argc) return usage_error("%s needs a value", valued[v]);
+                value = argv[++i];
+            }
+            if (!*value) return usage_error("%s needs a non-empty value", valued[v]);
+            *targets[v] = value;
+            matched = true;
+        }
+        if (matched) continue;
+        if (arg[0] == '-') return usage_error("unknown option %s", arg);
+        return usage_error("unexpected argument %s", arg);
+    }
+    if (!arguments->refs_path) return usage_error("%s is required", "--refs");
+    if (!arguments->hyps_path) return usage_error("%s is required", "--hyps");
+    return 0;
+}
+
+int cmd_eval(int argc, char **argv) {
+    EvalArguments arguments = {0};
+    arguments.options.notes = stderr;
+    int parsed = parse_arguments(argc, argv, &arguments);
+    if (parsed != 0) return parsed < 0 ? 0 : parsed;
+
+    Error err = {{0}};
+    CaptionSet refs, hyps;
+    caption_set_init(&refs);
+    caption_set_init(&hyps);
+    int rc = caption_sets_read_refs(arguments.refs_path, &refs, &err);
+    if (rc == 0 && arguments.split) rc = caption_set_keep_split(&refs, arguments.split, &err);
+    if (rc == 0) rc = caption_sets_read_hyps(arguments.hyps_path, &refs, &hyps, &err);
+    if (rc == 0) rc = eval_score_and_report(&refs, &hyps, &arguments.options, stdout, &err);
+    caption_set_free(&refs);
+    caption_set_free(&hyps);
+    if (rc < 0) {
+        fprintf(stderr, "caption eval: %s\n", err.message);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,15 @@
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd_caption.h"
+#include "cmd_eval.h"
+
+/* Subcommands take argv from their own name on, so each parses `--help` itself. */
+int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "eval") == 0) return cmd_eval(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        printf("caption %s\n", CAPTION_VERSION);
+        return 0;
+    }
+    return cmd_caption(argc, argv);
+}

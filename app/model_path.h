@@ -1,0 +1,16 @@
+#ifndef APP_MODEL_PATH_H
+#define APP_MODEL_PATH_H
+
+#include <stddef.h>
+
+/* Where the bundled default model is looked for, in order:
+ *   1. $CAPTION_MODEL
+ *   2. the source tree's assets/ (running from a build directory)
+ *   3. the install prefix's share/caption/ (after `meson install`)
+ * Returns the first that exists, or NULL. */
+const char *model_path_default(char *buffer, size_t size);
+
+/* Writes the candidate list (one per line, with whether each exists) for --help. */
+void model_path_describe(char *buffer, size_t size);
+
+#endif

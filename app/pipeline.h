@@ -1,0 +1,35 @@
+#ifndef APP_PIPELINE_H
+#define APP_PIPELINE_H
+
+#include "decode.h"
+#include "image.h"
+#include "model.h"
+
+/* The one captioning path every tool uses: file -> pixels (vision/) ->
+ * the model's preprocessing -> encoder + decoder (nn/) -> a Caption. */
+typedef struct {
+    SatModel model;
+    Captioner *captioner;
+    float *input;           /* [3, S, S] */
+    ImageLoadOptions load;
+    DecodeOptions decode;
+} CaptionPipeline;
+
+/* Loads the model and prepares buffers for up to max_beam hypotheses. */
+int pipeline_open(CaptionPipeline *pipeline, const char *model_path, int max_beam, int max_length,
+                  Error *err);
+void pipeline_close(CaptionPipeline *pipeline);
+
+/* Resizes (stretching, as in training) and normalises an RGB image into
+ * pipeline->input. */
+int pipeline_preprocess(CaptionPipeline *pipeline, const Image *image, Error *err);
+
+/* Captions an image already in memory; caption is filled on success. */
+int pipeline_caption_image(CaptionPipeline *pipeline, const Image *image, Caption *caption, Error *err);
+
+/* Loads and captions a file; the error names the file. image (may be NULL)
+ * receives the decoded picture for drawing, owned by the caller. */
+int pipeline_caption_file(CaptionPipeline *pipeline, const char *path, Caption *caption, Image *image,
+                          Error *err);
+
+#endif

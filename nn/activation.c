@@ -1,0 +1,35 @@
+#include "activation.h"
+
+#include <math.h>
+
+void relu_forward(float *out, const float *in, long n) {
+    for (long i = 0; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+}
+
+void relu_backward(float *d_in, const float *d_out, const float *out, long n) {
+    for (long i = 0; i < n; i++)
+        if (out[i] > 0.0f) d_in[i] += d_out[i];
+}
+
+void tanh_forward(float *out, const float *in, long n) {
+    for (long i = 0; i < n; i++) out[i] = tanhf(in[i]);
+}
+
+void tanh_backward(float *d_in, const float *d_out, const float *out, long n) {
+    for (long i = 0; i < n; i++) d_in[i] += d_out[i] * (1.0f - out[i] * out[i]);
+}
+
+float sigmoid(float x) {
+    /* Two branches so that exp never overflows. */
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+
+void sigmoid_forward(float *out, const float *in, long n) {
+    for (long i = 0; i < n; i++) out[i] = sigmoid(in[i]);
+}
+
+void sigmoid_backward(float *d_in, const float *d_out, const float *out, long n) {
+    for (long i = 0; i < n; i++) d_in[i] += d_out[i] * out[i] * (1.0f - out[i]);
+}

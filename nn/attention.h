@@ -1,0 +1,70 @@
+#ifndef NN_ATTENTION_H
+#define NN_ATTENTION_H
+
+#include <stddef.h>
+
+/* Soft attention over a grid of L = H*W feature vectors z_i (D-dim), queried by
+ * a decoder state h (hidden-dim), Xu et al. 2015 section 3.1.2:
+ *   e_i = score(h, z_i),  alpha = softmax(e),  context = sum_i alpha_i z_i
+ * with three score functions:
+ *   additive  e_i = v . tanh(W_h h + W_z z_i + b)      (Bahdanau; the paper's MLP)
+ *   dot       e_i = (W_q h) . z_i / sqrt(D)            (scaled dot product)
+ *   general   e_i = h^T W z_i                           (Luong's bilinear form)
+ * W_z z_i + b does not depend on the step, so it is computed once per image
+ * (attention_precompute_*) and reused by every step. */
+typedef enum {
+    ATTENTION_ADDITIVE = 0,
+    ATTENTION_DOT = 1,
+    ATTENTION_GENERAL = 2,
+} AttentionScore;
+
+typedef struct {
+    AttentionScore score;
+    int batch, cells, features, hidden, attention; /* attention: MLP width (additive only) */
+} AttentionShape;
+
+/* Parameters (or, with the same layout, their gradients). Unused ones are NULL.
+ *   additive: feature_weight W_z [attention, features], feature_bias b [attention],
+ *             query_weight W_h [attention, hidden], score_vector v [attention]
+ *   dot:      query_weight W_q [features, hidden]
+ *   general:  query_weight W [hidden, features] */
+typedef struct {
+    float *feature_weight;
+    float *feature_bias;
+    float *query_weight;
+    float *score_vector;
+} AttentionParams;
+
+const char *attention_score_name(AttentionScore score);
+/* Parses "additive", "dot" or "general"; returns -1 on anything else. */
+int attention_score_parse(const char *name, AttentionScore *score);
+
+/* Floats of the per-image projection (additive: batch*cells*attention; else 0). */
+size_t attention_projection_floats(const AttentionShape *shape);
+/* Floats one step saves for backward. */
+size_t attention_cache_floats(const AttentionShape *shape);
+/* Scratch floats attention_step_backward needs. */
+size_t attention_workspace_floats(const AttentionShape *shape);
+
+/* z: [batch, cells, features]. projection: attention_projection_floats. */
+void attention_precompute_forward(float *projection, const float *z, const AttentionParams *params,
+                                  const AttentionShape *shape);
+void attention_precompute_backward(float *d_z, AttentionParams *grads, const float *d_projection,
+                                   const float *z, const AttentionParams *params,
+                                   const AttentionShape *shape);
+
+/* One decoder step: h [batch, hidden] -> alpha [batch, cells], context [batch, features]. */
+void attention_step_forward(float *alpha, float *context, float *cache, const float *h,
+                            const float *z, const float *projection, const AttentionParams *params,
+                            const AttentionShape *shape);
+
+/* Accumulates into d_h, d_z, d_projection (additive only) and grads, given the
+ * gradient of the context and, optionally (may be NULL), a direct gradient on
+ * alpha (from the doubly stochastic penalty). */
+void attention_step_backward(float *d_h, float *d_z, float *d_projection, AttentionParams *grads,
+                             const float *d_context, const float *d_alpha, const float *alpha,
+                             const float *cache, const float *h, const float *z,
+                             const AttentionParams *params, const AttentionShape *shape,
+                             float *workspace);
+
+#endif

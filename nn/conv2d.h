@@ -1,0 +1,30 @@
+#ifndef NN_CONV2D_H
+#define NN_CONV2D_H
+
+#include <stddef.h>
+
+/* 2-D convolution, NCHW activations and PyTorch's weight layout
+ * [out_channels, in_channels, kernel, kernel]; im2col then one sgemm per image. */
+typedef struct {
+    int batch;
+    int in_channels, in_height, in_width;
+    int out_channels;
+    int kernel, stride, padding;
+} Conv2dShape;
+
+int conv2d_out_height(const Conv2dShape *shape);
+int conv2d_out_width(const Conv2dShape *shape);
+/* Scratch floats the caller provides to forward and backward. */
+size_t conv2d_workspace_floats(const Conv2dShape *shape);
+
+/* out[batch, out_channels, out_h, out_w]; bias may be NULL. */
+void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
+                    const Conv2dShape *shape, float *workspace);
+
+/* Accumulates into d_in (may be NULL: the image needs no gradient), d_weight
+ * and d_bias (may be NULL). */
+void conv2d_backward(float *d_in, float *d_weight, float *d_bias, const float *d_out,
+                     const float *in, const float *weight, const Conv2dShape *shape,
+                     float *workspace);
+
+#endif

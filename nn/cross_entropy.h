@@ -1,0 +1,19 @@
+#ifndef NN_CROSS_ENTROPY_H
+#define NN_CROSS_ENTROPY_H
+
+/* Cross-entropy of logits [rows, classes] against integer targets, over a
+ * padded batch: rows whose target equals ignore_index (the <pad> token) count
+ * for nothing, and the loss is the mean over the remaining rows, as PyTorch's
+ * F.cross_entropy(ignore_index=..., label_smoothing=...). With label smoothing
+ * e the per-row loss is (1 - e) * -log p[target] + e * mean_c(-log p[c]).
+ * probs ([rows, classes]) is saved for backward. Returns the mean loss; sets
+ * *valid_rows (may be NULL) to the number of rows that counted. */
+float cross_entropy_forward(float *probs, const float *logits, const int *targets, int rows,
+                            int classes, int ignore_index, float label_smoothing,
+                            int *valid_rows);
+
+/* Accumulates d_loss * dL/dlogits into d_logits. */
+void cross_entropy_backward(float *d_logits, const float *probs, const int *targets, int rows,
+                            int classes, int ignore_index, float label_smoothing, float d_loss);
+
+#endif

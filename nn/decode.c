@@ -1,0 +1,383 @@
+#include "decode.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "activation.h"
+#include "embedding.h"
+#include "linear.h"
+#include "lstm.h"
+#include "softmax.h"
+
+typedef struct {
+    int length, finished;
+    float logprob, score;
+    int *tokens;
+    float *token_logprobs, *alpha, *beta;
+} Hypothesis;
+
+struct Captioner {
+    const SatModel *model;
+    int max_beam, max_length;
+    EncoderBuffers encoder;
+    /* per row (up to max_beam): */
+    float *z, *projection, *z_mean, *h, *c, *h_next, *c_next, *gates, *x, *embedded;
+    float *context, *zhat, *out, *logits, *alpha, *beta, *attention_cache;
+    int *prev_tokens, *parents;
+    Hypothesis *alive, *next_alive, *finished;
+    int finished_count;
+};
+
+static AttentionShape attention_shape(const SatModel *m, int rows) {
+    return (AttentionShape){.score = m->config.score, .batch = rows, .cells = m->cells,
+                            .features = m->features, .hidden = m->config.hidden_dim,
+                            .attention = m->config.attention_dim};
+}
+
+static int hypothesis_alloc(Hypothesis *h, int max_length, int cells) {
+    memset(h, 0, sizeof *h);
+    h->tokens = malloc(sizeof(int) * max_length);
+    h->token_logprobs = malloc(sizeof(float) * max_length);
+    h->alpha = malloc(sizeof(float) * max_length * cells);
+    h->beta = malloc(sizeof(float) * max_length);
+    return h->tokens && h->token_logprobs && h->alpha && h->beta ? 0 : -1;
+}
+
+static void hypothesis_free(Hypothesis *h) {
+    free(h->tokens);
+    free(h->token_logprobs);
+    free(h->alpha);
+    free(h->beta);
+}
+
+static void hypothesis_copy(Hypothesis *dst, const Hypothesis *src, int cells) {
+    dst->length = src->length;
+    dst->finished = src->finished;
+    dst->logprob = src->logprob;
+    dst->score = src->score;
+    memcpy(dst->tokens, src->tokens, sizeof(int) * src->length);
+    memcpy(dst->token_logprobs, src->token_logprobs, sizeof(float) * src->length);
+    memcpy(dst->alpha, src->alpha, sizeof(float) * src->length * cells);
+    memcpy(dst->beta, src->beta, sizeof(float) * src->length);
+}
+
+void captioner_free(Captioner *cap) {
+    if (!cap) return;
+    encoder_buffers_free(&cap->encoder);
+    float *buffers[] = {cap->z, cap->projection, cap->z_mean, cap->h, cap->c, cap->h_next, cap->c_next,
+                        cap->gates, cap->x, cap->embedded, cap->context, cap->zhat, cap->out,
+                        cap->logits, cap->alpha, cap->beta, cap->attention_cache};
+    for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
+    free(cap->prev_tokens);
+    free(cap->parents);
+    Hypothesis *lists[] = {cap->alive, cap->next_alive, cap->finished};
+    for (int l = 0; l < 3; l++) {
+        if (!lists[l]) continue;
+        for (int i = 0; i < cap->max_beam; i++) hypothesis_free(&lists[l][i]);
+        free(lists[l]);
+    }
+    free(cap);
+}
+
+static int alloc_rows(Captioner *cap, Error *err) {
+    const SatModel *m = cap->model;
+    size_t k = cap->max_beam, L = m->cells, D = m->features, H = m->config.hidden_dim;
+    size_t E = m->config.embed_dim, V = m->config.vocab_size;
+    AttentionShape as = attention_shape(m, (int)k);
+    size_t proj = attention_projection_floats(&as), cache = attention_cache_floats(&as);
+    struct { float **ptr; size_t count; } plan[] = {
+        {&cap->z, k * L * D}, {&cap->projection, proj + 1}, {&cap->z_mean, k * D}, {&cap->h, k * H},
+        {&cap->c, k * H}, {&cap->h_next, k * H}, {&cap->c_next, k * H}, {&cap->gates, k * 4 * H},
+        {&cap->x, k * (E + D)}, {&cap->embedded, k * E}, {&cap->context, k * D}, {&cap->zhat, k * D},
+        {&cap->out, k * E}, {&cap->logits, k * V}, {&cap->alpha, k * L}, {&cap->beta, k},
+        {&cap->attention_cache, cache + 1},
+    };
+    for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
+        *plan[i].ptr = malloc(plan[i].count * sizeof(float));
+        if (!*plan[i].ptr) return error_set(err, "out of memory for captioning buffers");
+    }
+    cap->prev_tokens = malloc(sizeof(int) * k);
+    cap->parents = malloc(sizeof(int) * k);
+    cap->alive = calloc(k, sizeof(Hypothesis));
+    cap->next_alive = calloc(k, sizeof(Hypothesis));
+    cap->finished = calloc(k, sizeof(Hypothesis));
+    if (!cap->prev_tokens || !cap->parents || !cap->alive || !cap->next_alive || !cap->finished)
+        return error_set(err, "out of memory for captioning buffers");
+    for (size_t i = 0; i < k; i++)
+        if (hypothesis_alloc(&cap->alive[i], cap->max_length, (int)L) != 0 ||
+            hypothesis_alloc(&cap->next_alive[i], cap->max_length, (int)L) != 0 ||
+            hypothesis_alloc(&cap->finished[i], cap->max_length, (int)L) != 0)
+            return error_set(err, "out of memory for beam hypotheses");
+    return 0;
+}
+
+int captioner_create(Captioner **out, const SatModel *m, int max_beam, int max_length, Error *err) {
+    *out = NULL;
+    if (max_beam < 1 || max_beam > 64) return error_set(err, "beam width %d out of range (1 to 64)", max_beam);
+    if (max_length < 1 || max_length > 1000) return error_set(err, "max length %d out of range (1 to 1000)", max_length);
+    if (!m->folded) return error_set(err, "model not prepared for inference (sat_model_prepare_inference)");
+    Captioner *cap = calloc(1, sizeof *cap);
+    if (!cap) return error_set(err, "out of memory");
+    cap->model = m;
+    cap->max_beam = max_beam;
+    cap->max_length = max_length;
+    if (encoder_buffers_alloc(&cap->encoder, m, 1, err) != 0 || alloc_rows(cap, err) != 0) {
+        captioner_free(cap);
+        return -1;
+    }
+    *out = cap;
+    return 0;
+}
+
+/* Encodes the image into row 0, then replicates it to every beam row. */
+static void encode(Captioner *cap, const float *image) {
+    const SatModel *m = cap->model;
+    size_t L = m->cells, D = m->features, H = m->config.hidden_dim;
+    const float *features = encoder_forward_infer(m, &cap->encoder, image, 1);
+    features_to_annotations(cap->z, features, 1, (int)D, (int)L);
+    memset(cap->z_mean, 0, D * sizeof(float));
+    for (size_t i = 0; i < L; i++)
+        for (size_t d = 0; d < D; d++) cap->z_mean[d] += cap->z[i * D + d] / (float)L;
+    AttentionShape as = attention_shape(m, 1);
+    if (m->config.use_attention) attention_precompute_forward(cap->projection, cap->z, &m->p.attention, &as);
+    size_t proj = attention_projection_floats(&as);
+    for (int r = 1; r < cap->max_beam; r++) {
+        memcpy(cap->z + r * L * D, cap->z, L * D * sizeof(float));
+        memcpy(cap->z_mean + r * D, cap->z_mean, D * sizeof(float));
+        if (proj) memcpy(cap->projection + r * proj, cap->projection, proj * sizeof(float));
+    }
+    linear_forward(cap->h, cap->z_mean, m->p.init_h_weight, m->p.init_h_bias, 1, (int)D, (int)H);
+    tanh_forward(cap->h, cap->h, (long)H);
+    linear_forward(cap->c, cap->z_mean, m->p.init_c_weight, m->p.init_c_bias, 1, (int)D, (int)H);
+    tanh_forward(cap->c, cap->c, (long)H);
+}
+
+/* One decoder step for `rows` hypotheses: logits become log-probabilities;
+ * the new state goes to h_next / c_next. */
+static void decoder_step(Captioner *cap, int rows) {
+    const SatModel *m = cap->model;
+    int D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim, V = m->config.vocab_size;
+    embedding_forward(cap->embedded, cap->prev_tokens, m->p.embedding, rows, E);
+    if (m->config.use_attention) {
+        AttentionShape as = attention_shape(m, rows);
+        attention_step_forward(cap->alpha, cap->context, cap->attention_cache, cap->h, cap->z,
+                               cap->projection, &m->p.attention, &as);
+        linear_forward(cap->beta, cap->h, m->p.gate_weight, m->p.gate_bias, rows, H, 1);
+        sigmoid_forward(cap->beta, cap->beta, rows);
+        for (int r = 0; r < rows; r++)
+            for (int d = 0; d < D; d++) cap->zhat[r * D + d] = cap->beta[r] * cap->context[r * D + d];
+    } else {
+        memcpy(cap->zhat, cap->z_mean, sizeof(float) * rows * D);
+    }
+    for (int r = 0; r < rows; r++) {
+        memcpy(cap->x + r * (E + D), cap->embedded + r * E, E * sizeof(float));
+        memcpy(cap->x + r * (E + D) + E, cap->zhat + r * D, D * sizeof(float));
+    }
+    LstmShape ls = {.batch = rows, .input = E + D, .hidden = H};
+    lstm_cell_forward(cap->h_next, cap->c_next, cap->gates, cap->x, cap->h, cap->c, m->p.lstm_weight_ih,
+                      m->p.lstm_weight_hh, m->p.lstm_bias, &ls);
+    linear_forward(cap->out, cap->h_next, m->p.out_hidden_weight, m->p.out_hidden_bias, rows, H, E);
+    linear_forward(cap->logits, cap->zhat, m->p.out_context_weight, m->p.out_context_bias, rows, D, E);
+    for (int i = 0; i < rows * E; i++) cap->out[i] += cap->logits[i] + cap->embedded[i];
+    linear_forward(cap->logits, cap->out, m->p.out_weight, m->p.out_bias, rows, E, V);
+    log_softmax_forward(cap->logits, cap->logits, rows, V);
+}
+
+static float normalised(float logprob, int tokens, float penalty) {
+    return penalty == 0.0f ? logprob : logprob / powf((float)tokens, penalty);
+}
+
+typedef struct {
+    float total;
+    int row, token;
+} Candidate;
+
+/* Keeps the best `capacity` candidates, sorted best first. */
+static void offer(Candidate *best, int *count, int capacity, Candidate c) {
+    if (*count == capacity && c.total <= best[capacity - 1].total) return;
+    int i = *count < capacity ? (*count)++ : capacity - 1;
+    while (i > 0 && best[i - 1].total < c.total) {
+        best[i] = best[i - 1];
+        i--;
+    }
+    best[i] = c;
+}
+
+static void extend(Captioner *cap, Hypothesis *dst, const Hypothesis *parent, int row, int token, float lp) {
+    const SatModel *m = cap->model;
+    int L = m->cells;
+    hypothesis_copy(dst, parent, L);
+    dst->tokens[dst->length] = token;
+    dst->token_logprobs[dst->length] = lp;
+    if (m->config.use_attention) {
+        memcpy(dst->alpha + (size_t)dst->length * L, cap->alpha + (size_t)row * L, sizeof(float) * L);
+        dst->beta[dst->length] = cap->beta[row];
+    }
+    dst->length++;
+    dst->logprob += lp;
+}
+
+static void add_finished(Captioner *cap, const Hypothesis *h, int finished, float penalty) {
+    Hypothesis *slot = NULL;
+    float score = normalised(h->logprob, h->length + finished, penalty);
+    if (cap->finished_count < cap->max_beam) {
+        slot = &cap->finished[cap->finished_count++];
+    } else {
+        int worst = 0;
+        for (int i = 1; i < cap->finished_count; i++)
+            if (cap->finished[i].score < cap->finished[worst].score) worst = i;
+        if (cap->finished[worst].score >= score) return;
+        slot = &cap->finished[worst];
+    }
+    hypothesis_copy(slot, h, cap->model->cells);
+    slot->finished = finished;
+    slot->score = score;
+}
+
+/* Moves the chosen rows' states into place for the next step. */
+static void reorder_states(Captioner *cap, int rows) {
+    size_t H = cap->model->config.hidden_dim;
+    for (int r = 0; r < rows; r++) {
+        memcpy(cap->h + r * H, cap->h_next + (size_t)cap->parents[r] * H, H * sizeof(float));
+        memcpy(cap->c + r * H, cap->c_next + (size_t)cap->parents[r] * H, H * sizeof(float));
+    }
+}
+
+static int is_word(int token) { return token != TOKEN_PAD && token != TOKEN_START && token != TOKEN_UNK; }
+
+/* One beam step; returns the number of hypotheses still alive. */
+static int beam_step(Captioner *cap, int alive, int beam, const DecodeOptions *o, int last_step) {
+    const SatModel *m = cap->model;
+    int V = m->config.vocab_size;
+    Candidate best[2 * 64];
+    int count = 0, capacity = 2 * beam;
+    for (int r = 0; r < alive; r++)
+        for (int w = 0; w < V; w++)
+            if (is_word(w)) offer(best, &count, capacity, (Candidate){cap->alive[r].logprob + cap->logits[(size_t)r * V + w], r, w});
+    int next = 0;
+    for (int i = 0; i < count && next < beam; i++) {
+        Candidate c = best[i];
+        float lp = cap->logits[(size_t)c.row * V + c.token];
+        if (c.token == TOKEN_END) {
+            Hypothesis *h = &cap->alive[c.row];
+            h->logprob += lp;
+            add_finished(cap, h, 1, o->length_penalty);
+            h->logprob -= lp;
+            continue;
+        }
+        extend(cap, &cap->next_alive[next], &cap->alive[c.row], c.row, c.token, lp);
+        cap->prev_tokens[next] = c.token;
+        cap->parents[next] = c.row;
+        next++;
+    }
+    if (last_step) {
+        for (int r = 0; r < next; r++) add_finished(cap, &cap->next_alive[r], 0, o->length_penalty);
+        return 0;
+    }
+    Hypothesis *swap = cap->alive;
+    cap->alive = cap->next_alive;
+    cap->next_alive = swap;
+    reorder_states(cap, next);
+    return next;
+}
+
+/* Beam search stops once no live hypothesis can beat the worst kept finished one
+ * without length normalisation (log-probabilities only fall). */
+static int search_done(const Captioner *cap, int alive, int beam, const DecodeOptions *o) {
+    if (alive == 0) return 1;
+    if (cap->finished_count < beam || o->length_penalty != 0.0f) return 0;
+    float worst = FLT_MAX, best_alive = -FLT_MAX;
+    for (int i = 0; i < cap->finished_count; i++) worst = fminf(worst, cap->finished[i].score);
+    for (int i = 0; i < alive; i++) best_alive = fmaxf(best_alive, cap->alive[i].logprob);
+    return best_alive <= worst;
+}
+
+static int best_finished(const Captioner *cap) {
+    int best = 0;
+    for (int i = 1; i < cap->finished_count; i++) {
+        const Hypothesis *a = &cap->finished[i], *b = &cap->finished[best];
+        /* A hypothesis that ended with <end> beats one cut off at max_length. */
+        if (a->finished > b->finished || (a->finished == b->finished && a->score > b->score)) best = i;
+    }
+    return best;
+}
+
+static int export_caption(const Captioner *cap, const Hypothesis *h, Caption *out, Error *err) {
+    const SatModel *m = cap->model;
+    int L = m->cells, n = h->length > 0 ? h->length : 1;
+    memset(out, 0, sizeof *out);
+    out->length = h->length;
+    out->logprob = h->logprob;
+    out->score = h->score;
+    out->finished = h->finished;
+    out->cells = L;
+    out->grid_h = m->grid_h;
+    out->grid_w = m->grid_w;
+    out->tokens = malloc(sizeof(int) * n);
+    out->token_logprobs = malloc(sizeof(float) * n);
+    if (m->config.use_attention) {
+        out->alpha = malloc(sizeof(float) * n * L);
+        out->beta = malloc(sizeof(float) * n);
+    }
+    if (!out->tokens || !out->token_logprobs || (m->config.use_attention && (!out->alpha || !out->beta))) {
+        caption_free(out);
+        return error_set(err, "out of memory");
+    }
+    memcpy(out->tokens, h->tokens, sizeof(int) * h->length);
+    memcpy(out->token_logprobs, h->token_logprobs, sizeof(float) * h->length);
+    if (m->config.use_attention) {
+        memcpy(out->alpha, h->alpha, sizeof(float) * h->length * L);
+        memcpy(out->beta, h->beta, sizeof(float) * h->length);
+    }
+    return 0;
+}
+
+int captioner_run(Captioner *cap, const float *image, const DecodeOptions *o, Caption *out, Error *err) {
+    int beam = o->beam_width;
+    if (beam < 1 || beam > cap->max_beam)
+        return error_set(err, "beam width %d out of range (1 to %d)", beam, cap->max_beam);
+    if (o->max_length < 1 || o->max_length > cap->max_length)
+        return error_set(err, "max length %d out of range (1 to %d)", o->max_length, cap->max_length);
+    encode(cap, image);
+    cap->finished_count = 0;
+    Hypothesis *root = &cap->alive[0];
+    root->length = 0;
+    root->logprob = 0.0f;
+    root->finished = 0;
+    cap->prev_tokens[0] = TOKEN_START;
+    int alive = 1;
+    for (int step = 0; step < o->max_length && !search_done(cap, alive, beam, o); step++) {
+        decoder_step(cap, alive);
+        alive = beam_step(cap, alive, beam, o, step == o->max_length - 1);
+    }
+    if (cap->finished_count == 0) { /* only when max_length is reached with nothing alive */
+        root->length = 0;
+        add_finished(cap, root, 0, o->length_penalty);
+    }
+    return export_caption(cap, &cap->finished[best_finished(cap)], out, err);
+}
+
+void caption_free(Caption *c) {
+    free(c->tokens);
+    free(c->token_logprobs);
+    free(c->alpha);
+    free(c->beta);
+    memset(c, 0, sizeof *c);
+}
+
+const char *caption_text(const SatModel *m, const Caption *c, char *buffer, size_t size) {
+    size_t used = 0;
+    if (size == 0) return buffer;
+    buffer[0] = '\0';
+    for (int i = 0; i < c->length; i++) {
+        const char *word = m->vocab[c->tokens[i]];
+        size_t need = strlen(word) + (i > 0);
+        if (used + need >= size) break;
+        if (i > 0) buffer[used++] = ' ';
+        memcpy(buffer + used, word, strlen(word) + 1);
+        used += strlen(word);
+    }
+    return buffer;
+}

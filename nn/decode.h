@@ -1,0 +1,42 @@
+#ifndef NN_DECODE_H
+#define NN_DECODE_H
+
+#include "encoder.h"
+#include "model.h"
+
+/* Inference: encode one image, then greedy (beam_width 1) or beam search.
+ * Special tokens (<pad> <start> <unk>) are never emitted as words. */
+typedef struct {
+    int beam_width;       /* 1 = greedy */
+    int max_length;       /* words, without <end> */
+    float length_penalty; /* rank hypotheses by logprob / (words + 1)^length_penalty; 0 = raw */
+} DecodeOptions;
+
+typedef struct {
+    int length;            /* words, <end> excluded */
+    int *tokens;           /* [length] */
+    float *token_logprobs; /* [length] */
+    float logprob;         /* sum over the words and, if finished, <end> */
+    float score;           /* what beam search ranked by */
+    int finished;          /* 0: stopped at max_length without <end> */
+    int cells, grid_h, grid_w;
+    float *alpha;          /* [length, cells]: attention when emitting each word; NULL for the bottleneck */
+    float *beta;           /* [length]: the gate beta_t; NULL for the bottleneck */
+} Caption;
+
+typedef struct Captioner Captioner;
+
+/* Buffers for captioning with one model; reusable across images. The model
+ * must stay alive and prepared (sat_model_prepare_inference). */
+int captioner_create(Captioner **captioner, const SatModel *model, int max_beam, int max_length, Error *err);
+void captioner_free(Captioner *captioner);
+
+/* image: [3, S, S], normalised as the model's preprocessing says. */
+int captioner_run(Captioner *captioner, const float *image, const DecodeOptions *options,
+                  Caption *caption, Error *err);
+void caption_free(Caption *caption);
+
+/* Joins the words with spaces into buffer (truncating safely). */
+const char *caption_text(const SatModel *model, const Caption *caption, char *buffer, size_t size);
+
+#endif

@@ -1,0 +1,318 @@
+#include "decoder.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "activation.h"
+#include "cross_entropy.h"
+#include "dropout.h"
+#include "embedding.h"
+#include "linear.h"
+#include "lstm.h"
+
+static AttentionShape attention_shape(const SatModel *m, int rows) {
+    return (AttentionShape){.score = m->config.score, .batch = rows, .cells = m->cells,
+                            .features = m->features, .hidden = m->config.hidden_dim,
+                            .attention = m->config.attention_dim};
+}
+
+static LstmShape lstm_shape(const SatModel *m, int rows) {
+    return (LstmShape){.batch = rows, .input = m->config.embed_dim + m->features,
+                       .hidden = m->config.hidden_dim};
+}
+
+/* Allocation list: every buffer with its size, so alloc and free cannot drift apart. */
+#define DECODER_FLOAT_BUFFERS(X)                                                        \
+    X(z, (size_t)R * L * D) X(projection, att_proj) X(z_mean, (size_t)R * D)           \
+    X(h, (size_t)(T + 1) * R * H) X(c, (size_t)(T + 1) * R * H)                        \
+    X(gates, (size_t)T * R * 4 * H) X(x, (size_t)T * R * (E + D))                      \
+    X(alpha, (size_t)T * R * L) X(context, (size_t)T * R * D) X(beta, (size_t)T * R)   \
+    X(zhat, (size_t)T * R * D) X(attention_cache, (size_t)T * att_cache)               \
+    X(coverage, (size_t)R * L) X(embedded, (size_t)T * R * E)                          \
+    X(out_pre, (size_t)T * R * E) X(out_drop, (size_t)T * R * E)                       \
+    X(dropout_mask, (size_t)T * R * E) X(logits, (size_t)T * R * V)                    \
+    X(probs, (size_t)T * R * V) X(d_logits, (size_t)T * R * V)                         \
+    X(d_out_drop, (size_t)T * R * E) X(d_out_pre, (size_t)T * R * E)                   \
+    X(d_embedded, (size_t)T * R * E) X(d_h_all, (size_t)T * R * H)                     \
+    X(d_zhat_all, (size_t)T * R * D) X(d_h, (size_t)R * H) X(d_c, (size_t)R * H)       \
+    X(d_h_prev, (size_t)R * H) X(d_c_prev, (size_t)R * H) X(d_x, (size_t)R * (E + D))  \
+    X(d_context, (size_t)R * D) X(d_alpha, (size_t)R * L) X(d_gate, (size_t)R)         \
+    X(d_z, (size_t)R * L * D) X(d_projection, att_proj) X(d_z_mean, (size_t)R * D)     \
+    X(lstm_workspace, (size_t)R * 4 * H) X(attention_workspace, att_work)
+
+static float *alloc_floats(size_t count) { return malloc((count > 0 ? count : 1) * sizeof(float)); }
+
+int decoder_buffers_alloc(DecoderBuffers *b, const SatModel *m, int R, int T, Error *err) {
+    memset(b, 0, sizeof *b);
+    b->row_capacity = R;
+    b->step_capacity = T;
+    size_t L = m->cells, D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim;
+    size_t V = m->config.vocab_size;
+    AttentionShape as = attention_shape(m, R);
+    size_t att_proj = m->config.use_attention ? attention_projection_floats(&as) : 0;
+    size_t att_cache = m->config.use_attention ? attention_cache_floats(&as) : 0;
+    size_t att_work = m->config.use_attention ? attention_workspace_floats(&as) : 0;
+    b->attention_cache_stride = att_cache;
+    int failed = 0;
+#define ALLOC(name, count) \
+    b->name = alloc_floats(count); failed |= !b->name;
+    DECODER_FLOAT_BUFFERS(ALLOC)
+#undef ALLOC
+    b->input_tokens = malloc((size_t)T * R * sizeof(int));
+    b->targets = malloc((size_t)T * R * sizeof(int));
+    if (failed || !b->input_tokens || !b->targets) {
+        decoder_buffers_free(b);
+        return error_set(err, "out of memory for decoder buffers (%d captions x %d steps)", R, T);
+    }
+    return 0;
+}
+
+void decoder_buffers_free(DecoderBuffers *b) {
+#define FREE(name, count) free(b->name);
+    DECODER_FLOAT_BUFFERS(FREE)
+#undef FREE
+    free(b->input_tokens);
+    free(b->targets);
+    memset(b, 0, sizeof *b);
+}
+
+static void zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
+
+/* Copies each caption row's image features and takes their mean over cells. */
+static void expand_images(const SatModel *m, DecoderBuffers *b, const float *z_images, const DecoderBatch *batch) {
+    size_t L = m->cells, D = m->features;
+    for (int r = 0; r < batch->rows; r++) {
+        const float *src = z_images + (size_t)batch->row_image[r] * L * D;
+        memcpy(b->z + r * L * D, src, L * D * sizeof(float));
+        float *mean = b->z_mean + r * D;
+        zero(mean, D);
+        for (size_t i = 0; i < L; i++)
+            for (size_t d = 0; d < D; d++) mean[d] += src[i * D + d];
+        for (size_t d = 0; d < D; d++) mean[d] /= (float)L;
+    }
+}
+
+static void split_tokens(DecoderBuffers *b, const DecoderBatch *batch) {
+    int R = batch->rows, T = batch->steps;
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < R; r++) {
+            b->input_tokens[t * R + r] = batch->captions[r * (T + 1) + t];
+            b->targets[t * R + r] = batch->captions[r * (T + 1) + t + 1];
+        }
+}
+
+static void initial_state(const SatModel *m, DecoderBuffers *b, int R) {
+    int D = m->features, H = m->config.hidden_dim;
+    linear_forward(b->h, b->z_mean, m->p.init_h_weight, m->p.init_h_bias, R, D, H);
+    tanh_forward(b->h, b->h, (long)R * H);
+    linear_forward(b->c, b->z_mean, m->p.init_c_weight, m->p.init_c_bias, R, D, H);
+    tanh_forward(b->c, b->c, (long)R * H);
+}
+
+/* zhat_t for step t: the gated attention context, or the mean feature. */
+static void context_step(const SatModel *m, DecoderBuffers *b, int t, int R) {
+    int D = m->features, H = m->config.hidden_dim, L = m->cells;
+    float *zhat = b->zhat + (size_t)t * R * D;
+    if (!m->config.use_attention) {
+        memcpy(zhat, b->z_mean, (size_t)R * D * sizeof(float));
+        return;
+    }
+    const float *h_prev = b->h + (size_t)t * R * H;
+    float *context = b->context + (size_t)t * R * D, *beta = b->beta + (size_t)t * R;
+    AttentionShape as = attention_shape(m, R);
+    attention_step_forward(b->alpha + (size_t)t * R * L, context,
+                           b->attention_cache + t * b->attention_cache_stride, h_prev, b->z,
+                           b->projection, &m->p.attention, &as);
+    linear_forward(beta, h_prev, m->p.gate_weight, m->p.gate_bias, R, H, 1);
+    sigmoid_forward(beta, beta, R);
+    for (int r = 0; r < R; r++)
+        for (int d = 0; d < D; d++) zhat[r * D + d] = beta[r] * context[r * D + d];
+}
+
+static void lstm_step(const SatModel *m, DecoderBuffers *b, int t, int R) {
+    int D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim;
+    float *x = b->x + (size_t)t * R * (E + D);
+    for (int r = 0; r < R; r++) {
+        memcpy(x + r * (E + D), b->embedded + ((size_t)t * R + r) * E, E * sizeof(float));
+        memcpy(x + r * (E + D) + E, b->zhat + ((size_t)t * R + r) * D, D * sizeof(float));
+    }
+    LstmShape ls = lstm_shape(m, R);
+    size_t state = (size_t)R * H;
+    lstm_cell_forward(b->h + (t + 1) * state, b->c + (t + 1) * state, b->gates + t * 4 * state, x,
+                      b->h + t * state, b->c + t * state, m->p.lstm_weight_ih, m->p.lstm_weight_hh,
+                      m->p.lstm_bias, &ls);
+}
+
+/* Deep output for all steps at once: it does not feed back into the recurrence. */
+static void deep_output(const SatModel *m, DecoderBuffers *b, int R, int T, int training, Rng *rng) {
+    int D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim, V = m->config.vocab_size;
+    long rows = (long)T * R, n = rows * E;
+    linear_forward(b->out_pre, b->h + (size_t)R * H, m->p.out_hidden_weight, m->p.out_hidden_bias, (int)rows, H, E);
+    linear_forward(b->out_drop, b->zhat, m->p.out_context_weight, m->p.out_context_bias, (int)rows, D, E);
+    for (long i = 0; i < n; i++) b->out_pre[i] += b->out_drop[i] + b->embedded[i];
+    dropout_forward(b->out_drop, b->dropout_mask, b->out_pre, n, training ? m->config.dropout : 0.0f, rng);
+    linear_forward(b->logits, b->out_drop, m->p.out_weight, m->p.out_bias, (int)rows, E, V);
+}
+
+/* lambda * mean_r sum_i (1 - sum_{t valid} alpha_tri)^2; coverage keeps the sums. */
+static float attention_penalty(const SatModel *m, DecoderBuffers *b, int R, int T) {
+    int L = m->cells;
+    if (!m->config.use_attention || m->config.doubly_stochastic == 0.0f) return 0.0f;
+    zero(b->coverage, (size_t)R * L);
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < R; r++) {
+            if (b->targets[t * R + r] == TOKEN_PAD) continue;
+            const float *alpha = b->alpha + ((size_t)t * R + r) * L;
+            for (int i = 0; i < L; i++) b->coverage[r * L + i] += alpha[i];
+        }
+    double sum = 0.0;
+    for (long i = 0; i < (long)R * L; i++) sum += (1.0 - b->coverage[i]) * (1.0 - b->coverage[i]);
+    return (float)(m->config.doubly_stochastic * sum / R);
+}
+
+SatLoss decoder_forward_train(const SatModel *m, DecoderBuffers *b, const float *z_images,
+                              const DecoderBatch *batch, Rng *rng) {
+    int R = batch->rows, T = batch->steps, E = m->config.embed_dim;
+    b->rows = R;
+    b->steps = T;
+    expand_images(m, b, z_images, batch);
+    split_tokens(b, batch);
+    initial_state(m, b, R);
+    if (m->config.use_attention) {
+        AttentionShape as = attention_shape(m, R);
+        attention_precompute_forward(b->projection, b->z, &m->p.attention, &as);
+    }
+    embedding_forward(b->embedded, b->input_tokens, m->p.embedding, T * R, E);
+    for (int t = 0; t < T; t++) {
+        context_step(m, b, t, R);
+        lstm_step(m, b, t, R);
+    }
+    deep_output(m, b, R, T, batch->training, rng);
+    SatLoss loss = {0};
+    loss.cross_entropy = cross_entropy_forward(b->probs, b->logits, b->targets, T * R, m->config.vocab_size,
+                                               TOKEN_PAD, batch->label_smoothing, &loss.tokens);
+    loss.penalty = attention_penalty(m, b, R, T);
+    loss.loss = loss.cross_entropy + loss.penalty;
+    return loss;
+}
+
+static void deep_output_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b,
+                                 const DecoderBatch *batch) {
+    int R = batch->rows, T = batch->steps, rows = R * T;
+    int D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim, V = m->config.vocab_size;
+    zero(b->d_logits, (size_t)rows * V);
+    cross_entropy_backward(b->d_logits, b->probs, b->targets, rows, V, TOKEN_PAD, batch->label_smoothing, 1.0f);
+    zero(b->d_out_drop, (size_t)rows * E);
+    linear_backward(b->d_out_drop, g->out_weight, g->out_bias, b->d_logits, b->out_drop, m->p.out_weight, rows, E, V);
+    zero(b->d_out_pre, (size_t)rows * E);
+    dropout_backward(b->d_out_pre, b->d_out_drop, b->dropout_mask, (long)rows * E);
+    memcpy(b->d_embedded, b->d_out_pre, (size_t)rows * E * sizeof(float));
+    zero(b->d_h_all, (size_t)rows * H);
+    linear_backward(b->d_h_all, g->out_hidden_weight, g->out_hidden_bias, b->d_out_pre, b->h + (size_t)R * H,
+                    m->p.out_hidden_weight, rows, H, E);
+    zero(b->d_zhat_all, (size_t)rows * D);
+    linear_backward(b->d_zhat_all, g->out_context_weight, g->out_context_bias, b->d_out_pre, b->zhat,
+                    m->p.out_context_weight, rows, D, E);
+}
+
+/* dL/dalpha of the penalty at step t (zero for padded rows). */
+static void penalty_gradient(const SatModel *m, DecoderBuffers *b, int t, int R) {
+    int L = m->cells;
+    float scale = -2.0f * m->config.doubly_stochastic / R;
+    for (int r = 0; r < R; r++) {
+        int valid = b->targets[t * R + r] != TOKEN_PAD && m->config.doubly_stochastic != 0.0f;
+        for (int i = 0; i < L; i++)
+            b->d_alpha[r * L + i] = valid ? scale * (1.0f - b->coverage[r * L + i]) : 0.0f;
+    }
+}
+
+static void context_step_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b, int t, int R) {
+    int D = m->features, H = m->config.hidden_dim, L = m->cells;
+    const float *d_zhat = b->d_zhat_all + (size_t)t * R * D;
+    if (!m->config.use_attention) {
+        for (long i = 0; i < (long)R * D; i++) b->d_z_mean[i] += d_zhat[i];
+        return;
+    }
+    const float *context = b->context + (size_t)t * R * D, *beta = b->beta + (size_t)t * R;
+    const float *h_prev = b->h + (size_t)t * R * H;
+    for (int r = 0; r < R; r++) {
+        float d_beta = 0.0f;
+        for (int d = 0; d < D; d++) {
+            b->d_context[r * D + d] = beta[r] * d_zhat[r * D + d];
+            d_beta += d_zhat[r * D + d] * context[r * D + d];
+        }
+        b->d_gate[r] = d_beta * beta[r] * (1.0f - beta[r]);
+    }
+    linear_backward(b->d_h_prev, g->gate_weight, g->gate_bias, b->d_gate, h_prev, m->p.gate_weight, R, H, 1);
+    penalty_gradient(m, b, t, R);
+    AttentionShape as = attention_shape(m, R);
+    AttentionParams grads = g->attention;
+    attention_step_backward(b->d_h_prev, b->d_z, b->d_projection, &grads, b->d_context, b->d_alpha,
+                            b->alpha + (size_t)t * R * L, b->attention_cache + t * b->attention_cache_stride,
+                            h_prev, b->z, &m->p.attention, &as, b->attention_workspace);
+}
+
+static void recurrence_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b, int R, int T) {
+    int D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim;
+    size_t state = (size_t)R * H;
+    LstmShape ls = lstm_shape(m, R);
+    zero(b->d_h, state);
+    zero(b->d_c, state);
+    for (int t = T - 1; t >= 0; t--) {
+        const float *d_h_out = b->d_h_all + t * state;
+        for (size_t i = 0; i < state; i++) b->d_h[i] += d_h_out[i];
+        zero(b->d_x, (size_t)R * (E + D));
+        zero(b->d_h_prev, state);
+        zero(b->d_c_prev, state);
+        lstm_cell_backward(b->d_x, b->d_h_prev, b->d_c_prev, g->lstm_weight_ih, g->lstm_weight_hh, g->lstm_bias,
+                           b->d_h, b->d_c, b->gates + t * 4 * state, b->c + (t + 1) * state,
+                           b->x + (size_t)t * R * (E + D), b->h + t * state, b->c + t * state,
+                           m->p.lstm_weight_ih, m->p.lstm_weight_hh, &ls, b->lstm_workspace);
+        for (int r = 0; r < R; r++) {
+            float *d_emb = b->d_embedded + ((size_t)t * R + r) * E;
+            float *d_zhat = b->d_zhat_all + ((size_t)t * R + r) * D;
+            const float *dx = b->d_x + (size_t)r * (E + D);
+            for (int e = 0; e < E; e++) d_emb[e] += dx[e];
+            for (int d = 0; d < D; d++) d_zhat[d] += dx[E + d];
+        }
+        context_step_backward(m, g, b, t, R);
+        memcpy(b->d_h, b->d_h_prev, state * sizeof(float));
+        memcpy(b->d_c, b->d_c_prev, state * sizeof(float));
+    }
+}
+
+static void initial_state_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b, int R) {
+    int D = m->features, H = m->config.hidden_dim;
+    size_t state = (size_t)R * H;
+    /* d_h_prev is free now: use it for the pre-tanh gradients. */
+    zero(b->d_h_prev, state);
+    tanh_backward(b->d_h_prev, b->d_h, b->h, (long)state);
+    linear_backward(b->d_z_mean, g->init_h_weight, g->init_h_bias, b->d_h_prev, b->z_mean, m->p.init_h_weight, R, D, H);
+    zero(b->d_c_prev, state);
+    tanh_backward(b->d_c_prev, b->d_c, b->c, (long)state);
+    linear_backward(b->d_z_mean, g->init_c_weight, g->init_c_bias, b->d_c_prev, b->z_mean, m->p.init_c_weight, R, D, H);
+}
+
+void decoder_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b, float *d_z_images,
+                      const DecoderBatch *batch) {
+    int R = batch->rows, T = batch->steps, L = m->cells, D = m->features, E = m->config.embed_dim;
+    AttentionShape as = attention_shape(m, R);
+    zero(b->d_z, (size_t)R * L * D);
+    zero(b->d_z_mean, (size_t)R * D);
+    if (m->config.use_attention) zero(b->d_projection, attention_projection_floats(&as));
+    deep_output_backward(m, g, b, batch);
+    recurrence_backward(m, g, b, R, T);
+    initial_state_backward(m, g, b, R);
+    if (m->config.use_attention) {
+        AttentionParams grads = g->attention;
+        attention_precompute_backward(b->d_z, &grads, b->d_projection, b->z, &m->p.attention, &as);
+    }
+    embedding_backward(g->embedding, b->d_embedded, b->input_tokens, T * R, E);
+    for (int r = 0; r < R; r++) {
+        float *dst = d_z_images + (size_t)batch->row_image[r] * L * D;
+        const float *src = b->d_z + (size_t)r * L * D;
+        const float *d_mean = b->d_z_mean + (size_t)r * D;
+        for (int i = 0; i < L; i++)
+            for (int d = 0; d < D; d++) dst[i * D + d] += src[i * D + d] + d_mean[d] / (float)L;
+    }
+}

@@ -1,0 +1,56 @@
+#ifndef NN_DECODER_H
+#define NN_DECODER_H
+
+#include "model.h"
+
+/* Training-time decoder: teacher forcing over a batch of captions, keeping
+ * every step's activations for backpropagation through time. Several
+ * captions may share one image (row_image), so the CNN runs once per image
+ * however many of its captions are trained on. Activations are stored
+ * step-major ([steps, rows, ...]) so each step is contiguous. */
+typedef struct {
+    int row_capacity, step_capacity;
+    float *z, *projection, *z_mean;          /* per caption row */
+    float *h, *c;                            /* [steps + 1, rows, hidden] */
+    float *gates, *x;                        /* LSTM gates and input [emb; zhat] */
+    float *alpha, *context, *beta, *zhat, *attention_cache, *coverage;
+    float *embedded, *out_pre, *out_drop, *dropout_mask, *logits, *probs;
+    int *input_tokens, *targets;
+    /* backward scratch */
+    float *d_logits, *d_out_drop, *d_out_pre, *d_embedded, *d_h_all, *d_zhat_all;
+    float *d_h, *d_c, *d_h_prev, *d_c_prev, *d_x, *d_context, *d_alpha, *d_gate;
+    float *d_z, *d_projection, *d_z_mean, *lstm_workspace, *attention_workspace;
+    size_t attention_cache_stride;
+    int rows, steps; /* of the last forward */
+} DecoderBuffers;
+
+typedef struct {
+    float loss;          /* cross_entropy + penalty: what backward differentiates */
+    float cross_entropy; /* mean over non-pad target tokens */
+    float penalty;       /* lambda * mean_rows sum_i (1 - sum_t alpha_ti)^2 */
+    int tokens;          /* non-pad target tokens */
+} SatLoss;
+
+typedef struct {
+    const int *captions;  /* [rows, steps + 1]: <start> w1 .. wn <end> <pad>...; inputs are
+                             columns 0..steps-1, targets columns 1..steps */
+    const int *row_image; /* [rows]: which image each caption belongs to */
+    int rows, steps;
+    float label_smoothing;
+    int training;         /* 1: dropout active */
+} DecoderBatch;
+
+int decoder_buffers_alloc(DecoderBuffers *buffers, const SatModel *model, int row_capacity,
+                          int step_capacity, Error *err);
+void decoder_buffers_free(DecoderBuffers *buffers);
+
+/* z_images: [images, cells, features]. Token ids must be < vocab_size (the
+ * caller validates). rng drives dropout (may be NULL when not training). */
+SatLoss decoder_forward_train(const SatModel *model, DecoderBuffers *buffers,
+                              const float *z_images, const DecoderBatch *batch, Rng *rng);
+
+/* Accumulates parameter gradients into grads and dL/dz into d_z_images. */
+void decoder_backward(const SatModel *model, const SatTensors *grads, DecoderBuffers *buffers,
+                      float *d_z_images, const DecoderBatch *batch);
+
+#endif

@@ -1,0 +1,29 @@
+#include "linear.h"
+
+#include <cblas.h>
+
+void linear_forward(float *out, const float *in, const float *weight, const float *bias,
+                    int rows, int in_features, int out_features) {
+    float beta = 0.0f;
+    if (bias) {
+        for (int r = 0; r < rows; r++)
+            for (int o = 0; o < out_features; o++) out[(long)r * out_features + o] = bias[o];
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out_features, in_features,
+                1.0f, in, in_features, weight, in_features, beta, out, out_features);
+}
+
+void linear_backward(float *d_in, float *d_weight, float *d_bias, const float *d_out,
+                     const float *in, const float *weight,
+                     int rows, int in_features, int out_features) {
+    if (d_in)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in_features, out_features,
+                    1.0f, d_out, out_features, weight, in_features, 1.0f, d_in, in_features);
+    if (d_weight)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out_features, in_features, rows,
+                    1.0f, d_out, out_features, in, in_features, 1.0f, d_weight, in_features);
+    if (d_bias)
+        for (int r = 0; r < rows; r++)
+            for (int o = 0; o < out_features; o++) d_bias[o] += d_out[(long)r * out_features + o];
+}

@@ -1,0 +1,16 @@
+#ifndef NN_LINEAR_H
+#define NN_LINEAR_H
+
+/* Fully connected layer with PyTorch's weight layout [out_features, in_features]:
+ *   out[r, o] = sum_i in[r, i] * weight[o, i] + bias[o]
+ * Forward overwrites out. Backward accumulates (+=) into every gradient it is
+ * given; pass NULL for a gradient that is not needed (d_in of a model input,
+ * d_bias of a layer without bias). */
+void linear_forward(float *out, const float *in, const float *weight, const float *bias,
+                    int rows, int in_features, int out_features);
+
+void linear_backward(float *d_in, float *d_weight, float *d_bias, const float *d_out,
+                     const float *in, const float *weight,
+                     int rows, int in_features, int out_features);
+
+#endif

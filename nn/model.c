@@ -1,0 +1,488 @@
+#include "model.h"
+
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batchnorm.h"
+#include "init.h"
+#include "safetensors.h"
+
+static const char FORMAT_NAME[] = "show-attend-tell-c";
+static const char FORMAT_VERSION[] = "1";
+
+void sat_config_defaults(SatConfig *c) {
+    memset(c, 0, sizeof *c);
+    c->image_size = 224;
+    snprintf(c->encoder_spec, sizeof c->encoder_spec, "%s", "32s2,64p,128p,256,256p");
+    c->embed_dim = 256;
+    c->hidden_dim = 512;
+    c->attention_dim = 256;
+    c->use_attention = 1;
+    c->score = ATTENTION_ADDITIVE;
+    c->dropout = 0.5f;
+    c->doubly_stochastic = 0.005f;
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    memcpy(c->image_mean, mean, sizeof mean);
+    memcpy(c->image_std, std, sizeof std);
+}
+
+/* "32s2,64p,128p": one comma-separated item per convolution. */
+int sat_encoder_layout(const SatConfig *c, SatEncoderLayout *layout, Error *err) {
+    memset(layout, 0, sizeof *layout);
+    int channels = 3, size = c->image_size;
+    const char *p = c->encoder_spec;
+    if (c->image_size < 8 || c->image_size > 4096)
+        return error_set(err, "image size %d out of range (8 to 4096)", c->image_size);
+    while (*p) {
+        if (layout->count == SAT_MAX_CONV)
+            return error_set(err, "encoder spec \"%s\": more than %d convolutions", c->encoder_spec, SAT_MAX_CONV);
+        char *end;
+        long out = strtol(p, &end, 10);
+        if (end == p || out < 1 || out > 4096)
+            return error_set(err, "encoder spec \"%s\": expected a channel count at \"%s\" (format: 32s2,64p,128p)",
+                             c->encoder_spec, p);
+        int i = layout->count, stride = 1, pool = 0;
+        p = end;
+        while (*p && *p != ',') {
+            if (p[0] == 's' && p[1] == '2') {
+                stride = 2;
+                p += 2;
+            } else if (p[0] == 'p') {
+                pool = 1;
+                p++;
+            } else {
+                return error_set(err, "encoder spec \"%s\": unknown suffix at \"%s\" (s2 = stride 2, p = max-pool)",
+                                 c->encoder_spec, p);
+            }
+        }
+        if (*p == ',') p++;
+        layout->in_channels[i] = channels;
+        layout->in_size[i] = size;
+        layout->channels[i] = (int)out;
+        layout->stride[i] = stride;
+        layout->pool[i] = pool;
+        size = (size + 2 - 3) / stride + 1;
+        if (pool) size /= 2;
+        if (size < 1)
+            return error_set(err, "encoder spec \"%s\" shrinks a %d-pixel image to nothing", c->encoder_spec, c->image_size);
+        layout->out_size[i] = size;
+        channels = (int)out;
+        layout->count++;
+    }
+    if (layout->count == 0) return error_set(err, "encoder spec is empty");
+    return 0;
+}
+
+/* One walk over the model's tensors, in file order, serves three purposes:
+ * building the table, binding named views to a block, and initialising. */
+typedef enum { WALK_BUILD, WALK_BIND, WALK_INIT } WalkMode;
+typedef enum { INIT_UNIFORM, INIT_NORMAL, INIT_CONSTANT } InitKind;
+
+typedef struct {
+    WalkMode mode;
+    TensorTable *table;
+    float *block;
+    Rng *rng;
+    int index;
+    Error *err;
+    int failed;
+} Walker;
+
+static float *walk(Walker *w, const char *name, int flags, InitKind init, float value, int ndim,
+                   long d0, long d1, long d2, long d3) {
+    if (w->failed) return NULL;
+    long shape[4] = {d0, d1, d2, d3};
+    if (w->mode == WALK_BUILD) {
+        if (tensor_table_add(w->table, name, ndim, shape, flags, w->err) < 0) w->failed = 1;
+        return NULL;
+    }
+    const TensorSpec *s = &w->table->specs[w->index++];
+    float *data = w->block + s->offset;
+    if (w->mode == WALK_INIT) {
+        if (init == INIT_UNIFORM) init_uniform(data, s->numel, value, w->rng);
+        else if (init == INIT_NORMAL) init_normal(data, s->numel, value, w->rng);
+        else init_constant(data, s->numel, value);
+    }
+    return data;
+}
+
+static float fan_in_bound(long fan_in) { return 1.0f / sqrtf((float)fan_in); }
+
+enum { W = TENSOR_TRAINABLE | TENSOR_DECAY, B = TENSOR_TRAINABLE };
+
+static void walk_encoder(Walker *w, const SatModel *m, SatTensors *v) {
+    char name[TENSOR_NAME_MAX];
+    for (int l = 0; l < m->encoder.count; l++) {
+        long out = m->encoder.channels[l], in = m->encoder.in_channels[l];
+        snprintf(name, sizeof name, "encoder.conv%d.weight", l);
+        v->conv_weight[l] = walk(w, name, W, INIT_UNIFORM, fan_in_bound(in * 9), 4, out, in, 3, 3);
+        snprintf(name, sizeof name, "encoder.bn%d.weight", l);
+        v->bn_weight[l] = walk(w, name, B, INIT_CONSTANT, 1.0f, 1, out, 0, 0, 0);
+        snprintf(name, sizeof name, "encoder.bn%d.bias", l);
+        v->bn_bias[l] = walk(w, name, B, INIT_CONSTANT, 0.0f, 1, out, 0, 0, 0);
+        snprintf(name, sizeof name, "encoder.bn%d.running_mean", l);
+        v->bn_running_mean[l] = walk(w, name, 0, INIT_CONSTANT, 0.0f, 1, out, 0, 0, 0);
+        snprintf(name, sizeof name, "encoder.bn%d.running_var", l);
+        v->bn_running_var[l] = walk(w, name, 0, INIT_CONSTANT, 1.0f, 1, out, 0, 0, 0);
+    }
+}
+
+static void walk_attention(Walker *w, const SatModel *m, SatTensors *v) {
+    const SatConfig *c = &m->config;
+    long D = m->features, H = c->hidden_dim, A = c->attention_dim;
+    AttentionParams *a = &v->attention;
+    memset(a, 0, sizeof *a);
+    if (c->score == ATTENTION_ADDITIVE) {
+        a->feature_weight = walk(w, "decoder.attention.feature.weight", W, INIT_UNIFORM, fan_in_bound(D), 2, A, D, 0, 0);
+        a->feature_bias = walk(w, "decoder.attention.feature.bias", B, INIT_UNIFORM, fan_in_bound(D), 1, A, 0, 0, 0);
+        a->query_weight = walk(w, "decoder.attention.query.weight", W, INIT_UNIFORM, fan_in_bound(H), 2, A, H, 0, 0);
+        a->score_vector = walk(w, "decoder.attention.score.weight", W, INIT_UNIFORM, fan_in_bound(A), 1, A, 0, 0, 0);
+    } else if (c->score == ATTENTION_DOT) {
+        a->query_weight = walk(w, "decoder.attention.query.weight", W, INIT_UNIFORM, fan_in_bound(H), 2, D, H, 0, 0);
+    } else {
+        a->query_weight = walk(w, "decoder.attention.bilinear.weight", W, INIT_UNIFORM, fan_in_bound(D), 2, H, D, 0, 0);
+    }
+    v->gate_weight = walk(w, "decoder.gate.weight", W, INIT_UNIFORM, fan_in_bound(H), 2, 1, H, 0, 0);
+    v->gate_bias = walk(w, "decoder.gate.bias", B, INIT_UNIFORM, fan_in_bound(H), 1, 1, 0, 0, 0);
+}
+
+static void walk_decoder(Walker *w, const SatModel *m, SatTensors *v) {
+    const SatConfig *c = &m->config;
+    long D = m->features, H = c->hidden_dim, E = c->embed_dim, V = c->vocab_size;
+    v->init_h_weight = walk(w, "decoder.init_h.weight", W, INIT_UNIFORM, fan_in_bound(D), 2, H, D, 0, 0);
+    v->init_h_bias = walk(w, "decoder.init_h.bias", B, INIT_UNIFORM, fan_in_bound(D), 1, H, 0, 0, 0);
+    v->init_c_weight = walk(w, "decoder.init_c.weight", W, INIT_UNIFORM, fan_in_bound(D), 2, H, D, 0, 0);
+    v->init_c_bias = walk(w, "decoder.init_c.bias", B, INIT_UNIFORM, fan_in_bound(D), 1, H, 0, 0, 0);
+    v->embedding = walk(w, "decoder.embedding.weight", W, INIT_NORMAL, 1.0f, 2, V, E, 0, 0);
+    if (c->use_attention) walk_attention(w, m, v);
+    float lstm_bound = fan_in_bound(H);
+    v->lstm_weight_ih = walk(w, "decoder.lstm.weight_ih", W, INIT_UNIFORM, lstm_bound, 2, 4 * H, E + D, 0, 0);
+    v->lstm_weight_hh = walk(w, "decoder.lstm.weight_hh", W, INIT_UNIFORM, lstm_bound, 2, 4 * H, H, 0, 0);
+    v->lstm_bias = walk(w, "decoder.lstm.bias", B, INIT_UNIFORM, lstm_bound, 1, 4 * H, 0, 0, 0);
+    v->out_hidden_weight = walk(w, "decoder.out_hidden.weight", W, INIT_UNIFORM, fan_in_bound(H), 2, E, H, 0, 0);
+    v->out_hidden_bias = walk(w, "decoder.out_hidden.bias", B, INIT_UNIFORM, fan_in_bound(H), 1, E, 0, 0, 0);
+    v->out_context_weight = walk(w, "decoder.out_context.weight", W, INIT_UNIFORM, fan_in_bound(D), 2, E, D, 0, 0);
+    v->out_context_bias = walk(w, "decoder.out_context.bias", B, INIT_UNIFORM, fan_in_bound(D), 1, E, 0, 0, 0);
+    v->out_weight = walk(w, "decoder.out.weight", W, INIT_UNIFORM, fan_in_bound(E), 2, V, E, 0, 0);
+    v->out_bias = walk(w, "decoder.out.bias", B, INIT_UNIFORM, fan_in_bound(E), 1, V, 0, 0, 0);
+}
+
+static void walk_model(Walker *w, const SatModel *m, SatTensors *v) {
+    memset(v, 0, sizeof *v);
+    walk_encoder(w, m, v);
+    walk_decoder(w, m, v);
+}
+
+void sat_tensors_bind(const SatModel *m, float *block, SatTensors *views) {
+    Walker w = {.mode = WALK_BIND, .table = (TensorTable *)&m->table, .block = block};
+    walk_model(&w, m, views);
+}
+
+void sat_model_init_params(SatModel *m, uint64_t seed) {
+    Rng rng;
+    rng_seed(&rng, seed);
+    Walker w = {.mode = WALK_INIT, .table = &m->table, .block = m->params, .rng = &rng};
+    walk_model(&w, m, &m->p);
+}
+
+static int check_config(const SatConfig *c, Error *err) {
+    if (c->vocab_size < 5 || c->vocab_size > 1000000)
+        return error_set(err, "vocabulary size %d out of range (5 to 1000000)", c->vocab_size);
+    if (c->embed_dim < 1 || c->hidden_dim < 1 || c->attention_dim < 1 || c->embed_dim > 65536 ||
+        c->hidden_dim > 65536 || c->attention_dim > 65536)
+        return error_set(err, "embedding, hidden and attention sizes must be 1 to 65536 (got %d, %d, %d)",
+                         c->embed_dim, c->hidden_dim, c->attention_dim);
+    if ((unsigned)c->score > ATTENTION_GENERAL) return error_set(err, "unknown attention score function %d", (int)c->score);
+    if (!(c->dropout >= 0.0f && c->dropout < 1.0f)) return error_set(err, "dropout %g must be in [0, 1)", c->dropout);
+    if (!(c->doubly_stochastic >= 0.0f)) return error_set(err, "doubly stochastic lambda %g must be >= 0", c->doubly_stochastic);
+    for (int i = 0; i < 3; i++)
+        if (!(c->image_std[i] > 0.0f) || !isfinite(c->image_mean[i]))
+            return error_set(err, "image normalisation: std must be positive and mean finite");
+    return 0;
+}
+
+static int copy_vocab(SatModel *m, const char *const *vocab, Error *err) {
+    static const char *const specials[4] = {"<pad>", "<start>", "<end>", "<unk>"};
+    m->vocab = calloc(m->config.vocab_size, sizeof *m->vocab);
+    if (!m->vocab) return error_set(err, "out of memory for the vocabulary");
+    for (int i = 0; i < m->config.vocab_size; i++) {
+        char fallback[32];
+        snprintf(fallback, sizeof fallback, "w%d", i);
+        const char *word = vocab ? vocab[i] : i < 4 ? specials[i] : fallback;
+        m->vocab[i] = strdup(word);
+        if (!m->vocab[i]) return error_set(err, "out of memory for the vocabulary");
+    }
+    return 0;
+}
+
+int sat_model_create(SatModel *m, const SatConfig *config, const char *const *vocab, Error *err) {
+    memset(m, 0, sizeof *m);
+    m->config = *config;
+    if (check_config(config, err) != 0 || sat_encoder_layout(config, &m->encoder, err) != 0) return -1;
+    int last = m->encoder.count - 1;
+    m->grid_h = m->grid_w = m->encoder.out_size[last];
+    m->cells = m->grid_h * m->grid_w;
+    m->features = m->encoder.channels[last];
+    Walker w = {.mode = WALK_BUILD, .table = &m->table, .err = err};
+    walk_model(&w, m, &m->p);
+    if (w.failed) {
+        sat_model_free(m);
+        return -1;
+    }
+    m->params = calloc(m->table.total, sizeof(float));
+    if (!m->params || copy_vocab(m, vocab, err) != 0) {
+        sat_model_free(m);
+        return error_set(err, "out of memory for %zu parameters", m->table.total);
+    }
+    sat_tensors_bind(m, m->params, &m->p);
+    return 0;
+}
+
+void sat_model_free(SatModel *m) {
+    if (m->vocab)
+        for (int i = 0; i < m->config.vocab_size; i++) free(m->vocab[i]);
+    free(m->vocab);
+    free(m->params);
+    free(m->folded);
+    tensor_table_free(&m->table);
+    memset(m, 0, sizeof *m);
+}
+
+int sat_model_prepare_inference(SatModel *m, Error *err) {
+    if (!m->folded) {
+        size_t total = 0;
+        for (int l = 0; l < m->encoder.count; l++)
+            total += (size_t)m->encoder.channels[l] * (m->encoder.in_channels[l] * 9 + 1);
+        m->folded = malloc(total * sizeof(float));
+        if (!m->folded) return error_set(err, "out of memory folding batch norm");
+    }
+    float *next = m->folded;
+    for (int l = 0; l < m->encoder.count; l++) {
+        long per_channel = (long)m->encoder.in_channels[l] * 9;
+        int out = m->encoder.channels[l];
+        m->folded_weight[l] = next;
+        m->folded_bias[l] = next + out * per_channel;
+        next += out * (per_channel + 1);
+        batchnorm_fold_into_conv(m->folded_weight[l], m->folded_bias[l], m->p.conv_weight[l], NULL,
+                                 m->p.bn_weight[l], m->p.bn_bias[l], m->p.bn_running_mean[l],
+                                 m->p.bn_running_var[l], out, per_channel, 1e-5f);
+    }
+    return 0;
+}
+
+/* ---- the weights file ---- */
+
+char *sat_config_to_json(const SatConfig *c) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "vocab_size", c->vocab_size);
+    cJSON_AddStringToObject(root, "encoder", c->encoder_spec);
+    cJSON_AddNumberToObject(root, "embed_dim", c->embed_dim);
+    cJSON_AddNumberToObject(root, "hidden_dim", c->hidden_dim);
+    cJSON_AddNumberToObject(root, "attention_dim", c->attention_dim);
+    cJSON_AddStringToObject(root, "decoder", c->use_attention ? "attention" : "bottleneck");
+    cJSON_AddStringToObject(root, "score", attention_score_name(c->score));
+    cJSON_AddNumberToObject(root, "dropout", c->dropout);
+    cJSON_AddNumberToObject(root, "doubly_stochastic", c->doubly_stochastic);
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+static char *preprocess_to_json(const SatConfig *c) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "image_size", c->image_size);
+    cJSON_AddStringToObject(root, "resize", "stretch to image_size x image_size, bilinear");
+    cJSON_AddItemToObject(root, "mean", cJSON_CreateFloatArray(c->image_mean, 3));
+    cJSON_AddItemToObject(root, "std", cJSON_CreateFloatArray(c->image_std, 3));
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+static char *vocab_to_json(const SatModel *m) {
+    cJSON *array = cJSON_CreateStringArray((const char *const *)m->vocab, m->config.vocab_size);
+    char *text = cJSON_PrintUnformatted(array);
+    cJSON_Delete(array);
+    return text;
+}
+
+int sat_model_save(const SatModel *m, const char *path, int half_precision, Error *err) {
+    SafetensorsTensor *tensors = calloc(m->table.count, sizeof *tensors);
+    char *config = sat_config_to_json(&m->config), *preprocess = preprocess_to_json(&m->config);
+    char *vocab = vocab_to_json(m);
+    int status = -1;
+    if (!tensors || !config || !preprocess || !vocab) {
+        error_set(err, "%s: out of memory", path);
+    } else {
+        for (int i = 0; i < m->table.count; i++) {
+            const TensorSpec *s = &m->table.specs[i];
+            /* Running statistics stay F32: their variance can exceed half's range. */
+            int half = half_precision && (s->flags & TENSOR_TRAINABLE);
+            tensors[i] = (SafetensorsTensor){s->name, half ? SAFETENSORS_F16 : SAFETENSORS_F32,
+                                             s->ndim, s->shape, m->params + s->offset};
+        }
+        const char *metadata[] = {"format", FORMAT_NAME, "format_version", FORMAT_VERSION,
+                                  "config", config, "preprocess", preprocess, "vocab", vocab, NULL};
+        status = safetensors_write(path, tensors, m->table.count, metadata, err);
+    }
+    free(tensors);
+    free(config);
+    free(preprocess);
+    free(vocab);
+    return status;
+}
+
+static int json_int(const cJSON *root, const char *key, int *out, Error *err) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!cJSON_IsNumber(item) || item->valuedouble != floor(item->valuedouble) ||
+        fabs(item->valuedouble) > 1e9)
+        return error_set(err, "config: \"%s\" must be an integer", key);
+    *out = (int)item->valuedouble;
+    return 0;
+}
+
+static int json_float(const cJSON *root, const char *key, float *out, Error *err) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!cJSON_IsNumber(item)) return error_set(err, "config: \"%s\" must be a number", key);
+    *out = (float)item->valuedouble;
+    return 0;
+}
+
+static int json_string(const cJSON *root, const char *key, const char **out, Error *err) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!cJSON_IsString(item)) return error_set(err, "config: \"%s\" must be a string", key);
+    *out = item->valuestring;
+    return 0;
+}
+
+int sat_config_from_json(SatConfig *c, const char *json, Error *err) {
+    sat_config_defaults(c);
+    cJSON *root = cJSON_Parse(json);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return error_set(err, "config is not a JSON object");
+    }
+    const char *encoder = NULL, *decoder = NULL, *score = NULL;
+    int status = 0;
+    status |= json_int(root, "vocab_size", &c->vocab_size, err);
+    status |= status ? 0 : json_string(root, "encoder", &encoder, err);
+    status |= status ? 0 : json_int(root, "embed_dim", &c->embed_dim, err);
+    status |= status ? 0 : json_int(root, "hidden_dim", &c->hidden_dim, err);
+    status |= status ? 0 : json_int(root, "attention_dim", &c->attention_dim, err);
+    status |= status ? 0 : json_string(root, "decoder", &decoder, err);
+    status |= status ? 0 : json_string(root, "score", &score, err);
+    status |= status ? 0 : json_float(root, "dropout", &c->dropout, err);
+    status |= status ? 0 : json_float(root, "doubly_stochastic", &c->doubly_stochastic, err);
+    if (status == 0) {
+        if (strlen(encoder) >= sizeof c->encoder_spec) status = error_set(err, "config: encoder spec too long");
+        else snprintf(c->encoder_spec, sizeof c->encoder_spec, "%s", encoder);
+    }
+    if (status == 0) {
+        if (strcmp(decoder, "attention") == 0) c->use_attention = 1;
+        else if (strcmp(decoder, "bottleneck") == 0) c->use_attention = 0;
+        else status = error_set(err, "config: decoder \"%s\" is neither \"attention\" nor \"bottleneck\"", decoder);
+    }
+    if (status == 0 && attention_score_parse(score, &c->score) != 0)
+        status = error_set(err, "config: score \"%s\" is not additive, dot or general", score);
+    cJSON_Delete(root);
+    return status ? -1 : 0;
+}
+
+static int parse_float3(const cJSON *root, const char *key, float out[3], Error *err) {
+    const cJSON *array = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!cJSON_IsArray(array) || cJSON_GetArraySize(array) != 3)
+        return error_set(err, "preprocess: \"%s\" must be an array of 3 numbers", key);
+    for (int i = 0; i < 3; i++) {
+        const cJSON *item = cJSON_GetArrayItem(array, i);
+        if (!cJSON_IsNumber(item)) return error_set(err, "preprocess: \"%s\" must be an array of 3 numbers", key);
+        out[i] = (float)item->valuedouble;
+    }
+    return 0;
+}
+
+static int preprocess_from_json(SatConfig *c, const char *json, Error *err) {
+    cJSON *root = cJSON_Parse(json);
+    int status = cJSON_IsObject(root) ? 0 : error_set(err, "preprocess is not a JSON object");
+    if (status == 0) status = json_int(root, "image_size", &c->image_size, err);
+    if (status == 0) status = parse_float3(root, "mean", c->image_mean, err);
+    if (status == 0) status = parse_float3(root, "std", c->image_std, err);
+    cJSON_Delete(root);
+    return status;
+}
+
+/* Parses the vocabulary into a NULL-terminated array of borrowed strings. */
+static int vocab_from_json(cJSON **array, const char *json, int expected, Error *err) {
+    *array = cJSON_Parse(json);
+    if (!cJSON_IsArray(*array)) return error_set(err, "vocab is not a JSON array");
+    int count = cJSON_GetArraySize(*array);
+    if (count != expected)
+        return error_set(err, "vocab has %d words but the config says vocab_size %d", count, expected);
+    static const char *const specials[4] = {"<pad>", "<start>", "<end>", "<unk>"};
+    int i = 0;
+    for (const cJSON *item = (*array)->child; item; item = item->next, i++) {
+        if (!cJSON_IsString(item) || item->valuestring[0] == '\0')
+            return error_set(err, "vocab entry %d is not a non-empty string", i);
+        if (i < 4 && strcmp(item->valuestring, specials[i]) != 0)
+            return error_set(err, "vocab entry %d is \"%s\", expected \"%s\"", i, item->valuestring, specials[i]);
+    }
+    return 0;
+}
+
+static int check_tensor_set(const SatModel *m, const SafetensorsFile *file, Error *err) {
+    for (int i = 0; i < file->count; i++)
+        if (!tensor_table_find(&m->table, file->entries[i].name))
+            return error_set(err, "unexpected tensor %s (the file's config does not describe it)",
+                             file->entries[i].name);
+    return 0;
+}
+
+static int load_from_file(SatModel *m, const SafetensorsFile *file, Error *err) {
+    const char *format = safetensors_metadata(file, "format");
+    if (!format || strcmp(format, FORMAT_NAME) != 0)
+        return error_set(err, "not a captioning model: __metadata__.format is %s%s%s, expected \"%s\"",
+                         format ? "\"" : "", format ? format : "missing", format ? "\"" : "", FORMAT_NAME);
+    const char *version = safetensors_metadata(file, "format_version");
+    if (!version || strcmp(version, FORMAT_VERSION) != 0)
+        return error_set(err, "model format version %s is not supported (this build reads version %s)",
+                         version ? version : "(missing)", FORMAT_VERSION);
+    const char *config_json = safetensors_metadata(file, "config");
+    const char *preprocess_json = safetensors_metadata(file, "preprocess");
+    const char *vocab_json = safetensors_metadata(file, "vocab");
+    if (!config_json || !preprocess_json || !vocab_json)
+        return error_set(err, "__metadata__ lacks %s", !config_json ? "config" : !preprocess_json ? "preprocess" : "vocab");
+    SatConfig config;
+    if (sat_config_from_json(&config, config_json, err) != 0) return -1;
+    if (preprocess_from_json(&config, preprocess_json, err) != 0) return -1;
+    cJSON *vocab_array = NULL;
+    const char **words = NULL;
+    int status = vocab_from_json(&vocab_array, vocab_json, config.vocab_size, err);
+    if (status == 0) {
+        words = malloc(sizeof *words * config.vocab_size);
+        int i = 0;
+        if (!words) status = error_set(err, "out of memory");
+        for (const cJSON *item = vocab_array->child; words && item; item = item->next) words[i++] = item->valuestring;
+    }
+    if (status == 0) status = sat_model_create(m, &config, words, err);
+    free(words);
+    cJSON_Delete(vocab_array);
+    if (status != 0) return -1;
+    if (check_tensor_set(m, file, err) != 0 || safetensors_read_table(file, &m->table, m->params, err) != 0 ||
+        sat_model_prepare_inference(m, err) != 0) {
+        sat_model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+int sat_model_load(SatModel *m, const char *path, Error *err) {
+    memset(m, 0, sizeof *m);
+    SafetensorsFile file;
+    if (safetensors_open(&file, path, err) != 0) return -1;
+    int status = load_from_file(m, &file, err);
+    safetensors_close(&file);
+    if (status != 0) return error_prefix(err, "%s", path);
+    return 0;
+}

@@ -1,0 +1,103 @@
+#ifndef NN_MODEL_H
+#define NN_MODEL_H
+
+#include <stddef.h>
+
+#include "attention.h"
+#include "error.h"
+#include "rng.h"
+#include "tensor_table.h"
+
+/* Show, Attend and Tell (Xu et al. 2015), sections 3.1.2 and 4.2.
+ *
+ * Encoder: a stack of 3x3 convolutions (padding 1), each followed by batch
+ * norm and ReLU and optionally a 2x2 max-pool, turns a [3, S, S] image into
+ * a [D, H, W] map, read as L = H*W annotation vectors z_i of D dims.
+ *
+ * Decoder, per caption, with y_{-1} = <start>:
+ *   h_0 = tanh(W_ih0 mean_i z_i + b),  c_0 = tanh(W_ic0 mean_i z_i + b)
+ *   alpha_t = softmax_i score(h_{t-1}, z_i)          (attention.h)
+ *   beta_t  = sigmoid(w_beta . h_{t-1} + b_beta)      (scalar gate)
+ *   zhat_t  = beta_t * sum_i alpha_ti z_i
+ *   h_t, c_t = LSTM([E y_{t-1}; zhat_t], h_{t-1}, c_{t-1})
+ *   p(y_t) = softmax(L_o dropout(E y_{t-1} + L_h h_t + L_z zhat_t))
+ *   loss = mean token cross-entropy + lambda * mean_b sum_i (1 - sum_t alpha_ti)^2
+ * The bottleneck baseline (use_attention = 0) feeds zhat_t = mean_i z_i at
+ * every step: no alpha, no beta, no penalty. */
+
+enum { SAT_MAX_CONV = 16, SAT_SPEC_MAX = 128 };
+
+/* The special tokens, always the first four of the vocabulary. */
+enum { TOKEN_PAD = 0, TOKEN_START = 1, TOKEN_END = 2, TOKEN_UNK = 3 };
+
+typedef struct {
+    int image_size;                    /* input is [3, image_size, image_size] */
+    char encoder_spec[SAT_SPEC_MAX];   /* e.g. "32s2,64p,128p,256p": channels, s2 = stride 2, p = then max-pool */
+    int vocab_size, embed_dim, hidden_dim, attention_dim;
+    int use_attention;                 /* 0: the single-context bottleneck baseline */
+    AttentionScore score;
+    float dropout;                     /* before L_o, training only */
+    float doubly_stochastic;           /* lambda */
+    float image_mean[3], image_std[3]; /* input normalisation: (pixel/255 - mean) / std */
+} SatConfig;
+
+/* The encoder spec parsed. */
+typedef struct {
+    int count;
+    int channels[SAT_MAX_CONV], stride[SAT_MAX_CONV], pool[SAT_MAX_CONV];
+    int out_size[SAT_MAX_CONV]; /* spatial size after the layer (and its pool) */
+    int in_channels[SAT_MAX_CONV], in_size[SAT_MAX_CONV];
+} SatEncoderLayout;
+
+/* Named views into a parameter block (or a gradient block of the same layout). */
+typedef struct {
+    float *conv_weight[SAT_MAX_CONV];
+    float *bn_weight[SAT_MAX_CONV], *bn_bias[SAT_MAX_CONV];
+    float *bn_running_mean[SAT_MAX_CONV], *bn_running_var[SAT_MAX_CONV];
+    float *init_h_weight, *init_h_bias, *init_c_weight, *init_c_bias;
+    float *embedding;
+    AttentionParams attention;
+    float *gate_weight, *gate_bias;
+    float *lstm_weight_ih, *lstm_weight_hh, *lstm_bias;
+    float *out_hidden_weight, *out_hidden_bias;
+    float *out_context_weight, *out_context_bias;
+    float *out_weight, *out_bias;
+} SatTensors;
+
+typedef struct {
+    SatConfig config;
+    SatEncoderLayout encoder;
+    int grid_h, grid_w, cells, features; /* H, W, L = H*W, D */
+    TensorTable table;
+    float *params;       /* table.total floats */
+    SatTensors p;
+    char **vocab;        /* vocab_size words; the weights file stores them */
+    /* Inference: convolutions with batch norm folded in (sat_model_prepare_inference). */
+    float *folded;
+    float *folded_weight[SAT_MAX_CONV], *folded_bias[SAT_MAX_CONV];
+} SatModel;
+
+/* Sensible defaults for everything but vocab_size. */
+void sat_config_defaults(SatConfig *config);
+int sat_encoder_layout(const SatConfig *config, SatEncoderLayout *layout, Error *err);
+
+/* Builds the tensor table and allocates the parameters (zeroed). vocab may be
+ * NULL (then words are "<pad> <start> <end> <unk> w4 w5 ..."); it is copied. */
+int sat_model_create(SatModel *model, const SatConfig *config, const char *const *vocab, Error *err);
+void sat_model_free(SatModel *model);
+/* PyTorch-default initialisation from a seed. */
+void sat_model_init_params(SatModel *model, uint64_t seed);
+/* Binds named views to any block of the model's layout (params or grads). */
+void sat_tensors_bind(const SatModel *model, float *block, SatTensors *views);
+/* Folds batch norm into the convolutions; call after the weights change. */
+int sat_model_prepare_inference(SatModel *model, Error *err);
+
+/* Weights file: safetensors with the configuration, vocabulary and
+ * preprocessing in __metadata__ (see README for the tensor names). */
+int sat_model_save(const SatModel *model, const char *path, int half_precision, Error *err);
+int sat_model_load(SatModel *model, const char *path, Error *err);
+/* The configuration as JSON text (the "config" metadata value); caller frees. */
+char *sat_config_to_json(const SatConfig *config);
+int sat_config_from_json(SatConfig *config, const char *json, Error *err);
+
+#endif

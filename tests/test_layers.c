@@ -1,0 +1,1577 @@
+/* Finite-difference gradient checks for every backward function in nn/, plus
+ * forward values against hand-computed or double-precision references, the
+ * optimiser, and batch-norm inference and folding.
+ *
+ * Method. Each layer gets a scalar loss L = sum(out * R) for a fixed random R
+ * (so dL/dout = R), summed in double. The analytic gradient comes from the
+ * layer's backward into zeroed buffers; calling backward a second time must
+ * double it (backward accumulates). The numerical gradient is the central
+ * difference (L(x + eps) - L(x - eps)) / (2 eps) of the layer's own float
+ * forward, element by element. The error of one element is
+ *     |a - n| / max(|a| + |n|, 1e-3)
+ * and each table row is the maximum over a tensor. Central differences of a
+ * float32 forward rarely get much below 1e-3 (each output carries a rounding
+ * error of ~6e-8 relative, divided by 2 eps), so gradients must agree within
+ * 1e-2; a wrong formula typically gives errors of order 0.1 to 1.
+ *
+ * Where a layer's gradients are small sums with heavy cancellation (attention:
+ * the score gradients sum to zero over the cells; the LSTM recurrences), the
+ * float forward's rounding dominates the central difference (the error grows
+ * as eps shrinks). There the numerical gradient is taken from a double
+ * precision reference forward written from the formulas in the headers
+ * ("f64 fd" in the table; eps 1e-4), and the layer's own float forward is
+ * checked against that same reference ("vs f64"). That numerical gradient is
+ * exact to ~1e-8, so what remains is the float rounding of backward itself
+ * (up to ~3e-5 on the cancelling sums) and the tolerance tightens to 1e-3.
+ * Elsewhere it is the layer's own float forward ("f32 fd", eps 1e-2).
+ *
+ * Prints one row per check and a final line "N passed, M failed"; exits
+ * nonzero when anything failed. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "activation.h"
+#include "attention.h"
+#include "batchnorm.h"
+#include "conv2d.h"
+#include "cross_entropy.h"
+#include "dropout.h"
+#include "embedding.h"
+#include "linear.h"
+#include "lstm.h"
+#include "maxpool.h"
+#include "optimizer.h"
+#include "rng.h"
+#include "softmax.h"
+
+#define GRAD_TOL 1e-2  /* numerical vs analytic gradient */
+/* A second backward call must double every gradient. Overwriting instead of
+ * accumulating gives an error of 1/3; float reordering of sums that cancel
+ * gives up to ~1e-4. */
+#define ACC_TOL 1e-3
+#define FWD_TOL 1e-4   /* float forward vs double reference */
+#define EXACT_TOL 1e-6 /* float result vs a hand-computed value */
+#define REF_EPS 1e-4f  /* central-difference step on a double reference forward */
+#define REF_TOL 1e-3   /* numerical gradient of the double reference vs analytic */
+
+enum { MAX_PARAMS = 12, POOL_MAX = 128, LABEL_MAX = 64 };
+
+/* ------------------------------------------------------------------------ */
+/* Reporting */
+
+typedef struct {
+    int passed, failed;
+} Report;
+
+static void record(Report *rep, const char *layer, const char *tensor, const char *method,
+                   double err, double tol) {
+    int ok = err <= tol; /* NaN fails */
+    if (ok)
+        rep->passed++;
+    else
+        rep->failed++;
+    printf("%-30s %-18s %-10s %9.2e  %7.0e  %s\n", layer, tensor, method, err, tol,
+           ok ? "ok" : "FAIL");
+}
+
+static void record_bool(Report *rep, const char *layer, const char *what, int ok) {
+    record(rep, layer, what, "exact", ok ? 0.0 : INFINITY, 0.0);
+}
+
+static double rel_err(double a, double n) {
+    double denom = fabs(a) + fabs(n);
+    if (denom < 1e-3) denom = 1e-3;
+    return fabs(a - n) / denom;
+}
+
+static double worse(double worst, double e) {
+    if (e != e) return INFINITY;
+    return e > worst ? e : worst;
+}
+
+static double max_rel_fd(const float *a, const double *ref, long n) {
+    double worst = 0.0;
+    for (long i = 0; i < n; i++) worst = worse(worst, rel_err(a[i], ref[i]));
+    return worst;
+}
+
+static double max_rel_ff(const float *a, const float *b, long n) {
+    double worst = 0.0;
+    for (long i = 0; i < n; i++) worst = worse(worst, rel_err(a[i], b[i]));
+    return worst;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Allocation: every buffer of a test comes from its pool and is freed at once. */
+
+typedef struct {
+    void *ptr[POOL_MAX];
+    int count;
+} Pool;
+
+static void *pool_alloc(Pool *pool, size_t bytes) {
+    if (pool->count == POOL_MAX) {
+        fprintf(stderr, "test_layers: pool full\n");
+        exit(2);
+    }
+    void *p = calloc(1, bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "test_layers: out of memory\n");
+        exit(2);
+    }
+    pool->ptr[pool->count++] = p;
+    return p;
+}
+
+static float *pool_floats(Pool *pool, long n) {
+    return pool_alloc(pool, sizeof(float) * (size_t)(n > 0 ? n : 1));
+}
+
+static double *pool_doubles(Pool *pool, long n) {
+    return pool_alloc(pool, sizeof(double) * (size_t)(n > 0 ? n : 1));
+}
+
+static int *pool_ints(Pool *pool, long n) {
+    return pool_alloc(pool, sizeof(int) * (size_t)(n > 0 ? n : 1));
+}
+
+static float *pool_normal(Pool *pool, Rng *rng, long n, float scale) {
+    float *x = pool_floats(pool, n);
+    for (long i = 0; i < n; i++) x[i] = scale * rng_normal(rng);
+    return x;
+}
+
+static void pool_free(Pool *pool) {
+    for (int i = 0; i < pool->count; i++) free(pool->ptr[i]);
+    pool->count = 0;
+}
+
+static double dot_double(const float *a, const float *b, long n) {
+    double sum = 0.0;
+    for (long i = 0; i < n; i++) sum += (double)a[i] * b[i];
+    return sum;
+}
+
+static double dot_df(const double *a, const float *b, long n) {
+    double sum = 0.0;
+    for (long i = 0; i < n; i++) sum += a[i] * b[i];
+    return sum;
+}
+
+static void to_double(double *dst, const float *src, long n) {
+    for (long i = 0; i < n; i++) dst[i] = src[i];
+}
+
+/* ------------------------------------------------------------------------ */
+/* The generic gradient check */
+
+typedef struct {
+    const char *name;
+    float *value, *grad;
+    long n;
+} Param;
+
+typedef struct {
+    const char *layer;
+    double (*loss)(void *ctx);     /* runs forward at the current values, returns L */
+    double (*loss_ref)(void *ctx); /* optional: L from a double-precision reference forward */
+    void (*backward)(void *ctx);   /* accumulates dL/dvalue into every grad */
+    void *ctx;
+    float eps; /* for loss; loss_ref uses REF_EPS */
+    int count;
+    Param params[MAX_PARAMS];
+} Check;
+
+static void add_param(Check *c, const char *name, float *value, float *grad, long n) {
+    if (c->count == MAX_PARAMS) {
+        fprintf(stderr, "test_layers: too many parameters in %s\n", c->layer);
+        exit(2);
+    }
+    c->params[c->count++] = (Param){name, value, grad, n};
+}
+
+static void check_gradients(Report *rep, const Check *c) {
+    Pool pool = {0};
+    float *analytic[MAX_PARAMS];
+    for (int k = 0; k < c->count; k++)
+        memset(c->params[k].grad, 0, sizeof(float) * (size_t)c->params[k].n);
+    c->loss(c->ctx);
+    c->backward(c->ctx);
+    for (int k = 0; k < c->count; k++) {
+        analytic[k] = pool_floats(&pool, c->params[k].n);
+        memcpy(analytic[k], c->params[k].grad, sizeof(float) * (size_t)c->params[k].n);
+    }
+    c->backward(c->ctx);
+    double acc = 0.0;
+    for (int k = 0; k < c->count; k++)
+        for (long i = 0; i < c->params[k].n; i++)
+            acc = worse(acc, rel_err(c->params[k].grad[i], 2.0 * analytic[k][i]));
+    record(rep, c->layer, "accumulate x2", "2x", acc, ACC_TOL);
+
+    double (*loss)(void *) = c->loss_ref ? c->loss_ref : c->loss;
+    float eps = c->loss_ref ? REF_EPS : c->eps;
+    for (int k = 0; k < c->count; k++) {
+        const Param *p = &c->params[k];
+        double worst = 0.0;
+        for (long i = 0; i < p->n; i++) {
+            float saved = p->value[i];
+            float plus = saved + eps, minus = saved - eps;
+            p->value[i] = plus;
+            double loss_plus = loss(c->ctx);
+            p->value[i] = minus;
+            double loss_minus = loss(c->ctx);
+            p->value[i] = saved;
+            double numeric = (loss_plus - loss_minus) / ((double)plus - (double)minus);
+            worst = worse(worst, rel_err(analytic[k][i], numeric));
+        }
+        if (c->loss_ref)
+            record(rep, c->layer, p->name, "f64 fd", worst, REF_TOL);
+        else
+            record(rep, c->layer, p->name, "f32 fd", worst, GRAD_TOL);
+    }
+    c->loss(c->ctx); /* leave the forward state of the unperturbed values */
+    pool_free(&pool);
+}
+
+/* ------------------------------------------------------------------------ */
+/* linear */
+
+typedef struct {
+    int rows, in, out;
+    float *x, *w, *b, *y, *r, *dx, *dw, *db;
+} LinearCtx;
+
+static double linear_loss(void *p) {
+    LinearCtx *c = p;
+    linear_forward(c->y, c->x, c->w, c->b, c->rows, c->in, c->out);
+    return dot_double(c->y, c->r, (long)c->rows * c->out);
+}
+
+static void linear_back(void *p) {
+    LinearCtx *c = p;
+    linear_backward(c->dx, c->dw, c->db, c->r, c->x, c->w, c->rows, c->in, c->out);
+}
+
+static void test_linear(Report *rep) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 101);
+    LinearCtx c = {.rows = 3, .in = 5, .out = 4};
+    long nx = (long)c.rows * c.in, nw = (long)c.out * c.in, ny = (long)c.rows * c.out;
+    c.x = pool_normal(&pool, &rng, nx, 1.0f);
+    c.w = pool_normal(&pool, &rng, nw, 0.5f);
+    c.b = pool_normal(&pool, &rng, c.out, 0.5f);
+    c.r = pool_normal(&pool, &rng, ny, 1.0f);
+    c.y = pool_floats(&pool, ny);
+    c.dx = pool_floats(&pool, nx);
+    c.dw = pool_floats(&pool, nw);
+    c.db = pool_floats(&pool, c.out);
+    Check chk = {.layer = "linear 3x5->4", .loss = linear_loss, .backward = linear_back,
+                 .ctx = &c, .eps = 1e-2f};
+    add_param(&chk, "d_in", c.x, c.dx, nx);
+    add_param(&chk, "d_weight", c.w, c.dw, nw);
+    add_param(&chk, "d_bias", c.b, c.db, c.out);
+    check_gradients(rep, &chk);
+
+    /* Forward by hand: in [1, 2], W [[1, 0], [0.5, -1], [2, 3]], b [0.1, 0.2, 0.3]. */
+    const float in[2] = {1.0f, 2.0f}, weight[6] = {1.0f, 0.0f, 0.5f, -1.0f, 2.0f, 3.0f};
+    const float bias[3] = {0.1f, 0.2f, 0.3f};
+    const double expect[3] = {1.1, -1.3, 8.3};
+    float out[3];
+    linear_forward(out, in, weight, bias, 1, 2, 3);
+    record(rep, "linear 1x2->3", "forward", "vs hand", max_rel_fd(out, expect, 3), EXACT_TOL);
+    pool_free(&pool);
+}
+
+/* ------------------------------------------------------------------------ */
+/* activations */
+
+typedef enum { ACT_RELU, ACT_TANH, ACT_SIGMOID } ActKind;
+
+typedef struct {
+    ActKind kind;
+    long n;
+    float *x, *y, *r, *dx;
+} ActCtx;
+
+static double act_loss(void *p) {
+    ActCtx *c = p;
+    if (c->kind == ACT_RELU)
+        relu_forward(c->y, c->x, c->n);
+    else if (c->kind == ACT_TANH)
+        tanh_forward(c->y, c->x, c->n);
+    else
+        sigmoid_forward(c->y, c->x, c->n);
+    return dot_double(c->y, c->r, c->n);
+}
+
+static void act_back(void *p) {
+    ActCtx *c = p;
+    if (c->kind == ACT_RELU)
+        relu_backward(c->dx, c->r, c->y, c->n);
+    else if (c->kind == ACT_TANH)
+        tanh_backward(c->dx, c->r, c->y, c->n);
+    else
+        sigmoid_backward(c->dx, c->r, c->y, c->n);
+}
+
+static void test_activations(Report *rep) {
+    static const char *const names[3] = {"relu", "tanh", "sigmoid"};
+    for (int k = 0; k < 3; k++) {
+        Pool pool = {0};
+        Rng rng;
+        rng_seed(&rng, 200 + k);
+        ActCtx c = {.kind = (ActKind)k, .n = 24};
+        c.x = pool_normal(&pool, &rng, c.n, 1.5f);
+        /* Keep relu inputs away from its kink at 0 (eps is 1e-2). */
+        for (long i = 0; i < c.n; i++)
+            if (fabsf(c.x[i]) < 0.05f) c.x[i] = c.x[i] < 0.0f ? -0.05f : 0.05f;
+        c.y = pool_floats(&pool, c.n);
+        c.r = pool_normal(&pool, &rng, c.n, 1.0f);
+        c.dx = pool_floats(&pool, c.n);
+        Check chk = {.layer = names[k], .loss = act_loss, .backward = act_back, .ctx = &c,
+                     .eps = 1e-2f};
+        add_param(&chk, "d_in", c.x, c.dx, c.n);
+        check_gradients(rep, &chk);
+        pool_free(&pool);
+    }
+    /* In place, and values by hand. */
+    float v[4] = {-1.0f, 0.0f, 0.5f, 2.0f};
+    relu_forward(v, v, 4);
+    const double relu_expect[4] = {0.0, 0.0, 0.5, 2.0};
+    double err = max_rel_fd(v, relu_expect, 4);
+    float s[3] = {0.0f, 100.0f, -100.0f};
+    sigmoid_forward(s, s, 3);
+    const double sig_expect[3] = {0.5, 1.0, 1.0 / (1.0 + exp(100.0))};
+    err = worse(err, max_rel_fd(s, sig_expect, 3));
+    record(rep, "relu/sigmoid in place", "forward", "vs hand", err, EXACT_TOL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* conv2d */
+
+typedef struct {
+    Conv2dShape s;
+    long nx, nw, ny;
+    float *x, *w, *b, *y, *r, *dx, *dw, *db, *ws;
+} ConvCtx;
+
+static double conv_loss(void *p) {
+    ConvCtx *c = p;
+    conv2d_forward(c->y, c->x, c->w, c->b, &c->s, c->ws);
+    return dot_double(c->y, c->r, c->ny);
+}
+
+static void conv_back(void *p) {
+    ConvCtx *c = p;
+    conv2d_backward(c->dx, c->dw, c->db, c->r, c->x, c->w, &c->s, c->ws);
+}
+
+/* Direct convolution in double. */
+static void conv_reference(double *out, const float *in, const float *w, const float *b,
+                           const Conv2dShape *s) {
+    int oh = conv2d_out_height(s), ow = conv2d_out_width(s), k = s->kernel;
+    for (int n = 0; n < s->batch; n++)
+        for (int o = 0; o < s->out_channels; o++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    double sum = b ? b[o] : 0.0;
+                    for (int ci = 0; ci < s->in_channels; ci++)
+                        for (int ky = 0; ky < k; ky++)
+                            for (int kx = 0; kx < k; kx++) {
+                                int iy = oy * s->stride - s->padding + ky;
+                                int ix = ox * s->stride - s->padding + kx;
+                                if (iy < 0 || iy >= s->in_height || ix < 0 || ix >= s->in_width)
+                                    continue;
+                                long at = ((long)n * s->in_channels + ci) * s->in_height + iy;
+                                double xv = in[at * s->in_width + ix];
+                                double wv = w[(((long)o * s->in_channels + ci) * k + ky) * k + kx];
+                                sum += xv * wv;
+                            }
+                    out[(((long)n * s->out_channels + o) * oh + oy) * ow + ox] = sum;
+                }
+}
+
+static void test_conv_shape(Report *rep, Conv2dShape shape, unsigned seed) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, seed);
+    ConvCtx c = {.s = shape};
+    const Conv2dShape *s = &c.s;
+    c.nx = (long)s->batch * s->in_channels * s->in_height * s->in_width;
+    c.nw = (long)s->out_channels * s->in_channels * s->kernel * s->kernel;
+    c.ny = (long)s->batch * s->out_channels * conv2d_out_height(s) * conv2d_out_width(s);
+    c.x = pool_normal(&pool, &rng, c.nx, 1.0f);
+    c.w = pool_normal(&pool, &rng, c.nw, 0.5f);
+    c.b = pool_normal(&pool, &rng, s->out_channels, 0.5f);
+    c.r = pool_normal(&pool, &rng, c.ny, 1.0f);
+    c.y = pool_floats(&pool, c.ny);
+    c.dx = pool_floats(&pool, c.nx);
+    c.dw = pool_floats(&pool, c.nw);
+    c.db = pool_floats(&pool, s->out_channels);
+    c.ws = pool_floats(&pool, (long)conv2d_workspace_floats(s));
+    char label[LABEL_MAX];
+    snprintf(label, sizeof label, "conv2d k%d s%d p%d %dx%dx%dx%d->%d", s->kernel, s->stride,
+             s->padding, s->batch, s->in_channels, s->in_height, s->in_width, s->out_channels);
+
+    double *ref = pool_doubles(&pool, c.ny);
+    conv_loss(&c);
+    conv_reference(ref, c.x, c.w, c.b, s);
+    record(rep, label, "forward", "vs f64", max_rel_fd(c.y, ref, c.ny), FWD_TOL);
+
+    Check chk = {.layer = label, .loss = conv_loss, .backward = conv_back, .ctx = &c,
+                 .eps = 1e-2f};
+    add_param(&chk, "d_in", c.x, c.dx, c.nx);
+    add_param(&chk, "d_weight", c.w, c.dw, c.nw);
+    add_param(&chk, "d_bias", c.b, c.db, s->out_channels);
+    check_gradients(rep, &chk);
+
+    /* d_in and d_bias may be NULL: d_weight must not change. */
+    float *dw_full = pool_floats(&pool, c.nw);
+    memset(c.dw, 0, sizeof(float) * (size_t)c.nw);
+    conv_back(&c);
+    memcpy(dw_full, c.dw, sizeof(float) * (size_t)c.nw);
+    memset(c.dw, 0, sizeof(float) * (size_t)c.nw);
+    conv2d_backward(NULL, c.dw, NULL, c.r, c.x, c.w, s, c.ws);
+    record(rep, label, "d_weight alone", "vs full", max_rel_ff(c.dw, dw_full, c.nw), ACC_TOL);
+    pool_free(&pool);
+}
+
+static void test_conv(Report *rep) {
+    const Conv2dShape shapes[] = {
+        {.batch = 2, .in_channels = 2, .in_height = 5, .in_width = 6, .out_channels = 3,
+         .kernel = 3, .stride = 1, .padding = 1},
+        {.batch = 2, .in_channels = 2, .in_height = 7, .in_width = 6, .out_channels = 3,
+         .kernel = 3, .stride = 2, .padding = 0},
+        {.batch = 2, .in_channels = 2, .in_height = 6, .in_width = 5, .out_channels = 3,
+         .kernel = 3, .stride = 2, .padding = 1},
+        {.batch = 2, .in_channels = 3, .in_height = 5, .in_width = 4, .out_channels = 2,
+         .kernel = 1, .stride = 1, .padding = 0},
+        {.batch = 2, .in_channels = 2, .in_height = 5, .in_width = 7, .out_channels = 2,
+         .kernel = 1, .stride = 2, .padding = 1},
+        {.batch = 2, .in_channels = 2, .in_height = 4, .in_width = 6, .out_channels = 2,
+         .kernel = 3, .stride = 1, .padding = 0},
+    };
+    for (unsigned i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        test_conv_shape(rep, shapes[i], 300 + i);
+
+    /* By hand: 1 channel, 3x3 kernel over the 4x4 image 1..16. Window with top-left
+     * value v holds v + 4r + c, so with kernel K the output is
+     * v * sum(K) + sum K[r][c] (4r + c) + bias = 4v + 9 + 0.5. */
+    float image[16], out[4], ws[2 * 9 * 4];
+    for (int i = 0; i < 16; i++) image[i] = (float)(i + 1);
+    const float kernel[9] = {1, 2, 0, 0, 1, 0, -1, 0, 1}, bias = 0.5f;
+    Conv2dShape s = {.batch = 1, .in_channels = 1, .in_height = 4, .in_width = 4,
+                     .out_channels = 1, .kernel = 3, .stride = 1, .padding = 0};
+    conv2d_forward(out, image, kernel, &bias, &s, ws);
+    const double expect[4] = {13.5, 17.5, 29.5, 33.5};
+    double err = conv2d_out_height(&s) == 2 && conv2d_out_width(&s) == 2
+                     ? max_rel_fd(out, expect, 4) : INFINITY;
+    /* Padding 1, stride 2: out 2x2; the top-left window sees image[0][0] under
+     * K[1][1] = 1 and image[1][1] = 6 under K[2][2] = 1: 7 + 0.5. The others:
+     * (0,1) centred on image[0][2]=3: K[1][0..2]*[2,3,4] + K[2][0..2]*[6,7,8]
+     *   = 3 + (-6 + 8) = 5 -> 5.5
+     * (1,0) centred on image[2][0]=9: rows 1..3, cols -1..1:
+     *   K[0][1]*5 + K[0][2]*6 + K[1][1]*9 + K[1][2]*10 + K[2][1]*13 + K[2][2]*14
+     *   = 10 + 0 + 9 + 0 + 0 + 14 = 33 -> 33.5
+     * (1,1) centred on image[2][2]=11: rows 1..3, cols 1..3:
+     *   6 + 2*7 + 11 - 14 + 16 = 33 -> 33.5 */
+    s.padding = 1;
+    s.stride = 2;
+    conv2d_forward(out, image, kernel, &bias, &s, ws);
+    const double expect_padded[4] = {7.5, 5.5, 33.5, 33.5};
+    err = conv2d_out_height(&s) == 2 && conv2d_out_width(&s) == 2
+              ? worse(err, max_rel_fd(out, expect_padded, 4)) : INFINITY;
+    record(rep, "conv2d 1x1x4x4 k3", "forward", "vs hand", err, EXACT_TOL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* maxpool */
+
+typedef struct {
+    MaxPoolShape s;
+    long nx, ny;
+    float *x, *y, *r, *dx;
+    int *argmax;
+} PoolCtx;
+
+static double maxpool_loss(void *p) {
+    PoolCtx *c = p;
+    maxpool_forward(c->y, c->argmax, c->x, &c->s);
+    return dot_double(c->y, c->r, c->ny);
+}
+
+static void maxpool_back(void *p) {
+    PoolCtx *c = p;
+    maxpool_backward(c->dx, c->r, c->argmax, &c->s);
+}
+
+static void test_maxpool(Report *rep) {
+    const MaxPoolShape shapes[2] = {
+        {.planes = 4, .in_height = 6, .in_width = 7, .kernel = 2, .stride = 2},
+        {.planes = 4, .in_height = 7, .in_width = 6, .kernel = 3, .stride = 2}, /* overlapping */
+    };
+    for (int k = 0; k < 2; k++) {
+        Pool pool = {0};
+        Rng rng;
+        rng_seed(&rng, 400 + k);
+        PoolCtx c = {.s = shapes[k]};
+        c.nx = (long)c.s.planes * c.s.in_height * c.s.in_width;
+        c.ny = (long)c.s.planes * maxpool_out_height(&c.s) * maxpool_out_width(&c.s);
+        /* Distinct values 0.1 apart, shuffled: eps = 1e-2 never reorders them. */
+        c.x = pool_floats(&pool, c.nx);
+        for (long i = 0; i < c.nx; i++) c.x[i] = 0.1f * (float)(i - c.nx / 2);
+        for (long i = c.nx - 1; i > 0; i--) {
+            long j = (long)rng_below(&rng, (uint32_t)(i + 1));
+            float t = c.x[i];
+            c.x[i] = c.x[j];
+            c.x[j] = t;
+        }
+        c.y = pool_floats(&pool, c.ny);
+        c.argmax = pool_ints(&pool, c.ny);
+        c.r = pool_normal(&pool, &rng, c.ny, 1.0f);
+        c.dx = pool_floats(&pool, c.nx);
+        char label[LABEL_MAX];
+        snprintf(label, sizeof label, "maxpool k%d s%d %dx%dx%d", c.s.kernel, c.s.stride,
+                 c.s.planes, c.s.in_height, c.s.in_width);
+        Check chk = {.layer = label, .loss = maxpool_loss, .backward = maxpool_back, .ctx = &c,
+                     .eps = 1e-2f};
+        add_param(&chk, "d_in", c.x, c.dx, c.nx);
+        check_gradients(rep, &chk);
+        pool_free(&pool);
+    }
+
+    /* By hand: 4x4, kernel 2 stride 2; a tie goes to the first element. */
+    const float in[16] = {1, 5, 2, 0, 3, 4, 2, 1, -1, -2, 7, 7, 0, -3, 6, 7};
+    float out[4], d_in[16] = {0};
+    int argmax[4];
+    MaxPoolShape s = {.planes = 1, .in_height = 4, .in_width = 4, .kernel = 2, .stride = 2};
+    maxpool_forward(out, argmax, in, &s);
+    const double expect[4] = {5, 2, 0, 7};
+    const float d_out[4] = {1, 2, 3, 4};
+    maxpool_backward(d_in, d_out, argmax, &s);
+    int ok = max_rel_fd(out, expect, 4) == 0.0 && argmax[0] == 1 && argmax[1] == 2 &&
+             argmax[2] == 12 && argmax[3] == 10 && d_in[1] == 1 && d_in[2] == 2 &&
+             d_in[12] == 3 && d_in[10] == 4;
+    record_bool(rep, "maxpool 4x4 k2 s2", "forward, argmax", ok);
+}
+
+/* ------------------------------------------------------------------------ */
+/* batchnorm */
+
+typedef struct {
+    BatchNormShape s;
+    long n;
+    float *x, *gamma, *beta, *y, *mean, *inv_std, *r, *dx, *dgamma, *dbeta;
+} BnCtx;
+
+static double bn_loss(void *p) {
+    BnCtx *c = p;
+    batchnorm_forward_train(c->y, c->mean, c->inv_std, NULL, NULL, c->x, c->gamma, c->beta, &c->s);
+    return dot_double(c->y, c->r, c->n);
+}
+
+static void bn_back(void *p) {
+    BnCtx *c = p;
+    batchnorm_backward(c->dx, c->dgamma, c->dbeta, c->r, c->x, c->mean, c->inv_std, c->gamma,
+                       &c->s);
+}
+
+static void test_batchnorm_grad(Report *rep) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 500);
+    BnCtx c = {.s = {.batch = 2, .channels = 3, .spatial = 6, .eps = 1e-5f, .momentum = 0.1f}};
+    int C = c.s.channels;
+    c.n = (long)c.s.batch * C * c.s.spatial;
+    c.x = pool_normal(&pool, &rng, c.n, 2.0f);
+    for (long i = 0; i < c.n; i++) c.x[i] += 0.5f;
+    c.gamma = pool_normal(&pool, &rng, C, 0.3f);
+    for (int i = 0; i < C; i++) c.gamma[i] += 1.0f;
+    c.beta = pool_normal(&pool, &rng, C, 0.5f);
+    c.y = pool_floats(&pool, c.n);
+    c.mean = pool_floats(&pool, C);
+    c.inv_std = pool_floats(&pool, C);
+    c.r = pool_normal(&pool, &rng, c.n, 1.0f);
+    c.dx = pool_floats(&pool, c.n);
+    c.dgamma = pool_floats(&pool, C);
+    c.dbeta = pool_floats(&pool, C);
+    Check chk = {.layer = "batchnorm train 2x3x6", .loss = bn_loss, .backward = bn_back,
+                 .ctx = &c, .eps = 1e-2f};
+    add_param(&chk, "d_in", c.x, c.dx, c.n);
+    add_param(&chk, "d_gamma", c.gamma, c.dgamma, C);
+    add_param(&chk, "d_beta", c.beta, c.dbeta, C);
+    check_gradients(rep, &chk);
+
+    /* Forward statistics and running averages against double. */
+    float *running_mean = pool_floats(&pool, C), *running_var = pool_floats(&pool, C);
+    for (int i = 0; i < C; i++) {
+        running_mean[i] = 0.2f * (float)i;
+        running_var[i] = 1.0f + 0.5f * (float)i;
+    }
+    batchnorm_forward_train(c.y, c.mean, c.inv_std, running_mean, running_var, c.x, c.gamma,
+                            c.beta, &c.s);
+    double *ref_mean = pool_doubles(&pool, C), *ref_inv = pool_doubles(&pool, C);
+    double *ref_rm = pool_doubles(&pool, C), *ref_rv = pool_doubles(&pool, C);
+    double *ref_y = pool_doubles(&pool, c.n);
+    long count = (long)c.s.batch * c.s.spatial;
+    for (int ch = 0; ch < C; ch++) {
+        double sum = 0.0, sq = 0.0;
+        for (int b = 0; b < c.s.batch; b++)
+            for (int i = 0; i < c.s.spatial; i++) sum += c.x[((long)b * C + ch) * c.s.spatial + i];
+        double mean = sum / count;
+        for (int b = 0; b < c.s.batch; b++)
+            for (int i = 0; i < c.s.spatial; i++) {
+                double d = c.x[((long)b * C + ch) * c.s.spatial + i] - mean;
+                sq += d * d;
+            }
+        ref_mean[ch] = mean;
+        ref_inv[ch] = 1.0 / sqrt(sq / count + c.s.eps);
+        ref_rm[ch] = 0.9 * (0.2 * ch) + 0.1 * mean;
+        ref_rv[ch] = 0.9 * (1.0 + 0.5 * ch) + 0.1 * sq / (count - 1);
+        for (int b = 0; b < c.s.batch; b++)
+            for (int i = 0; i < c.s.spatial; i++) {
+                long at = ((long)b * C + ch) * c.s.spatial + i;
+                ref_y[at] = (c.x[at] - mean) * ref_inv[ch] * c.gamma[ch] + c.beta[ch];
+            }
+    }
+    double err = max_rel_fd(c.y, ref_y, c.n);
+    err = worse(err, max_rel_fd(c.mean, ref_mean, C));
+    err = worse(err, max_rel_fd(c.inv_std, ref_inv, C));
+    record(rep, "batchnorm train 2x3x6", "forward + stats", "vs f64", err, FWD_TOL);
+    err = worse(max_rel_fd(running_mean, ref_rm, C), max_rel_fd(running_var, ref_rv, C));
+    record(rep, "batchnorm train 2x3x6", "running mean/var", "vs f64", err, FWD_TOL);
+    pool_free(&pool);
+}
+
+static void test_batchnorm_infer_fold(Report *rep) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 510);
+    Conv2dShape cs = {.batch = 2, .in_channels = 3, .in_height = 5, .in_width = 4,
+                      .out_channels = 4, .kernel = 3, .stride = 1, .padding = 1};
+    int C = cs.out_channels;
+    BatchNormShape bs = {.batch = cs.batch, .channels = C,
+                         .spatial = conv2d_out_height(&cs) * conv2d_out_width(&cs),
+                         .eps = 1e-5f, .momentum = 0.1f};
+    long nx = (long)cs.batch * cs.in_channels * cs.in_height * cs.in_width;
+    long per_channel = (long)cs.in_channels * cs.kernel * cs.kernel, nw = C * per_channel;
+    long ny = (long)bs.batch * C * bs.spatial;
+    float *x = pool_normal(&pool, &rng, nx, 1.0f);
+    float *w = pool_normal(&pool, &rng, nw, 0.5f);
+    float *b = pool_normal(&pool, &rng, C, 0.5f);
+    float *gamma = pool_normal(&pool, &rng, C, 0.5f), *beta = pool_normal(&pool, &rng, C, 0.5f);
+    float *rmean = pool_normal(&pool, &rng, C, 0.5f), *rvar = pool_floats(&pool, C);
+    for (int i = 0; i < C; i++) {
+        gamma[i] += 1.0f;
+        rvar[i] = 0.5f + rng_uniform(&rng);
+    }
+    float *ws = pool_floats(&pool, (long)conv2d_workspace_floats(&cs));
+    float *conv_out = pool_floats(&pool, ny), *y_bn = pool_floats(&pool, ny);
+    float *y_fold = pool_floats(&pool, ny);
+    float *fw = pool_floats(&pool, nw), *fb = pool_floats(&pool, C);
+
+    /* Inference against double. */
+    conv2d_forward(conv_out, x, w, b, &cs, ws);
+    batchnorm_forward_infer(y_bn, conv_out, gamma, beta, rmean, rvar, &bs);
+    double *ref = pool_doubles(&pool, ny);
+    for (int n = 0; n < bs.batch; n++)
+        for (int ch = 0; ch < C; ch++)
+            for (int i = 0; i < bs.spatial; i++) {
+                long at = ((long)n * C + ch) * bs.spatial + i;
+                ref[at] = (conv_out[at] - (double)rmean[ch]) / sqrt((double)rvar[ch] + bs.eps) *
+                              gamma[ch] + beta[ch];
+            }
+    record(rep, "batchnorm infer 2x4x20", "forward", "vs f64", max_rel_fd(y_bn, ref, ny), FWD_TOL);
+
+    /* Folded convolution equals convolution then inference batch norm. */
+    batchnorm_fold_into_conv(fw, fb, w, b, gamma, beta, rmean, rvar, C, per_channel, bs.eps);
+    conv2d_forward(y_fold, x, fw, fb, &cs, ws);
+    record(rep, "batchnorm fold into conv", "folded conv+bias", "vs conv+bn",
+           max_rel_ff(y_fold, y_bn, ny), FWD_TOL);
+    conv2d_forward(conv_out, x, w, NULL, &cs, ws);
+    batchnorm_forward_infer(y_bn, conv_out, gamma, beta, rmean, rvar, &bs);
+    batchnorm_fold_into_conv(fw, fb, w, NULL, gamma, beta, rmean, rvar, C, per_channel, bs.eps);
+    conv2d_forward(y_fold, x, fw, fb, &cs, ws);
+    record(rep, "batchnorm fold into conv", "folded, NULL bias", "vs conv+bn",
+           max_rel_ff(y_fold, y_bn, ny), FWD_TOL);
+    pool_free(&pool);
+}
+
+/* ------------------------------------------------------------------------ */
+/* embedding */
+
+typedef struct {
+    int rows, dim, vocab;
+    const int *tokens;
+    float *table, *y, *r, *dtable;
+} EmbCtx;
+
+static double emb_loss(void *p) {
+    EmbCtx *c = p;
+    embedding_forward(c->y, c->tokens, c->table, c->rows, c->dim);
+    return dot_double(c->y, c->r, (long)c->rows * c->dim);
+}
+
+static void emb_back(void *p) {
+    EmbCtx *c = p;
+    embedding_backward(c->dtable, c->r, c->tokens, c->rows, c->dim);
+}
+
+static void test_embedding(Report *rep) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 600);
+    static const int tokens[6] = {2, 5, 2, 0, 6, 2}; /* repeats accumulate; 1, 3, 4 unused */
+    EmbCtx c = {.rows = 6, .dim = 3, .vocab = 7, .tokens = tokens};
+    long nt = (long)c.vocab * c.dim, ny = (long)c.rows * c.dim;
+    c.table = pool_normal(&pool, &rng, nt, 1.0f);
+    c.y = pool_floats(&pool, ny);
+    c.r = pool_normal(&pool, &rng, ny, 1.0f);
+    c.dtable = pool_floats(&pool, nt);
+    Check chk = {.layer = "embedding 7x3, 6 tokens", .loss = emb_loss, .backward = emb_back,
+                 .ctx = &c, .eps = 1e-2f};
+    add_param(&chk, "d_table", c.table, c.dtable, nt);
+    check_gradients(rep, &chk);
+    pool_free(&pool);
+}
+
+/* ------------------------------------------------------------------------ */
+/* LSTM: one step */
+
+static double sigmoid_d(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+static void lstm_reference(double *h, double *c, const double *x, const double *h_prev,
+                           const double *c_prev, const float *w_ih, const float *w_hh,
+                           const float *bias, const LstmShape *s) {
+    int H = s->hidden, I = s->input;
+    for (int b = 0; b < s->batch; b++)
+        for (int j = 0; j < H; j++) {
+            double pre[4];
+            for (int k = 0; k < 4; k++) {
+                int row = k * H + j;
+                double sum = bias[row];
+                for (int i = 0; i < I; i++) sum += x[(long)b * I + i] * w_ih[(long)row * I + i];
+                for (int i = 0; i < H; i++)
+                    sum += h_prev[(long)b * H + i] * w_hh[(long)row * H + i];
+                pre[k] = sum;
+            }
+            double cell = sigmoid_d(pre[1]) * c_prev[(long)b * H + j] +
+                          sigmoid_d(pre[0]) * tanh(pre[2]);
+            c[(long)b * H + j] = cell;
+            h[(long)b * H + j] = sigmoid_d(pre[3]) * tanh(cell);
+        }
+}
+
+typedef struct {
+    LstmShape s;
+    int steps;
+    long nx, nh, nwih, nwhh, ng;
+    float *x, *h0, *c0, *wih, *whh, *bias, *h, *c, *gates, *rh, *rc, *ws;
+    float *dx, *dh0, *dc0, *dwih, *dwhh, *dbias;
+    double *xd, *hd, *cd; /* reference: x of every step; h, c [steps + 1][batch * hidden] */
+} LstmCtx;
+
+/* L = sum_t h_t . R_t + c_T . Rc in double, for 1 or more steps. */
+static double lstm_loss_ref(void *p) {
+    LstmCtx *c = p;
+    to_double(c->xd, c->x, c->nx * c->steps);
+    to_double(c->hd, c->h0, c->nh);
+    to_double(c->cd, c->c0, c->nh);
+    double loss = 0.0;
+    for (int t = 0; t < c->steps; t++) {
+        double *h_prev = c->hd + t * c->nh, *c_prev = c->cd + t * c->nh;
+        lstm_reference(h_prev + c->nh, c_prev + c->nh, c->xd + t * c->nx, h_prev, c_prev, c->wih,
+                       c->whh, c->bias, &c->s);
+        loss += dot_df(h_prev + c->nh, c->rh + t * c->nh, c->nh);
+    }
+    return loss + dot_df(c->cd + c->steps * c->nh, c->rc, c->nh);
+}
+
+static double lstm_loss(void *p) {
+    LstmCtx *c = p;
+    lstm_cell_forward(c->h, c->c, c->gates, c->x, c->h0, c->c0, c->wih, c->whh, c->bias, &c->s);
+    return dot_double(c->h, c->rh, c->nh) + dot_double(c->c, c->rc, c->nh);
+}
+
+static void lstm_back(void *p) {
+    LstmCtx *c = p;
+    lstm_cell_backward(c->dx, c->dh0, c->dc0, c->dwih, c->dwhh, c->dbias, c->rh, c->rc, c->gates,
+                       c->c, c->x, c->h0, c->c0, c->wih, c->whh, &c->s, c->ws);
+}
+
+static void lstm_alloc(LstmCtx *c, Pool *pool, Rng *rng, int steps) {
+    const LstmShape *s = &c->s;
+    c->steps = steps;
+    c->nx = (long)s->batch * s->input;
+    c->nh = (long)s->batch * s->hidden;
+    c->nwih = 4L * s->hidden * s->input;
+    c->nwhh = 4L * s->hidden * s->hidden;
+    c->ng = 4L * s->batch * s->hidden;
+    c->x = pool_normal(pool, rng, c->nx * steps, 1.0f);
+    c->h0 = pool_normal(pool, rng, c->nh, 0.5f);
+    c->c0 = pool_normal(pool, rng, c->nh, 0.5f);
+    c->wih = pool_normal(pool, rng, c->nwih, 0.5f);
+    c->whh = pool_normal(pool, rng, c->nwhh, 0.5f);
+    c->bias = pool_normal(pool, rng, 4L * s->hidden, 0.3f);
+    c->h = pool_floats(pool, c->nh * steps);
+    c->c = pool_floats(pool, c->nh * steps);
+    c->gates = pool_floats(pool, c->ng * steps);
+    c->rh = pool_normal(pool, rng, c->nh * steps, 1.0f);
+    c->rc = pool_normal(pool, rng, c->nh, 1.0f);
+    c->ws = pool_floats(pool, c->ng);
+    c->dx = pool_floats(pool, c->nx * steps);
+    c->dh0 = pool_floats(pool, c->nh);
+    c->dc0 = pool_floats(pool, c->nh);
+    c->dwih = pool_floats(pool, c->nwih);
+    c->dwhh = pool_floats(pool, c->nwhh);
+    c->dbias = pool_floats(pool, 4L * s->hidden);
+    c->xd = pool_doubles(pool, c->nx * steps);
+    c->hd = pool_doubles(pool, c->nh * (steps + 1));
+    c->cd = pool_doubles(pool, c->nh * (steps + 1));
+}
+
+static void lstm_add_params(Check *chk, LstmCtx *c, int steps) {
+    add_param(chk, "d_x", c->x, c->dx, c->nx * steps);
+    add_param(chk, "d_h_prev", c->h0, c->dh0, c->nh);
+    add_param(chk, "d_c_prev", c->c0, c->dc0, c->nh);
+    add_param(chk, "d_w_ih", c->wih, c->dwih, c->nwih);
+    add_param(chk, "d_w_hh", c->whh, c->dwhh, c->nwhh);
+    add_param(chk, "d_bias", c->bias, c->dbias, 4L * c->s.hidden);
+}
+
+static void test_lstm_step(Report *rep) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 700);
+    LstmCtx c = {.s = {.batch = 2, .input = 3, .hidden = 4}};
+    lstm_alloc(&c, &pool, &rng, 1);
+    lstm_loss(&c);
+    lstm_loss_ref(&c);
+    record(rep, "lstm cell b2 i3 h4", "forward", "vs f64",
+           worse(max_rel_fd(c.h, c.hd + c.nh, c.nh), max_rel_fd(c.c, c.cd + c.nh, c.nh)), FWD_TOL);
+    Check chk = {.layer = "lstm cell b2 i3 h4", .loss = lstm_loss, .loss_ref = lstm_loss_ref,
+                 .backward = lstm_back, .ctx = &c, .eps = 1e-2f};
+    lstm_add_params(&chk, &c, 1);
+    check_gradients(rep, &chk);
+    pool_free(&pool);
+}
+
+/* LSTM: 4 steps, h and c flowing from step to step, L = sum_t h_t . R_t + c_T . Rc. */
+
+enum { LSTM_STEPS = 4 };
+
+typedef struct {
+    LstmCtx cell;
+    float *hs, *cs; /* [steps + 1][batch * hidden]: slot 0 holds h0 / c0 */
+    float *dh, *dc; /* BPTT scratch, same layout */
+} LstmChainCtx;
+
+static double lstm_chain_loss(void *p) {
+    LstmChainCtx *k = p;
+    LstmCtx *c = &k->cell;
+    memcpy(k->hs, c->h0, sizeof(float) * (size_t)c->nh);
+    memcpy(k->cs, c->c0, sizeof(float) * (size_t)c->nh);
+    double loss = 0.0;
+    for (int t = 0; t < LSTM_STEPS; t++) {
+        float *h_prev = k->hs + t * c->nh, *c_prev = k->cs + t * c->nh;
+        float *h = h_prev + c->nh, *cell = c_prev + c->nh;
+        lstm_cell_forward(h, cell, c->gates + t * c->ng, c->x + t * c->nx, h_prev, c_prev, c->wih,
+                          c->whh, c->bias, &c->s);
+        loss += dot_double(h, c->rh + t * c->nh, c->nh);
+    }
+    return loss + dot_double(k->cs + LSTM_STEPS * c->nh, c->rc, c->nh);
+}
+
+static void lstm_chain_back(void *p) {
+    LstmChainCtx *k = p;
+    LstmCtx *c = &k->cell;
+    size_t bytes = sizeof(float) * (size_t)c->nh * (LSTM_STEPS + 1);
+    memset(k->dh, 0, bytes);
+    memset(k->dc, 0, bytes);
+    for (int t = 1; t <= LSTM_STEPS; t++)
+        memcpy(k->dh + t * c->nh, c->rh + (t - 1) * c->nh, sizeof(float) * (size_t)c->nh);
+    memcpy(k->dc + LSTM_STEPS * c->nh, c->rc, sizeof(float) * (size_t)c->nh);
+    /* Back through time: each step adds its d_h_prev, d_c_prev to the step before. */
+    for (int t = LSTM_STEPS; t >= 1; t--) {
+        long cur = t * c->nh, prev = (t - 1) * c->nh;
+        lstm_cell_backward(c->dx + (t - 1) * c->nx, k->dh + prev, k->dc + prev, c->dwih, c->dwhh,
+                           c->dbias, k->dh + cur, k->dc + cur, c->gates + (t - 1) * c->ng,
+                           k->cs + cur, c->x + (t - 1) * c->nx, k->hs + prev, k->cs + prev,
+                           c->wih, c->whh, &c->s, c->ws);
+    }
+    for (long i = 0; i < c->nh; i++) {
+        c->dh0[i] += k->dh[i];
+        c->dc0[i] += k->dc[i];
+    }
+}
+
+static double lstm_chain_loss_ref(void *p) {
+    LstmChainCtx *k = p;
+    return lstm_loss_ref(&k->cell);
+}
+
+static void test_lstm_chain(Report *rep) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 710);
+    LstmChainCtx k = {.cell = {.s = {.batch = 2, .input = 3, .hidden = 4}}};
+    lstm_alloc(&k.cell, &pool, &rng, LSTM_STEPS);
+    long slots = k.cell.nh * (LSTM_STEPS + 1);
+    k.hs = pool_floats(&pool, slots);
+    k.cs = pool_floats(&pool, slots);
+    k.dh = pool_floats(&pool, slots);
+    k.dc = pool_floats(&pool, slots);
+    const char *label = "lstm 4-step BPTT b2 i3 h4";
+    record(rep, label, "loss", "vs f64", rel_err(lstm_chain_loss(&k), lstm_chain_loss_ref(&k)),
+           FWD_TOL);
+    Check chk = {.layer = label, .loss = lstm_chain_loss, .loss_ref = lstm_chain_loss_ref,
+                 .backward = lstm_chain_back, .ctx = &k, .eps = 1e-2f};
+    lstm_add_params(&chk, &k.cell, LSTM_STEPS);
+    check_gradients(rep, &chk);
+    pool_free(&pool);
+}
+
+/* ------------------------------------------------------------------------ */
+/* dropout */
+
+typedef struct {
+    long n;
+    float p;
+    uint64_t seed;
+    float *x, *y, *mask, *r, *dx;
+} DropCtx;
+
+static double dropout_loss(void *p) {
+    DropCtx *c = p;
+    Rng rng; /* reseeded every call: the same mask each time */
+    rng_seed(&rng, c->seed);
+    dropout_forward(c->y, c->mask, c->x, c->n, c->p, &rng);
+    return dot_double(c->y, c->r, c->n);
+}
+
+static void dropout_back(void *p) {
+    DropCtx *c = p;
+    dropout_backward(c->dx, c->r, c->mask, c->n);
+}
+
+static void test_dropout(Report *rep) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 800);
+    DropCtx c = {.n = 40, .p = 0.3f, .seed = 801};
+    c.x = pool_normal(&pool, &rng, c.n, 1.0f);
+    c.y = pool_floats(&pool, c.n);
+    c.mask = pool_floats(&pool, c.n);
+    c.r = pool_normal(&pool, &rng, c.n, 1.0f);
+    c.dx = pool_floats(&pool, c.n);
+    dropout_loss(&c);
+    int zeros = 0, ok = 1;
+    float keep = 1.0f / (1.0f - c.p);
+    for (long i = 0; i < c.n; i++) {
+        zeros += c.mask[i] == 0.0f;
+        ok &= (c.mask[i] == 0.0f || c.mask[i] == keep) && c.y[i] == c.x[i] * c.mask[i];
+    }
+    record_bool(rep, "dropout p=0.3 n=40", "mask 0 or 1/(1-p)", ok && zeros > 0 && zeros < c.n);
+    Check chk = {.layer = "dropout p=0.3 n=40", .loss = dropout_loss, .backward = dropout_back,
+                 .ctx = &c, .eps = 1e-2f};
+    add_param(&chk, "d_in", c.x, c.dx, c.n);
+    check_gradients(rep, &chk);
+
+    /* p = 0 copies. */
+    c.p = 0.0f;
+    dropout_loss(&c);
+    ok = 1;
+    for (long i = 0; i < c.n; i++) ok &= c.y[i] == c.x[i] && c.mask[i] == 1.0f;
+    record_bool(rep, "dropout p=0", "identity", ok);
+    pool_free(&pool);
+}
+
+/* ------------------------------------------------------------------------ */
+/* softmax */
+
+typedef struct {
+    int rows, cols;
+    float *x, *y, *r, *dx;
+} SoftmaxCtx;
+
+static double softmax_loss(void *p) {
+    SoftmaxCtx *c = p;
+    softmax_forward(c->y, c->x, c->rows, c->cols);
+    return dot_double(c->y, c->r, (long)c->rows * c->cols);
+}
+
+static void softmax_back(void *p) {
+    SoftmaxCtx *c = p;
+    softmax_backward(c->dx, c->r, c->y, c->rows, c->cols);
+}
+
+static void test_softmax(Report *rep) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 900);
+    SoftmaxCtx c = {.rows = 3, .cols = 6};
+    long n = (long)c.rows * c.cols;
+    c.x = pool_normal(&pool, &rng, n, 1.5f);
+    c.y = pool_floats(&pool, n);
+    c.r = pool_normal(&pool, &rng, n, 1.0f);
+    c.dx = pool_floats(&pool, n);
+    Check chk = {.layer = "softmax 3x6", .loss = softmax_loss, .backward = softmax_back,
+                 .ctx = &c, .eps = 1e-2f};
+    add_param(&chk, "d_in", c.x, c.dx, n);
+    check_gradients(rep, &chk);
+
+    /* By hand: softmax(0, ln 2, ln 3) = (1, 2, 3) / 6, also shifted by 1000
+     * (max subtraction) and in place; log_softmax = log of it. */
+    float v[6] = {0.0f, logf(2.0f), logf(3.0f), 1000.0f, 1000.0f + logf(2.0f),
+                  1000.0f + logf(3.0f)};
+    float logv[6];
+    log_softmax_forward(logv, v, 2, 3);
+    softmax_forward(v, v, 2, 3);
+    const double expect[6] = {1.0 / 6, 2.0 / 6, 3.0 / 6, 1.0 / 6, 2.0 / 6, 3.0 / 6};
+    double log_expect[6];
+    for (int i = 0; i < 6; i++) log_expect[i] = log(expect[i]);
+    record(rep, "softmax 2x3", "forward", "vs hand", max_rel_fd(v, expect, 6), FWD_TOL);
+    /* The shifted row has inputs rounded to float at 1000 (ulp 6e-5). */
+    record(rep, "log_softmax 2x3", "forward", "vs hand", max_rel_fd(logv, log_expect, 6), 1e-3);
+    pool_free(&pool);
+}
+
+/* ------------------------------------------------------------------------ */
+/* cross entropy */
+
+typedef struct {
+    int rows, classes, ignore_index;
+    float smoothing, d_loss;
+    const int *targets;
+    float *logits, *probs, *dlogits;
+} CeCtx;
+
+static double ce_loss(void *p) {
+    CeCtx *c = p;
+    return c->d_loss * (double)cross_entropy_forward(c->probs, c->logits, c->targets, c->rows,
+                                                     c->classes, c->ignore_index, c->smoothing,
+                                                     NULL);
+}
+
+static void ce_back(void *p) {
+    CeCtx *c = p;
+    cross_entropy_backward(c->dlogits, c->probs, c->targets, c->rows, c->classes,
+                           c->ignore_index, c->smoothing, c->d_loss);
+}
+
+static double ce_reference(const float *logits, const int *targets, int rows, int classes,
+                           int ignore, double smoothing) {
+    double total = 0.0;
+    int valid = 0;
+    for (int r = 0; r < rows; r++) {
+        if (targets[r] == ignore) continue;
+        const float *x = logits + (long)r * classes;
+        double sum = 0.0;
+        for (int k = 0; k < classes; k++) sum += exp((double)x[k]);
+        double lse = log(sum), mean = 0.0;
+        for (int k = 0; k < classes; k++) mean += lse - x[k];
+        mean /= classes;
+        total += (1.0 - smoothing) * (lse - x[targets[r]]) + smoothing * mean;
+        valid++;
+    }
+    return valid ? total / valid : 0.0;
+}
+
+static double ce_loss_ref(void *p) {
+    CeCtx *c = p;
+    return c->d_loss * ce_reference(c->logits, c->targets, c->rows, c->classes, c->ignore_index,
+                                    c->smoothing);
+}
+
+static void test_cross_entropy(Report *rep) {
+    static const int targets[6] = {3, 0, 1, 4, 0, 2}; /* 0 is <pad>: rows 1 and 4 ignored */
+    static const int all_pad[2] = {0, 0};
+    const float smoothings[2] = {0.0f, 0.1f};
+    for (int k = 0; k < 2; k++) {
+        Pool pool = {0};
+        Rng rng;
+        rng_seed(&rng, 1000 + k);
+        CeCtx c = {.rows = 6, .classes = 5, .ignore_index = 0, .smoothing = smoothings[k],
+                   .d_loss = 1.5f, .targets = targets};
+        long n = (long)c.rows * c.classes;
+        c.logits = pool_normal(&pool, &rng, n, 1.5f);
+        c.probs = pool_floats(&pool, n);
+        c.dlogits = pool_floats(&pool, n);
+        char label[LABEL_MAX];
+        snprintf(label, sizeof label, "cross_entropy 6x5 ls=%.1f", (double)c.smoothing);
+        int valid = -1;
+        float loss = cross_entropy_forward(c.probs, c.logits, c.targets, c.rows, c.classes,
+                                           c.ignore_index, c.smoothing, &valid);
+        double ref = ce_reference(c.logits, c.targets, c.rows, c.classes, c.ignore_index,
+                                  c.smoothing);
+        record(rep, label, "loss", "vs f64", valid == 4 ? rel_err(loss, ref) : INFINITY, FWD_TOL);
+        Check chk = {.layer = label, .loss = ce_loss, .loss_ref = ce_loss_ref,
+                     .backward = ce_back, .ctx = &c, .eps = 1e-2f};
+        add_param(&chk, "d_logits", c.logits, c.dlogits, n);
+        check_gradients(rep, &chk);
+
+        /* Every row ignored: loss 0, no gradient. */
+        memset(c.dlogits, 0, sizeof(float) * (size_t)n);
+        loss = cross_entropy_forward(c.probs, c.logits, all_pad, 2, c.classes, 0, c.smoothing,
+                                     &valid);
+        cross_entropy_backward(c.dlogits, c.probs, all_pad, 2, c.classes, 0, c.smoothing, 1.0f);
+        int ok = loss == 0.0f && valid == 0;
+        for (long i = 0; i < n; i++) ok &= c.dlogits[i] == 0.0f;
+        record_bool(rep, label, "all rows ignored", ok);
+        pool_free(&pool);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* attention */
+
+/* Scores, alpha and context in double, straight from the formulas in attention.h. */
+static void attention_reference(double *alpha, double *context, const double *h,
+                                const double *z, const AttentionParams *p,
+                                const AttentionShape *s) {
+    int L = s->cells, D = s->features, H = s->hidden, A = s->attention;
+    for (int b = 0; b < s->batch; b++) {
+        const double *hb = h + (long)b * H;
+        double *al = alpha + (long)b * L, max = -INFINITY;
+        for (int i = 0; i < L; i++) {
+            const double *zi = z + ((long)b * L + i) * D;
+            double e = 0.0;
+            if (s->score == ATTENTION_ADDITIVE) {
+                for (int a = 0; a < A; a++) {
+                    double pre = p->feature_bias[a];
+                    for (int d = 0; d < D; d++) pre += p->feature_weight[(long)a * D + d] * zi[d];
+                    for (int k = 0; k < H; k++) pre += p->query_weight[(long)a * H + k] * hb[k];
+                    e += p->score_vector[a] * tanh(pre);
+                }
+            } else if (s->score == ATTENTION_DOT) {
+                for (int d = 0; d < D; d++) {
+                    double q = 0.0;
+                    for (int k = 0; k < H; k++) q += p->query_weight[(long)d * H + k] * hb[k];
+                    e += q * zi[d];
+                }
+                e /= sqrt((double)D);
+            } else {
+                for (int k = 0; k < H; k++)
+                    for (int d = 0; d < D; d++)
+                        e += hb[k] * p->query_weight[(long)k * D + d] * zi[d];
+            }
+            al[i] = e;
+            if (e > max) max = e;
+        }
+        double sum = 0.0;
+        for (int i = 0; i < L; i++) sum += al[i] = exp(al[i] - max);
+        for (int i = 0; i < L; i++) al[i] /= sum;
+        for (int d = 0; d < D; d++) {
+            double acc = 0.0;
+            for (int i = 0; i < L; i++) acc += al[i] * z[((long)b * L + i) * D + d];
+            context[(long)b * D + d] = acc;
+        }
+    }
+}
+
+typedef struct {
+    AttentionShape s;
+    AttentionParams p, g;
+    long nh, nz, nalpha, nctx, nproj;
+    float *h, *z, *proj, *alpha, *context, *cache, *ws, *r_ctx, *r_alpha, *dh, *dz, *dproj;
+    double *hd, *zd, *alpha_d, *ctx_d; /* reference */
+} AttnCtx;
+
+static void attn_params_alloc(AttentionParams *p, AttentionParams *g, Pool *pool, Rng *rng,
+                              const AttentionShape *s) {
+    long D = s->features, H = s->hidden, A = s->attention;
+    *p = (AttentionParams){0};
+    *g = (AttentionParams){0};
+    if (s->score == ATTENTION_ADDITIVE) {
+        p->feature_weight = pool_normal(pool, rng, A * D, 0.5f);
+        p->feature_bias = pool_normal(pool, rng, A, 0.3f);
+        p->query_weight = pool_normal(pool, rng, A * H, 0.5f);
+        p->score_vector = pool_normal(pool, rng, A, 1.0f);
+        g->feature_weight = pool_floats(pool, A * D);
+        g->feature_bias = pool_floats(pool, A);
+        g->query_weight = pool_floats(pool, A * H);
+        g->score_vector = pool_floats(pool, A);
+    } else {
+        p->query_weight = pool_normal(pool, rng, D * H, 0.6f);
+        g->query_weight = pool_floats(pool, D * H);
+    }
+}
+
+static void attn_add_params(Check *chk, AttentionParams *p, AttentionParams *g,
+                            const AttentionShape *s) {
+    long D = s->features, H = s->hidden, A = s->attention;
+    if (s->score == ATTENTION_ADDITIVE) {
+        add_param(chk, "d_feature_weight", p->feature_weight, g->feature_weight, A * D);
+        add_param(chk, "d_feature_bias", p->feature_bias, g->feature_bias, A);
+        add_param(chk, "d_query_weight", p->query_weight, g->query_weight, A * H);
+        add_param(chk, "d_score_vector", p->score_vector, g->score_vector, A);
+    } else {
+        add_param(chk, "d_query_weight", p->query_weight, g->query_weight, D * H);
+    }
+}
+
+static double attn_loss(void *ptr) {
+    AttnCtx *c = ptr;
+    attention_precompute_forward(c->proj, c->z, &c->p, &c->s);
+    attention_step_forward(c->alpha, c->context, c->cache, c->h, c->z, c->proj, &c->p, &c->s);
+    double loss = dot_double(c->context, c->r_ctx, c->nctx);
+    if (c->r_alpha) loss += dot_double(c->alpha, c->r_alpha, c->nalpha);
+    return loss;
+}
+
+static double attn_loss_ref(void *ptr) {
+    AttnCtx *c = ptr;
+    to_double(c->hd, c->h, c->nh);
+    to_double(c->zd, c->z, c->nz);
+    attention_reference(c->alpha_d, c->ctx_d, c->hd, c->zd, &c->p, &c->s);
+    double loss = dot_df(c->ctx_d, c->r_ctx, c->nctx);
+    if (c->r_alpha) loss += dot_df(c->alpha_d, c->r_alpha, c->nalpha);
+    return loss;
+}
+
+static void attn_back(void *ptr) {
+    AttnCtx *c = ptr;
+    memset(c->dproj, 0, sizeof(float) * (size_t)(c->nproj > 0 ? c->nproj : 1));
+    attention_step_backward(c->dh, c->dz, c->dproj, &c->g, c->r_ctx, c->r_alpha, c->alpha,
+                            c->cache, c->h, c->z, &c->p, &c->s, c->ws);
+    attention_precompute_backward(c->dz, &c->g, c->dproj, c->z, &c->p, &c->s);
+}
+
+static void test_attention_score(Report *rep, AttentionScore score, int with_alpha) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 1100 + 10 * (unsigned)score + (unsigned)with_alpha);
+    AttnCtx c = {.s = {.score = score, .batch = 2, .cells = 5, .features = 4, .hidden = 3,
+                       .attention = 6}};
+    const AttentionShape *s = &c.s;
+    c.nh = (long)s->batch * s->hidden;
+    c.nz = (long)s->batch * s->cells * s->features;
+    c.nalpha = (long)s->batch * s->cells;
+    c.nctx = (long)s->batch * s->features;
+    c.nproj = (long)attention_projection_floats(s);
+    c.h = pool_normal(&pool, &rng, c.nh, 1.0f);
+    c.z = pool_normal(&pool, &rng, c.nz, 1.0f);
+    attn_params_alloc(&c.p, &c.g, &pool, &rng, s);
+    c.proj = pool_floats(&pool, c.nproj);
+    c.dproj = pool_floats(&pool, c.nproj);
+    c.alpha = pool_floats(&pool, c.nalpha);
+    c.context = pool_floats(&pool, c.nctx);
+    c.cache = pool_floats(&pool, (long)attention_cache_floats(s));
+    c.ws = pool_floats(&pool, (long)attention_workspace_floats(s));
+    c.r_ctx = pool_normal(&pool, &rng, c.nctx, 1.0f);
+    c.r_alpha = with_alpha ? pool_normal(&pool, &rng, c.nalpha, 1.0f) : NULL;
+    c.dh = pool_floats(&pool, c.nh);
+    c.dz = pool_floats(&pool, c.nz);
+    c.hd = pool_doubles(&pool, c.nh);
+    c.zd = pool_doubles(&pool, c.nz);
+    c.alpha_d = pool_doubles(&pool, c.nalpha);
+    c.ctx_d = pool_doubles(&pool, c.nctx);
+    char label[LABEL_MAX];
+    snprintf(label, sizeof label, "attention %s%s", attention_score_name(score),
+             with_alpha ? " +d_alpha" : "");
+
+    if (!with_alpha) {
+        attn_loss(&c);
+        attn_loss_ref(&c);
+        record(rep, label, "alpha, context", "vs f64",
+               worse(max_rel_fd(c.alpha, c.alpha_d, c.nalpha),
+                     max_rel_fd(c.context, c.ctx_d, c.nctx)),
+               FWD_TOL);
+    }
+    Check chk = {.layer = label, .loss = attn_loss, .loss_ref = attn_loss_ref,
+                 .backward = attn_back, .ctx = &c, .eps = 1e-2f};
+    add_param(&chk, "d_h", c.h, c.dh, c.nh);
+    add_param(&chk, "d_z", c.z, c.dz, c.nz);
+    attn_add_params(&chk, &c.p, &c.g, s);
+    check_gradients(rep, &chk);
+    pool_free(&pool);
+}
+
+/* Attention + LSTM, 3 steps, as the decoder runs it:
+ *   alpha_t, ctx_t = attention(h_{t-1}, z);  x_t = [emb_t, ctx_t]
+ *   h_t, c_t = lstm(x_t, h_{t-1}, c_{t-1})
+ *   L = sum_t h_t . R_t + alpha_t . Ra_t */
+
+enum { CHAIN_STEPS = 3 };
+
+typedef struct {
+    AttentionShape as;
+    LstmShape ls;
+    AttentionParams p, g;
+    int E; /* embedding width; lstm input = E + features */
+    long nh, nz, nalpha, nctx, nproj, nemb, nx, ng, nwih, nwhh;
+    float *emb, *z, *h0, *c0, *wih, *whh, *bias, *proj, *hs, *cs, *xs, *gates, *alphas, *ctxs,
+        *caches, *rh, *ralpha, *attn_ws, *lstm_ws;
+    long ncache;
+    float *demb, *dz, *dh0, *dc0, *dwih, *dwhh, *dbias, *dproj, *dh, *dc, *dx, *dctx;
+    double *zd, *hd, *cd, *xd, *alpha_d, *ctx_d; /* reference; hd, cd [steps + 1][batch * hidden] */
+} ChainCtx;
+
+static double chain_loss(void *ptr) {
+    ChainCtx *c = ptr;
+    int B = c->as.batch, D = c->as.features, E = c->E, I = E + D;
+    attention_precompute_forward(c->proj, c->z, &c->p, &c->as);
+    memcpy(c->hs, c->h0, sizeof(float) * (size_t)c->nh);
+    memcpy(c->cs, c->c0, sizeof(float) * (size_t)c->nh);
+    double loss = 0.0;
+    for (int t = 0; t < CHAIN_STEPS; t++) {
+        float *h_prev = c->hs + t * c->nh, *c_prev = c->cs + t * c->nh;
+        float *alpha = c->alphas + t * c->nalpha, *ctx = c->ctxs + t * c->nctx;
+        float *x = c->xs + t * c->nx;
+        attention_step_forward(alpha, ctx, c->caches + t * c->ncache, h_prev, c->z, c->proj,
+                               &c->p, &c->as);
+        for (int b = 0; b < B; b++) {
+            memcpy(x + (long)b * I, c->emb + t * c->nemb + (long)b * E, sizeof(float) * (size_t)E);
+            memcpy(x + (long)b * I + E, ctx + (long)b * D, sizeof(float) * (size_t)D);
+        }
+        lstm_cell_forward(h_prev + c->nh, c_prev + c->nh, c->gates + t * c->ng, x, h_prev, c_prev,
+                          c->wih, c->whh, c->bias, &c->ls);
+        loss += dot_double(h_prev + c->nh, c->rh + t * c->nh, c->nh);
+        loss += dot_double(alpha, c->ralpha + t * c->nalpha, c->nalpha);
+    }
+    return loss;
+}
+
+static double chain_loss_ref(void *ptr) {
+    ChainCtx *c = ptr;
+    int B = c->as.batch, D = c->as.features, E = c->E, I = E + D;
+    to_double(c->zd, c->z, c->nz);
+    to_double(c->hd, c->h0, c->nh);
+    to_double(c->cd, c->c0, c->nh);
+    double loss = 0.0;
+    for (int t = 0; t < CHAIN_STEPS; t++) {
+        double *h_prev = c->hd + t * c->nh, *c_prev = c->cd + t * c->nh;
+        attention_reference(c->alpha_d, c->ctx_d, h_prev, c->zd, &c->p, &c->as);
+        for (int b = 0; b < B; b++) {
+            to_double(c->xd + (long)b * I, c->emb + t * c->nemb + (long)b * E, E);
+            memcpy(c->xd + (long)b * I + E, c->ctx_d + (long)b * D, sizeof(double) * (size_t)D);
+        }
+        lstm_reference(h_prev + c->nh, c_prev + c->nh, c->xd, h_prev, c_prev, c->wih, c->whh,
+                       c->bias, &c->ls);
+        loss += dot_df(h_prev + c->nh, c->rh + t * c->nh, c->nh);
+        loss += dot_df(c->alpha_d, c->ralpha + t * c->nalpha, c->nalpha);
+    }
+    return loss;
+}
+
+static void chain_back(void *ptr) {
+    ChainCtx *c = ptr;
+    int B = c->as.batch, D = c->as.features, E = c->E, I = E + D;
+    size_t slots = sizeof(float) * (size_t)c->nh * (CHAIN_STEPS + 1);
+    memset(c->dh, 0, slots);
+    memset(c->dc, 0, slots);
+    memset(c->dproj, 0, sizeof(float) * (size_t)(c->nproj > 0 ? c->nproj : 1));
+    for (int t = 1; t <= CHAIN_STEPS; t++)
+        memcpy(c->dh + t * c->nh, c->rh + (t - 1) * c->nh, sizeof(float) * (size_t)c->nh);
+    for (int t = CHAIN_STEPS; t >= 1; t--) {
+        long cur = t * c->nh, prev = (t - 1) * c->nh;
+        memset(c->dx, 0, sizeof(float) * (size_t)c->nx);
+        lstm_cell_backward(c->dx, c->dh + prev, c->dc + prev, c->dwih, c->dwhh, c->dbias,
+                           c->dh + cur, c->dc + cur, c->gates + (t - 1) * c->ng, c->cs + cur,
+                           c->xs + (t - 1) * c->nx, c->hs + prev, c->cs + prev, c->wih, c->whh,
+                           &c->ls, c->lstm_ws);
+        for (int b = 0; b < B; b++) {
+            float *demb = c->demb + (t - 1) * c->nemb + (long)b * E;
+            for (int e = 0; e < E; e++) demb[e] += c->dx[(long)b * I + e];
+            memcpy(c->dctx + (long)b * D, c->dx + (long)b * I + E, sizeof(float) * (size_t)D);
+        }
+        attention_step_backward(c->dh + prev, c->dz, c->dproj, &c->g, c->dctx,
+                                c->ralpha + (t - 1) * c->nalpha, c->alphas + (t - 1) * c->nalpha,
+                                c->caches + (t - 1) * c->ncache, c->hs + prev, c->z, &c->p, &c->as,
+                                c->attn_ws);
+    }
+    attention_precompute_backward(c->dz, &c->g, c->dproj, c->z, &c->p, &c->as);
+    for (long i = 0; i < c->nh; i++) {
+        c->dh0[i] += c->dh[i];
+        c->dc0[i] += c->dc[i];
+    }
+}
+
+static void test_attention_chain(Report *rep, AttentionScore score) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 1200 + (unsigned)score);
+    ChainCtx c = {.as = {.score = score, .batch = 2, .cells = 4, .features = 3, .hidden = 4,
+                         .attention = 5},
+                  .E = 2};
+    c.ls = (LstmShape){.batch = c.as.batch, .input = c.E + c.as.features, .hidden = c.as.hidden};
+    int T = CHAIN_STEPS, B = c.as.batch, H = c.as.hidden;
+    c.nh = (long)B * H;
+    c.nz = (long)B * c.as.cells * c.as.features;
+    c.nalpha = (long)B * c.as.cells;
+    c.nctx = (long)B * c.as.features;
+    c.nproj = (long)attention_projection_floats(&c.as);
+    c.ncache = (long)attention_cache_floats(&c.as);
+    c.nemb = (long)B * c.E;
+    c.nx = (long)B * c.ls.input;
+    c.ng = 4L * B * H;
+    c.nwih = 4L * H * c.ls.input;
+    c.nwhh = 4L * H * H;
+    c.emb = pool_normal(&pool, &rng, c.nemb * T, 1.0f);
+    c.z = pool_normal(&pool, &rng, c.nz, 1.0f);
+    c.h0 = pool_normal(&pool, &rng, c.nh, 0.5f);
+    c.c0 = pool_normal(&pool, &rng, c.nh, 0.5f);
+    c.wih = pool_normal(&pool, &rng, c.nwih, 0.5f);
+    c.whh = pool_normal(&pool, &rng, c.nwhh, 0.5f);
+    c.bias = pool_normal(&pool, &rng, 4L * H, 0.3f);
+    attn_params_alloc(&c.p, &c.g, &pool, &rng, &c.as);
+    c.rh = pool_normal(&pool, &rng, c.nh * T, 1.0f);
+    c.ralpha = pool_normal(&pool, &rng, c.nalpha * T, 1.0f);
+    c.proj = pool_floats(&pool, c.nproj);
+    c.hs = pool_floats(&pool, c.nh * (T + 1));
+    c.cs = pool_floats(&pool, c.nh * (T + 1));
+    c.xs = pool_floats(&pool, c.nx * T);
+    c.gates = pool_floats(&pool, c.ng * T);
+    c.alphas = pool_floats(&pool, c.nalpha * T);
+    c.ctxs = pool_floats(&pool, c.nctx * T);
+    c.caches = pool_floats(&pool, c.ncache * T);
+    c.attn_ws = pool_floats(&pool, (long)attention_workspace_floats(&c.as));
+    c.lstm_ws = pool_floats(&pool, c.ng);
+    c.demb = pool_floats(&pool, c.nemb * T);
+    c.dz = pool_floats(&pool, c.nz);
+    c.dh0 = pool_floats(&pool, c.nh);
+    c.dc0 = pool_floats(&pool, c.nh);
+    c.dwih = pool_floats(&pool, c.nwih);
+    c.dwhh = pool_floats(&pool, c.nwhh);
+    c.dbias = pool_floats(&pool, 4L * H);
+    c.dproj = pool_floats(&pool, c.nproj);
+    c.dh = pool_floats(&pool, c.nh * (T + 1));
+    c.dc = pool_floats(&pool, c.nh * (T + 1));
+    c.dx = pool_floats(&pool, c.nx);
+    c.dctx = pool_floats(&pool, c.nctx);
+    c.zd = pool_doubles(&pool, c.nz);
+    c.hd = pool_doubles(&pool, c.nh * (T + 1));
+    c.cd = pool_doubles(&pool, c.nh * (T + 1));
+    c.xd = pool_doubles(&pool, c.nx);
+    c.alpha_d = pool_doubles(&pool, c.nalpha);
+    c.ctx_d = pool_doubles(&pool, c.nctx);
+    char label[LABEL_MAX];
+    snprintf(label, sizeof label, "attn+lstm 3-step %s", attention_score_name(score));
+    record(rep, label, "loss", "vs f64", rel_err(chain_loss(&c), chain_loss_ref(&c)), FWD_TOL);
+    Check chk = {.layer = label, .loss = chain_loss, .loss_ref = chain_loss_ref,
+                 .backward = chain_back, .ctx = &c, .eps = 1e-2f};
+    add_param(&chk, "d_emb", c.emb, c.demb, c.nemb * T);
+    add_param(&chk, "d_z", c.z, c.dz, c.nz);
+    add_param(&chk, "d_h0", c.h0, c.dh0, c.nh);
+    add_param(&chk, "d_c0", c.c0, c.dc0, c.nh);
+    add_param(&chk, "d_w_ih", c.wih, c.dwih, c.nwih);
+    add_param(&chk, "d_w_hh", c.whh, c.dwhh, c.nwhh);
+    add_param(&chk, "d_bias", c.bias, c.dbias, 4L * H);
+    attn_add_params(&chk, &c.p, &c.g, &c.as);
+    check_gradients(rep, &chk);
+    pool_free(&pool);
+}
+
+static void test_attention(Report *rep) {
+    const AttentionScore scores[3] = {ATTENTION_ADDITIVE, ATTENTION_DOT, ATTENTION_GENERAL};
+    for (int k = 0; k < 3; k++) {
+        test_attention_score(rep, scores[k], 0);
+        test_attention_score(rep, scores[k], 1);
+    }
+    for (int k = 0; k < 3; k++) test_attention_chain(rep, scores[k]);
+
+    AttentionScore parsed = ATTENTION_ADDITIVE;
+    int ok = attention_score_parse("general", &parsed) == 0 && parsed == ATTENTION_GENERAL &&
+             attention_score_parse("dot", &parsed) == 0 && parsed == ATTENTION_DOT &&
+             attention_score_parse("bogus", &parsed) == -1 &&
+             strcmp(attention_score_name(ATTENTION_ADDITIVE), "additive") == 0;
+    record_bool(rep, "attention score names", "parse/name", ok);
+}
+
+/* ------------------------------------------------------------------------ */
+/* optimiser */
+
+static void test_adam(Report *rep) {
+    enum { N = 6 };
+    const float p0[N] = {1.0f, -0.5f, 0.25f, 2.0f, -3.0f, 0.0f};
+    const float g1[N] = {0.1f, -0.2f, 0.0f, 3.0f, -1e-4f, 0.5f};
+    const float g2[N] = {-0.3f, -0.1f, 0.05f, 2.5f, 2e-4f, -0.5f};
+    const AdamConfig cfg = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+    const float lr = 0.05f, wd = 0.1f;
+    float p[N], m[N] = {0}, v[N] = {0};
+    double rp[N], rm[N] = {0}, rv[N] = {0};
+    memcpy(p, p0, sizeof p);
+    for (int i = 0; i < N; i++) rp[i] = p0[i];
+    for (long step = 1; step <= 2; step++) {
+        const float *g = step == 1 ? g1 : g2;
+        adam_update(p, g, m, v, N, lr, wd, step, &cfg);
+        double b1 = cfg.beta1, b2 = cfg.beta2;
+        for (int i = 0; i < N; i++) {
+            rp[i] -= (double)lr * wd * rp[i];
+            rm[i] = b1 * rm[i] + (1.0 - b1) * g[i];
+            rv[i] = b2 * rv[i] + (1.0 - b2) * (double)g[i] * g[i];
+            double mhat = rm[i] / (1.0 - pow(b1, (double)step));
+            double vhat = rv[i] / (1.0 - pow(b2, (double)step));
+            rp[i] -= lr * mhat / (sqrt(vhat) + (double)cfg.eps);
+        }
+    }
+    double err = worse(max_rel_fd(p, rp, N), max_rel_fd(m, rm, N));
+    err = worse(err, max_rel_fd(v, rv, N));
+    record(rep, "adam 2 steps (AdamW)", "params, m, v", "vs f64", err, 1e-5);
+
+    /* Step 1 without decay moves each parameter by lr * sign(g) (|g| >> eps). */
+    float q[2] = {1.0f, 1.0f}, qm[2] = {0}, qv[2] = {0};
+    const float qg[2] = {0.5f, -2.0f};
+    adam_update(q, qg, qm, qv, 2, 0.01f, 0.0f, 1, &cfg);
+    const double qexpect[2] = {0.99, 1.01};
+    record(rep, "adam step 1", "p - lr sign(g)", "vs hand", max_rel_fd(q, qexpect, 2), 1e-6);
+}
+
+static void test_clip(Report *rep) {
+    float g[5] = {3.0f, 0.0f, -4.0f, 0.0f, 0.0f};
+    float norm = grad_clip_global_norm(g, 5, 1.0f);
+    double factor = 1.0 / (5.0 + 1e-6);
+    const double expect[5] = {3.0 * factor, 0.0, -4.0 * factor, 0.0, 0.0};
+    double err = worse(rel_err(norm, 5.0), max_rel_fd(g, expect, 5));
+    float h[3] = {0.3f, -0.4f, 1.2f};
+    const double unchanged[3] = {0.3f, -0.4f, 1.2f};
+    norm = grad_clip_global_norm(h, 3, 10.0f);
+    err = worse(err, rel_err(norm, 1.3));
+    err = worse(err, max_rel_fd(h, unchanged, 3));
+    norm = grad_clip_global_norm(h, 3, 1.0f); /* a factor just below 1 */
+    double mild = 1.0 / (1.3 + 1e-6);
+    const double mild_expect[3] = {0.3f * mild, -0.4f * mild, 1.2f * mild};
+    err = worse(err, rel_err(norm, 1.3));
+    err = worse(err, max_rel_fd(h, mild_expect, 3));
+    record(rep, "grad_clip_global_norm", "5->1, 1.3->10, ->1", "vs hand", err, 1e-6);
+
+    Rng rng;
+    rng_seed(&rng, 1300);
+    float big[1000];
+    double sum = 0.0;
+    for (int i = 0; i < 1000; i++) {
+        big[i] = rng_normal(&rng);
+        sum += (double)big[i] * big[i];
+    }
+    record(rep, "grad_global_norm", "1000 normals", "vs f64",
+           rel_err(grad_global_norm(big, 1000), sqrt(sum)),
+           1e-6);
+}
+
+/* ------------------------------------------------------------------------ */
+
+int main(void) {
+    Report rep = {0};
+    printf("%-30s %-18s %-10s %9s  %7s\n", "layer", "tensor / check", "reference", "max err",
+           "tol");
+    test_linear(&rep);
+    test_activations(&rep);
+    test_conv(&rep);
+    test_maxpool(&rep);
+    test_batchnorm_grad(&rep);
+    test_batchnorm_infer_fold(&rep);
+    test_embedding(&rep);
+    test_lstm_step(&rep);
+    test_lstm_chain(&rep);
+    test_dropout(&rep);
+    test_softmax(&rep);
+    test_cross_entropy(&rep);
+    test_attention(&rep);
+    test_adam(&rep);
+    test_clip(&rep);
+    printf("%d passed, %d failed\n", rep.passed, rep.failed);
+    return rep.failed ? 1 : 0;
+}

@@ -1,0 +1,348 @@
+/* The learning test: a tiny Show, Attend and Tell model, trained from
+ * scratch on a stream of freshly generated "shapes" scenes (app/shapes.h),
+ * must caption held-out scenes exactly, and, when it emits an object's noun,
+ * must be looking at that object.
+ *
+ * Everything is seeded and OpenBLAS runs on one thread, so the run is
+ * deterministic. It takes well under two minutes on one core.
+ *
+ * Usage: test_learning [MODEL.safetensors]
+ *   With a path, the trained model is also saved there (float32). */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "decode.h"
+#include "image.h"
+#include "model.h"
+#include "shapes.h"
+#include "trainer.h"
+#include "vocab.h"
+
+static int passed = 0, failed = 0;
+
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (cond) {                                                                      \
+            passed++;                                                                    \
+        } else {                                                                         \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);     \
+            failed++;                                                                    \
+        }                                                                                \
+    } while (0)
+
+/* Everything the run depends on. */
+typedef struct {
+    ShapesOptions shapes;      /* the scenes (canvas_size is the generator's) */
+    int input_size;            /* model input side: scenes are resized to it */
+    const char *encoder_spec;
+    int embed_dim, hidden_dim, attention_dim;
+    float dropout, doubly_stochastic;
+    int steps, batch;          /* optimiser steps, scenes per step */
+    float lr, lr_final;        /* cosine decay from lr to lr_final */
+    float clip, weight_decay;
+    int vocab_scenes;          /* training scenes whose captions make the vocabulary */
+    int eval_count;            /* held-out scenes captioned */
+    uint64_t train_seed, eval_seed, init_seed, dropout_seed;
+} Setup;
+
+static Setup default_setup(void) {
+    Setup s = {0};
+    shapes_options_default(&s.shapes);
+    s.shapes.canvas_size = 96;
+    s.shapes.grid = 3;
+    s.shapes.min_objects = 1;
+    s.shapes.max_objects = 2;
+    s.input_size = 48;
+    s.encoder_spec = "8p,16p,32p"; /* 48 -> 24 -> 12 -> 6: a 6x6 grid, 2x2 cells per scene cell */
+    s.embed_dim = 32;
+    s.hidden_dim = 64;
+    s.attention_dim = 32;
+    s.dropout = 0.0f;
+    s.doubly_stochastic = 0.0f;
+    s.steps = 1200;
+    s.batch = 32;
+    s.lr = 5e-3f;
+    s.lr_final = 2.5e-4f;
+    s.clip = 5.0f;
+    s.weight_decay = 0.0f;
+    s.vocab_scenes = 500;
+    s.eval_count = 200;
+    s.train_seed = 1001;
+    s.eval_seed = 777001;
+    s.init_seed = 42;
+    s.dropout_seed = 7;
+    return s;
+}
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Scene `index` of `seed`, resized and normalised into tensor [3, S, S]. */
+static int scene_tensor(ShapesScene *scene, float *tensor, const Setup *s, const SatConfig *config, uint64_t seed,
+                        int index, Error *err) {
+    if (shapes_scene_generate(scene, seed, index, &s->shapes, err)) return -1;
+    Image small = {0};
+    if (image_resize(&small, &scene->image, s->input_size, s->input_size, err)) {
+        shapes_scene_free(scene);
+        return -1;
+    }
+    image_to_tensor(tensor, &small, config->image_mean, config->image_std);
+    image_free(&small);
+    return 0;
+}
+
+/* The longest caption of the grammar: "a c n , a c n and a c n" = 11 words. */
+enum { MAX_WORDS = 16, MAX_IDS = MAX_WORDS + 2 };
+
+typedef struct {
+    float *images;  /* [batch, 3, S, S] */
+    int *captions;  /* [batch, MAX_IDS] */
+    int *row_image; /* [batch] */
+} Batch;
+
+/* Fills a training batch from scenes first .. first + batch - 1; returns the
+ * decoder steps (longest caption's ids - 1), or -1. */
+static int make_batch(Batch *b, const Setup *s, const SatConfig *config, const Vocab *vocab, int first,
+                      Error *err) {
+    size_t image_floats = (size_t)3 * s->input_size * s->input_size;
+    int longest = 0;
+    for (int i = 0; i < s->batch; i++) {
+        ShapesScene scene;
+        if (scene_tensor(&scene, b->images + i * image_floats, s, config, s->train_seed, first + i, err)) return -1;
+        int ids[MAX_IDS];
+        int n = vocab_encode(vocab, scene.caption, ids, MAX_IDS);
+        shapes_scene_free(&scene);
+        if (n > MAX_IDS) {
+            error_set(err, "a caption of %d ids does not fit %d", n, MAX_IDS);
+            return -1;
+        }
+        for (int k = 0; k < MAX_IDS; k++) b->captions[i * MAX_IDS + k] = k < n ? ids[k] : TOKEN_PAD;
+        b->row_image[i] = i;
+        if (n > longest) longest = n;
+    }
+    return longest - 1;
+}
+
+/* The captions as rows of `steps + 1` ids (DecoderBatch's layout). */
+static void pack_captions(int *packed, const int *captions, int rows, int steps) {
+    for (int r = 0; r < rows; r++) memcpy(packed + r * (steps + 1), captions + r * MAX_IDS, sizeof(int) * (size_t)(steps + 1));
+}
+
+static int build_vocab(Vocab *vocab, const Setup *s, Error *err) {
+    char(*texts)[sizeof ((ShapesScene *)0)->caption] = malloc((size_t)s->vocab_scenes * sizeof *texts);
+    const char **captions = malloc((size_t)s->vocab_scenes * sizeof *captions);
+    int status = texts && captions ? 0 : error_set(err, "out of memory");
+    for (int i = 0; status == 0 && i < s->vocab_scenes; i++) {
+        ShapesScene scene;
+        status = shapes_scene_generate(&scene, s->train_seed, i, &s->shapes, err);
+        if (status == 0) {
+            memcpy(texts[i], scene.caption, sizeof texts[i]);
+            captions[i] = texts[i];
+            shapes_scene_free(&scene);
+        }
+    }
+    if (status == 0) status = vocab_build(vocab, captions, s->vocab_scenes, 1, err);
+    free(texts);
+    free(captions);
+    return status;
+}
+
+static float lr_at(const Setup *s, int step) {
+    float progress = (float)step / (float)(s->steps > 1 ? s->steps - 1 : 1);
+    return s->lr_final + 0.5f * (s->lr - s->lr_final) * (1.0f + cosf(3.14159265f * progress));
+}
+
+/* Trains; returns the mean loss of the last 50 steps, or a negative value. */
+static float train(SatModel *model, const Setup *s, const Vocab *vocab, Error *err) {
+    SatTrainer trainer;
+    if (sat_trainer_init(&trainer, model, s->batch, s->batch, MAX_IDS - 1, err)) return -1.0f;
+    Batch b = {0};
+    size_t image_floats = (size_t)3 * s->input_size * s->input_size;
+    b.images = malloc((size_t)s->batch * image_floats * sizeof(float));
+    b.captions = malloc((size_t)s->batch * MAX_IDS * sizeof(int));
+    b.row_image = malloc((size_t)s->batch * sizeof(int));
+    int *packed = malloc((size_t)s->batch * MAX_IDS * sizeof(int));
+    float result = -1.0f;
+    if (!b.images || !b.captions || !b.row_image || !packed) {
+        error_set(err, "out of memory for the training batch");
+        goto done;
+    }
+    Rng rng;
+    rng_seed(&rng, s->dropout_seed);
+    double tail_loss = 0.0;
+    int tail = 0;
+    for (int step = 0; step < s->steps; step++) {
+        int steps = make_batch(&b, s, &model->config, vocab, step * s->batch, err);
+        if (steps < 0) goto done;
+        pack_captions(packed, b.captions, s->batch, steps);
+        DecoderBatch batch = {.captions = packed, .row_image = b.row_image, .rows = s->batch, .steps = steps,
+                              .label_smoothing = 0.0f, .training = 1};
+        SatLoss loss = sat_forward_backward(&trainer, b.images, s->batch, &batch, &rng);
+        float norm = sat_optimizer_step(&trainer, lr_at(s, step), s->weight_decay, s->clip);
+        if (step % 100 == 0 || step == s->steps - 1)
+            printf("  step %4d  loss %.4f  (ce %.4f  penalty %.4f)  grad norm %.2f  lr %.5f\n", step,
+                   (double)loss.loss, (double)loss.cross_entropy, (double)loss.penalty, (double)norm,
+                   (double)lr_at(s, step));
+        if (step >= s->steps - 50) {
+            tail_loss += loss.cross_entropy;
+            tail++;
+        }
+    }
+    result = (float)(tail_loss / (tail ? tail : 1));
+done:
+    free(b.images);
+    free(b.captions);
+    free(b.row_image);
+    free(packed);
+    sat_trainer_free(&trainer);
+    return result;
+}
+
+typedef struct {
+    int scenes, exact;
+    int objects;             /* objects of exactly captioned scenes */
+    double noun_mass;        /* summed attention mass on the object at its noun step */
+    int noun_strong;         /* objects with noun mass >= 0.5 */
+    double color_mass;       /* the same at the colour word's step, for information */
+    double min_noun_mass;
+} EvalResult;
+
+static int evaluate(const SatModel *model, const Setup *s, int beam, EvalResult *r, Error *err) {
+    memset(r, 0, sizeof *r);
+    r->min_noun_mass = 1.0;
+    Captioner *cap;
+    if (captioner_create(&cap, model, beam, MAX_WORDS, err)) return -1;
+    float *tensor = malloc(sizeof(float) * 3 * (size_t)s->input_size * (size_t)s->input_size);
+    unsigned char *mask = malloc((size_t)model->cells);
+    int status = tensor && mask ? 0 : error_set(err, "out of memory");
+    DecodeOptions options = {.beam_width = beam, .max_length = MAX_WORDS, .length_penalty = 0.0f};
+    int shown = 0;
+    for (int i = 0; status == 0 && i < s->eval_count; i++) {
+        ShapesScene scene;
+        if ((status = scene_tensor(&scene, tensor, s, &model->config, s->eval_seed, i, err))) break;
+        Caption caption;
+        status = captioner_run(cap, tensor, &options, &caption, err);
+        if (status == 0) {
+            char text[256];
+            caption_text(model, &caption, text, sizeof text);
+            r->scenes++;
+            if (strcmp(text, scene.caption) == 0 && caption.finished) {
+                r->exact++;
+                for (int o = 0; o < scene.object_count; o++) {
+                    const ShapeObject *obj = &scene.objects[o];
+                    shapes_object_cell_mask(obj, scene.image.width, model->grid_h, model->grid_w, mask);
+                    double noun = 0.0, color = 0.0;
+                    for (int c = 0; c < model->cells; c++)
+                        if (mask[c]) {
+                            noun += caption.alpha[(size_t)obj->noun_index * model->cells + c];
+                            color += caption.alpha[(size_t)(obj->noun_index - 1) * model->cells + c];
+                        }
+                    r->objects++;
+                    r->noun_mass += noun;
+                    r->color_mass += color;
+                    r->noun_strong += noun >= 0.5;
+                    if (noun < r->min_noun_mass) r->min_noun_mass = noun;
+                }
+            } else if (shown++ < 5) {
+                printf("  beam %d miss: \"%s\" vs \"%s\"\n", beam, text, scene.caption);
+            }
+            caption_free(&caption);
+        }
+        shapes_scene_free(&scene);
+    }
+    free(tensor);
+    free(mask);
+    captioner_free(cap);
+    return status;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    openblas_set_num_threads(1);
+    const Setup s = default_setup();
+    Error err = {{0}};
+    Vocab vocab = {0};
+    SatModel model;
+    memset(&model, 0, sizeof model);
+    int model_ready = 0;
+    double start = now_seconds();
+
+    if (build_vocab(&vocab, &s, &err)) goto fail;
+    printf("vocabulary: %d words\n", vocab.size);
+    CHECK(vocab.size == VOCAB_SPECIAL_COUNT + 13 || s.shapes.max_objects < 3);
+
+    SatConfig config;
+    sat_config_defaults(&config);
+    config.image_size = s.input_size;
+    snprintf(config.encoder_spec, sizeof config.encoder_spec, "%s", s.encoder_spec);
+    config.vocab_size = vocab.size;
+    config.embed_dim = s.embed_dim;
+    config.hidden_dim = s.hidden_dim;
+    config.attention_dim = s.attention_dim;
+    config.use_attention = 1;
+    config.score = ATTENTION_ADDITIVE;
+    config.dropout = s.dropout;
+    config.doubly_stochastic = s.doubly_stochastic;
+    if (sat_model_create(&model, &config, (const char *const *)vocab.words, &err)) goto fail;
+    model_ready = 1;
+    sat_model_init_params(&model, s.init_seed);
+    printf("model: %dx%d input, encoder \"%s\" -> %dx%d grid of %d features, embed %d hidden %d attention %d, "
+           "%zu parameters\n",
+           s.input_size, s.input_size, s.encoder_spec, model.grid_h, model.grid_w, model.features, s.embed_dim,
+           s.hidden_dim, s.attention_dim, model.table.total);
+    printf("data: shapes grid %d, %d-%d objects, canvas %d; %d steps x %d fresh scenes, Adam lr %g -> %g (cosine), "
+           "clip %g, lambda %g\n",
+           s.shapes.grid, s.shapes.min_objects, s.shapes.max_objects, s.shapes.canvas_size, s.steps, s.batch,
+           (double)s.lr, (double)s.lr_final, (double)s.clip, (double)s.doubly_stochastic);
+
+    double train_start = now_seconds();
+    float final_loss = train(&model, &s, &vocab, &err);
+    double train_time = now_seconds() - train_start;
+    if (final_loss < 0.0f) goto fail;
+    printf("trained: %d steps in %.1f s, final training loss (cross-entropy, mean of last 50 steps) %.4f\n", s.steps,
+           train_time, (double)final_loss);
+    CHECK(final_loss < 0.1f);
+
+    if (sat_model_prepare_inference(&model, &err)) goto fail;
+    if (argc > 1) {
+        if (sat_model_save(&model, argv[1], 0, &err)) goto fail;
+        printf("saved the model to %s\n", argv[1]);
+    }
+
+    EvalResult greedy, beam3;
+    if (evaluate(&model, &s, 1, &greedy, &err) || evaluate(&model, &s, 3, &beam3, &err)) goto fail;
+    double greedy_rate = (double)greedy.exact / greedy.scenes, beam_rate = (double)beam3.exact / beam3.scenes;
+    double mean_noun = greedy.objects ? greedy.noun_mass / greedy.objects : 0.0;
+    double mean_color = greedy.objects ? greedy.color_mass / greedy.objects : 0.0;
+    double strong = greedy.objects ? (double)greedy.noun_strong / greedy.objects : 0.0;
+    printf("exact match on %d held-out scenes: greedy %.1f%% (%d), beam 3 %.1f%% (%d)\n", greedy.scenes,
+           100.0 * greedy_rate, greedy.exact, 100.0 * beam_rate, beam3.exact);
+    printf("attention on the object at its noun step (%d objects, greedy): mean mass %.3f, min %.3f, "
+           "%.1f%% of objects >= 0.5\n",
+           greedy.objects, mean_noun, greedy.min_noun_mass, 100.0 * strong);
+    printf("for information, at the colour word's step: mean mass %.3f\n", mean_color);
+    CHECK(greedy.scenes >= 100);
+    CHECK(greedy_rate >= 0.90);
+    CHECK(beam_rate >= 0.90);
+    CHECK(greedy.objects > 0);
+    CHECK(mean_noun >= 0.5);
+    CHECK(strong >= 0.80);
+    printf("wall time %.1f s\n", now_seconds() - start);
+    goto done;
+
+fail:
+    fprintf(stderr, "error: %s\n", err.message);
+    failed++;
+done:
+    if (model_ready) sat_model_free(&model);
+    vocab_free(&vocab);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
