@@ -91,7 +91,8 @@ static int alloc_rows(Captioner *cap, Error *err) {
         {&cap->z, k * L * D}, {&cap->projection, proj + 1}, {&cap->z_mean, k * D}, {&cap->h, k * H},
         {&cap->c, k * H}, {&cap->h_next, k * H}, {&cap->c_next, k * H}, {&cap->gates, k * 4 * H},
         {&cap->x, k * (E + D)}, {&cap->embedded, k * E}, {&cap->context, k * D}, {&cap->zhat, k * D},
-        {&cap->out, k * E}, {&cap->logits, k * V}, {&cap->alpha, k * L}, {&cap->beta, k},
+        {&cap->out, k * E}, {&cap->logits, k * (V > E ? V : E)}, /* also scratch for L_z zhat (k * E) */
+        {&cap->alpha, k * L}, {&cap->beta, k},
         {&cap->attention_cache, cache + 1},
     };
     for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {

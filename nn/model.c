@@ -309,11 +309,19 @@ static char *vocab_to_json(const SatModel *m) {
     return text;
 }
 
-int sat_model_save(const SatModel *m, const char *path, int half_precision, Error *err) {
-    SafetensorsTensor *tensors = calloc(m->table.count, sizeof *tensors);
+int sat_model_write(const SatModel *m, const char *path, int half_precision, const SafetensorsTensor *extra,
+                    int extra_count, const char *const *extra_metadata, Error *err) {
+    int count = m->table.count + extra_count;
+    SafetensorsTensor *tensors = calloc(count, sizeof *tensors);
     char *config = sat_config_to_json(&m->config), *preprocess = preprocess_to_json(&m->config);
     char *vocab = vocab_to_json(m);
-    int status = -1;
+    const char *metadata[32] = {"format", FORMAT_NAME, "format_version", FORMAT_VERSION, "config", config,
+                                "preprocess", preprocess, "vocab", vocab};
+    int used = 10, status = -1;
+    for (int i = 0; extra_metadata && extra_metadata[i] && extra_metadata[i + 1] && used < 30; i += 2) {
+        metadata[used++] = extra_metadata[i];
+        metadata[used++] = extra_metadata[i + 1];
+    }
     if (!tensors || !config || !preprocess || !vocab) {
         error_set(err, "%s: out of memory", path);
     } else {
@@ -324,15 +332,18 @@ int sat_model_save(const SatModel *m, const char *path, int half_precision, Erro
             tensors[i] = (SafetensorsTensor){s->name, half ? SAFETENSORS_F16 : SAFETENSORS_F32,
                                              s->ndim, s->shape, m->params + s->offset};
         }
-        const char *metadata[] = {"format", FORMAT_NAME, "format_version", FORMAT_VERSION,
-                                  "config", config, "preprocess", preprocess, "vocab", vocab, NULL};
-        status = safetensors_write(path, tensors, m->table.count, metadata, err);
+        for (int i = 0; i < extra_count; i++) tensors[m->table.count + i] = extra[i];
+        status = safetensors_write(path, tensors, count, metadata, err);
     }
     free(tensors);
     free(config);
     free(preprocess);
     free(vocab);
     return status;
+}
+
+int sat_model_save(const SatModel *m, const char *path, int half_precision, Error *err) {
+    return sat_model_write(m, path, half_precision, NULL, 0, NULL, err);
 }
 
 static int json_int(const cJSON *root, const char *key, int *out, Error *err) {
@@ -433,7 +444,8 @@ static int vocab_from_json(cJSON **array, const char *json, int expected, Error 
 
 static int check_tensor_set(const SatModel *m, const SafetensorsFile *file, Error *err) {
     for (int i = 0; i < file->count; i++)
-        if (!tensor_table_find(&m->table, file->entries[i].name))
+        if (strncmp(file->entries[i].name, SAT_OPTIMIZER_PREFIX, strlen(SAT_OPTIMIZER_PREFIX)) != 0 &&
+            !tensor_table_find(&m->table, file->entries[i].name))
             return error_set(err, "unexpected tensor %s (the file's config does not describe it)",
                              file->entries[i].name);
     return 0;

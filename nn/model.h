@@ -6,6 +6,7 @@
 #include "attention.h"
 #include "error.h"
 #include "rng.h"
+#include "safetensors.h"
 #include "tensor_table.h"
 
 /* Show, Attend and Tell (Xu et al. 2015), sections 3.1.2 and 4.2.
@@ -95,6 +96,13 @@ int sat_model_prepare_inference(SatModel *model, Error *err);
 /* Weights file: safetensors with the configuration, vocabulary and
  * preprocessing in __metadata__ (see README for the tensor names). */
 int sat_model_save(const SatModel *model, const char *path, int half_precision, Error *err);
+/* The same file with extra tensors and metadata (a training checkpoint: the
+ * optimiser state is stored under names beginning with SAT_OPTIMIZER_PREFIX,
+ * which sat_model_load skips, so a checkpoint is also a usable model). */
+#define SAT_OPTIMIZER_PREFIX "optimizer."
+int sat_model_write(const SatModel *model, const char *path, int half_precision,
+                    const SafetensorsTensor *extra, int extra_count, const char *const *extra_metadata,
+                    Error *err);
 int sat_model_load(SatModel *model, const char *path, Error *err);
 /* The configuration as JSON text (the "config" metadata value); caller frees. */
 char *sat_config_to_json(const SatConfig *config);

@@ -1,0 +1,56 @@
+#include "progress.h"
+
+#include <time.h>
+#include <unistd.h>
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+void progress_init(Progress *p, FILE *out) {
+    *p = (Progress){.out = out, .live = isatty(fileno(out)), .start = now_seconds()};
+    p->last_print = p->start;
+}
+
+static void format_duration(char *buffer, size_t size, double seconds) {
+    long s = seconds > 0 ? (long)(seconds + 0.5) : 0;
+    if (s >= 3600) snprintf(buffer, size, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    else snprintf(buffer, size, "%ld:%02ld", s / 60, s % 60);
+}
+
+void progress_update(Progress *p, long epoch, long epochs, long done, long total, double loss, double rate) {
+    /* Smoothed, so the numbers are readable rather than jittery. */
+    p->smoothed_rate = p->smoothed_rate > 0 ? 0.9 * p->smoothed_rate + 0.1 * rate : rate;
+    if (loss >= 0) {
+        p->smoothed_loss = p->has_loss ? 0.95 * p->smoothed_loss + 0.05 * loss : loss;
+        p->has_loss = 1;
+    }
+    double now = now_seconds();
+    double interval = p->live ? 0.2 : 30.0;
+    if (done < total && now - p->last_print < interval) return;
+    p->last_print = now;
+    double per_item = p->smoothed_rate > 0 ? 1.0 / p->smoothed_rate : 0.0;
+    char eta[32];
+    format_duration(eta, sizeof eta, (double)(total - done) * per_item);
+    if (p->live) {
+        enum { WIDTH = 24 };
+        char bar[WIDTH + 1];
+        int filled = total > 0 ? (int)(WIDTH * done / total) : 0;
+        for (int i = 0; i < WIDTH; i++) bar[i] = i < filled ? '=' : i == filled ? '>' : ' ';
+        bar[WIDTH] = '\0';
+        fprintf(p->out, "\repoch %ld/%ld [%s] %ld/%ld  loss %.4f  %.1f/s  ETA %s   ", epoch, epochs, bar, done, total,
+                p->smoothed_loss, p->smoothed_rate, eta);
+        p->drawn = 1;
+    } else {
+        fprintf(p->out, "epoch %ld/%ld  step %ld/%ld  loss %.4f  %.1f/s  epoch ETA %s\n", epoch, epochs, done, total,
+                p->smoothed_loss, p->smoothed_rate, eta);
+    }
+    fflush(p->out);
+}
+
+void progress_finish(Progress *p) {
+    if (p->live && p->drawn) fputc('\n', p->out);
+    p->drawn = 0;
+}

@@ -1,0 +1,408 @@
+#include "train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "dataset.h"
+#include "decode.h"
+#include "loader.h"
+#include "metrics.h"
+#include "plot.h"
+#include "progress.h"
+#include "vocab.h"
+
+/* Everything one training run holds; freed in one place. */
+typedef struct {
+    const TrainOptions *o;
+    char *options_json;
+    Dataset train, dev;
+    Vocab vocab;
+    SatModel model;
+    int model_ready;
+    SatTrainer trainer;
+    int trainer_ready;
+    Loader *train_loader, *dev_loader;
+    Captioner *captioner;
+    TrainState state;
+    Progress progress;
+    double start_time;
+    char path[3][1200]; /* checkpoint, best model, scratch */
+} Run;
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static double trained_seconds(const Run *r) { return r->state.seconds + now_seconds() - r->start_time; }
+
+static void out_path(const Run *r, char *buffer, size_t size, const char *name) {
+    snprintf(buffer, size, "%s/%s", r->o->out, name);
+}
+
+static void report_dropped(const char *message, void *context) {
+    fprintf(stderr, "caption train: skipping %s (in %s)\n", message, (const char *)context);
+}
+
+static int load_data(Run *r, Error *err) {
+    const TrainOptions *o = r->o;
+    if (dataset_load(&r->train, o->data, o->images[0] ? o->images : NULL, o->train_split, err) != 0 ||
+        dataset_load(&r->dev, o->data, o->images[0] ? o->images : NULL, o->dev_split, err) != 0)
+        return -1;
+    fprintf(stderr, "caption train: checking %d training and %d dev images\n", r->train.count, r->dev.count);
+    dataset_drop_unreadable(&r->train, o->threads, report_dropped, (void *)o->train_split);
+    dataset_drop_unreadable(&r->dev, o->threads, report_dropped, (void *)o->dev_split);
+    if (r->train.count == 0 || r->dev.count == 0) return error_set(err, "%s: no readable images left", o->data);
+    return 0;
+}
+
+static int build_vocab(Run *r, Error *err) {
+    size_t total = 0;
+    for (int i = 0; i < r->train.count; i++) total += r->train.images[i].caption_count;
+    const char **captions = malloc(sizeof(char *) * (total ? total : 1));
+    if (!captions) return error_set(err, "out of memory");
+    size_t n = 0;
+    for (int i = 0; i < r->train.count; i++)
+        for (int c = 0; c < r->train.images[i].caption_count; c++) captions[n++] = r->train.images[i].captions[c];
+    int status = vocab_build(&r->vocab, captions, (int)n, r->o->min_count, err);
+    free(captions);
+    return status;
+}
+
+static int create_model(Run *r, const char *resume, Error *err) {
+    if (resume) {
+        if (sat_model_load(&r->model, resume, err) != 0) return -1;
+        r->model_ready = 1;
+        return vocab_from_words(&r->vocab, (const char *const *)r->model.vocab, r->model.config.vocab_size, err);
+    }
+    if (build_vocab(r, err) != 0) return -1;
+    SatConfig config = r->o->model;
+    config.vocab_size = r->vocab.size;
+    if (sat_model_create(&r->model, &config, (const char *const *)r->vocab.words, err) != 0) return -1;
+    r->model_ready = 1;
+    sat_model_init_params(&r->model, r->o->seed);
+    rng_seed_stream(&r->state.rng, r->o->seed, 0xD0D0ULL);
+    return 0;
+}
+
+static LoaderOptions loader_options(const Run *r, int training) {
+    const TrainOptions *o = r->o;
+    LoaderOptions lo = {.batch_images = o->batch, .captions_per_image = o->captions_per_image,
+                        .max_words = o->max_words, .image_size = r->model.config.image_size,
+                        .flip = o->flip, .crop_min_area = o->crop_min_area, .seed = o->seed, .shuffle = training};
+    memcpy(lo.mean, r->model.config.image_mean, sizeof lo.mean);
+    memcpy(lo.std, r->model.config.image_std, sizeof lo.std);
+    return lo;
+}
+
+static int setup(Run *r, const char *resume, Error *err) {
+    const TrainOptions *o = r->o;
+    if (mkdir(o->out, 0755) != 0 && errno != EEXIST)
+        return error_set(err, "cannot create the run folder %s: %s", o->out, strerror(errno));
+    out_path(r, r->path[0], sizeof r->path[0], "checkpoint.safetensors");
+    out_path(r, r->path[1], sizeof r->path[1], "best.safetensors");
+    r->options_json = train_options_to_json(o);
+    if (!r->options_json) return error_set(err, "out of memory");
+    if (load_data(r, err) != 0 || create_model(r, resume, err) != 0) return -1;
+    int rows = o->batch * o->captions_per_image;
+    if (sat_trainer_init(&r->trainer, &r->model, o->batch, rows, o->max_words + 1, err) != 0) return -1;
+    r->trainer_ready = 1;
+    if (resume && checkpoint_restore(resume, &r->trainer, &r->state, err) != 0) return -1;
+    LoaderOptions train_lo = loader_options(r, 1), dev_lo = loader_options(r, 0);
+    if (loader_create(&r->train_loader, &r->train, &r->vocab, &train_lo, err) != 0 ||
+        loader_create(&r->dev_loader, &r->dev, &r->vocab, &dev_lo, err) != 0)
+        return -1;
+    if (sat_model_prepare_inference(&r->model, err) != 0) return -1;
+    return captioner_create(&r->captioner, &r->model, o->eval_beam, o->max_words + 10, err);
+}
+
+static void teardown(Run *r) {
+    captioner_free(r->captioner);
+    loader_free(r->train_loader);
+    loader_free(r->dev_loader);
+    if (r->trainer_ready) sat_trainer_free(&r->trainer);
+    if (r->model_ready) sat_model_free(&r->model);
+    vocab_free(&r->vocab);
+    dataset_free(&r->train);
+    dataset_free(&r->dev);
+    train_state_free(&r->state);
+    free(r->options_json);
+}
+
+static float learning_rate(const TrainOptions *o, long step, long total_steps) {
+    if (o->warmup_steps > 0 && step < o->warmup_steps) return o->lr * (float)(step + 1) / (float)o->warmup_steps;
+    if (strcmp(o->schedule, "constant") == 0 || total_steps <= o->warmup_steps) return o->lr;
+    double progress = (double)(step - o->warmup_steps) / (double)(total_steps - o->warmup_steps);
+    if (progress > 1.0) progress = 1.0;
+    return o->min_lr + (o->lr - o->min_lr) * 0.5f * (float)(1.0 + cos(M_PI * progress));
+}
+
+static int save_checkpoint(Run *r, Error *err) {
+    r->state.seconds = trained_seconds(r);
+    r->start_time = now_seconds();
+    return checkpoint_save(r->path[0], &r->trainer, &r->state, r->options_json, err);
+}
+
+/* Dev loss over all dev captions and scores of the captions the model writes. */
+static int evaluate(Run *r, EpochRecord *record, Error *err) {
+    const TrainOptions *o = r->o;
+    if (sat_model_prepare_inference(&r->model, err) != 0) return -1;
+    MetricsScorer *scorer = metrics_scorer_new(err);
+    if (!scorer) return -1;
+    DecodeOptions decode = {o->eval_beam, o->max_words + 10, o->eval_length_penalty};
+    size_t pixels = (size_t)3 * r->model.config.image_size * r->model.config.image_size;
+    int limit = o->eval_images > 0 && o->eval_images < r->dev.count ? o->eval_images : r->dev.count;
+    double loss_sum = 0.0;
+    long tokens = 0;
+    int captioned = 0, status = 0;
+    loader_seek(r->dev_loader, 0, 0);
+    const TrainBatch *b;
+    while (status == 0 && (status = loader_next(r->dev_loader, &b, err)) == 0 && b) {
+        DecoderBatch db = {b->captions, b->row_image, b->rows, b->steps, 0.0f, 0};
+        SatLoss loss = sat_evaluate_loss(&r->trainer, b->images, b->image_count, &db);
+        loss_sum += (double)loss.cross_entropy * loss.tokens;
+        tokens += loss.tokens;
+        for (int i = 0; i < b->image_count && captioned < limit && status == 0; i++) {
+            Caption caption;
+            char text[4096];
+            if ((status = captioner_run(r->captioner, b->images + i * pixels, &decode, &caption, err)) != 0) break;
+            const DatasetImage *image = &r->dev.images[b->image_index[i]];
+            caption_text(&r->model, &caption, text, sizeof text);
+            caption_free(&caption);
+            status = metrics_scorer_add(scorer, text, (const char *const *)image->captions, image->caption_count, err);
+            captioned++;
+        }
+    }
+    if (status == 0) status = metrics_scorer_compute(scorer, &record->scores, NULL, err);
+    record->dev_loss = tokens ? loss_sum / tokens : 0.0;
+    record->captioned = captioned;
+    record->distinct = (int)metrics_scorer_distinct_hypotheses(scorer);
+    metrics_scorer_free(scorer);
+    return status;
+}
+
+static int write_epochs_csv(const Run *r, Error *err) {
+    char path[1200], tmp[1300];
+    out_path(r, path, sizeof path, "epochs.csv");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return error_set(err, "%s: %s", tmp, strerror(errno));
+    fprintf(f, "epoch,step,train_loss,dev_loss,BLEU-1,BLEU-2,BLEU-3,BLEU-4,ROUGE-L,CIDEr-D,distinct,captioned,lr,minutes\n");
+    for (int i = 0; i < r->state.history_count; i++) {
+        const EpochRecord *e = &r->state.history[i];
+        fprintf(f, "%d,%ld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%d,%d,%.3g,%.2f\n", e->epoch, e->step, e->train_loss,
+                e->dev_loss, e->scores.bleu[0], e->scores.bleu[1], e->scores.bleu[2], e->scores.bleu[3],
+                e->scores.rouge_l, e->scores.cider_d, e->distinct, e->captioned, e->lr, e->minutes);
+    }
+    int failed = fflush(f) != 0 || ferror(f);
+    failed |= fclose(f) != 0;
+    if (failed || rename(tmp, path) != 0) return error_set(err, "%s: could not write (%s)", path, strerror(errno));
+    return 0;
+}
+
+static int draw_curve(const Run *r, Error *err) {
+    int n = r->state.history_count;
+    if (n == 0) return 0;
+    float *x = malloc(sizeof(float) * 4 * n);
+    if (!x) return error_set(err, "out of memory");
+    float *train = x + n, *dev = x + 2 * n, *cider = x + 3 * n;
+    for (int i = 0; i < n; i++) {
+        x[i] = (float)r->state.history[i].epoch;
+        train[i] = (float)r->state.history[i].train_loss;
+        dev[i] = (float)r->state.history[i].dev_loss;
+        cider[i] = (float)r->state.history[i].scores.cider_d;
+    }
+    PlotSeries series[3] = {{"training loss", x, train, n, {31, 119, 180}, 0},
+                            {"dev loss", x, dev, n, {255, 127, 14}, 0},
+                            {"dev CIDEr-D", x, cider, n, {44, 160, 44}, 1}};
+    PlotOptions po = {"Learning curve", "epoch", "cross-entropy", "CIDEr-D", 900, 540};
+    char font_path[1024], path[1200];
+    Font *font = NULL;
+    Image image = {0};
+    int status = font_default_path(font_path, sizeof font_path) ? font_load(&font, font_path, err)
+                                                                  : error_set(err, "no font found for the learning curve");
+    if (status == 0) status = plot_render(&image, series, 3, &po, font, err);
+    out_path(r, path, sizeof path, "curve.png");
+    if (status == 0) status = image_write_png(&image, path, err);
+    image_free(&image);
+    font_free(font);
+    free(x);
+    return status;
+}
+
+static int end_of_epoch(Run *r, float lr, int *stop, Error *err) {
+    EpochRecord record = {0};
+    record.epoch = (int)r->state.epoch + 1;
+    record.step = r->trainer.step;
+    record.train_loss = r->state.epoch_loss_count ? r->state.epoch_loss_sum / r->state.epoch_loss_count : 0.0;
+    record.lr = lr;
+    progress_finish(&r->progress);
+    fprintf(stderr, "caption train: epoch %d: evaluating on %s\n", record.epoch, r->o->dev_split);
+    if (evaluate(r, &record, err) != 0) return -1;
+    record.minutes = trained_seconds(r) / 60.0;
+    if (train_state_append(&r->state, &record) != 0) return error_set(err, "out of memory");
+    fprintf(stderr,
+            "caption train: epoch %d  train loss %.4f  dev loss %.4f  BLEU-4 %.4f  CIDEr-D %.4f  distinct %d/%d  (%.1f min)\n",
+            record.epoch, record.train_loss, record.dev_loss, record.scores.bleu[3], record.scores.cider_d,
+            record.distinct, record.captioned, record.minutes);
+    if (record.scores.cider_d > r->state.best_cider || r->state.best_epoch == 0) {
+        r->state.best_cider = record.scores.cider_d;
+        r->state.best_epoch = record.epoch;
+        r->state.bad_epochs = 0;
+        if (sat_model_save(&r->model, r->path[1], 0, err) != 0) return -1;
+    } else {
+        r->state.bad_epochs++;
+    }
+    r->state.epoch++;
+    r->state.batch = 0;
+    r->state.epoch_loss_sum = 0.0;
+    r->state.epoch_loss_count = 0;
+    if (write_epochs_csv(r, err) != 0 || save_checkpoint(r, err) != 0) return -1;
+    Error plot_err;
+    if (draw_curve(r, &plot_err) != 0) fprintf(stderr, "caption train: learning curve not drawn: %s\n", plot_err.message);
+    if (r->o->patience > 0 && r->state.bad_epochs >= r->o->patience) {
+        fprintf(stderr, "caption train: no better dev CIDEr-D for %d epochs: stopping early\n", r->state.bad_epochs);
+        *stop = 1;
+    }
+    return 0;
+}
+
+static FILE *open_steps_log(const Run *r, long keep_through_step, Error *err) {
+    char path[1200];
+    out_path(r, path, sizeof path, "steps.csv");
+    /* On resume, drop rows logged after the checkpoint: they will be logged again. */
+    FILE *old = keep_through_step > 0 ? fopen(path, "r") : NULL;
+    char tmp[1300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        if (old) fclose(old);
+        error_set(err, "%s: %s", tmp, strerror(errno));
+        return NULL;
+    }
+    fprintf(f, "step,epoch,batch,loss,cross_entropy,penalty,grad_norm,lr,images_per_s\n");
+    char line[512];
+    while (old && fgets(line, sizeof line, old))
+        if (line[0] >= '0' && line[0] <= '9' && strtol(line, NULL, 10) <= keep_through_step) fputs(line, f);
+    if (old) fclose(old);
+    fflush(f);
+    if (rename(tmp, path) != 0) {
+        fclose(f);
+        error_set(err, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    return f;
+}
+
+typedef enum { LOOP_DONE, LOOP_STOPPED, LOOP_INTERRUPTED, LOOP_ERROR } LoopResult;
+
+static LoopResult train_epoch(Run *r, FILE *steps_log, long total_steps, float *lr, volatile sig_atomic_t *stop,
+                              Error *err) {
+    const TrainOptions *o = r->o;
+    int batches = loader_batches_per_epoch(r->train_loader);
+    loader_seek(r->train_loader, r->state.epoch, r->state.batch);
+    const TrainBatch *b;
+    int status;
+    while ((status = loader_next(r->train_loader, &b, err)) == 0 && b) {
+        double t0 = now_seconds();
+        *lr = learning_rate(o, r->trainer.step, total_steps);
+        DecoderBatch db = {b->captions, b->row_image, b->rows, b->steps, o->label_smoothing, 1};
+        SatLoss loss = sat_forward_backward(&r->trainer, b->images, b->image_count, &db, &r->state.rng);
+        if (!isfinite(loss.loss)) {
+            error_set(err, "the loss became %s at step %ld (learning rate %.3g); the last good checkpoint is %s: "
+                           "resume from it with a lower --lr",
+                      isnan(loss.loss) ? "NaN" : "infinite", r->trainer.step + 1, *lr, r->path[0]);
+            return LOOP_ERROR;
+        }
+        float norm = sat_optimizer_step(&r->trainer, *lr, o->weight_decay, o->clip);
+        r->state.batch++;
+        r->state.epoch_loss_sum += loss.cross_entropy;
+        r->state.epoch_loss_count++;
+        double rate = b->image_count / (now_seconds() - t0);
+        fprintf(steps_log, "%ld,%ld,%d,%.6f,%.6f,%.6f,%.4f,%.4g,%.2f\n", r->trainer.step, r->state.epoch + 1,
+                r->state.batch, loss.loss, loss.cross_entropy, loss.penalty, norm, *lr, rate);
+        progress_update(&r->progress, r->state.epoch + 1, o->epochs, r->state.batch, batches, loss.cross_entropy, rate);
+        if (r->trainer.step % o->checkpoint_every == 0 && (fflush(steps_log), save_checkpoint(r, err)) != 0)
+            return LOOP_ERROR;
+        if (*stop) return LOOP_INTERRUPTED;
+        if (o->time_limit_minutes > 0 && trained_seconds(r) >= o->time_limit_minutes * 60.0) return LOOP_STOPPED;
+        if (o->stop_at_step > 0 && r->trainer.step >= o->stop_at_step) return LOOP_STOPPED;
+    }
+    return status == 0 ? LOOP_DONE : LOOP_ERROR;
+}
+
+static int train_loop(Run *r, volatile sig_atomic_t *stop, Error *err) {
+    const TrainOptions *o = r->o;
+    long total_steps = (long)o->epochs * loader_batches_per_epoch(r->train_loader);
+    FILE *steps_log = open_steps_log(r, r->trainer.step, err);
+    if (!steps_log) return 1;
+    progress_init(&r->progress, stderr);
+    int result = 0;
+    float lr = learning_rate(o, r->trainer.step, total_steps);
+    while (r->state.epoch < o->epochs) {
+        LoopResult loop = train_epoch(r, steps_log, total_steps, &lr, stop, err);
+        fflush(steps_log);
+        if (loop == LOOP_ERROR) {
+            result = 1;
+            break;
+        }
+        if (loop == LOOP_INTERRUPTED || loop == LOOP_STOPPED) {
+            progress_finish(&r->progress);
+            if (save_checkpoint(r, err) != 0) {
+                result = 1;
+                break;
+            }
+            fprintf(stderr, "caption train: %s at step %ld; checkpoint written to %s (continue with --resume %s)\n",
+                    loop == LOOP_INTERRUPTED ? "interrupted" : "stopped (time or step limit)", r->trainer.step, r->path[0],
+                    r->path[0]);
+            result = loop == LOOP_INTERRUPTED ? 130 : 0;
+            break;
+        }
+        int early = 0;
+        if (end_of_epoch(r, lr, &early, err) != 0) {
+            result = 1;
+            break;
+        }
+        if (early) break;
+    }
+    fclose(steps_log);
+    return result;
+}
+
+static int finish(Run *r, Error *err) {
+    char model_path[1200];
+    out_path(r, model_path, sizeof model_path, "model.safetensors");
+    SatModel best;
+    if (sat_model_load(&best, r->path[1], err) != 0) return -1;
+    int status = sat_model_save(&best, model_path, 0, err);
+    sat_model_free(&best);
+    if (status == 0)
+        fprintf(stderr, "caption train: done in %.1f minutes; best dev CIDEr-D %.4f at epoch %d, saved as %s\n",
+                trained_seconds(r) / 60.0, r->state.best_cider, r->state.best_epoch, model_path);
+    return status;
+}
+
+int train_run(const TrainOptions *o, const char *resume, volatile sig_atomic_t *stop) {
+    Run r = {0};
+    r.o = o;
+    r.start_time = now_seconds();
+    Error err;
+    int result = 1;
+    if (setup(&r, resume, &err) == 0) {
+        fprintf(stderr, "caption train: %d training images, %d dev images, vocabulary %d, %zu parameters, grid %dx%d\n",
+                r.train.count, r.dev.count, r.vocab.size, r.model.table.total, r.model.grid_h, r.model.grid_w);
+        result = train_loop(&r, stop, &err);
+        if (result == 0 && r.state.best_epoch > 0 && finish(&r, &err) != 0) result = 1;
+    }
+    if (result == 1) fprintf(stderr, "caption train: %s\n", err.message);
+    teardown(&r);
+    return result;
+}

@@ -1,0 +1,42 @@
+#ifndef APP_TRAIN_OPTIONS_H
+#define APP_TRAIN_OPTIONS_H
+
+#include <stdio.h>
+
+#include "error.h"
+#include "model.h"
+
+/* Everything `caption train` is configured by. Each field has a flag
+ * (--name value) and a key of the same name in a --config JSON file; the
+ * whole set is recorded in every checkpoint and model. */
+typedef struct {
+    /* data */
+    char data[1024], images[1024], train_split[32], dev_split[32];
+    int min_count, max_words, captions_per_image, eval_images;
+    /* model */
+    SatConfig model;
+    /* optimisation */
+    int epochs, batch, warmup_steps, patience, eval_beam, threads;
+    float lr, min_lr, weight_decay, clip, label_smoothing, crop_min_area, eval_length_penalty;
+    int flip;
+    char schedule[16]; /* "cosine" or "constant" */
+    unsigned long long seed;
+    /* run control */
+    char out[1024];
+    int checkpoint_every;
+    double time_limit_minutes; /* 0: none */
+    long stop_at_step;         /* 0: none */
+} TrainOptions;
+
+void train_options_defaults(TrainOptions *options);
+/* Applies one option; returns 1 if it took the value, 0 if the name is not
+ * an option, -1 (err set) if the value is invalid. */
+int train_options_set(TrainOptions *options, const char *name, const char *value, Error *err);
+int train_options_load_json(TrainOptions *options, const char *path, Error *err);
+/* JSON of all options; caller frees. */
+char *train_options_to_json(const TrainOptions *options);
+int train_options_from_json_text(TrainOptions *options, const char *json, const char *origin, Error *err);
+/* Prints one line per option. */
+void train_options_print_help(FILE *out);
+
+#endif
