@@ -1,0 +1,184 @@
+/* caption train on generated shapes data: it converges, writes its files,
+ * resumes exactly (the losses after a stop and --resume equal those of the
+ * uninterrupted run), and a checkpoint write that fails leaves the previous
+ * file intact. */
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "model.h"
+#include "shapes.h"
+#include "train.h"
+
+typedef struct {
+    double loss[256];
+    int count;
+} StepLosses;
+
+static int read_losses(const char *run, StepLosses *out) {
+    char path[600], line[512];
+    snprintf(path, sizeof path, "%s/steps.csv", run);
+    FILE *f = fopen(path, "r");
+    out->count = 0;
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f) && out->count < 256) {
+        if (line[0] < '0' || line[0] > '9') continue;
+        /* step,epoch,batch,loss,... */
+        char *field = line;
+        for (int i = 0; i < 3 && field; i++) field = strchr(field, ',') ? strchr(field, ',') + 1 : NULL;
+        if (field) out->loss[out->count++] = strtod(field, NULL);
+    }
+    fclose(f);
+    return 0;
+}
+
+static int file_exists(const char *dir, const char *name) {
+    char path[600];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+static void small_options(TrainOptions *o, const char *data, const char *out) {
+    Error err;
+    train_options_defaults(o);
+    const char *settings[][2] = {
+        {"data", data}, {"out", out}, {"image-size", "32"}, {"encoder", "8,16p,16p"}, {"embed", "16"},
+        {"hidden", "32"}, {"attention-dim", "16"}, {"batch", "16"}, {"epochs", "3"}, {"min-count", "1"},
+        {"checkpoint-every", "4"}, {"warmup-steps", "2"}, {"lr", "0.01"}, {"eval-beam", "1"}, {"threads", "1"},
+        {"dropout", "0.2"}, {"patience", "0"},
+    };
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
+        if (train_options_set(o, settings[i][0], settings[i][1], &err) != 1)
+            fprintf(stderr, "option %s: %s\n", settings[i][0], err.message);
+}
+
+static void test_converges_and_writes(CheckCounts *c, const char *data, const char *run, StepLosses *losses) {
+    TrainOptions o;
+    small_options(&o, data, run);
+    volatile sig_atomic_t stop = 0;
+    CHECK(c, train_run(&o, NULL, &stop) == 0);
+    const char *files[] = {"model.safetensors", "best.safetensors", "checkpoint.safetensors", "epochs.csv",
+                           "steps.csv", "curve.png"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) CHECK(c, file_exists(run, files[i]));
+    CHECK(c, read_losses(run, losses) == 0);
+    CHECK(c, losses->count == 3 * 6); /* 96 images / 16 per batch, 3 epochs */
+    if (losses->count >= 6) {
+        double first = (losses->loss[0] + losses->loss[1]) / 2;
+        double last = (losses->loss[losses->count - 1] + losses->loss[losses->count - 2]) / 2;
+        printf("training loss: first steps %.4f, last steps %.4f\n", first, last);
+        CHECK(c, last < 0.75 * first);
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/model.safetensors", run);
+    SatModel model;
+    Error err;
+    CHECK(c, sat_model_load(&model, path, &err) == 0);
+    sat_model_free(&model);
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", run);
+    CHECK(c, sat_model_load(&model, path, &err) == 0); /* a checkpoint is also a model */
+    sat_model_free(&model);
+}
+
+static void test_resume_is_exact(CheckCounts *c, const char *data, const char *run, const StepLosses *reference) {
+    TrainOptions o;
+    Error err;
+    small_options(&o, data, run);
+    train_options_set(&o, "stop-at-step", "7", &err); /* mid-epoch, between checkpoints */
+    volatile sig_atomic_t stop = 0;
+    CHECK(c, train_run(&o, NULL, &stop) == 0);
+    char checkpoint[600];
+    snprintf(checkpoint, sizeof checkpoint, "%s/checkpoint.safetensors", run);
+    train_options_set(&o, "stop-at-step", "0", &err);
+    CHECK(c, train_run(&o, checkpoint, &stop) == 0);
+    StepLosses resumed;
+    CHECK(c, read_losses(run, &resumed) == 0);
+    CHECK(c, resumed.count == reference->count);
+    int same = resumed.count == reference->count;
+    for (int i = 0; same && i < resumed.count; i++) same = resumed.loss[i] == reference->loss[i];
+    printf("resumed run: %d steps, losses %s the uninterrupted run's\n", resumed.count, same ? "equal" : "DIFFER FROM");
+    CHECK(c, same);
+}
+
+static int read_file(const char *path, char **data, long *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    *size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *data = malloc(*size > 0 ? *size : 1);
+    long got = *data ? (long)fread(*data, 1, *size, f) : -1;
+    fclose(f);
+    return got == *size ? 0 : -1;
+}
+
+static int count_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    int count = 0;
+    struct dirent *entry;
+    while (d && (entry = readdir(d)) != NULL) count += strstr(entry->d_name, ".tmp") != NULL;
+    if (d) closedir(d);
+    return count;
+}
+
+/* A write that fails part-way (the file size limit stands in for a full disk)
+ * is reported and leaves the previous file as it was. */
+static void test_failed_write_keeps_previous(CheckCounts *c, const char *run) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/model.safetensors", run);
+    char *before = NULL, *after = NULL;
+    long before_size = 0, after_size = 0;
+    CHECK(c, read_file(path, &before, &before_size) == 0);
+    pid_t child = fork();
+    if (child == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit limit = {4096, 4096};
+        setrlimit(RLIMIT_FSIZE, &limit);
+        SatModel model;
+        Error err;
+        if (sat_model_load(&model, path, &err) != 0) _exit(3);
+        int status = sat_model_save(&model, path, 0, &err);
+        if (status == 0) _exit(0);
+        fprintf(stderr, "expected failure: %s\n", err.message);
+        _exit(strstr(err.message, "previous file") ? 1 : 4);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    CHECK(c, WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    CHECK(c, read_file(path, &after, &after_size) == 0);
+    CHECK(c, before_size == after_size && before && after && memcmp(before, after, before_size) == 0);
+    CHECK(c, count_temporaries(run) == 0);
+    free(before);
+    free(after);
+}
+
+int main(void) {
+    CheckCounts c = {0};
+    char root[] = "/tmp/caption-test-train-XXXXXX";
+    if (!mkdtemp(root)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char data[200], run_a[200], run_b[200], command[300];
+    snprintf(data, sizeof data, "%s/shapes", root);
+    snprintf(run_a, sizeof run_a, "%s/a", root);
+    snprintf(run_b, sizeof run_b, "%s/b", root);
+    ShapesOptions shapes;
+    shapes_options_default(&shapes);
+    Error err;
+    CHECK(&c, shapes_write_dataset(data, 96, 16, 5, &shapes, &err) == 0);
+    StepLosses losses = {0};
+    test_converges_and_writes(&c, data, run_a, &losses);
+    test_resume_is_exact(&c, data, run_b, &losses);
+    test_failed_write_keeps_previous(&c, run_a);
+    snprintf(command, sizeof command, "rm -rf '%s'", root);
+    if (system(command) != 0) fprintf(stderr, "could not remove %s\n", root);
+    return check_summary(&c);
+}
