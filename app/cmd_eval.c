@@ -5,6 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "caption_json.h"
+#include "dataset.h"
+#include "pipeline.h"
+#include "progress.h"
+
 static const char *const METRIC_NAMES[] = {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4",
                                            "ROUGE-L", "CIDEr-D"};
 #define METRIC_COUNT (sizeof METRIC_NAMES / sizeof *METRIC_NAMES)
@@ -144,6 +149,8 @@ int eval_score_and_report(const CaptionSet *refs, const CaptionSet *hyps,
 static const char USAGE[] =
     "Usage: caption eval --refs REFS --hyps HYPS [--json] [--per-image FILE]\n"
     "                    [--intersection] [--split NAME]\n"
+    "       caption eval --model FILE --data DATASET [--split dev] [--beam N]\n"
+    "                    [--length-penalty A] [--hyps-out FILE] [--json] ...\n"
     "\n"
     "Scores hypothesis captions against reference captions with the COCO caption\n"
     "metrics (coco-caption): corpus BLEU-1..4, ROUGE-L and CIDEr-D.\n"
@@ -161,7 +168,15 @@ static const char USAGE[] =
     "  --intersection    score only the images present in both files (otherwise an\n"
     "                    image without hypothesis, or a hypothesis for an unknown\n"
     "                    image, is an error)\n"
-    "  --split NAME      with Karpathy-split REFS, use only the images of split NAME\n"
+    "  --split NAME      with Karpathy-split REFS, use only the images of split NAME;\n"
+    "                    with --data, the split to caption (default dev)\n"
+    "  --model FILE      caption the images of --data with this model, then score\n"
+    "                    them (instead of --refs/--hyps)\n"
+    "  --data DATASET    a Flickr8k-layout folder, or a Karpathy / COCO captions JSON\n"
+    "  --images DIR      image folder of a JSON dataset (default: images/ beside it)\n"
+    "  --beam N          beam width for --model (default 3)\n"
+    "  --length-penalty A  rank beams by logprob / (words+1)^A (default 0)\n"
+    "  --hyps-out FILE   with --model, also write the captions as JSON Lines\n"
     "  -h, --help        show this help\n"
     "\n"
     "Images are matched by base file name. Captions are lower-cased and stripped of\n"
@@ -181,6 +196,7 @@ typedef struct {
     const char *refs_path;
     const char *hyps_path;
     const char *split;
+    const char *model_path, *data_path, *images_path, *beam, *length_penalty, *hyps_out;
     EvalOptions options;
 } EvalArguments;
 
@@ -200,9 +216,12 @@ static int parse_arguments(int argc, char **argv, EvalArguments *arguments) {
             arguments->options.intersection = true;
             continue;
         }
-        static const char *const valued[] = {"--refs", "--hyps", "--per-image", "--split"};
+        static const char *const valued[] = {"--refs", "--hyps", "--per-image", "--split", "--model",
+                                             "--data", "--images", "--beam", "--length-penalty", "--hyps-out"};
         const char **targets[] = {&arguments->refs_path, &arguments->hyps_path,
-                                  &arguments->options.per_image_path, &arguments->split};
+                                  &arguments->options.per_image_path, &arguments->split,
+                                  &arguments->model_path, &arguments->data_path, &arguments->images_path,
+                                  &arguments->beam, &arguments->length_penalty, &arguments->hyps_out};
         bool matched = false;
         for (size_t v = 0; v < sizeof valued / sizeof *valued && !matched; v++) {
             size_t n = strlen(valued[v]);
@@ -220,9 +239,71 @@ static int parse_arguments(int argc, char **argv, EvalArguments *arguments) {
         if (arg[0] == '-') return usage_error("unknown option %s", arg);
         return usage_error("unexpected argument %s", arg);
     }
+    if (arguments->model_path || arguments->data_path) {
+        if (!arguments->model_path || !arguments->data_path)
+            return usage_error("%s go together", "--model and --data");
+        if (arguments->refs_path || arguments->hyps_path)
+            return usage_error("%s", "--model/--data replace --refs/--hyps: give one pair");
+        return 0;
+    }
     if (!arguments->refs_path) return usage_error("%s is required", "--refs");
     if (!arguments->hyps_path) return usage_error("%s is required", "--hyps");
     return 0;
+}
+
+static int parse_number(const char *text, double low, double high, double *value) {
+    char *end;
+    *value = strtod(text, &end);
+    return *end == '\0' && end != text && *value >= low && *value <= high ? 0 : -1;
+}
+
+/* One JSON Lines record per captioned image, as `caption --json` writes. */
+static void write_hypothesis(FILE *out, const CaptionPipeline *p, const char *path, const Caption *caption) {
+    if (!out) return;
+    cJSON *record = caption_to_json(&p->model, path, caption, 0);
+    char *text = cJSON_PrintUnformatted(record);
+    if (text) fprintf(out, "%s\n", text);
+    free(text);
+    cJSON_Delete(record);
+}
+
+/* Captions every image of the dataset split into hyps; refs get its captions. */
+static int caption_dataset(const EvalArguments *a, CaptionSet *refs, CaptionSet *hyps, Error *err) {
+    double beam = 3, penalty = 0;
+    if (a->beam && parse_number(a->beam, 1, 64, &beam) != 0)
+        return error_set(err, "--beam takes a whole number from 1 to 64, not '%s'", a->beam);
+    if (a->length_penalty && parse_number(a->length_penalty, 0, 10, &penalty) != 0)
+        return error_set(err, "--length-penalty takes a number from 0 to 10, not '%s'", a->length_penalty);
+    Dataset data;
+    if (dataset_load(&data, a->data_path, a->images_path, a->split ? a->split : "dev", err) != 0) return -1;
+    CaptionPipeline pipeline;
+    if (pipeline_open(&pipeline, a->model_path, (int)beam, 30, err) != 0) {
+        dataset_free(&data);
+        return -1;
+    }
+    pipeline.decode = (DecodeOptions){(int)beam, 30, (float)penalty};
+    FILE *hyps_out = a->hyps_out ? fopen(a->hyps_out, "w") : NULL;
+    int status = a->hyps_out && !hyps_out ? error_set(err, "%s: %s", a->hyps_out, strerror(errno)) : 0;
+    Progress progress;
+    progress_init(&progress, stderr);
+    for (int i = 0; i < data.count && status == 0; i++) {
+        const DatasetImage *image = &data.images[i];
+        Caption caption;
+        char text[4096];
+        if ((status = pipeline_caption_file(&pipeline, image->path, &caption, NULL, err)) != 0) break;
+        caption_text(&pipeline.model, &caption, text, sizeof text);
+        write_hypothesis(hyps_out, &pipeline, image->path, &caption);
+        caption_free(&caption);
+        status = caption_set_add(hyps, image->name, text, (size_t)i + 1, err);
+        for (int c = 0; c < image->caption_count && status == 0; c++)
+            status = caption_set_add(refs, image->name, image->captions[c], (size_t)i + 1, err);
+        progress_update(&progress, 1, 1, i + 1, data.count, -1.0, 0.0);
+    }
+    progress_finish(&progress);
+    if (hyps_out && fclose(hyps_out) != 0 && status == 0) status = error_set(err, "%s: write failed", a->hyps_out);
+    pipeline_close(&pipeline);
+    dataset_free(&data);
+    return status;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -235,9 +316,14 @@ int cmd_eval(int argc, char **argv) {
     CaptionSet refs, hyps;
     caption_set_init(&refs);
     caption_set_init(&hyps);
-    int rc = caption_sets_read_refs(arguments.refs_path, &refs, &err);
-    if (rc == 0 && arguments.split) rc = caption_set_keep_split(&refs, arguments.split, &err);
-    if (rc == 0) rc = caption_sets_read_hyps(arguments.hyps_path, &refs, &hyps, &err);
+    int rc;
+    if (arguments.model_path) {
+        rc = caption_dataset(&arguments, &refs, &hyps, &err);
+    } else {
+        rc = caption_sets_read_refs(arguments.refs_path, &refs, &err);
+        if (rc == 0 && arguments.split) rc = caption_set_keep_split(&refs, arguments.split, &err);
+        if (rc == 0) rc = caption_sets_read_hyps(arguments.hyps_path, &refs, &hyps, &err);
+    }
     if (rc == 0) rc = eval_score_and_report(&refs, &hyps, &arguments.options, stdout, &err);
     caption_set_free(&refs);
     caption_set_free(&hyps);

@@ -21,31 +21,32 @@ static void format_duration(char *buffer, size_t size, double seconds) {
 }
 
 void progress_update(Progress *p, long epoch, long epochs, long done, long total, double loss, double rate) {
+    double now = now_seconds();
+    if (rate <= 0.0) rate = done / (now - p->start > 1e-9 ? now - p->start : 1e-9); /* average so far */
     /* Smoothed, so the numbers are readable rather than jittery. */
     p->smoothed_rate = p->smoothed_rate > 0 ? 0.9 * p->smoothed_rate + 0.1 * rate : rate;
     if (loss >= 0) {
         p->smoothed_loss = p->has_loss ? 0.95 * p->smoothed_loss + 0.05 * loss : loss;
         p->has_loss = 1;
     }
-    double now = now_seconds();
     double interval = p->live ? 0.2 : 30.0;
     if (done < total && now - p->last_print < interval) return;
+    if (!p->live && done == total && total < 20) return; /* a short job needs no log line */
     p->last_print = now;
-    double per_item = p->smoothed_rate > 0 ? 1.0 / p->smoothed_rate : 0.0;
-    char eta[32];
-    format_duration(eta, sizeof eta, (double)(total - done) * per_item);
+    char eta[32], where[64] = "", loss_text[32] = "";
+    format_duration(eta, sizeof eta, p->smoothed_rate > 0 ? (double)(total - done) / p->smoothed_rate : 0.0);
+    if (epochs > 1) snprintf(where, sizeof where, "epoch %ld/%ld ", epoch, epochs);
+    if (p->has_loss) snprintf(loss_text, sizeof loss_text, "  loss %.4f", p->smoothed_loss);
     if (p->live) {
         enum { WIDTH = 24 };
         char bar[WIDTH + 1];
         int filled = total > 0 ? (int)(WIDTH * done / total) : 0;
         for (int i = 0; i < WIDTH; i++) bar[i] = i < filled ? '=' : i == filled ? '>' : ' ';
         bar[WIDTH] = '\0';
-        fprintf(p->out, "\repoch %ld/%ld [%s] %ld/%ld  loss %.4f  %.1f/s  ETA %s   ", epoch, epochs, bar, done, total,
-                p->smoothed_loss, p->smoothed_rate, eta);
+        fprintf(p->out, "\r%s[%s] %ld/%ld%s  %.1f/s  ETA %s   ", where, bar, done, total, loss_text, p->smoothed_rate, eta);
         p->drawn = 1;
     } else {
-        fprintf(p->out, "epoch %ld/%ld  step %ld/%ld  loss %.4f  %.1f/s  epoch ETA %s\n", epoch, epochs, done, total,
-                p->smoothed_loss, p->smoothed_rate, eta);
+        fprintf(p->out, "%s%ld/%ld%s  %.1f/s  ETA %s\n", where, done, total, loss_text, p->smoothed_rate, eta);
     }
     fflush(p->out);
 }

@@ -3,6 +3,7 @@
  * uninterrupted run), and a checkpoint write that fails leaves the previous
  * file intact. */
 #include <dirent.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,7 +160,34 @@ static void test_failed_write_keeps_previous(CheckCounts *c, const char *run) {
     free(after);
 }
 
-int main(void) {
+/* `caption eval --model` on the trained model reproduces the dev CIDEr-D the
+ * training loop measured for its best epoch: one captioning path. */
+static void test_eval_matches_training(CheckCounts *c, const char *caption_exe, const char *data, const char *run) {
+    char command[1200], line[512], path[600];
+    snprintf(path, sizeof path, "%s/epochs.csv", run);
+    FILE *f = fopen(path, "r");
+    double best = -1.0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (line[0] < '0' || line[0] > '9') continue;
+        char *field = line;
+        for (int i = 0; i < 9 && field; i++) field = strchr(field, ',') ? strchr(field, ',') + 1 : NULL;
+        if (field && strtod(field, NULL) > best) best = strtod(field, NULL);
+    }
+    if (f) fclose(f);
+    snprintf(command, sizeof command, "'%s' eval --model '%s/model.safetensors' --data '%s' --split dev --beam 1 --json 2>/dev/null",
+             caption_exe, run, data);
+    FILE *p = popen(command, "r");
+    double cider = -2.0;
+    while (p && fgets(line, sizeof line, p)) {
+        char *at = strstr(line, "\"CIDEr-D\":");
+        if (at) cider = strtod(at + strlen("\"CIDEr-D\":"), NULL);
+    }
+    CHECK(c, p && pclose(p) == 0);
+    printf("dev CIDEr-D: training loop %.6f, caption eval %.6f\n", best, cider);
+    CHECK(c, best >= 0.0 && fabs(cider - best) < 1e-6 /* epochs.csv keeps 6 decimals */);
+}
+
+int main(int argc, char **argv) {
     CheckCounts c = {0};
     char root[] = "/tmp/caption-test-train-XXXXXX";
     if (!mkdtemp(root)) {
@@ -178,6 +206,7 @@ int main(void) {
     test_converges_and_writes(&c, data, run_a, &losses);
     test_resume_is_exact(&c, data, run_b, &losses);
     test_failed_write_keeps_previous(&c, run_a);
+    if (argc > 1) test_eval_matches_training(&c, argv[1], data, run_a);
     snprintf(command, sizeof command, "rm -rf '%s'", root);
     if (system(command) != 0) fprintf(stderr, "could not remove %s\n", root);
     return check_summary(&c);
