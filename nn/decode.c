@@ -222,7 +222,7 @@ static void extend(Captioner *cap, Hypothesis *dst, const Hypothesis *parent, in
 
 static void add_finished(Captioner *cap, const Hypothesis *h, int finished, float penalty) {
     Hypothesis *slot = NULL;
-    float score = normalised(h->logprob, h->length + finished, penalty);
+    float score = normalised(h->logprob, h->length + 1, penalty); /* the words and <end> */
     if (cap->finished_count < cap->max_beam) {
         slot = &cap->finished[cap->finished_count++];
     } else {
@@ -249,7 +249,7 @@ static void reorder_states(Captioner *cap, int rows) {
 static int is_word(int token) { return token != TOKEN_PAD && token != TOKEN_START && token != TOKEN_UNK; }
 
 /* One beam step; returns the number of hypotheses still alive. */
-static int beam_step(Captioner *cap, int alive, int beam, const DecodeOptions *o, int last_step) {
+static int beam_step(Captioner *cap, int alive, int beam, const DecodeOptions *o) {
     const SatModel *m = cap->model;
     int V = m->config.vocab_size;
     Candidate best[2 * 64];
@@ -273,15 +273,28 @@ static int beam_step(Captioner *cap, int alive, int beam, const DecodeOptions *o
         cap->parents[next] = c.row;
         next++;
     }
-    if (last_step) {
-        for (int r = 0; r < next; r++) add_finished(cap, &cap->next_alive[r], 0, o->length_penalty);
-        return 0;
-    }
     Hypothesis *swap = cap->alive;
     cap->alive = cap->next_alive;
     cap->next_alive = swap;
     reorder_states(cap, next);
     return next;
+}
+
+/* At max_length words every live hypothesis ends: <end> is appended with its
+ * log-probability, so all candidates are compared as complete captions; it
+ * counts as finished only if <end> was also the model's most likely word. */
+static void close_at_max_length(Captioner *cap, int alive, const DecodeOptions *o) {
+    int V = cap->model->config.vocab_size;
+    for (int r = 0; r < alive; r++) {
+        const float *lp = cap->logits + (size_t)r * V;
+        int end_is_best = 1;
+        for (int w = 0; w < V && end_is_best; w++)
+            if (is_word(w) && w != TOKEN_END && lp[w] > lp[TOKEN_END]) end_is_best = 0;
+        Hypothesis *h = &cap->alive[r];
+        h->logprob += lp[TOKEN_END];
+        add_finished(cap, h, end_is_best, o->length_penalty);
+        h->logprob -= lp[TOKEN_END];
+    }
 }
 
 /* Beam search stops once no live hypothesis can beat the worst kept finished one
@@ -297,11 +310,8 @@ static int search_done(const Captioner *cap, int alive, int beam, const DecodeOp
 
 static int best_finished(const Captioner *cap) {
     int best = 0;
-    for (int i = 1; i < cap->finished_count; i++) {
-        const Hypothesis *a = &cap->finished[i], *b = &cap->finished[best];
-        /* A hypothesis that ended with <end> beats one cut off at max_length. */
-        if (a->finished > b->finished || (a->finished == b->finished && a->score > b->score)) best = i;
-    }
+    for (int i = 1; i < cap->finished_count; i++)
+        if (cap->finished[i].score > cap->finished[best].score) best = i;
     return best;
 }
 
@@ -349,13 +359,10 @@ int captioner_run(Captioner *cap, const float *image, const DecodeOptions *o, Ca
     root->finished = 0;
     cap->prev_tokens[0] = TOKEN_START;
     int alive = 1;
-    for (int step = 0; step < o->max_length && !search_done(cap, alive, beam, o); step++) {
+    for (int step = 0; step <= o->max_length && !search_done(cap, alive, beam, o); step++) {
         decoder_step(cap, alive);
-        alive = beam_step(cap, alive, beam, o, step == o->max_length - 1);
-    }
-    if (cap->finished_count == 0) { /* only when max_length is reached with nothing alive */
-        root->length = 0;
-        add_finished(cap, root, 0, o->length_penalty);
+        if (step == o->max_length) close_at_max_length(cap, alive, o);
+        else alive = beam_step(cap, alive, beam, o);
     }
     return export_caption(cap, &cap->finished[best_finished(cap)], out, err);
 }

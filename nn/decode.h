@@ -16,9 +16,9 @@ typedef struct {
     int length;            /* words, <end> excluded */
     int *tokens;           /* [length] */
     float *token_logprobs; /* [length] */
-    float logprob;         /* sum over the words and, if finished, <end> */
+    float logprob;         /* sum over the words and <end> */
     float score;           /* what beam search ranked by */
-    int finished;          /* 0: stopped at max_length without <end> */
+    int finished;          /* 0: cut at max_length words, where <end> was not the most likely next word */
     int cells, grid_h, grid_w;
     float *alpha;          /* [length, cells]: attention when emitting each word; NULL for the bottleneck */
     float *beta;           /* [length]: the gate beta_t; NULL for the bottleneck */

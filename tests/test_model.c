@@ -1,0 +1,275 @@
+/* The model file and decoding: save/load round trips (F32 exact, F16 close),
+ * every kind of broken file refused with its reason, beam search finding the
+ * exact best caption, and the caption CLI's handling of bad inputs. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "decode.h"
+#include "decoder.h"
+#include "image.h"
+#include "model.h"
+#include "trainer.h"
+
+static const char *const VOCAB[] = {"<pad>", "<start>", "<end>", "<unk>", "dog", "runs"};
+
+static int make_model(SatModel *m, AttentionScore score, int use_attention, uint64_t seed) {
+    SatConfig c;
+    sat_config_defaults(&c);
+    c.image_size = 16;
+    snprintf(c.encoder_spec, sizeof c.encoder_spec, "4,6p,8p");
+    c.vocab_size = 6;
+    c.embed_dim = 5;
+    c.hidden_dim = 7;
+    c.attention_dim = 4;
+    c.score = score;
+    c.use_attention = use_attention;
+    Error err;
+    if (sat_model_create(m, &c, VOCAB, &err) != 0) {
+        fprintf(stderr, "%s\n", err.message);
+        return -1;
+    }
+    sat_model_init_params(m, seed);
+    /* Larger output weights make the word distribution peaked, so the best
+     * caption is well separated from the runner-up. */
+    for (long i = 0; i < 6 * 5; i++) m->p.out_weight[i] *= 6.0f;
+    m->p.out_bias[TOKEN_END] -= 5.0f; /* and captions longer than nothing */
+    return sat_model_prepare_inference(m, &err);
+}
+
+static void test_round_trip(CheckCounts *c, const char *dir) {
+    SatModel m, loaded;
+    Error err;
+    char path[300];
+    CHECK(c, make_model(&m, ATTENTION_ADDITIVE, 1, 3) == 0);
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    CHECK(c, sat_model_save(&m, path, 0, &err) == 0);
+    CHECK(c, sat_model_load(&loaded, path, &err) == 0);
+    CHECK(c, loaded.table.total == m.table.total && memcmp(loaded.params, m.params, sizeof(float) * m.table.total) == 0);
+    CHECK(c, strcmp(loaded.vocab[4], "dog") == 0 && loaded.config.score == ATTENTION_ADDITIVE);
+    sat_model_free(&loaded);
+    CHECK(c, sat_model_save(&m, path, 1, &err) == 0); /* F16 */
+    CHECK(c, sat_model_load(&loaded, path, &err) == 0);
+    double worst = 0.0;
+    for (size_t i = 0; i < m.table.total; i++) {
+        double scale = fabs(m.params[i]) > 1e-3 ? fabs(m.params[i]) : 1e-3;
+        worst = fmax(worst, fabs(loaded.params[i] - m.params[i]) / scale);
+    }
+    printf("F16 round trip: max relative error %.2g\n", worst);
+    CHECK(c, worst < 1e-3);
+    sat_model_free(&loaded);
+    sat_model_free(&m);
+}
+
+static int read_all(const char *path, unsigned char **data, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    *size = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *data = malloc(*size + 1);
+    size_t got = fread(*data, 1, *size, f);
+    fclose(f);
+    return got == *size ? 0 : -1;
+}
+
+static void write_all(const char *path, const unsigned char *data, size_t size) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    fwrite(data, 1, size, f);
+    fclose(f);
+}
+
+/* Replaces the first occurrence of `from` in the header with `to` (same length). */
+static int patch(unsigned char *data, size_t size, const char *from, const char *to) {
+    size_t n = strlen(from);
+    for (size_t i = 8; i + n <= size; i++)
+        if (memcmp(data + i, from, n) == 0) {
+            memcpy(data + i, to, n);
+            return 0;
+        }
+    return -1;
+}
+
+static void expect_refused(CheckCounts *c, const char *path, const unsigned char *data, size_t size, const char *reason) {
+    write_all(path, data, size);
+    SatModel m;
+    Error err = {{0}};
+    int status = sat_model_load(&m, path, &err);
+    CHECK(c, status != 0);
+    if (status == 0) sat_model_free(&m);
+    int named = strstr(err.message, reason) != NULL && strstr(err.message, path) != NULL;
+    if (!named) fprintf(stderr, "expected \"%s\" and the path in: %s\n", reason, err.message);
+    CHECK(c, named);
+}
+
+static void test_broken_files(CheckCounts *c, const char *dir) {
+    SatModel m;
+    Error err;
+    char good[300], bad[300];
+    snprintf(good, sizeof good, "%s/good.safetensors", dir);
+    snprintf(bad, sizeof bad, "%s/bad.safetensors", dir);
+    CHECK(c, make_model(&m, ATTENTION_DOT, 1, 4) == 0);
+    CHECK(c, sat_model_save(&m, good, 0, &err) == 0);
+    sat_model_free(&m);
+    unsigned char *data = NULL, *copy = NULL;
+    size_t size = 0;
+    CHECK(c, read_all(good, &data, &size) == 0);
+    copy = malloc(size);
+
+    expect_refused(c, bad, data, 5, "too short");
+    expect_refused(c, bad, data, size - 100, "outside");                /* truncated data */
+    memcpy(copy, data, size);
+    copy[6] = 0x7f;                                                      /* absurd header length */
+    expect_refused(c, bad, copy, size, "header length");
+    memcpy(copy, data, size);
+    copy[8] = '[';
+    expect_refused(c, bad, copy, size, "not a JSON object");
+    memcpy(copy, data, size);
+    patch(copy, size, "\"F32\"", "\"Q32\"");
+    expect_refused(c, bad, copy, size, "dtype");
+    memcpy(copy, data, size);
+    patch(copy, size, "show-attend-tell-c", "something-else-xx");
+    expect_refused(c, bad, copy, size, "not a captioning model");
+    memcpy(copy, data, size);
+    patch(copy, size, "decoder.embedding.weight", "decoder.embedding.wrongo");
+    expect_refused(c, bad, copy, size, "unexpected tensor decoder.embedding.wrongo");
+    memcpy(copy, data, size);
+    patch(copy, size, "\\\"embed_dim\\\":5", "\\\"embed_dim\\\":4");       /* config no longer matches the tensors */
+    expect_refused(c, bad, copy, size, "shape");
+    /* A NaN weight: the last 4 bytes are the last value of the last tensor. */
+    memcpy(copy, data, size);
+    const unsigned char nan_bits[4] = {0x00, 0x00, 0xc0, 0x7f};
+    memcpy(copy + size - 4, nan_bits, 4);
+    expect_refused(c, bad, copy, size, "non-finite");
+    expect_refused(c, bad, (const unsigned char *)"", 0, "too short");
+    free(copy);
+    free(data);
+}
+
+/* Log-probability of a whole caption (words then <end>) by teacher forcing. */
+static double caption_logprob(SatTrainer *t, const float *image, const int *words, int count) {
+    int row[8] = {TOKEN_START};
+    for (int i = 0; i < count; i++) row[1 + i] = words[i];
+    row[1 + count] = TOKEN_END;
+    int row_image = 0;
+    DecoderBatch batch = {row, &row_image, 1, count + 1, 0.0f, 0};
+    SatLoss loss = sat_evaluate_loss(t, image, 1, &batch);
+    return -(double)loss.cross_entropy * loss.tokens;
+}
+
+/* With a beam wider than the number of captions, beam search must return the
+ * best finished caption of all: compare with brute force over every caption
+ * of at most 2 words from {dog, runs}. */
+static void test_beam_is_exact(CheckCounts *c, AttentionScore score, int use_attention) {
+    SatModel m;
+    Error err;
+    CHECK(c, make_model(&m, score, use_attention, 11 + score) == 0);
+    SatTrainer t;
+    CHECK(c, sat_trainer_init(&t, &m, 1, 1, 4, &err) == 0);
+    Captioner *cap = NULL;
+    CHECK(c, captioner_create(&cap, &m, 16, 3, &err) == 0);
+    Rng rng;
+    rng_seed(&rng, 99);
+    float image[3 * 16 * 16];
+    for (int i = 0; i < 3 * 16 * 16; i++) image[i] = rng_normal(&rng);
+    int best[3] = {0}, best_count = -1;
+    double best_lp = -INFINITY;
+    for (int length = 0; length <= 2; length++)
+        for (int code = 0; code < (1 << length); code++) {
+            int words[2] = {4 + (code & 1), 4 + ((code >> 1) & 1)};
+            double lp = caption_logprob(&t, image, words, length);
+            if (lp > best_lp) best_lp = lp, best_count = length, memcpy(best, words, sizeof words);
+        }
+    DecodeOptions options = {16, 2, 0.0f};
+    Caption caption;
+    CHECK(c, captioner_run(cap, image, &options, &caption, &err) == 0);
+    int same = caption.length == best_count;
+    for (int i = 0; same && i < best_count; i++) same = caption.tokens[i] == best[i];
+    printf("beam (%s): %d words, logprob %.5f; brute force %d words, logprob %.5f\n",
+           use_attention ? attention_score_name(score) : "bottleneck", caption.length, caption.logprob, best_count,
+           best_lp);
+    CHECK(c, same);
+    CHECK(c, fabs(caption.logprob - best_lp) < 1e-4);
+    CHECK(c, caption.length == 2 || caption.finished); /* only a caption cut at max_length is unfinished */
+    double sum = 0.0;
+    for (int i = 0; i < caption.length; i++) sum += caption.token_logprobs[i];
+    CHECK(c, caption.logprob <= sum + 1e-6); /* plus the <end> step's log-probability */
+    for (int s = 0; use_attention && s < caption.length; s++) {
+        double mass = 0.0;
+        for (int i = 0; i < caption.cells; i++) mass += caption.alpha[s * caption.cells + i];
+        CHECK(c, fabs(mass - 1.0) < 1e-5);
+    }
+    CHECK(c, use_attention ? caption.alpha != NULL : caption.alpha == NULL);
+    caption_free(&caption);
+    /* Greedy is beam 1; max length 1 stops every caption at one word. */
+    DecodeOptions greedy = {1, 1, 0.0f};
+    CHECK(c, captioner_run(cap, image, &greedy, &caption, &err) == 0);
+    CHECK(c, caption.length <= 1);
+    caption_free(&caption);
+    captioner_free(cap);
+    sat_trainer_free(&t);
+    sat_model_free(&m);
+}
+
+/* `caption` prints one line per good image and one error line per bad one,
+ * exits 1 when any failed, 2 on usage errors. */
+static void test_cli(CheckCounts *c, const char *caption_exe, const char *dir) {
+    char model[300], good[300], broken[300], command[1400], line[1024];
+    snprintf(model, sizeof model, "%s/good.safetensors", dir);
+    snprintf(good, sizeof good, "%s/picture.png", dir);
+    snprintf(broken, sizeof broken, "%s/broken.png", dir);
+    Image picture;
+    Error err;
+    CHECK(c, image_alloc(&picture, 20, 12, 3, &err) == 0);
+    CHECK(c, image_write_png(&picture, good, &err) == 0);
+    image_free(&picture);
+    write_all(broken, (const unsigned char *)"\x89PNG\r\n\x1a\nnot really", 18);
+    snprintf(command, sizeof command, "'%s' --model '%s' --json '%s' '%s' '%s' 2>'%s/stderr.txt'", caption_exe, model,
+             good, broken, good, dir);
+    FILE *p = popen(command, "r");
+    int lines = 0, json = 0;
+    while (p && fgets(line, sizeof line, p)) {
+        lines++;
+        json += strncmp(line, "{\"path\":", 8) == 0;
+    }
+    int status = p ? pclose(p) : -1;
+    CHECK(c, lines == 2 && json == 2);
+    CHECK(c, WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    snprintf(command, sizeof command, "%s/stderr.txt", dir);
+    FILE *f = fopen(command, "r");
+    int error_lines = 0, names_file = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        error_lines++;
+        names_file += strstr(line, "broken.png") != NULL;
+    }
+    if (f) fclose(f);
+    CHECK(c, error_lines == 1 && names_file == 1);
+    snprintf(command, sizeof command, "'%s' --beam 0 x.png 2>/dev/null", caption_exe);
+    status = system(command);
+    CHECK(c, WIFEXITED(status) && WEXITSTATUS(status) == 2);
+}
+
+int main(int argc, char **argv) {
+    CheckCounts c = {0};
+    char dir[] = "/tmp/caption-test-model-XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_round_trip(&c, dir);
+    test_broken_files(&c, dir);
+    test_beam_is_exact(&c, ATTENTION_ADDITIVE, 1);
+    test_beam_is_exact(&c, ATTENTION_DOT, 1);
+    test_beam_is_exact(&c, ATTENTION_GENERAL, 1);
+    test_beam_is_exact(&c, ATTENTION_ADDITIVE, 0);
+    if (argc > 1) test_cli(&c, argv[1], dir);
+    char command[400];
+    snprintf(command, sizeof command, "rm -rf '%s'", dir);
+    if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    return check_summary(&c);
+}
