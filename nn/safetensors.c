@@ -179,6 +179,7 @@ int safetensors_write(const char *path, const SafetensorsTensor *tensors, int co
     }
     snprintf(tmp_path, tmp_len, "%s.tmpXXXXXX", path);
     int fd = mkstemp(tmp_path);
+    if (fd >= 0) fchmod(fd, 0644); /* mkstemp's 0600 would make models private by accident */
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     int failed = f == NULL;
     if (!failed) {
