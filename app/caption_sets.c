@@ -9,36 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collections.h"
+
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
 /* ------------------------------------------------------------------------ */
 
-static int reserve(void **data, size_t *capacity, size_t needed, size_t element_size) {
-    if (needed <= *capacity) return 0;
-    size_t new_capacity = *capacity ? *capacity : 16;
-    while (new_capacity < needed) {
-        if (new_capacity > SIZE_MAX / 2) return -1;
-        new_capacity *= 2;
-    }
-    if (new_capacity > SIZE_MAX / element_size) return -1;
-    void *grown = realloc(*data, new_capacity * element_size);
-    if (!grown) return -1;
-    *data = grown;
-    *capacity = new_capacity;
-    return 0;
-}
 
-#define RESERVE(array, capacity, needed) \
-    reserve((void **)&(array), &(capacity), (needed), sizeof *(array))
-
-static uint64_t hash_string(const char *text) {
-    uint64_t hash = 1469598103934665603ull; /* FNV-1a */
-    for (; *text; text++) {
-        hash ^= (unsigned char)*text;
-        hash *= 1099511628211ull;
-    }
-    return hash;
-}
+static uint64_t hash_string(const char *text) { return hash_bytes(text, strlen(text)); }
 
 static const char *base_name(const char *path) {
     const char *slash = strrchr(path, '/');
@@ -52,7 +30,7 @@ static int read_whole_file(const char *path, char **data, size_t *size, Error *e
     char *buffer = NULL;
     size_t length = 0, capacity = 0;
     for (;;) {
-        if (RESERVE(buffer, capacity, length + 65536 + 1) < 0) {
+        if (ARRAY_RESERVE(buffer, capacity, length + 65536 + 1) < 0) {
             free(buffer);
             fclose(file);
             return error_set(err, "out of memory reading %s", path);
@@ -180,7 +158,7 @@ static long add_image(CaptionSet *set, const char *image, size_t where, Error *e
     if (2 * (set->image_count + 1) > set->slot_capacity &&
         rebuild_index(set, set->slot_capacity ? 2 * set->slot_capacity : 1024) < 0)
         return error_set(err, "out of memory indexing images of %s", set->path);
-    if (RESERVE(set->images, set->image_capacity, set->image_count + 1) < 0)
+    if (ARRAY_RESERVE(set->images, set->image_capacity, set->image_count + 1) < 0)
         return error_set(err, "out of memory reading %s", set->path);
     ImageCaptions *entry = &set->images[set->image_count];
     memset(entry, 0, sizeof *entry);
@@ -194,7 +172,7 @@ static long add_image(CaptionSet *set, const char *image, size_t where, Error *e
 
 static int add_caption(CaptionSet *set, size_t index, const char *caption, Error *err) {
     ImageCaptions *image = &set->images[index];
-    if (RESERVE(image->captions, image->caption_capacity, image->caption_count + 1) < 0)
+    if (ARRAY_RESERVE(image->captions, image->caption_capacity, image->caption_count + 1) < 0)
         return error_set(err, "out of memory reading %s", set->path);
     char *copy = strdup(caption);
     if (!copy) return error_set(err, "out of memory reading %s", set->path);

@@ -7,38 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collections.h"
+
 /* ------------------------------------------------------------------------ */
 /* Growable arrays                                                          */
 /* ------------------------------------------------------------------------ */
 
-/* Makes room for `needed` elements; doubles so that appends are amortised
- * O(1). Returns -1 when out of memory (or on size overflow). */
-static int reserve(void **data, size_t *capacity, size_t needed, size_t element_size) {
-    if (needed <= *capacity) return 0;
-    size_t new_capacity = *capacity ? *capacity : 16;
-    while (new_capacity < needed) {
-        if (new_capacity > SIZE_MAX / 2) return -1;
-        new_capacity *= 2;
-    }
-    if (new_capacity > SIZE_MAX / element_size) return -1;
-    void *grown = realloc(*data, new_capacity * element_size);
-    if (!grown) return -1;
-    *data = grown;
-    *capacity = new_capacity;
-    return 0;
-}
 
-#define RESERVE(array, capacity, needed) \
-    reserve((void **)&(array), &(capacity), (needed), sizeof *(array))
-
-static uint64_t hash_bytes(const char *bytes, size_t length) {
-    uint64_t hash = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < length; i++) {
-        hash ^= (unsigned char)bytes[i];
-        hash *= 1099511628211ull;
-    }
-    return hash;
-}
 
 /* Finalizer of splitmix64: spreads the bits of integer keys over the table. */
 static uint64_t mix64(uint64_t x) {
@@ -128,7 +103,7 @@ typedef struct {
  * punctuation and spaces to plain separators. */
 static int normalise_caption(const char *caption, Scratch *scratch, size_t *out_length) {
     size_t length = strlen(caption);
-    if (RESERVE(scratch->data, scratch->capacity, length + 1) < 0) return -1;
+    if (ARRAY_RESERVE(scratch->data, scratch->capacity, length + 1) < 0) return -1;
     char *out = scratch->data;
     size_t o = 0;
     const unsigned char *in = (const unsigned char *)caption;
@@ -193,7 +168,7 @@ typedef struct {
 
 static int append_joined(void *context, const char *token, size_t length) {
     JoinedTokens *joined = context;
-    if (RESERVE(joined->text, joined->capacity, joined->length + length + 2) < 0) return -1;
+    if (ARRAY_RESERVE(joined->text, joined->capacity, joined->length + length + 2) < 0) return -1;
     if (joined->length > 0) joined->text[joined->length++] = ' ';
     memcpy(joined->text + joined->length, token, length);
     joined->length += length;
@@ -269,9 +244,9 @@ static uint32_t vocabulary_intern(Vocabulary *vocabulary, const char *token, siz
         slot = (slot + 1) & mask;
     }
     if (vocabulary->count >= UINT32_MAX) return 0;
-    if (RESERVE(vocabulary->chars, vocabulary->chars_capacity,
+    if (ARRAY_RESERVE(vocabulary->chars, vocabulary->chars_capacity,
                 vocabulary->chars_length + length + 1) < 0 ||
-        RESERVE(vocabulary->offsets, vocabulary->offsets_capacity, vocabulary->count + 1) < 0)
+        ARRAY_RESERVE(vocabulary->offsets, vocabulary->offsets_capacity, vocabulary->count + 1) < 0)
         return 0;
     uint32_t id = (uint32_t)vocabulary->count++;
     vocabulary->offsets[id] = vocabulary->chars_length;
@@ -337,14 +312,14 @@ static int push_token(void *context, const char *token, size_t length) {
     MetricsScorer *scorer = context;
     uint32_t id = vocabulary_intern(&scorer->vocabulary, token, length);
     if (id == 0) return -1;
-    if (RESERVE(scorer->token_ids, scorer->token_capacity, scorer->token_count + 1) < 0) return -1;
+    if (ARRAY_RESERVE(scorer->token_ids, scorer->token_capacity, scorer->token_count + 1) < 0) return -1;
     scorer->token_ids[scorer->token_count++] = id;
     return 0;
 }
 
 /* Tokenises and stores one sentence; returns -1 when out of memory. */
 static int add_sentence(MetricsScorer *scorer, const char *caption) {
-    if (RESERVE(scorer->sentences, scorer->sentence_capacity, scorer->sentence_count + 1) < 0)
+    if (ARRAY_RESERVE(scorer->sentences, scorer->sentence_capacity, scorer->sentence_count + 1) < 0)
         return -1;
     size_t start = scorer->token_count;
     Emitter emitter = {push_token, scorer};
@@ -412,7 +387,7 @@ int metrics_scorer_add(MetricsScorer *scorer, const char *hypothesis,
         if (!references[i])
             return error_set(err, "metrics: image %zu: reference %zu is missing",
                              scorer->image_count + 1, i + 1);
-    if (RESERVE(scorer->images, scorer->image_capacity, scorer->image_count + 1) < 0)
+    if (ARRAY_RESERVE(scorer->images, scorer->image_capacity, scorer->image_count + 1) < 0)
         return error_set(err, "out of memory adding image %zu to the metrics scorer",
                          scorer->image_count + 1);
     size_t saved_sentences = scorer->sentence_count, saved_tokens = scorer->token_count;
@@ -481,7 +456,7 @@ static int64_t ngram_table_intern(NgramTable *table, const NgramKey *key, int or
     size_t slot = ngram_slot(table, table->slots, table->slot_capacity, key);
     if (table->slots[slot]) return table->slots[slot] - 1;
     if (table->count >= UINT32_MAX - 1) return -1;
-    if (RESERVE(table->ngrams, table->capacity, table->count + 1) < 0) return -1;
+    if (ARRAY_RESERVE(table->ngrams, table->capacity, table->count + 1) < 0) return -1;
     table->ngrams[table->count] = (Ngram){*key, order - 1};
     table->slots[slot] = (uint32_t)(table->count + 1);
     return (int64_t)table->count++;
@@ -531,7 +506,7 @@ static int count_sentence_ngrams(NgramCounts *counts, const uint32_t *words, siz
             }
             if ((size_t)id >= *position_capacity) {
                 size_t old = *position_capacity;
-                if (RESERVE(*position, *position_capacity, (size_t)id + 1) < 0) {
+                if (ARRAY_RESERVE(*position, *position_capacity, (size_t)id + 1) < 0) {
                     rc = -1;
                     break;
                 }
@@ -542,7 +517,7 @@ static int count_sentence_ngrams(NgramCounts *counts, const uint32_t *words, siz
                 counts->entries[first + *seen - 1].count++;
                 continue;
             }
-            if (RESERVE(counts->entries, counts->entry_capacity, counts->entry_total + 1) < 0) {
+            if (ARRAY_RESERVE(counts->entries, counts->entry_capacity, counts->entry_total + 1) < 0) {
                 rc = -1;
                 break;
             }
