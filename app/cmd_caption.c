@@ -23,7 +23,13 @@ static void print_help(FILE *out) {
     model_path_describe(places, sizeof places);
     fprintf(out,
             "usage: caption [options] IMAGE...\n"
-            "       caption eval ...      (score captions; caption eval --help)\n"
+            "       caption export IMAGE -o OUT.png   attention figure of one image\n"
+            "       caption batch PATH... -o OUT      caption folders of images\n"
+            "       caption view [IMAGE|DIR...]       interactive viewer\n"
+            "       caption eval ...                  score captions (BLEU, ROUGE-L, CIDEr-D)\n"
+            "       caption train ...                 train a model\n"
+            "       caption shapes --out DIR          generate a shapes dataset\n"
+            "       (each subcommand has --help)\n"
             "\n"
             "Captions each image with a Show-Attend-Tell model and prints\n"
             "`path<TAB>caption` per image (or JSON Lines with --json).\n"
