@@ -142,6 +142,13 @@ int dataset_load(Dataset *d, const char *source, const char *image_dir, const ch
     memset(d, 0, sizeof *d);
     d->source = strdup(source);
     if (!d->source) return error_set(err, "out of memory");
+    struct stat st;
+    if (stat(source, &st) != 0) {
+        error_set(err, "dataset %s: %s (expected a Flickr8k-layout folder or a Karpathy / COCO captions JSON)",
+                  source, strerror(errno));
+        dataset_free(d);
+        return -1;
+    }
     int status = is_directory(source) ? load_flickr_folder(d, source, split, err)
                                       : load_json(d, source, image_dir, split, err);
     if (status != 0) dataset_free(d);
