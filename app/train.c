@@ -234,7 +234,7 @@ static int draw_curve(const Run *r, Error *err) {
         dev[i] = (float)r->state.history[i].dev_loss;
         cider[i] = (float)r->state.history[i].scores.cider_d;
     }
-    PlotSeries series[3] = {{"training loss", x, train, n, {31, 119, 180}, 0},
+    PlotSeries series[3] = {{"training loss (label-smoothed)", x, train, n, {31, 119, 180}, 0},
                             {"dev loss", x, dev, n, {255, 127, 14}, 0},
                             {"dev CIDEr-D", x, cider, n, {44, 160, 44}, 1}};
     PlotOptions po = {"Learning curve", "epoch", "cross-entropy", "CIDEr-D", 900, 540};
