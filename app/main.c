@@ -3,6 +3,7 @@
 
 #include "cmd_caption.h"
 #include "cmd_eval.h"
+#include "cmd_export.h"
 #include "cmd_train.h"
 
 /* Subcommands take argv from their own name on, so each parses `--help` itself. */
@@ -10,6 +11,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "eval") == 0) return cmd_eval(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "train") == 0) return cmd_train(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "shapes") == 0) return cmd_shapes(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "export") == 0) return cmd_export(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
         printf("caption %s\n", CAPTION_VERSION);
         return 0;

@@ -1,0 +1,286 @@
+#include "cmd_export.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "model_path.h"
+#include "pipeline.h"
+
+typedef struct {
+    const char *image, *output, *model, *frames;
+    int beam, max_length;
+    long long max_pixels;
+    FigureOptions figure;
+} ExportArgs;
+
+static void print_help(FILE *out) {
+    char places[8192];
+    model_path_describe(places, sizeof places);
+    fprintf(out,
+            "usage: caption export IMAGE -o OUT.png [options]\n"
+            "\n"
+            "Captions IMAGE and draws where the model looked for each word, as in\n"
+            "Xu et al. (2015) Fig. 2/3: the image, then one panel per word with that\n"
+            "word's attention over the image, the word printed under it.\n"
+            "Prints `IMAGE<TAB>caption` on success.\n"
+            "\n"
+            "options:\n"
+            "  -o, --output FILE     the figure (PNG; written atomically)\n"
+            "  --model FILE          model weights (.safetensors); default: the bundled model\n"
+            "  --beam N              beam width (default 3; 1 = greedy)\n"
+            "  --max-length N        at most N words (default 30)\n"
+            "  --colormap NAME       viridis (default), inferno or jet\n"
+            "  --normalize MODE      how each word's map is scaled to the colormap: range (default;\n"
+            "                        least..most attended), max (0..most attended) or none (raw weights)\n"
+            "  --opacity A           heatmap opacity where attention peaks, 0..1 (default %.2g)\n"
+            "  --smooth S            Gaussian smoothing of the attention map, in grid cells (default %.2g)\n"
+            "  --panel-size PX       panel height in pixels, %d..%d (default %d; width follows the image)\n"
+            "  --columns N           panels per row, the image included (default %d)\n"
+            "  --show-beta           print the gate beta and the word's probability under each word\n"
+            "  --frames DIR          also write one PNG per word to DIR: 00-word.png, 01-word.png, ...\n"
+            "  --max-pixels N        refuse images larger than N pixels (default 67108864)\n"
+            "  -h, --help            this help\n"
+            "\n"
+            "Attention maps are upsampled bilinearly, smoothed, normalised (--normalize),\n"
+            "and blended more strongly where attention is higher.\n"
+            "A bottleneck model (no attention) cannot be exported: that is an error.\n"
+            "\n"
+            "exit status: 0 written, 1 data error (image, model, write), 2 usage error\n"
+            "\n"
+            "the default model is looked for in:\n%s",
+            (double)OVERLAY_DEFAULT_OPACITY, (double)OVERLAY_DEFAULT_SIGMA, FIGURE_MIN_PANEL_HEIGHT,
+            FIGURE_MAX_PANEL_HEIGHT, FIGURE_DEFAULT_PANEL_HEIGHT, FIGURE_DEFAULT_COLUMNS, places);
+}
+
+static int parse_int(const char *text, int low, int high, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || *end || end == text || v < low || v > high) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_float(const char *text, float low, float high, float *out) {
+    char *end;
+    float v = strtof(text, &end);
+    if (*end || end == text || !(v >= low && v <= high)) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Prints "caption export: <message> (see caption export --help)"; returns -1. */
+static int usage_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    fprintf(stderr, "caption export: ");
+    vfprintf(stderr, format, args);
+    fprintf(stderr, " (see caption export --help)\n");
+    va_end(args);
+    return -1;
+}
+
+/* Options that take a value; returns 0, or -1 after printing the problem. */
+static int parse_value(ExportArgs *a, const char *arg, const char *value) {
+    FigureOptions *f = &a->figure;
+    Error err;
+    if (strcmp(arg, "-o") == 0 || strcmp(arg, "--output") == 0) a->output = value;
+    else if (strcmp(arg, "--model") == 0) a->model = value;
+    else if (strcmp(arg, "--frames") == 0) a->frames = value;
+    else if (strcmp(arg, "--beam") == 0) {
+        if (parse_int(value, 1, 64, &a->beam))
+            return usage_error("%s takes a whole number from 1 to 64, not '%s'", arg, value);
+    } else if (strcmp(arg, "--max-length") == 0) {
+        if (parse_int(value, 1, 1000, &a->max_length))
+            return usage_error("%s takes a whole number from 1 to 1000, not '%s'", arg, value);
+    } else if (strcmp(arg, "--colormap") == 0) {
+        if (colormap_parse(value, &f->overlay.colormap, &err)) return usage_error("%s: %s", arg, err.message);
+    } else if (strcmp(arg, "--normalize") == 0) {
+        if (overlay_normalize_parse(value, &f->overlay.normalize, &err)) return usage_error("%s: %s", arg, err.message);
+    } else if (strcmp(arg, "--opacity") == 0) {
+        if (parse_float(value, 0.0f, 1.0f, &f->overlay.opacity))
+            return usage_error("%s takes a number from 0 to 1, not '%s'", arg, value);
+    } else if (strcmp(arg, "--smooth") == 0) {
+        if (parse_float(value, 0.0f, OVERLAY_MAX_SIGMA, &f->overlay.sigma))
+            return usage_error("%s takes a number of grid cells from 0 to 16, not '%s'", arg, value);
+    } else if (strcmp(arg, "--panel-size") == 0) {
+        if (parse_int(value, FIGURE_MIN_PANEL_HEIGHT, FIGURE_MAX_PANEL_HEIGHT, &f->panel_height))
+            return usage_error("%s takes a whole number of pixels from 16 to 2048, not '%s'", arg, value);
+    } else if (strcmp(arg, "--columns") == 0) {
+        if (parse_int(value, 1, FIGURE_MAX_COLUMNS, &f->columns))
+            return usage_error("%s takes a whole number from 1 to 64, not '%s'", arg, value);
+    } else if (strcmp(arg, "--max-pixels") == 0) {
+        char *end;
+        a->max_pixels = strtoll(value, &end, 10);
+        if (*end || end == value || a->max_pixels < 1)
+            return usage_error("%s takes a positive whole number, not '%s'", arg, value);
+    } else {
+        return usage_error("unknown option %s", arg);
+    }
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, ExportArgs *a) {
+    *a = (ExportArgs){.beam = 3, .max_length = 30};
+    figure_options_default(&a->figure);
+    int only_images = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (only_images || arg[0] != '-' || arg[1] == '\0') {
+            if (a->image) return usage_error("one image at a time: got '%s' and '%s'", a->image, arg);
+            a->image = arg;
+        } else if (strcmp(arg, "--") == 0) {
+            only_images = 1;
+        } else if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            print_help(stdout);
+            exit(0);
+        } else if (strcmp(arg, "--show-beta") == 0) {
+            a->figure.show_beta = 1;
+        } else if (i + 1 >= argc) {
+            return usage_error("%s needs a value", arg);
+        } else if (parse_value(a, arg, argv[++i]) != 0) {
+            return -1;
+        }
+    }
+    if (!a->image) return usage_error("no image given (usage: caption export IMAGE -o OUT.png)");
+    if (!a->output) return usage_error("no output file given: add -o OUT.png");
+    return 0;
+}
+
+/* ---- export ------------------------------------------------------------ */
+
+void export_frame_name(char *buf, size_t size, int step, int count, const char *word) {
+    char clean[41];
+    size_t n = 0;
+    for (const char *p = word ? word : ""; *p && n < sizeof clean - 1; p++) {
+        unsigned char ch = (unsigned char)*p;
+        int keep = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-';
+        if (keep || n > 0) clean[n++] = keep ? (char)ch : '_'; /* no leading '_' */
+    }
+    while (n > 0 && clean[n - 1] == '_') n--;
+    clean[n] = '\0';
+    int digits = 2;
+    for (int limit = 100; count > limit && digits < 9; limit *= 10) digits++;
+    snprintf(buf, size, "%0*d-%s.png", digits, step, n ? clean : "word");
+}
+
+static int make_directory(const char *path, Error *err) {
+    struct stat st;
+    if (mkdir(path, 0755) == 0) return 0;
+    if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+    if (errno == EEXIST) return error_set(err, "%s: exists and is not a folder", path);
+    return error_set(err, "%s: cannot create the folder: %s", path, strerror(errno));
+}
+
+static int write_frames(const Image *image, const char *const *words, const Caption *c, const char *dir,
+                        const FigureOptions *o, const Font *font, Error *err) {
+    if (make_directory(dir, err) != 0) return -1;
+    for (int k = 0; k < c->length; k++) {
+        char name[128], path[4200];
+        export_frame_name(name, sizeof name, k, c->length, words[k]);
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        Image frame;
+        if (figure_render_step(&frame, image, words, c->alpha, c->grid_h, c->grid_w, c->length, k, o, font, err))
+            return -1;
+        int status = image_write_png(&frame, path, err);
+        image_free(&frame);
+        if (status != 0) return -1;
+    }
+    return 0;
+}
+
+int export_caption(const SatModel *model, const Caption *c, const Image *image, const char *out_path,
+                   const char *frames_dir, const FigureOptions *opts, const Font *font, Error *err) {
+    if (!c->alpha) return error_set(err, "the model has no attention (a bottleneck model): there is nothing to draw");
+    int n = c->length > 0 ? c->length : 1;
+    const char **words = malloc(sizeof *words * (size_t)n);
+    float *prob = malloc(sizeof *prob * (size_t)n);
+    char title[4096];
+    if (!words || !prob) {
+        free(words), free(prob);
+        return error_set(err, "out of memory");
+    }
+    for (int k = 0; k < c->length; k++) {
+        int t = c->tokens[k];
+        words[k] = t >= 0 && t < model->config.vocab_size ? model->vocab[t] : "?";
+        prob[k] = expf(c->token_logprobs[k]);
+    }
+    FigureOptions o = *opts;
+    o.title = caption_text(model, c, title, sizeof title);
+    o.beta = c->beta;
+    o.prob = o.show_beta ? prob : NULL; /* the two numbers go together under --show-beta */
+    Image figure = {0};
+    int status = 0;
+    if (out_path) {
+        status = figure_render(&figure, image, words, c->alpha, c->grid_h, c->grid_w, c->length, &o, font, err);
+        if (status == 0) status = image_write_png(&figure, out_path, err);
+        image_free(&figure);
+    }
+    if (status == 0 && frames_dir) status = write_frames(image, words, c, frames_dir, &o, font, err);
+    free(words), free(prob);
+    return status;
+}
+
+/* ---- the command ---------------------------------------------------------- */
+
+static int open_pipeline(CaptionPipeline *p, const ExportArgs *a, Error *err) {
+    char default_path[4096];
+    const char *model = a->model ? a->model : model_path_default(default_path, sizeof default_path);
+    if (!model) {
+        fprintf(stderr, "caption export: no model given and no default model found; pass --model FILE "
+                        "(caption export --help lists where the default is looked for)\n");
+        return 2;
+    }
+    if (pipeline_open(p, model, a->beam, a->max_length, err) != 0) return 1;
+    if (!p->model.config.use_attention) {
+        error_set(err, "%s is a bottleneck model (no attention): there are no attention maps to draw; "
+                       "use a model with attention", model);
+        pipeline_close(p);
+        return 1;
+    }
+    p->decode = (DecodeOptions){a->beam, a->max_length, 0.0f};
+    p->load.max_pixels = a->max_pixels;
+    return 0;
+}
+
+static int load_font(Font **font, Error *err) {
+    char path[4096];
+    if (!font_default_path(path, sizeof path))
+        return error_set(err, "the bundled font (assets/fonts/DejaVuSans.ttf) was not found");
+    return font_load(font, path, err);
+}
+
+int cmd_export(int argc, char **argv) {
+    ExportArgs a;
+    if (parse_args(argc, argv, &a) != 0) return 2;
+    CaptionPipeline pipeline;
+    Error err;
+    int status = open_pipeline(&pipeline, &a, &err);
+    if (status != 0) {
+        if (status == 1) fprintf(stderr, "caption export: %s\n", err.message);
+        return status;
+    }
+    Caption caption = {0};
+    Image image = {0};
+    Font *font = NULL;
+    status = load_font(&font, &err) != 0 ||
+             pipeline_caption_file(&pipeline, a.image, &caption, &image, &err) != 0 ||
+             export_caption(&pipeline.model, &caption, &image, a.output, a.frames, &a.figure, font, &err) != 0;
+    if (status) {
+        fprintf(stderr, "caption export: %s\n", err.message);
+    } else {
+        char text[4096];
+        printf("%s\t%s\n", a.image, caption_text(&pipeline.model, &caption, text, sizeof text));
+    }
+    caption_free(&caption);
+    image_free(&image);
+    font_free(font);
+    pipeline_close(&pipeline);
+    return status ? 1 : 0;
+}

@@ -1,0 +1,299 @@
+/* The multi-panel attention figure (Xu et al. 2015, Fig. 2 and 3). */
+#include "figure.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const Rgb WHITE = {255, 255, 255};
+static const Rgb WORD_COLOR = {20, 20, 20};
+static const Rgb INFO_COLOR = {105, 105, 105};
+
+/* Everything about where things go; all sizes in pixels. */
+typedef struct {
+    int panel_w, panel_h;
+    int columns, rows, panels;
+    int first_word;      /* panel index of the first word: 1 after the picture, 0 in a frame */
+    int cell_w;          /* column width: the panel or the widest label */
+    int margin, gap_x, gap_y, label_pad;
+    float word_px, info_px, title_px;
+    int label_h;         /* text block under a panel */
+    int title_lines, title_h;
+    int width, height;
+} Layout;
+
+void figure_options_default(FigureOptions *opts) {
+    *opts = (FigureOptions){.columns = FIGURE_DEFAULT_COLUMNS, .panel_height = FIGURE_DEFAULT_PANEL_HEIGHT};
+    overlay_options_default(&opts->overlay);
+}
+
+void figure_panel_size(int image_width, int image_height, int panel_height, int *panel_width_out,
+                       int *panel_height_out) {
+    int h = panel_height > 0 ? panel_height : FIGURE_DEFAULT_PANEL_HEIGHT;
+    double aspect = image_height > 0 && image_width > 0 ? (double)image_width / image_height : 1.0;
+    int w = (int)lround(h * aspect);
+    if (w > FIGURE_MAX_PANEL_ASPECT * h) {
+        w = FIGURE_MAX_PANEL_ASPECT * h;
+        h = (int)lround(w / aspect);
+    }
+    *panel_width_out = w > 0 ? w : 1;
+    *panel_height_out = h > 0 ? h : 1;
+}
+
+/* ---- text ------------------------------------------------------------------ */
+
+static const char *word_at(const char *const *words, int k) { return words && words[k] ? words[k] : ""; }
+
+/* "β 0.87 · p 0.93", or just one part, or "" when neither is shown. */
+static void info_text(char *buf, size_t size, const FigureOptions *o, int k) {
+    int n = 0;
+    buf[0] = '\0';
+    if (o->show_beta && o->beta) n = snprintf(buf, size, "\xce\xb2 %.2f", (double)o->beta[k]);
+    if (o->prob && n >= 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, "%sp %.2f", n ? " \xc2\xb7 " : "", (double)o->prob[k]);
+}
+
+static int has_info(const FigureOptions *o) { return (o->show_beta && o->beta) || o->prob; }
+
+/* The bytes [start, *end) of text that fit in max_width as one line (at
+ * least one word, even if wider); returns 0 when no words are left. scratch
+ * holds strlen(text) + 1 bytes. */
+static int next_line(const char *text, size_t *start, size_t *end, char *scratch, const Font *font, float px,
+                     int max_width) {
+    size_t s = *start;
+    while (text[s] == ' ') s++;
+    if (!text[s]) return 0;
+    size_t e = s, fitted = 0;
+    while (text[e]) {
+        size_t next = e;
+        while (text[next] == ' ') next++;
+        while (text[next] && text[next] != ' ') next++;
+        memcpy(scratch, text + s, next - s);
+        scratch[next - s] = '\0';
+        if (fitted && font_text_width(font, scratch, px) > max_width) break;
+        e = fitted = next;
+    }
+    *start = s;
+    *end = e;
+    return 1;
+}
+
+/* Lines of the title wrapped to max_width, and the widest single word. */
+static int title_lines(const char *title, const Font *font, float px, int max_width, int *widest_word) {
+    size_t length = strlen(title), start = 0, end;
+    char *scratch = malloc(length + 1);
+    int lines = 0;
+    *widest_word = 0;
+    if (!scratch) return 0;
+    while (next_line(title, &start, &end, scratch, font, px, 1)) { /* one word per line */
+        memcpy(scratch, title + start, end - start);
+        scratch[end - start] = '\0';
+        int w = font_text_width(font, scratch, px);
+        if (w > *widest_word) *widest_word = w;
+        start = end;
+    }
+    start = 0;
+    while (next_line(title, &start, &end, scratch, font, px, max_width)) lines++, start = end;
+    free(scratch);
+    return lines;
+}
+
+static void draw_title(Image *out, const Layout *L, const char *title, const Font *font) {
+    size_t length = strlen(title), start = 0, end;
+    char *scratch = malloc(length + 1);
+    if (!scratch) return;
+    int line_h = font_line_height(font, L->title_px), y = L->margin;
+    while (next_line(title, &start, &end, scratch, font, L->title_px, L->width - 2 * L->margin)) {
+        memcpy(scratch, title + start, end - start);
+        scratch[end - start] = '\0';
+        int w = font_text_width(font, scratch, L->title_px);
+        font_draw_text(out, font, scratch, (L->width - w) / 2, y, L->title_px, WORD_COLOR);
+        y += line_h;
+        start = end;
+    }
+    free(scratch);
+}
+
+/* ---- layout ------------------------------------------------------------------ */
+
+static int check_options(const Image *image, int count, const float *alpha, const FigureOptions *o,
+                         const Font *font, Error *err) {
+    if (!image || !image->pixels || image->width < 1 || image->height < 1 || image->channels < 1 ||
+        image->channels > 4)
+        return error_set(err, "figure: the picture has no pixels");
+    if (!font) return error_set(err, "figure: no font given (the bundled font was not found?)");
+    if (count < 0) return error_set(err, "figure: negative word count %d", count);
+    if (count > 0 && !alpha) return error_set(err, "figure: no attention maps given for %d words", count);
+    if (o->columns < 0 || o->columns > FIGURE_MAX_COLUMNS)
+        return error_set(err, "figure: %d columns is outside 1..%d", o->columns, FIGURE_MAX_COLUMNS);
+    if (o->panel_height != 0 &&
+        (o->panel_height < FIGURE_MIN_PANEL_HEIGHT || o->panel_height > FIGURE_MAX_PANEL_HEIGHT))
+        return error_set(err, "figure: panel height %d is outside %d..%d pixels", o->panel_height,
+                         FIGURE_MIN_PANEL_HEIGHT, FIGURE_MAX_PANEL_HEIGHT);
+    if (o->show_beta && !o->beta && count > 0)
+        return error_set(err, "figure: show_beta is set but no beta values given");
+    return 0;
+}
+
+/* Sizes of text, gaps and margins: proportional to the panel height, with
+ * floors so small panels stay legible. */
+static void layout_metrics(Layout *L, const Font *font, int with_info) {
+    int h = L->panel_h;
+    L->word_px = fmaxf(12.0f, 0.12f * (float)h);
+    L->info_px = fmaxf(10.0f, 0.75f * L->word_px);
+    L->title_px = 1.15f * L->word_px;
+    L->margin = h / 10 > 10 ? h / 10 : 10;
+    L->gap_x = h / 16 > 6 ? h / 16 : 6;
+    L->gap_y = h / 10 > 8 ? h / 10 : 8;
+    L->label_pad = (int)(0.3f * L->word_px);
+    L->label_h = L->label_pad + font_line_height(font, L->word_px) +
+                 (with_info ? font_line_height(font, L->info_px) : 0);
+}
+
+/* Widest word or info line among words first..last - 1. */
+static int widest_label(const Layout *L, const char *const *words, int first, int last, const FigureOptions *o,
+                        const Font *font) {
+    int widest = 0;
+    char info[64];
+    for (int k = first; k < last; k++) {
+        int w = font_text_width(font, word_at(words, k), L->word_px);
+        info_text(info, sizeof info, o, k);
+        int wi = font_text_width(font, info, L->info_px);
+        widest = w > widest ? w : widest;
+        widest = wi > widest ? wi : widest;
+    }
+    return widest;
+}
+
+/* step < 0: the whole figure; otherwise the frame of that word. */
+static int layout_make(Layout *L, const Image *image, const char *const *words, int count, int step,
+                       const FigureOptions *o, const Font *font, Error *err) {
+    *L = (Layout){0};
+    figure_panel_size(image->width, image->height, o->panel_height, &L->panel_w, &L->panel_h);
+    layout_metrics(L, font, has_info(o) && count > 0);
+    L->first_word = step < 0 ? 1 : 0;
+    L->panels = step < 0 ? count + 1 : 1;
+    int wanted = step < 0 ? (o->columns ? o->columns : FIGURE_DEFAULT_COLUMNS) : 1;
+    L->columns = wanted < L->panels ? wanted : L->panels;
+    L->rows = (L->panels + L->columns - 1) / L->columns;
+    int label_w = step < 0 ? widest_label(L, words, 0, count, o, font)
+                           : widest_label(L, words, step, step + 1, o, font);
+    L->cell_w = L->panel_w > label_w ? L->panel_w : label_w + 2;
+    int content_w = L->columns * L->cell_w + (L->columns - 1) * L->gap_x;
+    int title_word_w = 0;
+    const char *title = step < 0 && o->title ? o->title : "";
+    L->width = 2 * L->margin + content_w;
+    if (*title) {
+        L->title_lines = title_lines(title, font, L->title_px, content_w, &title_word_w);
+        if (title_word_w > content_w) L->width = 2 * L->margin + title_word_w;
+        L->title_h = L->title_lines * font_line_height(font, L->title_px) + L->gap_y;
+    }
+    L->height = 2 * L->margin + L->title_h + L->rows * (L->panel_h + L->label_h) + (L->rows - 1) * L->gap_y;
+    if ((long long)L->width * L->height > 400LL * 1000 * 1000)
+        return error_set(err, "figure: %d words at panel height %d make a %dx%d figure, too large", count,
+                         L->panel_h, L->width, L->height);
+    return 0;
+}
+
+/* ---- drawing ------------------------------------------------------------------ */
+
+/* Copies src (1-4 channels) into the RGB image dst at (x0, y0). */
+static void blit(Image *dst, const Image *src, int x0, int y0) {
+    for (int y = 0; y < src->height; y++) {
+        if (y0 + y < 0 || y0 + y >= dst->height) continue;
+        for (int x = 0; x < src->width; x++) {
+            if (x0 + x < 0 || x0 + x >= dst->width) continue;
+            const unsigned char *s = src->pixels + ((size_t)y * (size_t)src->width + (size_t)x) * (size_t)src->channels;
+            unsigned char *d = dst->pixels + ((size_t)(y0 + y) * (size_t)dst->width + (size_t)(x0 + x)) * 3;
+            for (int c = 0; c < 3; c++) d[c] = s[src->channels < 3 ? 0 : c];
+        }
+    }
+}
+
+static void draw_centred(Image *out, const Font *font, const char *text, int cx, int y, float px, Rgb color) {
+    font_draw_text(out, font, text, cx - font_text_width(font, text, px) / 2, y, px, color);
+}
+
+/* Panel `panel` of the layout: the picture itself, or word k's overlay. */
+static int draw_panel(Image *out, const Layout *L, int panel, int k, const Image *resized, const char *const *words,
+                      const float *alpha, int grid_h, int grid_w, const FigureOptions *o, const Font *font,
+                      Error *err) {
+    int col = panel % L->columns, row = panel / L->columns;
+    int cell_x = L->margin + col * (L->cell_w + L->gap_x);
+    int y = L->margin + L->title_h + row * (L->panel_h + L->label_h + L->gap_y);
+    int x = cell_x + (L->cell_w - L->panel_w) / 2, cx = cell_x + L->cell_w / 2;
+    if (k < 0) {
+        blit(out, resized, x, y);
+        return 0;
+    }
+    Image overlay = {0};
+    if (overlay_attention(&overlay, resized, alpha + (size_t)k * (size_t)grid_h * (size_t)grid_w, grid_h, grid_w,
+                          &o->overlay, err) != 0)
+        return error_prefix(err, "figure: word %d ('%s')", k + 1, word_at(words, k));
+    blit(out, &overlay, x, y);
+    image_free(&overlay);
+    int text_y = y + L->panel_h + L->label_pad;
+    draw_centred(out, font, word_at(words, k), cx, text_y, L->word_px, WORD_COLOR);
+    char info[64];
+    info_text(info, sizeof info, o, k);
+    if (*info) draw_centred(out, font, info, cx, text_y + font_line_height(font, L->word_px), L->info_px, INFO_COLOR);
+    return 0;
+}
+
+static int render(Image *out, const Image *image, const char *const *words, const float *alpha, int grid_h,
+                  int grid_w, int count, int step, const FigureOptions *opts, const Font *font, Error *err) {
+    *out = (Image){0};
+    FigureOptions defaults;
+    figure_options_default(&defaults);
+    const FigureOptions *o = opts ? opts : &defaults;
+    Layout L;
+    Image resized = {0};
+    if (check_options(image, count, alpha, o, font, err) != 0 ||
+        layout_make(&L, image, words, count, step, o, font, err) != 0 ||
+        image_resize(&resized, image, L.panel_w, L.panel_h, err) != 0)
+        return -1;
+    if (image_alloc(out, L.width, L.height, 3, err) != 0) {
+        image_free(&resized);
+        return error_prefix(err, "figure");
+    }
+    draw_fill(out, WHITE);
+    if (step < 0 && o->title && *o->title) draw_title(out, &L, o->title, font);
+    int status = 0;
+    for (int p = 0; p < L.panels && status == 0; p++) {
+        int k = step >= 0 ? step : p - L.first_word;
+        status = draw_panel(out, &L, p, k, &resized, words, alpha, grid_h, grid_w, o, font, err);
+    }
+    image_free(&resized);
+    if (status != 0) image_free(out);
+    return status;
+}
+
+int figure_render(Image *out, const Image *image, const char *const *words, const float *alpha, int grid_h,
+                  int grid_w, int count, const FigureOptions *opts, const Font *font, Error *err) {
+    return render(out, image, words, alpha, grid_h, grid_w, count, -1, opts, font, err);
+}
+
+int figure_render_step(Image *out, const Image *image, const char *const *words, const float *alpha, int grid_h,
+                       int grid_w, int count, int step, const FigureOptions *opts, const Font *font, Error *err) {
+    if (step < 0 || step >= count) {
+        *out = (Image){0};
+        return error_set(err, "figure: step %d is outside the caption's %d words", step, count);
+    }
+    return render(out, image, words, alpha, grid_h, grid_w, count, step, opts, font, err);
+}
+
+int figure_size(int *width, int *height, const Image *image, const char *const *words, int count,
+                const FigureOptions *opts, const Font *font, Error *err) {
+    FigureOptions defaults;
+    figure_options_default(&defaults);
+    const FigureOptions *o = opts ? opts : &defaults;
+    Layout L;
+    static const float no_alpha = 0.0f; /* only checked for presence */
+    if (check_options(image, count, &no_alpha, o, font, err) != 0 ||
+        layout_make(&L, image, words, count, -1, o, font, err) != 0)
+        return -1;
+    *width = L.width;
+    *height = L.height;
+    return 0;
+}
