@@ -7,6 +7,7 @@
 
 /* The one captioning path every tool uses: file -> pixels (vision/) ->
  * the model's preprocessing -> encoder + decoder (nn/) -> a Caption. */
+/* Not copyable by value: the captioner points at this struct's model. */
 typedef struct {
     SatModel model;
     Captioner *captioner;

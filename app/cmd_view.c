@@ -1,0 +1,149 @@
+#include "cmd_view.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef CAPTION_HAVE_VIEWER
+
+#include "model_path.h"
+#include "pipeline.h"
+#include "viewer.h"
+
+typedef struct {
+    const char *model, *script, *screenshot_dir;
+    int beam;
+} ViewArgs;
+
+static void print_help(FILE *out) {
+    char places[8192];
+    model_path_describe(places, sizeof places);
+    fprintf(out,
+            "usage: caption view [options] [IMAGE|DIR...]\n"
+            "\n"
+            "Opens a window showing each image, its caption with the current word\n"
+            "highlighted, and where the model looked for that word. Folders are expanded\n"
+            "into their images, sorted by name; images can also be dropped on the window.\n"
+            "\n"
+            "options:\n"
+            "  --model FILE          model weights (.safetensors); default: the bundled model\n"
+            "  --beam N              beam width to start with (default 3; 1 = greedy; `b` cycles 1, 3, 5)\n"
+            "  --screenshot-dir DIR  where `s` saves caption-view-NNNN.png (default: the current folder)\n"
+            "  --script FILE         run a scripted session (tests): lines `key NAME`, `mouse X Y`,\n"
+            "                        `drop PATH`, `resize W H`, `wait-caption`, `wait MS`,\n"
+            "                        `screenshot PATH`, `quit`\n"
+            "  -h, --help            this help\n"
+            "\n"
+            "keys:\n"
+            "  left / right          previous / next word (hovering a word does the same)\n"
+            "  space                 play the words as an animation\n"
+            "  a                     attention overlay on / off\n"
+            "  + / -                 overlay opacity\n"
+            "  c                     colormap (viridis, inferno, jet)\n"
+            "  b                     beam width 1, 3, 5 (captions again)\n"
+            "  g                     grid of all the words\n"
+            "  s                     save what is shown as PNG (the name is printed on stderr)\n"
+            "  n / p, PgDn / PgUp    next / previous image\n"
+            "  h                     show the keys\n"
+            "  q, Esc                quit\n"
+            "\n"
+            "exit status: 0 closed, 1 model or window could not be opened, 2 usage error\n"
+            "\n"
+            "the default model is looked for in:\n%s",
+            places);
+}
+
+static int parse_int(const char *text, int low, int high, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || *end || end == text || v < low || v > high) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int is_value_option(const char *arg) {
+    return strcmp(arg, "--model") == 0 || strcmp(arg, "--script") == 0 || strcmp(arg, "--screenshot-dir") == 0 ||
+           strcmp(arg, "--beam") == 0;
+}
+
+/* Options, and the image arguments expanded into files. -1 after printing the problem. */
+static int parse_args(int argc, char **argv, ViewArgs *a, ImageList *files) {
+    *a = (ViewArgs){.beam = 3};
+    int only_images = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+        Error err;
+        if (only_images || arg[0] != '-' || arg[1] == '\0') {
+            int added = image_list_add(files, arg, &err);
+            if (added < 0) return fprintf(stderr, "caption view: %s\n", err.message), -1;
+            if (added == 0) fprintf(stderr, "caption view: no images in %s\n", arg);
+        } else if (strcmp(arg, "--") == 0) {
+            only_images = 1;
+        } else if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            print_help(stdout);
+            exit(0);
+        } else if (!is_value_option(arg)) {
+            return fprintf(stderr, "caption view: unknown option %s (see caption view --help)\n", arg), -1;
+        } else if (!value) {
+            return fprintf(stderr, "caption view: %s needs a value (see caption view --help)\n", arg), -1;
+        } else if (strcmp(arg, "--model") == 0) {
+            a->model = argv[++i];
+        } else if (strcmp(arg, "--script") == 0) {
+            a->script = argv[++i];
+        } else if (strcmp(arg, "--screenshot-dir") == 0) {
+            a->screenshot_dir = argv[++i];
+        } else { /* --beam */
+            if (parse_int(value, 1, 64, &a->beam) != 0)
+                return fprintf(stderr, "caption view: --beam takes a whole number from 1 to 64, not '%s'\n", value), -1;
+            i++;
+        }
+    }
+    return 0;
+}
+
+static int run(const ViewArgs *a, ImageList *files) {
+    char default_path[4096];
+    const char *model = a->model ? a->model : model_path_default(default_path, sizeof default_path);
+    if (!model) {
+        fprintf(stderr, "caption view: no model given and no default model found; pass --model FILE "
+                        "(caption view --help lists where the default is looked for)\n");
+        return 2;
+    }
+    CaptionPipeline pipeline;
+    Error err;
+    /* Room for the widest beam `b` offers, so changing it never reloads the model. */
+    if (pipeline_open(&pipeline, model, a->beam > 5 ? a->beam : 5, 30, &err) != 0) {
+        fprintf(stderr, "caption view: %s\n", err.message);
+        return 1;
+    }
+    pipeline.decode = (DecodeOptions){a->beam, 30, 0.0f};
+    ViewerOptions options = {files, a->beam, a->script, a->screenshot_dir};
+    int status = viewer_run(&pipeline, &options, &err);
+    if (status != 0) fprintf(stderr, "caption view: %s\n", err.message);
+    pipeline_close(&pipeline);
+    return status != 0 ? 1 : 0;
+}
+
+int cmd_view(int argc, char **argv) {
+    ViewArgs a;
+    ImageList files = {0};
+    int status = parse_args(argc, argv, &a, &files) == 0 ? run(&a, &files) : 2;
+    image_list_free(&files);
+    return status;
+}
+
+#else
+
+int cmd_view(int argc, char **argv) {
+    (void)argc, (void)argv;
+    fprintf(stderr, "caption view: this build of caption has no viewer: SDL2 was not found when it was "
+                    "configured (or -Dviewer=disabled was given).\n"
+                    "To get it, install SDL2's development files (Debian/Ubuntu: sudo apt-get install "
+                    "libsdl2-dev) and rebuild: meson setup --reconfigure -Dviewer=enabled build && "
+                    "meson compile -C build\n");
+    return 1;
+}
+
+#endif

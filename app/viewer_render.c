@@ -1,0 +1,208 @@
+/* Drawing the viewer's frame: everything the window shows is composed into
+ * one RGB Image (v->frame) and uploaded as one texture, so `s` can save
+ * exactly what is on screen. The picture part is overlay_attention on the
+ * picture resized to its display size: the same renderer `caption export`
+ * uses, so the same settings give the same pixels. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "figure.h"
+#include "viewer_draw.h"
+#include "viewer_internal.h"
+
+/* ---- caches -------------------------------------------------------------- */
+
+int viewer_cache_valid(const ViewCache *c, const ViewCache *key) {
+    const OverlayOptions *a = &c->overlay, *b = &key->overlay;
+    return c->image.pixels && c->serial == key->serial && c->width == key->width && c->height == key->height &&
+           c->step == key->step && c->overlay_on == key->overlay_on && a->colormap == b->colormap &&
+           a->opacity == b->opacity && a->sigma == b->sigma && a->normalize == b->normalize;
+}
+
+static void cache_store(ViewCache *c, const ViewCache *key, Image image) {
+    image_free(&c->image);
+    *c = *key;
+    c->image = image;
+}
+
+void viewer_render_free(Viewer *v) {
+    image_free(&v->scaled.image);
+    image_free(&v->overlaid.image);
+    image_free(&v->figure.image);
+    image_free(&v->frame);
+    free(v->word_boxes);
+    v->word_boxes = NULL;
+    v->word_box_count = 0;
+}
+
+/* ---- the picture ----------------------------------------------------------- */
+
+static const float *step_alpha(const Viewer *v) {
+    const Caption *c = &v->result.caption;
+    if (!c->alpha || v->step < 0 || v->step >= c->length) return NULL;
+    return c->alpha + (size_t)v->step * (size_t)c->cells;
+}
+
+/* The picture at its display size, with the current word's attention over
+ * it when the overlay is on. */
+static const Image *picture_at(Viewer *v, int width, int height, Error *err) {
+    ViewCache key = {.serial = v->serial, .width = width, .height = height};
+    if (!viewer_cache_valid(&v->scaled, &key)) {
+        Image scaled;
+        if (image_resize(&scaled, &v->result.picture, width, height, err) != 0) return NULL;
+        cache_store(&v->scaled, &key, scaled);
+    }
+    const float *alpha = step_alpha(v);
+    if (!v->overlay_on || !alpha) return &v->scaled.image;
+    key.step = v->step, key.overlay_on = 1, key.overlay = v->overlay;
+    if (!viewer_cache_valid(&v->overlaid, &key)) {
+        const Caption *c = &v->result.caption;
+        Image out;
+        if (overlay_attention(&out, &v->scaled.image, alpha, c->grid_h, c->grid_w, &v->overlay, err) != 0)
+            return NULL;
+        cache_store(&v->overlaid, &key, out);
+    }
+    return &v->overlaid.image;
+}
+
+static int draw_picture(Viewer *v, ViewRect area, Error *err) {
+    const Image *p = &v->result.picture;
+    double scale = fmin((double)area.w / p->width, (double)area.h / p->height);
+    int w = (int)lround(p->width * scale), h = (int)lround(p->height * scale);
+    if (w < 1 || h < 1) return 0; /* a window too small to show anything */
+    const Image *shown = picture_at(v, w, h, err);
+    if (!shown) return -1;
+    v->picture_rect = (ViewRect){area.x + (area.w - w) / 2, area.y + (area.h - h) / 2, w, h};
+    draw_blit(&v->frame, shown, v->picture_rect.x, v->picture_rect.y);
+    return 0;
+}
+
+/* ---- the caption -------------------------------------------------------- */
+
+/* Places the words in centred lines max_width wide, tops from y = 0, into
+ * v->word_boxes (the highlight rectangles, also what hovering hits).
+ * Returns the number of lines. */
+static int layout_words(Viewer *v, const ViewMetrics *m, int max_width) {
+    const Caption *c = &v->result.caption;
+    ViewRect *boxes = realloc(v->word_boxes, sizeof *boxes * (size_t)(c->length > 0 ? c->length : 1));
+    if (!boxes) return v->word_box_count = 0;
+    v->word_boxes = boxes;
+    v->word_box_count = c->length;
+    int space = font_text_width(v->font, " ", m->caption_px); /* between highlight boxes */
+    int x = 0, line = 0, line_start = 0;
+    for (int k = 0; k <= c->length; k++) {
+        int w = k < c->length ? font_text_width(v->font, v->result.words[k], m->caption_px) + 2 * m->pad : 0;
+        if (k == c->length || (x > 0 && x + w > max_width)) {
+            int shift = (max_width - (x - space)) / 2; /* centre the finished line */
+            for (int j = line_start; j < k; j++) boxes[j].x += shift > 0 ? shift : 0;
+            if (k == c->length) break;
+            line++, x = 0, line_start = k;
+        }
+        boxes[k] = (ViewRect){x, line * m->caption_advance, w, m->caption_lh + m->pad};
+        x += w + space;
+    }
+    return line + 1;
+}
+
+static void draw_words(Viewer *v, const ViewMetrics *m, int x0, int y0) {
+    for (int k = 0; k < v->word_box_count; k++) {
+        ViewRect *b = &v->word_boxes[k];
+        b->x += x0, b->y += y0;
+        int current = k == v->step;
+        if (current) draw_fill_rect(&v->frame, b->x, b->y, b->x + b->w, b->y + b->h, VIEW_ACCENT);
+        font_draw_text(&v->frame, v->font, v->result.words[k], b->x + m->pad, b->y + m->pad / 2, m->caption_px,
+                       current ? VIEW_ON_ACCENT : VIEW_TEXT);
+    }
+}
+
+/* "word 2 of 7   probability 0.93 ▆▆▆   β 0.81 ▆▆▆ (how much it looks at the image)";
+ * draw = 0 only measures; hint = 0 leaves out the explanation (narrow windows). */
+static int info_pieces(Viewer *v, const ViewMetrics *m, int x, int y, int draw, int hint) {
+    const Caption *c = &v->result.caption;
+    Image *f = draw ? &v->frame : NULL;
+    char text[64];
+    int gap = 2 * m->status_px;
+    snprintf(text, sizeof text, "word %d of %d", v->step + 1, c->length);
+    x = draw_text_at(f, v->font, text, x, y, m->info_px, VIEW_DIM) + gap;
+    float p = expf(c->token_logprobs[v->step]);
+    snprintf(text, sizeof text, "probability %.2f", (double)p);
+    x = draw_text_at(f, v->font, text, x, y, m->info_px, VIEW_TEXT) + m->pad;
+    x = draw_bar(f, x, y, m, p, VIEW_ACCENT) + gap;
+    if (!c->beta) return x - gap;
+    snprintf(text, sizeof text, "\xce\xb2 %.2f", (double)c->beta[v->step]);
+    x = draw_text_at(f, v->font, text, x, y, m->info_px, VIEW_TEXT) + m->pad;
+    x = draw_bar(f, x, y, m, c->beta[v->step], VIEW_BETA);
+    if (!hint) return x;
+    return draw_text_at(f, v->font, "(how much it looks at the image)", x + m->pad, y, m->info_px, VIEW_DIM);
+}
+
+static void draw_info(Viewer *v, const ViewMetrics *m, int y) {
+    const Caption *c = &v->result.caption;
+    const char *note = c->length == 0 ? "the model said nothing (an empty caption)"
+                       : !c->alpha    ? "a bottleneck model: no attention maps to show"
+                                      : NULL;
+    if (note) {
+        draw_text_centered(&v->frame, v->font, note, v->frame.width / 2, y, m->info_px, VIEW_DIM);
+        if (c->length == 0) return;
+        y += m->info_lh;
+    }
+    if (v->step < 0 || v->step >= c->length) return;
+    int hint = info_pieces(v, m, 0, y, 0, 1) <= v->frame.width - 2 * m->margin;
+    int width = info_pieces(v, m, 0, y, 0, hint);
+    info_pieces(v, m, (v->frame.width - width) / 2, y, 1, hint);
+}
+
+/* ---- the whole frame ---------------------------------------------------------- */
+
+static void draw_status(Viewer *v, const ViewMetrics *m) {
+    char left[1024], right[600];
+    int y = v->frame.height - m->margin / 2 - m->status_lh;
+    viewer_status_text(v, left, sizeof left, right, sizeof right);
+    draw_text_at(&v->frame, v->font, left, m->margin, y, m->status_px, VIEW_DIM);
+    int w = font_text_width(v->font, right, m->status_px);
+    Rgb color = v->message_until ? VIEW_ACCENT : VIEW_DIM;
+    draw_text_at(&v->frame, v->font, right, v->frame.width - m->margin - w, y, m->status_px, color);
+}
+
+/* The picture, the caption under it and the numbers of the current word. */
+static int draw_main(Viewer *v, const ViewMetrics *m, Error *err) {
+    int width = v->frame.width, status_top = v->frame.height - m->margin / 2 - m->status_lh;
+    int lines = v->has_result ? layout_words(v, m, width - 2 * m->margin) : 1;
+    int info_lines = v->has_result && !v->result.caption.alpha ? 2 : 1;
+    int info_y = status_top - m->gap - info_lines * m->info_lh;
+    int caption_y = info_y - m->gap - lines * m->caption_advance;
+    ViewRect area = {m->margin, m->margin, width - 2 * m->margin, caption_y - m->gap - m->margin};
+    v->picture_rect = (ViewRect){0, 0, 0, 0};
+    if (v->has_result) {
+        draw_words(v, m, m->margin, caption_y);
+        draw_info(v, m, info_y);
+        return area.w > 0 && area.h > 0 ? draw_picture(v, area, err) : 0;
+    }
+    v->word_box_count = 0;
+    char text[1200];
+    Rgb color = viewer_placeholder_text(v, text, sizeof text);
+    draw_wrapped(&v->frame, v->font, text, area.x, area.y, area.w, area.h, m->caption_px, color);
+    return 0;
+}
+
+int viewer_compose(Viewer *v, int width, int height, Error *err) {
+    if (v->frame.width != width || v->frame.height != height) {
+        image_free(&v->frame);
+        if (image_alloc(&v->frame, width, height, 3, err) != 0) return -1;
+    }
+    draw_fill(&v->frame, VIEW_BACKGROUND);
+    ViewMetrics m = view_metrics(v->font, width, height);
+    int status = 0;
+    if (v->grid && v->has_result && v->result.caption.alpha) {
+        v->word_box_count = 0;
+        v->picture_rect = (ViewRect){0, 0, 0, 0};
+        status = viewer_draw_grid(v, &m, err);
+    } else {
+        status = draw_main(v, &m, err);
+    }
+    draw_status(v, &m);
+    if (v->help) viewer_draw_help(v, &m);
+    return status;
+}

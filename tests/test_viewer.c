@@ -1,0 +1,208 @@
+/* The viewer for real: `caption view` runs a scripted session in an X
+ * server (meson runs this test under xvfb-run) on a small random-weight
+ * model, then the screenshots are checked: where the current word's
+ * attention peaks the overlay changes the picture; with the overlay off the
+ * picture is the image resized, and with it on it is exactly
+ * overlay_attention of that, as `caption export` draws it; the help and
+ * grid views change the frame; `s` saved a file; a broken image is reported
+ * without a crash; folders are expanded to their image files only. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "image.h"
+#include "model.h"
+#include "overlay.h"
+#include "pipeline.h"
+
+static const char *const VOCAB[] = {"<pad>", "<start>", "<end>", "<unk>", "dog", "runs", "cat", "on"};
+
+/* A random model whose captions are several words long: enough to step. */
+static int make_model(const char *path) {
+    SatModel m;
+    SatConfig c;
+    Error err;
+    sat_config_defaults(&c);
+    c.image_size = 32;
+    snprintf(c.encoder_spec, sizeof c.encoder_spec, "4,6p,8p"); /* an 8x8 grid */
+    c.vocab_size = 8, c.embed_dim = 5, c.hidden_dim = 7, c.attention_dim = 4;
+    if (sat_model_create(&m, &c, VOCAB, &err) != 0) return fprintf(stderr, "%s\n", err.message), -1;
+    sat_model_init_params(&m, 11);
+    for (int i = 0; i < 8 * 5; i++) m.p.out_weight[i] *= 6.0f;
+    m.p.out_bias[TOKEN_END] -= 5.0f;
+    int status = sat_model_prepare_inference(&m, &err) == 0 && sat_model_save(&m, path, 0, &err) == 0 ? 0 : -1;
+    if (status != 0) fprintf(stderr, "%s\n", err.message);
+    sat_model_free(&m);
+    return status;
+}
+
+static char *read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *data = malloc((size_t)n + 1);
+    if (data && fread(data, 1, (size_t)n, f) != (size_t)n) free(data), data = NULL;
+    if (data) data[n] = '\0', *size = (size_t)n;
+    fclose(f);
+    return data;
+}
+
+static int write_file(const char *path, const char *data, size_t size) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t written = fwrite(data, 1, size, f);
+    return fclose(f) == 0 && written == size ? 0 : -1;
+}
+
+typedef struct {
+    int x0, y0, x1, y1;      /* the argmax cell of step 1 */
+    int px, py, pw, ph;      /* the picture */
+} Report;
+
+/* The viewer's line for step 1 with the overlay on. */
+static int find_report(const char *log, Report *r) {
+    const char *line = strstr(log, "caption view: step=1 ");
+    if (!line) return -1;
+    const char *region = strstr(line, "region="), *picture = strstr(line, "picture=");
+    if (!region || !picture) return -1;
+    if (sscanf(region, "region=%d,%d,%d,%d", &r->x0, &r->y0, &r->x1, &r->y1) != 4) return -1;
+    return sscanf(picture, "picture=%d,%d,%d,%d", &r->px, &r->py, &r->pw, &r->ph) == 4 ? 0 : -1;
+}
+
+/* Mean absolute difference of two frames over a rectangle. */
+static double mean_difference(const Image *a, const Image *b, int x0, int y0, int x1, int y1) {
+    double sum = 0.0;
+    long n = 0;
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++)
+            for (int c = 0; c < 3; c++, n++) {
+                size_t i = ((size_t)y * a->width + x) * 3 + c;
+                sum += fabs((double)a->pixels[i] - b->pixels[i]);
+            }
+    return n ? sum / n : 0.0;
+}
+
+/* Share of the picture's pixels (at r) within 2 levels of want. */
+static double share_matching(const Image *frame, const Report *r, const Image *want) {
+    long close = 0, total = (long)want->width * want->height * 3;
+    for (int y = 0; y < want->height; y++)
+        for (int x = 0; x < want->width * 3; x++) {
+            int got = frame->pixels[((size_t)(r->py + y) * frame->width + r->px) * 3 + x];
+            close += abs(got - want->pixels[(size_t)y * want->width * 3 + x]) <= 2;
+        }
+    return (double)close / total;
+}
+
+static int load(Image *img, const char *path) {
+    Error err;
+    if (image_load(img, path, NULL, &err) == 0) return 0;
+    fprintf(stderr, "%s\n", err.message);
+    return -1;
+}
+
+/* The picture as the viewer should show it with the overlay off and on,
+ * from the same caption the viewer computed (same model, file and beam). */
+static int expected_pictures(const char *model, const char *image, int step, const Report *r, Image *off,
+                             Image *on) {
+    CaptionPipeline p;
+    Caption caption;
+    Image picture;
+    Error err;
+    if (pipeline_open(&p, model, 3, 30, &err) != 0) return fprintf(stderr, "%s\n", err.message), -1;
+    p.decode.beam_width = 3;
+    int status = pipeline_caption_file(&p, image, &caption, &picture, &err);
+    if (status == 0) {
+        OverlayOptions o;
+        overlay_options_default(&o);
+        status = image_resize(off, &picture, r->pw, r->ph, &err);
+        if (status == 0)
+            status = overlay_attention(on, off, caption.alpha + (size_t)step * caption.cells, caption.grid_h,
+                                       caption.grid_w, &o, &err);
+        image_free(&picture);
+        caption_free(&caption);
+    }
+    if (status != 0) fprintf(stderr, "%s\n", err.message);
+    pipeline_close(&p);
+    return status;
+}
+
+static void check_pictures(CheckCounts *c, const Report *r) {
+    Image on = {0}, off = {0}, help = {0}, grid = {0}, want_off = {0}, want_on = {0};
+    CHECK(c, load(&on, "on.png") == 0 && load(&off, "off.png") == 0);
+    CHECK(c, load(&help, "help.png") == 0 && load(&grid, "grid.png") == 0);
+    if (!on.pixels || !off.pixels || !help.pixels || !grid.pixels) goto done;
+    CHECK(c, on.width == off.width && on.height == off.height && r->x1 <= on.width && r->y1 <= on.height);
+    double looked = mean_difference(&on, &off, r->x0, r->y0, r->x1, r->y1);
+    printf("overlay on vs off where step 1 looks most: mean difference %.1f levels\n", looked);
+    CHECK(c, looked > 25.0);
+    CHECK(c, expected_pictures("model.safetensors", "images/a-chelsea.png", 1, r, &want_off, &want_on) == 0);
+    if (want_on.pixels) {
+        double off_share = share_matching(&off, r, &want_off), on_share = share_matching(&on, r, &want_on);
+        printf("picture matches the resized image %.4f, overlay_attention %.4f\n", off_share, on_share);
+        CHECK(c, off_share > 0.999 && on_share > 0.999);
+    }
+    /* The help box darkens the middle; the grid is on white. */
+    CHECK(c, mean_difference(&on, &help, on.width / 3, on.height / 3, 2 * on.width / 3, 2 * on.height / 3) > 20.0);
+    CHECK(c, mean_difference(&on, &grid, 0, 0, on.width, on.height) > 20.0);
+done:
+    image_free(&on), image_free(&off), image_free(&help), image_free(&grid);
+    image_free(&want_off), image_free(&want_on);
+}
+
+static int setup(const char *data_dir) {
+    char path[4096];
+    size_t size;
+    snprintf(path, sizeof path, "%s/../assets/examples/chelsea.png", data_dir);
+    char *chelsea = read_file(path, &size);
+    if (!chelsea) return fprintf(stderr, "cannot read %s\n", path), -1;
+    int status = mkdir("images", 0755) == 0 && mkdir("shots", 0755) == 0 ? 0 : -1;
+    if (status == 0) status = write_file("images/a-chelsea.png", chelsea, size);
+    if (status == 0) status = write_file("images/b-fake.png", "not a picture", 13);
+    if (status == 0) status = write_file("broken.png", "not a picture", 13);
+    if (status == 0) status = write_file("images/notes.txt", "notes", 5);
+    free(chelsea);
+    return status == 0 ? make_model("model.safetensors") : -1;
+}
+
+int main(int argc, char **argv) {
+    CheckCounts c = {0};
+    const char *data_dir = getenv("CAPTION_TEST_DATA");
+    char dir[] = "/tmp/test_viewer.XXXXXX", command[12000];
+    if (argc < 2 || !data_dir) return fprintf(stderr, "usage: CAPTION_TEST_DATA=tests/ test_viewer CAPTION\n"), 2;
+    /* Absolute, since the test runs in its temporary folder. */
+    char *caption = realpath(argv[1], NULL), *data = realpath(data_dir, NULL);
+    if (!caption || !data) return fprintf(stderr, "test_viewer: cannot find %s or %s\n", argv[1], data_dir), 1;
+    if (!mkdtemp(dir) || chdir(dir) != 0) return perror("temporary folder"), 1;
+    if (setup(data) != 0) return fprintf(stderr, "test_viewer: setup failed in %s\n", dir), 1;
+    snprintf(command, sizeof command,
+             "timeout 120 '%s' view --model model.safetensors --script '%s/data/viewer/session.txt' "
+             "--screenshot-dir shots images broken.png 2> view.log",
+             caption, data);
+    free(caption), free(data);
+    int status = system(command);
+    size_t size = 0;
+    char *log = read_file("view.log", &size);
+    printf("caption view exited with %d; its messages:\n%s", status, log ? log : "(none)\n");
+    CHECK(&c, status == 0 && log);
+    Report r;
+    CHECK(&c, log && find_report(log, &r) == 0);
+    if (log && find_report(log, &r) == 0) check_pictures(&c, &r);
+    /* images/a-chelsea.png, then broken.png reported, then back to the first: the folder's
+     * b-fake.png and notes.txt were skipped (not images by content). */
+    const char *first = log ? strstr(log, "captioned images/a-chelsea.png") : NULL;
+    const char *broken = first ? strstr(first, "'broken.png'") : NULL;
+    CHECK(&c, broken && strstr(broken, "not an image") && strstr(broken, "captioned images/a-chelsea.png"));
+    CHECK(&c, log && strstr(log, "saved shots/caption-view-0001.png"));
+    CHECK(&c, access("shots/caption-view-0001.png", F_OK) == 0);
+    free(log);
+    snprintf(command, sizeof command, "rm -rf '%s'", dir);
+    if (c.failed || getenv("TEST_VIEWER_KEEP")) printf("the screenshots are in %s\n", dir); /* to look at */
+    else if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    return check_summary(&c);
+}
