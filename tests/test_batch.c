@@ -459,6 +459,27 @@ static int count_png(const char *dir) {
     return n;
 }
 
+/* The batch figure of a.png is byte for byte what `caption export` writes with
+ * the same settings: one renderer for every tool. */
+static int same_as_caption_export(const Fixture *f, const char *figures) {
+    char command[2048], single[300], batch_figure[700] = "";
+    snprintf(single, sizeof single, "%s/single.png", f->root);
+    snprintf(command, sizeof command,
+             "'%s' export '%s/a.png' -o '%s' --model '%s' --max-length 8 --colormap jet --opacity 0.5 --beam 1 >/dev/null 2>&1",
+             f->exe, f->tree, single, f->model);
+    if (system(command) != 0) return 0;
+    DIR *d = opendir(figures);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+        if (strncmp(e->d_name, "a.png-", 6) == 0) snprintf(batch_figure, sizeof batch_figure, "%s/%s", figures, e->d_name);
+    if (d) closedir(d);
+    size_t size_a = 0, size_b = 0;
+    char *a = read_file(single, &size_a), *b = batch_figure[0] ? read_file(batch_figure, &size_b) : NULL;
+    int same = a && b && size_a == size_b && memcmp(a, b, size_a) == 0;
+    free(a);
+    free(b);
+    return same;
+}
+
 /* Figures go to --export-dir, one per image; inside the tree they are not
  * captioned by a later run. */
 static void test_export(CheckCounts *c, const Fixture *f) {
@@ -468,6 +489,7 @@ static void test_export(CheckCounts *c, const Fixture *f) {
     snprintf(args, sizeof args, "'%s' -o '%s' --export-dir '%s' --colormap jet --opacity 0.5 --beam 1", f->tree, out, figures);
     CHECK(c, run_batch(f, args) == 1);
     CHECK(c, count_png(figures) == GOOD_COUNT);
+    CHECK(c, same_as_caption_export(f, figures));
     snprintf(args, sizeof args, "'%s' -o '%s' --export-dir '%s'", f->tree, out, figures);
     CHECK(c, run_batch(f, args) == 1);
     Records r;
