@@ -33,6 +33,7 @@ typedef struct {
 } Text;
 
 static void text_append(Text *t, const char *s, size_t n) {
+    if (n == 0 && t->data) return; /* s may be NULL then, which memcpy must not get */
     if (t->failed || ARRAY_RESERVE(t->data, t->capacity, t->length + n + 1) != 0) {
         t->failed = 1;
         return;
@@ -394,7 +395,7 @@ static int keep_done(BatchOutput *out, const char *text, size_t size, const Stor
         if (contiguous) prefix = s->end;
         text_append(&kept, text + s->start, s->end - s->start);
     }
-    qsort(out->done, out->done_count, sizeof *out->done, compare_strings);
+    array_sort(out->done, out->done_count, sizeof *out->done, compare_strings);
     int status = 0;
     if (kept.failed) status = error_set(err, "out of memory");
     else if (contiguous && prefix < size && truncate(out->log_path, (off_t)prefix) != 0)
@@ -411,6 +412,7 @@ static int resume_records(BatchOutput *out, int *has_header, Error *err) {
     int missing;
     if (read_whole_file(out->log_path, &text, &size, &missing, err) != 0) return -1;
     if (missing && out->format == BATCH_FORMAT_COCO && access(out->path, F_OK) == 0) out->already_complete = 1;
+    if (missing) return *has_header = 0, 0; /* nothing done yet (a run killed before its first record) */
     StoredRecords r = {0};
     int status = scan_records(text, size, out->format, out->log_path, &r, err);
     if (status == 0) status = keep_done(out, text, size, &r, err);
@@ -498,7 +500,7 @@ static int write_coco_array(const BatchOutput *out, Error *err) {
     if (read_whole_file(out->log_path, &text, &size, &missing, err) != 0) return -1;
     StoredRecords r = {0};
     int status = scan_records(text, size, BATCH_FORMAT_JSONL, out->log_path, &r, err);
-    qsort(r.items, r.count, sizeof *r.items, compare_by_path);
+    array_sort(r.items, r.count, sizeof *r.items, compare_by_path);
     Text array = {0};
     text_add(&array, "[");
     size_t written = 0;

@@ -23,13 +23,34 @@ static const char *base_name(const char *path) {
     return slash ? slash + 1 : path;
 }
 
-/* Reads the whole file, NUL-terminated, with a UTF-8 byte order mark removed. */
+/* Makes text[0..*length) (with room for a NUL after it) a C string: the
+ * UTF-8 byte order mark removed, a NUL byte inside refused. */
+static int finish_text(const char *name, char *text, size_t *length, Error *err) {
+    text[*length] = '\0';
+    if (*length >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+        memmove(text, text + 3, *length - 2);
+        *length -= 3;
+    }
+    if (memchr(text, '\0', *length)) return error_set(err, "%s: contains a NUL byte; is it a text file?", name);
+    return 0;
+}
+
+/* Far above any caption file (COCO's largest is 150 MB): reading stops
+ * there, so that a device such as /dev/zero cannot fill the memory. */
+enum { MAX_TEXT_BYTES = 1 << 30 };
+
+/* Reads the whole file as text (see finish_text). */
 static int read_whole_file(const char *path, char **data, size_t *size, Error *err) {
     FILE *file = fopen(path, "rb");
     if (!file) return error_set(err, "cannot open %s: %s", path, strerror(errno));
     char *buffer = NULL;
     size_t length = 0, capacity = 0;
     for (;;) {
+        if (length > MAX_TEXT_BYTES) {
+            free(buffer);
+            fclose(file);
+            return error_set(err, "%s: more than %d MiB; not a caption file", path, MAX_TEXT_BYTES >> 20);
+        }
         if (ARRAY_RESERVE(buffer, capacity, length + 65536 + 1) < 0) {
             free(buffer);
             fclose(file);
@@ -45,17 +66,26 @@ static int read_whole_file(const char *path, char **data, size_t *size, Error *e
         free(buffer);
         return error_set(err, "cannot read %s", path);
     }
-    buffer[length] = '\0';
-    if (length >= 3 && memcmp(buffer, "\xEF\xBB\xBF", 3) == 0) {
-        memmove(buffer, buffer + 3, length - 2);
-        length -= 3;
-    }
-    if (memchr(buffer, '\0', length)) {
+    if (finish_text(path, buffer, &length, err) < 0) {
         free(buffer);
-        return error_set(err, "%s: contains a NUL byte; is it a text file?", path);
+        return -1;
     }
     *data = buffer;
     *size = length;
+    return 0;
+}
+
+/* The same for bytes in memory (copied: the readers cut lines in place). */
+static int copy_text(const char *name, const char *bytes, size_t size, char **data, size_t *length, Error *err) {
+    char *buffer = malloc(size + 1);
+    if (!buffer) return error_set(err, "out of memory reading %s", name);
+    if (size) memcpy(buffer, bytes, size);
+    *length = size;
+    if (finish_text(name, buffer, length, err) < 0) {
+        free(buffer);
+        return -1;
+    }
+    *data = buffer;
     return 0;
 }
 
@@ -306,6 +336,7 @@ static int compare_id(const void *a, const void *b) {
 
 static const IdIndex *find_id(const IdIndex *table, size_t count, long long id) {
     IdIndex key = {id, 0};
+    if (count == 0) return NULL; /* table may then be NULL, which bsearch must not get */
     return bsearch(&key, table, count, sizeof *table, compare_id);
 }
 
@@ -460,8 +491,8 @@ static int read_karpathy_refs(const char *path, const cJSON *root, CaptionSet *r
 }
 
 int caption_sets_read_flickr_tokens(const char *path, CaptionSet *refs, Error *err) {
-    char *text;
-    size_t size;
+    char *text = NULL;
+    size_t size = 0;
     if (start_set(refs, path, CAPTION_FORMAT_FLICKR_TOKENS, err) < 0) return -1;
     if (read_whole_file(path, &text, &size, err) < 0) return -1;
     int rc = read_flickr_lines(path, text, refs, err);
@@ -469,10 +500,8 @@ int caption_sets_read_flickr_tokens(const char *path, CaptionSet *refs, Error *e
     return rc;
 }
 
-int caption_sets_read_refs(const char *path, CaptionSet *refs, Error *err) {
-    char *text;
-    size_t size;
-    if (read_whole_file(path, &text, &size, err) < 0) return -1;
+/* References from their text (format detected); path names them. */
+static int read_refs_text(const char *path, char *text, size_t size, CaptionSet *refs, Error *err) {
     char first = first_non_space(text);
     int rc;
     if (first == '[') {
@@ -502,6 +531,24 @@ int caption_sets_read_refs(const char *path, CaptionSet *refs, Error *err) {
         rc = start_set(refs, path, CAPTION_FORMAT_FLICKR_TOKENS, err);
         if (rc == 0) rc = read_flickr_lines(path, text, refs, err);
     }
+    return rc;
+}
+
+int caption_sets_read_refs(const char *path, CaptionSet *refs, Error *err) {
+    char *text = NULL;
+    size_t size = 0;
+    if (read_whole_file(path, &text, &size, err) < 0) return -1;
+    int rc = read_refs_text(path, text, size, refs, err);
+    free(text);
+    return rc;
+}
+
+int caption_sets_read_refs_memory(const char *data, size_t size, const char *name, CaptionSet *refs, Error *err) {
+    char *text = NULL;
+    size_t length = 0;
+    const char *shown = name ? name : "<references in memory>";
+    if (copy_text(shown, data, size, &text, &length, err) < 0) return -1;
+    int rc = read_refs_text(shown, text, length, refs, err);
     free(text);
     return rc;
 }
@@ -688,11 +735,9 @@ static int read_coco_results_hyps(const char *path, const char *text, size_t siz
     return rc;
 }
 
-int caption_sets_read_hyps(const char *path, const CaptionSet *refs, CaptionSet *hyps,
-                           Error *err) {
-    char *text;
-    size_t size;
-    if (read_whole_file(path, &text, &size, err) < 0) return -1;
+/* Hypotheses from their text (format detected); path names them. */
+static int read_hyps_text(const char *path, char *text, size_t size, const CaptionSet *refs, CaptionSet *hyps,
+                          Error *err) {
     char first = first_non_space(text);
     CaptionFormat format = first == '[' ? CAPTION_FORMAT_COCO_RESULTS
                            : first == '{' ? CAPTION_FORMAT_JSON_LINES
@@ -707,6 +752,26 @@ int caption_sets_read_hyps(const char *path, const CaptionSet *refs, CaptionSet 
             rc = read_tsv_hyps(path, text, hyps, err);
     }
     if (rc == 0 && hyps->image_count == 0) rc = error_set(err, "%s: no hypotheses found", path);
+    return rc;
+}
+
+int caption_sets_read_hyps(const char *path, const CaptionSet *refs, CaptionSet *hyps,
+                           Error *err) {
+    char *text = NULL;
+    size_t size = 0;
+    if (read_whole_file(path, &text, &size, err) < 0) return -1;
+    int rc = read_hyps_text(path, text, size, refs, hyps, err);
+    free(text);
+    return rc;
+}
+
+int caption_sets_read_hyps_memory(const char *data, size_t size, const char *name, const CaptionSet *refs,
+                                  CaptionSet *hyps, Error *err) {
+    char *text = NULL;
+    size_t length = 0;
+    const char *shown = name ? name : "<hypotheses in memory>";
+    if (copy_text(shown, data, size, &text, &length, err) < 0) return -1;
+    int rc = read_hyps_text(shown, text, length, refs, hyps, err);
     free(text);
     return rc;
 }

@@ -71,6 +71,9 @@ void caption_set_describe(const CaptionSet *set, size_t where, char *buffer, siz
  * empty set. For the Flickr8k token file the images come in file order with
  * their captions in file order, which is what a dataset reader needs. */
 int caption_sets_read_refs(const char *path, CaptionSet *refs, Error *err);
+/* The same from the file's bytes in memory; name (may be NULL) stands for
+ * the path in messages. */
+int caption_sets_read_refs_memory(const char *data, size_t size, const char *name, CaptionSet *refs, Error *err);
 
 /* Reads a Flickr8k token file (`image#N<TAB>caption`) only. */
 int caption_sets_read_flickr_tokens(const char *path, CaptionSet *refs, Error *err);
@@ -89,6 +92,9 @@ int caption_set_keep_split(CaptionSet *set, const char *split, Error *err);
  * "image_id N" so that pairing reports it. */
 int caption_sets_read_hyps(const char *path, const CaptionSet *refs, CaptionSet *hyps,
                            Error *err);
+/* The same from the file's bytes in memory (name as above). */
+int caption_sets_read_hyps_memory(const char *data, size_t size, const char *name, const CaptionSet *refs,
+                                  CaptionSet *hyps, Error *err);
 
 typedef struct {
     size_t count;        /* images scored */

@@ -262,7 +262,7 @@ static int read_names(const char *folder, char ***names, size_t *count, Error *e
     }
     if (status == 0 && errno != 0) status = error_set(err, "cannot read folder %s: %s", folder, strerror(errno));
     closedir(dir);
-    if (status == 0) qsort(*names, *count, sizeof **names, compare_paths);
+    if (status == 0) array_sort(*names, *count, sizeof **names, compare_paths);
     return status;
 }
 
@@ -280,15 +280,17 @@ static void list_folder(Listing *l, const char *folder, const struct stat *st) {
     if (l->export_dir.used && st->st_dev == l->export_dir.dev && st->st_ino == l->export_dir.ino) return;
     int new_folder = visit_folder(l, st);
     if (new_folder < 0) l->out_of_memory = 1;
-    if (new_folder == 0)
-        fprintf(stderr, "caption batch: skipping %s: that folder was already visited "
-                        "(a symbolic link loop, another link to it, or named twice)\n", folder);
+    Error err;
+    if (new_folder == 0) {
+        error_set(&err, "skipping %s: that folder was already visited "
+                        "(a symbolic link loop, another link to it, or named twice)", folder);
+        error_print(stderr, "caption batch", &err);
+    }
     if (new_folder <= 0) return;
     char **names;
     size_t count;
-    Error err;
     if (read_names(folder, &names, &count, &err) != 0) {
-        fprintf(stderr, "caption batch: %s\n", err.message);
+        error_print(stderr, "caption batch", &err);
         l->problems++;
     }
     for (size_t i = 0; i < count; i++) {
@@ -309,13 +311,12 @@ static void list_entry(Listing *l, const char *path) {
     struct stat st, link;
     int is_link = lstat(path, &link) == 0 && S_ISLNK(link.st_mode);
     if (stat(path, &st) != 0) {
+        Error err;
         if (is_link)
-            fprintf(stderr, "caption batch: skipping %s: %s\n", path,
-                    errno == ELOOP ? "a symbolic link loop" : "a broken symbolic link");
-        else {
-            fprintf(stderr, "caption batch: cannot read %s: %s\n", path, strerror(errno));
-            l->problems++;
-        }
+            error_set(&err, "skipping %s: %s", path, errno == ELOOP ? "a symbolic link loop" : "a broken symbolic link");
+        else
+            error_set(&err, "cannot read %s: %s", path, strerror(errno)), l->problems++;
+        error_print(stderr, "caption batch", &err);
         return;
     }
     if (S_ISDIR(st.st_mode) && is_link) {
@@ -346,7 +347,7 @@ static void list_images(Listing *l, const BatchArgs *a) {
         else if (push_path(&l->paths, &l->count, &l->capacity, a->paths[i]) != 0) l->out_of_memory = 1;
     }
     list_linked_folders(l);
-    qsort(l->paths, l->count, sizeof *l->paths, compare_paths);
+    array_sort(l->paths, l->count, sizeof *l->paths, compare_paths);
     size_t kept = 0;
     for (size_t i = 0; i < l->count; i++) {
         if (kept > 0 && strcmp(l->paths[kept - 1], l->paths[i]) == 0) free(l->paths[i]);
@@ -454,7 +455,7 @@ static void record(Shared *s, const char *path, const char *line, int failed, co
     if (failed) {
         s->failed++;
         progress_finish(&s->progress); /* the message on a line of its own, the bar below */
-        fprintf(stderr, "caption batch: %s\n", image_err->message);
+        error_print(stderr, "caption batch", image_err);
     }
     if (s->progress.live) progress_update(&s->progress, 0, 1, (long)s->finished, (long)s->todo_count, -1.0, 0.0);
     pthread_mutex_unlock(&s->lock);
@@ -587,7 +588,7 @@ int cmd_batch(int argc, char **argv) {
     int status = !workers ? error_set(&err, "out of memory") : open_worker(&workers[0], &setup, model, &err);
     if (status == 0 && a.export_dir) status = make_directory(a.export_dir, &err);
     if (status == 0) status = run_batch(&a, model, workers, &err);
-    if (status < 0) fprintf(stderr, "caption batch: %s\n", err.message);
+    if (status < 0) error_print(stderr, "caption batch", &err);
     if (workers && workers[0].shared) close_worker(&workers[0]);
     free(workers);
     return status < 0 ? 1 : status;

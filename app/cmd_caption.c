@@ -150,7 +150,7 @@ int cmd_caption(int argc, char **argv) {
     CaptionPipeline pipeline;
     Error err;
     if (pipeline_open(&pipeline, model, a.beam, a.max_length, &err) != 0) {
-        fprintf(stderr, "caption: %s\n", err.message);
+        error_print(stderr, "caption", &err);
         return 1;
     }
     pipeline.decode = (DecodeOptions){a.beam, a.max_length, a.length_penalty};
@@ -159,7 +159,7 @@ int cmd_caption(int argc, char **argv) {
     for (int i = 0; i < a.image_count; i++) {
         Caption caption;
         if (pipeline_caption_file(&pipeline, a.images[i], &caption, NULL, &err) != 0) {
-            fprintf(stderr, "caption: %s\n", err.message);
+            error_print(stderr, "caption", &err);
             failures++;
             continue;
         }

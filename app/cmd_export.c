@@ -263,7 +263,7 @@ int cmd_export(int argc, char **argv) {
     Error err;
     int status = open_pipeline(&pipeline, &a, &err);
     if (status != 0) {
-        if (status == 1) fprintf(stderr, "caption export: %s\n", err.message);
+        if (status == 1) error_print(stderr, "caption export", &err);
         return status;
     }
     Caption caption = {0};
@@ -273,7 +273,7 @@ int cmd_export(int argc, char **argv) {
              pipeline_caption_file(&pipeline, a.image, &caption, &image, &err) != 0 ||
              export_caption(&pipeline.model, &caption, &image, a.output, a.frames, &a.figure, font, &err) != 0;
     if (status) {
-        fprintf(stderr, "caption export: %s\n", err.message);
+        error_print(stderr, "caption export", &err);
     } else {
         char text[4096];
         printf("%s\t%s\n", a.image, caption_text(&pipeline.model, &caption, text, sizeof text));

@@ -14,6 +14,7 @@
 typedef struct {
     const char *model, *script, *screenshot_dir;
     int beam;
+    long long max_pixels;
 } ViewArgs;
 
 static void print_help(FILE *out) {
@@ -29,6 +30,7 @@ static void print_help(FILE *out) {
             "options:\n"
             "  --model FILE          model weights (.safetensors); default: the bundled model\n"
             "  --beam N              beam width to start with (default 3; 1 = greedy; `b` cycles 1, 3, 5)\n"
+            "  --max-pixels N        refuse images larger than N pixels (default 67108864)\n"
             "  --screenshot-dir DIR  where `s` saves caption-view-NNNN.png (default: the current folder)\n"
             "  --script FILE         run a scripted session (tests): lines `key NAME`, `mouse X Y`,\n"
             "                        `drop PATH`, `resize W H`, `wait-caption`, `wait MS`,\n"
@@ -65,7 +67,7 @@ static int parse_int(const char *text, int low, int high, int *out) {
 
 static int is_value_option(const char *arg) {
     return strcmp(arg, "--model") == 0 || strcmp(arg, "--script") == 0 || strcmp(arg, "--screenshot-dir") == 0 ||
-           strcmp(arg, "--beam") == 0;
+           strcmp(arg, "--beam") == 0 || strcmp(arg, "--max-pixels") == 0;
 }
 
 /* Options, and the image arguments expanded into files. -1 after printing the problem. */
@@ -77,7 +79,7 @@ static int parse_args(int argc, char **argv, ViewArgs *a, ImageList *files) {
         Error err;
         if (only_images || arg[0] != '-' || arg[1] == '\0') {
             int added = image_list_add(files, arg, &err);
-            if (added < 0) return fprintf(stderr, "caption view: %s\n", err.message), -1;
+            if (added < 0) return error_print(stderr, "caption view", &err), -1;
             if (added == 0) fprintf(stderr, "caption view: no images in %s\n", arg);
         } else if (strcmp(arg, "--") == 0) {
             only_images = 1;
@@ -94,6 +96,12 @@ static int parse_args(int argc, char **argv, ViewArgs *a, ImageList *files) {
             a->script = argv[++i];
         } else if (strcmp(arg, "--screenshot-dir") == 0) {
             a->screenshot_dir = argv[++i];
+        } else if (strcmp(arg, "--max-pixels") == 0) {
+            char *end;
+            a->max_pixels = strtoll(value, &end, 10);
+            if (*end || end == value || a->max_pixels < 1)
+                return fprintf(stderr, "caption view: --max-pixels takes a positive whole number, not '%s'\n", value), -1;
+            i++;
         } else { /* --beam */
             if (parse_int(value, 1, 64, &a->beam) != 0)
                 return fprintf(stderr, "caption view: --beam takes a whole number from 1 to 64, not '%s'\n", value), -1;
@@ -115,13 +123,14 @@ static int run(const ViewArgs *a, ImageList *files) {
     Error err;
     /* Room for the widest beam `b` offers, so changing it never reloads the model. */
     if (pipeline_open(&pipeline, model, a->beam > 5 ? a->beam : 5, 30, &err) != 0) {
-        fprintf(stderr, "caption view: %s\n", err.message);
+        error_print(stderr, "caption view", &err);
         return 1;
     }
     pipeline.decode = (DecodeOptions){a->beam, 30, 0.0f};
+    pipeline.load.max_pixels = a->max_pixels;
     ViewerOptions options = {files, a->beam, a->script, a->screenshot_dir};
     int status = viewer_run(&pipeline, &options, &err);
-    if (status != 0) fprintf(stderr, "caption view: %s\n", err.message);
+    if (status != 0) error_print(stderr, "caption view", &err);
     pipeline_close(&pipeline);
     return status != 0 ? 1 : 0;
 }

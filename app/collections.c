@@ -17,6 +17,10 @@ int array_reserve(void **data, size_t *capacity, size_t needed, size_t element_s
     return 0;
 }
 
+void array_sort(void *base, size_t count, size_t size, int (*compare)(const void *, const void *)) {
+    if (count > 0) qsort(base, count, size, compare);
+}
+
 uint64_t hash_bytes(const char *bytes, size_t length) {
     uint64_t hash = 14695981039346656037ULL;
     for (size_t i = 0; i < length; i++) {

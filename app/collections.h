@@ -13,6 +13,10 @@ int array_reserve(void **data, size_t *capacity, size_t needed, size_t element_s
 #define ARRAY_RESERVE(array, capacity, needed) \
     array_reserve((void **)&(array), &(capacity), (needed), sizeof *(array))
 
+/* qsort, also for an empty array that was never allocated: qsort's pointer
+ * must not be NULL even when count is 0. */
+void array_sort(void *base, size_t count, size_t size, int (*compare)(const void *, const void *));
+
 /* FNV-1a of `length` bytes. */
 uint64_t hash_bytes(const char *bytes, size_t length);
 

@@ -302,10 +302,17 @@ static FILE *open_steps_log(const Run *r, long keep_through_step, Error *err) {
         error_set(err, "%s: %s", tmp, strerror(errno));
         return NULL;
     }
-    fprintf(f, "step,epoch,batch,loss,cross_entropy,penalty,grad_norm,lr,images_per_s\n");
+    fprintf(f, "step,epoch,batch,loss,cross_entropy,penalty,aux,grad_norm,lr,images_per_s\n");
     char line[512];
-    while (old && fgets(line, sizeof line, old))
-        if (line[0] >= '0' && line[0] <= '9' && strtol(line, NULL, 10) <= keep_through_step) fputs(line, f);
+    while (old && fgets(line, sizeof line, old)) {
+        /* Whole rows only: after a kill the last row can be torn (stdio writes
+         * in blocks), and its first digits ("1" of "17,...") would pass for an
+         * early step and run into the next row written. */
+        char *end;
+        long step = strtol(line, &end, 10);
+        int whole = end != line && *end == ',' && strchr(line, '\n');
+        if (whole && line[0] >= '0' && line[0] <= '9' && step <= keep_through_step) fputs(line, f);
+    }
     if (old) fclose(old);
     fflush(f);
     if (rename(tmp, path) != 0) {
@@ -341,8 +348,8 @@ static LoopResult train_epoch(Run *r, FILE *steps_log, long total_steps, float *
         r->state.epoch_loss_sum += loss.cross_entropy;
         r->state.epoch_loss_count++;
         double rate = b->image_count / (now_seconds() - t0);
-        fprintf(steps_log, "%ld,%ld,%d,%.6f,%.6f,%.6f,%.4f,%.4g,%.2f\n", r->trainer.step, r->state.epoch + 1,
-                r->state.batch, loss.loss, loss.cross_entropy, loss.penalty, norm, *lr, rate);
+        fprintf(steps_log, "%ld,%ld,%d,%.6f,%.6f,%.6f,%.6f,%.4f,%.4g,%.2f\n", r->trainer.step, r->state.epoch + 1,
+                r->state.batch, loss.loss, loss.cross_entropy, loss.penalty, loss.aux, norm, *lr, rate);
         progress_update(&r->progress, r->state.epoch + 1, o->epochs, r->state.batch, batches, loss.cross_entropy, rate);
         if (r->trainer.step % o->checkpoint_every == 0 && (fflush(steps_log), save_checkpoint(r, err)) != 0)
             return LOOP_ERROR;

@@ -36,6 +36,7 @@ static const OptionSpec specs[] = {
     {"attention-dim", KIND_INT, OPT(model.attention_dim), 0, 1, 65536, "additive attention MLP width (default 256)"},
     {"dropout", KIND_FLOAT, OPT(model.dropout), 0, 0, 0.99, "dropout before the output layer (default 0.5)"},
     {"lambda", KIND_FLOAT, OPT(model.doubly_stochastic), 0, 0, 1e6, "doubly stochastic attention penalty (default 0.005)"},
+    {"aux-weight", KIND_FLOAT, OPT(model.aux_weight), 0, 0, 1e6, "auxiliary loss: predict each image's caption words from its mean features, 0 = off (default 0)"},
     {"epochs", KIND_INT, OPT(epochs), 0, 1, 100000, "epochs (default 20)"},
     {"batch", KIND_INT, OPT(batch), 0, 1, 4096, "images per batch (default 32)"},
     {"lr", KIND_FLOAT, OPT(lr), 0, 0, 10, "peak learning rate (default 1e-3)"},

@@ -55,7 +55,7 @@ static void on_result(Viewer *v) {
     }
     v->pending = 0, v->dirty = 1, v->serial++;
     if (r.status != 0) {
-        fprintf(stderr, "caption view: %s\n", r.err.message);
+        error_print(stderr, "caption view", &r.err);
         caption_result_free(&v->result);
         v->has_result = 0, v->failed = 1, v->step = -1, v->playing = 0;
         v->failure = r.err;
@@ -169,7 +169,7 @@ static void on_drop(Viewer *v, const char *path) {
     size_t first = v->files->count;
     int added = image_list_add(v->files, path, &err);
     if (added < 0) {
-        fprintf(stderr, "caption view: %s\n", err.message);
+        error_print(stderr, "caption view", &err);
         viewer_set_message(v, "%s", err.message);
     } else if (added == 0) {
         viewer_set_message(v, "no images in %s", path);
@@ -199,7 +199,7 @@ static void handle_event(Viewer *v, const SDL_Event *e) {
 int viewer_save_frame(Viewer *v, const char *path) {
     Error err;
     if (image_write_png(&v->frame, path, &err) == 0) return 0;
-    fprintf(stderr, "caption view: %s\n", err.message);
+    error_print(stderr, "caption view", &err);
     viewer_set_message(v, "%s", err.message);
     return -1;
 }
@@ -220,7 +220,7 @@ void viewer_present(Viewer *v) {
     Error err;
     v->dirty = 0; /* even on failure: a frame that cannot be drawn must not be retried in a busy loop */
     if (SDL_GetRendererOutputSize(v->renderer, &w, &h) != 0 || w < 1 || h < 1) return;
-    if (viewer_compose(v, w, h, &err) != 0) fprintf(stderr, "caption view: %s\n", err.message);
+    if (viewer_compose(v, w, h, &err) != 0) error_print(stderr, "caption view", &err);
     if (!v->frame.pixels) return;
     if (upload(v) != 0) {
         fprintf(stderr, "caption view: cannot show the frame: %s\n", SDL_GetError());

@@ -47,7 +47,8 @@ static int add_folder(ImageList *list, const char *dir, Error *err) {
     }
     closedir(d);
     if (status != 0) return -1;
-    qsort(list->paths + first, list->count - first, sizeof *list->paths, compare_names);
+    if (list->count > first) /* paths may be NULL when nothing was found */
+        qsort(list->paths + first, list->count - first, sizeof *list->paths, compare_names);
     return (int)(list->count - first);
 }
 

@@ -25,9 +25,10 @@ typedef struct {
 } DecoderBuffers;
 
 typedef struct {
-    float loss;          /* cross_entropy + penalty: what backward differentiates */
+    float loss;          /* cross_entropy + penalty + aux: what backward differentiates */
     float cross_entropy; /* mean over non-pad target tokens */
     float penalty;       /* lambda * mean_rows sum_i (1 - sum_t alpha_ti)^2 */
+    float aux;           /* aux_weight * the word-presence BCE (trainer.h); the decoder leaves it 0 */
     int tokens;          /* non-pad target tokens */
 } SatLoss;
 

@@ -13,6 +13,18 @@ int error_set(Error *err, const char *format, ...) {
     return -1;
 }
 
+void error_print(FILE *out, const char *program, const Error *err) {
+    fprintf(out, "%s: ", program);
+    for (const unsigned char *c = (const unsigned char *)err->message; *c; c++) {
+        if (*c == '\n') fputs("\\n", out);
+        else if (*c == '\t') fputs("\\t", out);
+        else if (*c == '\r') fputs("\\r", out);
+        else if (*c < 0x20 || *c == 0x7f) fprintf(out, "\\x%02x", *c);
+        else fputc(*c, out);
+    }
+    fputc('\n', out);
+}
+
 int error_prefix(Error *err, const char *format, ...) {
     if (!err) return -1;
     char prefix[512];

@@ -168,6 +168,11 @@ static void walk_decoder(Walker *w, const SatModel *m, SatTensors *v) {
     v->out_context_bias = walk(w, "decoder.out_context.bias", B, INIT_UNIFORM, fan_in_bound(D), 1, E, 0, 0, 0);
     v->out_weight = walk(w, "decoder.out.weight", W, INIT_UNIFORM, fan_in_bound(E), 2, V, E, 0, 0);
     v->out_bias = walk(w, "decoder.out.bias", B, INIT_UNIFORM, fan_in_bound(E), 1, V, 0, 0, 0);
+    /* Last, so a model without the aux head has the same layout and initial values. */
+    if (c->aux_weight > 0.0f) {
+        v->aux_weight = walk(w, "decoder.aux.weight", W, INIT_UNIFORM, fan_in_bound(D), 2, V, D, 0, 0);
+        v->aux_bias = walk(w, "decoder.aux.bias", B, INIT_UNIFORM, fan_in_bound(D), 1, V, 0, 0, 0);
+    }
 }
 
 static void walk_model(Walker *w, const SatModel *m, SatTensors *v) {
@@ -198,6 +203,8 @@ static int check_config(const SatConfig *c, Error *err) {
     if ((unsigned)c->score > ATTENTION_GENERAL) return error_set(err, "unknown attention score function %d", (int)c->score);
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f)) return error_set(err, "dropout %g must be in [0, 1)", c->dropout);
     if (!(c->doubly_stochastic >= 0.0f)) return error_set(err, "doubly stochastic lambda %g must be >= 0", c->doubly_stochastic);
+    if (!(c->aux_weight >= 0.0f && isfinite(c->aux_weight)))
+        return error_set(err, "auxiliary loss weight %g must be finite and >= 0", c->aux_weight);
     for (int i = 0; i < 3; i++)
         if (!(c->image_std[i] > 0.0f) || !isfinite(c->image_mean[i]))
             return error_set(err, "image normalisation: std must be positive and mean finite");
@@ -218,7 +225,34 @@ static int copy_vocab(SatModel *m, const char *const *vocab, Error *err) {
     return 0;
 }
 
-int sat_model_create(SatModel *m, const SatConfig *config, const char *const *vocab, Error *err) {
+/* Per-image working sizes in floats. The caps are far above any sensible
+ * model (the default needs at most 3.6 Mi floats per map) but keep a corrupt
+ * or hostile configuration (a 4096-pixel input with 4096 channels: a few
+ * hundred KB of weights) from asking for terabytes when it captions, and
+ * keep every product the convolutions and attention compute inside an int. */
+enum { MAX_MAP_FLOATS = 1 << 26, MAX_IM2COL_FLOATS = 1 << 27, MAX_ATTENTION_FLOATS = 1 << 22 };
+
+static int check_working_sizes(const SatModel *m, Error *err) {
+    const SatEncoderLayout *e = &m->encoder;
+    for (int l = 0; l < e->count; l++) {
+        long long size = (e->in_size[l] + 2 - 3) / e->stride[l] + 1; /* before the pool */
+        long long map = (long long)e->channels[l] * size * size, col = (long long)e->in_channels[l] * 9 * size * size;
+        if (map > MAX_MAP_FLOATS || col > MAX_IM2COL_FLOATS)
+            return error_set(err, "encoder layer %d makes %lld x %lld x %lld values per image, more than this "
+                                  "implementation allows (%d); use a smaller image size or fewer channels",
+                             l, (long long)e->channels[l], size, size, MAX_MAP_FLOATS);
+    }
+    long long widest = m->features > m->config.attention_dim ? m->features : m->config.attention_dim;
+    if ((long long)m->cells * widest > MAX_ATTENTION_FLOATS)
+        return error_set(err, "attention over %d cells of %lld values is more than this implementation allows (%d)",
+                         m->cells, widest, MAX_ATTENTION_FLOATS);
+    return 0;
+}
+
+/* The configuration checked, its encoder layout and the tensor table: all
+ * but the memory for the values, so a loader can compare the table with a
+ * file before allocating anything. */
+static int build_layout(SatModel *m, const SatConfig *config, Error *err) {
     memset(m, 0, sizeof *m);
     m->config = *config;
     if (check_config(config, err) != 0 || sat_encoder_layout(config, &m->encoder, err) != 0) return -1;
@@ -226,19 +260,31 @@ int sat_model_create(SatModel *m, const SatConfig *config, const char *const *vo
     m->grid_h = m->grid_w = m->encoder.out_size[last];
     m->cells = m->grid_h * m->grid_w;
     m->features = m->encoder.channels[last];
+    if (check_working_sizes(m, err) != 0) return -1;
     Walker w = {.mode = WALK_BUILD, .table = &m->table, .err = err};
     walk_model(&w, m, &m->p);
     if (w.failed) {
         sat_model_free(m);
         return -1;
     }
+    return 0;
+}
+
+/* The parameters (zeroed) and the vocabulary of a laid-out model. */
+static int allocate(SatModel *m, const char *const *vocab, Error *err) {
     m->params = calloc(m->table.total, sizeof(float));
     if (!m->params || copy_vocab(m, vocab, err) != 0) {
+        error_set(err, "out of memory for %zu parameters", m->table.total);
         sat_model_free(m);
-        return error_set(err, "out of memory for %zu parameters", m->table.total);
+        return -1;
     }
     sat_tensors_bind(m, m->params, &m->p);
     return 0;
+}
+
+int sat_model_create(SatModel *m, const SatConfig *config, const char *const *vocab, Error *err) {
+    if (build_layout(m, config, err) != 0) return -1;
+    return allocate(m, vocab, err);
 }
 
 void sat_model_free(SatModel *m) {
@@ -286,6 +332,7 @@ char *sat_config_to_json(const SatConfig *c) {
     cJSON_AddStringToObject(root, "score", attention_score_name(c->score));
     cJSON_AddNumberToObject(root, "dropout", c->dropout);
     cJSON_AddNumberToObject(root, "doubly_stochastic", c->doubly_stochastic);
+    cJSON_AddNumberToObject(root, "aux_weight", c->aux_weight);
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return text;
@@ -362,6 +409,11 @@ static int json_float(const cJSON *root, const char *key, float *out, Error *err
     return 0;
 }
 
+/* A key that older files lack: absent keeps *out (the default). */
+static int json_optional_float(const cJSON *root, const char *key, float *out, Error *err) {
+    return cJSON_GetObjectItemCaseSensitive(root, key) ? json_float(root, key, out, err) : 0;
+}
+
 static int json_string(const cJSON *root, const char *key, const char **out, Error *err) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!cJSON_IsString(item)) return error_set(err, "config: \"%s\" must be a string", key);
@@ -387,6 +439,7 @@ int sat_config_from_json(SatConfig *c, const char *json, Error *err) {
     status |= status ? 0 : json_string(root, "score", &score, err);
     status |= status ? 0 : json_float(root, "dropout", &c->dropout, err);
     status |= status ? 0 : json_float(root, "doubly_stochastic", &c->doubly_stochastic, err);
+    status |= status ? 0 : json_optional_float(root, "aux_weight", &c->aux_weight, err);
     if (status == 0) {
         if (strlen(encoder) >= sizeof c->encoder_spec) status = error_set(err, "config: encoder spec too long");
         else snprintf(c->encoder_spec, sizeof c->encoder_spec, "%s", encoder);
@@ -442,12 +495,29 @@ static int vocab_from_json(cJSON **array, const char *json, int expected, Error 
     return 0;
 }
 
+/* The file holds exactly the tensors the configuration describes (optimiser
+ * state aside), each with its exact shape. Checked before the parameters are
+ * allocated: the tensors' data lies in the file without overlaps, so a
+ * configuration that passes cannot ask for more memory than the file holds
+ * values for. */
 static int check_tensor_set(const SatModel *m, const SafetensorsFile *file, Error *err) {
     for (int i = 0; i < file->count; i++)
         if (strncmp(file->entries[i].name, SAT_OPTIMIZER_PREFIX, strlen(SAT_OPTIMIZER_PREFIX)) != 0 &&
             !tensor_table_find(&m->table, file->entries[i].name))
             return error_set(err, "unexpected tensor %s (the file's config does not describe it)",
                              file->entries[i].name);
+    for (int i = 0; i < m->table.count; i++) {
+        const TensorSpec *spec = &m->table.specs[i];
+        const SafetensorsEntry *e = safetensors_find(file, spec->name);
+        if (!e) return error_set(err, "tensor %s is missing", spec->name);
+        int same = e->ndim == spec->ndim;
+        for (int d = 0; d < spec->ndim && same; d++) same = e->shape[d] == spec->shape[d];
+        char want[96], have[96];
+        if (!same)
+            return error_set(err, "tensor %s has shape %s, expected %s", spec->name,
+                             tensor_shape_string(e->ndim, e->shape, have, sizeof have),
+                             tensor_shape_string(spec->ndim, spec->shape, want, sizeof want));
+    }
     return 0;
 }
 
@@ -468,6 +538,11 @@ static int load_from_file(SatModel *m, const SafetensorsFile *file, Error *err) 
     SatConfig config;
     if (sat_config_from_json(&config, config_json, err) != 0) return -1;
     if (preprocess_from_json(&config, preprocess_json, err) != 0) return -1;
+    if (build_layout(m, &config, err) != 0) return -1;
+    if (check_tensor_set(m, file, err) != 0) {
+        sat_model_free(m);
+        return -1;
+    }
     cJSON *vocab_array = NULL;
     const char **words = NULL;
     int status = vocab_from_json(&vocab_array, vocab_json, config.vocab_size, err);
@@ -477,24 +552,37 @@ static int load_from_file(SatModel *m, const SafetensorsFile *file, Error *err) 
         if (!words) status = error_set(err, "out of memory");
         for (const cJSON *item = vocab_array->child; words && item; item = item->next) words[i++] = item->valuestring;
     }
-    if (status == 0) status = sat_model_create(m, &config, words, err);
+    if (status == 0) status = allocate(m, words, err);
+    else sat_model_free(m);
     free(words);
     cJSON_Delete(vocab_array);
     if (status != 0) return -1;
-    if (check_tensor_set(m, file, err) != 0 || safetensors_read_table(file, &m->table, m->params, err) != 0 ||
-        sat_model_prepare_inference(m, err) != 0) {
+    if (safetensors_read_table(file, &m->table, m->params, err) != 0 || sat_model_prepare_inference(m, err) != 0) {
         sat_model_free(m);
         return -1;
     }
     return 0;
 }
 
+/* The rest of both entry points: the model from the opened file, whose
+ * name prefixes any error. */
+static int load_and_close(SatModel *m, SafetensorsFile *file, const char *name, Error *err) {
+    int status = load_from_file(m, file, err);
+    safetensors_close(file);
+    return status != 0 ? error_prefix(err, "%s", name) : 0;
+}
+
 int sat_model_load(SatModel *m, const char *path, Error *err) {
     memset(m, 0, sizeof *m);
     SafetensorsFile file;
     if (safetensors_open(&file, path, err) != 0) return -1;
-    int status = load_from_file(m, &file, err);
-    safetensors_close(&file);
-    if (status != 0) return error_prefix(err, "%s", path);
-    return 0;
+    return load_and_close(m, &file, path, err);
+}
+
+int sat_model_load_memory(SatModel *m, const void *data, size_t size, const char *name, Error *err) {
+    memset(m, 0, sizeof *m);
+    const char *shown = name ? name : "<model in memory>";
+    SafetensorsFile file;
+    if (safetensors_open_memory(&file, data, size, shown, err) != 0) return -1;
+    return load_and_close(m, &file, shown, err);
 }

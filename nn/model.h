@@ -23,8 +23,13 @@
  *   h_t, c_t = LSTM([E y_{t-1}; zhat_t], h_{t-1}, c_{t-1})
  *   p(y_t) = softmax(L_o dropout(E y_{t-1} + L_h h_t + L_z zhat_t))
  *   loss = mean token cross-entropy + lambda * mean_b sum_i (1 - sum_t alpha_ti)^2
+ *          + aux_weight * mean_{images, v >= 4} BCE(W_aux zbar + b_aux, t)
  * The bottleneck baseline (use_attention = 0) feeds zhat_t = mean_i z_i at
- * every step: no alpha, no beta, no penalty. */
+ * every step: no alpha, no beta, no penalty. The auxiliary term (training
+ * only; its two tensors exist only when aux_weight > 0) predicts from each
+ * image's mean annotation zbar which words occur in its captions of the
+ * batch (t_v = 1), so the CNN gets a direct signal besides the one that
+ * reaches it through the decoder. */
 
 enum { SAT_MAX_CONV = 16, SAT_SPEC_MAX = 128 };
 
@@ -39,6 +44,7 @@ typedef struct {
     AttentionScore score;
     float dropout;                     /* before L_o, training only */
     float doubly_stochastic;           /* lambda */
+    float aux_weight;                  /* weight of the auxiliary word loss; 0 = no aux head */
     float image_mean[3], image_std[3]; /* input normalisation: (pixel/255 - mean) / std */
 } SatConfig;
 
@@ -63,6 +69,7 @@ typedef struct {
     float *out_hidden_weight, *out_hidden_bias;
     float *out_context_weight, *out_context_bias;
     float *out_weight, *out_bias;
+    float *aux_weight, *aux_bias; /* NULL unless config.aux_weight > 0 */
 } SatTensors;
 
 typedef struct {
@@ -104,6 +111,9 @@ int sat_model_write(const SatModel *model, const char *path, int half_precision,
                     const SafetensorsTensor *extra, int extra_count, const char *const *extra_metadata,
                     Error *err);
 int sat_model_load(SatModel *model, const char *path, Error *err);
+/* The same from the bytes of a weights file in memory; name (may be NULL)
+ * stands for the path in messages. */
+int sat_model_load_memory(SatModel *model, const void *data, size_t size, const char *name, Error *err);
 /* The configuration as JSON text (the "config" metadata value); caller frees. */
 char *sat_config_to_json(const SatConfig *config);
 int sat_config_from_json(SatConfig *config, const char *json, Error *err);

@@ -351,14 +351,32 @@ static int parse_header(SafetensorsFile *file, const char *path, Error *err) {
     return status;
 }
 
-int safetensors_open(SafetensorsFile *file, const char *path, Error *err) {
-    memset(file, 0, sizeof *file);
-    if (read_whole_file(path, &file->bytes, &file->size, err) != 0) return -1;
-    if (parse_header(file, path, err) != 0) {
+/* The one parsing path of both entry points; takes ownership of bytes. */
+static int open_bytes(SafetensorsFile *file, unsigned char *bytes, size_t size, const char *name, Error *err) {
+    file->bytes = bytes;
+    file->size = size;
+    if (parse_header(file, name, err) != 0) {
         safetensors_close(file);
         return -1;
     }
     return 0;
+}
+
+int safetensors_open(SafetensorsFile *file, const char *path, Error *err) {
+    memset(file, 0, sizeof *file);
+    unsigned char *bytes = NULL;
+    size_t size = 0;
+    if (read_whole_file(path, &bytes, &size, err) != 0) return -1;
+    return open_bytes(file, bytes, size, path, err);
+}
+
+int safetensors_open_memory(SafetensorsFile *file, const void *data, size_t size, const char *name, Error *err) {
+    memset(file, 0, sizeof *file);
+    const char *shown = name ? name : "<safetensors in memory>";
+    unsigned char *bytes = malloc(size ? size : 1);
+    if (!bytes) return error_set(err, "%s: out of memory copying %zu bytes", shown, size);
+    if (size) memcpy(bytes, data, size);
+    return open_bytes(file, bytes, size, shown, err);
 }
 
 void safetensors_close(SafetensorsFile *file) {

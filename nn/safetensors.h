@@ -57,6 +57,9 @@ typedef struct {
 /* Reads and validates the whole file: header length, JSON, every dtype, shape
  * and offset; reports the first problem with the file name. */
 int safetensors_open(SafetensorsFile *file, const char *path, Error *err);
+/* The same from bytes in memory (copied: the file owns its bytes); name (may
+ * be NULL) stands for the path in messages. */
+int safetensors_open_memory(SafetensorsFile *file, const void *data, size_t size, const char *name, Error *err);
 void safetensors_close(SafetensorsFile *file);
 
 const SafetensorsEntry *safetensors_find(const SafetensorsFile *file, const char *name);

@@ -3,6 +3,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "binary_cross_entropy.h"
+#include "linear.h"
+
+static void aux_buffers_free(AuxBuffers *a) {
+    free(a->z_mean);
+    free(a->d_z_mean);
+    free(a->logits);
+    free(a->probs);
+    free(a->targets);
+    free(a->d_logits);
+    free(a->class_mask);
+    memset(a, 0, sizeof *a);
+}
+
+static int aux_buffers_alloc(AuxBuffers *a, const SatModel *m, int images) {
+    memset(a, 0, sizeof *a);
+    if (m->config.aux_weight <= 0.0f) return 0;
+    size_t V = m->config.vocab_size, means = (size_t)images * m->features, words = (size_t)images * V;
+    a->z_mean = malloc(means * sizeof(float));
+    a->d_z_mean = malloc(means * sizeof(float));
+    a->logits = malloc(words * sizeof(float));
+    a->probs = malloc(words * sizeof(float));
+    a->targets = malloc(words * sizeof(float));
+    a->d_logits = malloc(words * sizeof(float));
+    a->class_mask = malloc(V);
+    if (!a->z_mean || !a->d_z_mean || !a->logits || !a->probs || !a->targets || !a->d_logits || !a->class_mask) {
+        aux_buffers_free(a);
+        return -1;
+    }
+    for (size_t v = 0; v < V; v++) a->class_mask[v] = v > TOKEN_UNK;
+    return 0;
+}
+
 int sat_trainer_init(SatTrainer *t, SatModel *m, int image_capacity, int row_capacity,
                      int step_capacity, Error *err) {
     memset(t, 0, sizeof *t);
@@ -16,7 +49,8 @@ int sat_trainer_init(SatTrainer *t, SatModel *m, int image_capacity, int row_cap
     t->z = malloc(grid * sizeof(float));
     t->d_z = malloc(grid * sizeof(float));
     t->d_features = malloc(grid * sizeof(float));
-    if (!t->grads || !t->adam_m || !t->adam_v || !t->z || !t->d_z || !t->d_features) {
+    if (!t->grads || !t->adam_m || !t->adam_v || !t->z || !t->d_z || !t->d_features ||
+        aux_buffers_alloc(&t->aux, m, image_capacity) != 0) {
         sat_trainer_free(t);
         return error_set(err, "out of memory for training state (%zu parameters)", total);
     }
@@ -38,7 +72,51 @@ void sat_trainer_free(SatTrainer *t) {
     free(t->d_features);
     encoder_buffers_free(&t->encoder);
     decoder_buffers_free(&t->decoder);
+    aux_buffers_free(&t->aux);
     memset(t, 0, sizeof *t);
+}
+
+/* t_v = 1 for every word v of every caption row of the image. */
+static void aux_targets(const SatModel *m, AuxBuffers *a, const DecoderBatch *batch, int images) {
+    int V = m->config.vocab_size, columns = batch->steps + 1;
+    memset(a->targets, 0, (size_t)images * V * sizeof(float));
+    for (int r = 0; r < batch->rows; r++) {
+        float *t = a->targets + (size_t)batch->row_image[r] * V;
+        for (int k = 0; k < columns; k++) {
+            int token = batch->captions[r * columns + k];
+            if (token > TOKEN_UNK) t[token] = 1.0f;
+        }
+    }
+}
+
+/* aux_weight * BCE(W_aux zbar + b_aux, t); 0 without the aux head. z: [images, L, D]. */
+static float aux_forward(const SatModel *m, AuxBuffers *a, const float *z, int images, const DecoderBatch *batch) {
+    if (m->config.aux_weight <= 0.0f) return 0.0f;
+    int L = m->cells, D = m->features, V = m->config.vocab_size;
+    memset(a->z_mean, 0, (size_t)images * D * sizeof(float));
+    for (int n = 0; n < images; n++) {
+        float *mean = a->z_mean + (size_t)n * D;
+        for (int i = 0; i < L; i++)
+            for (int d = 0; d < D; d++) mean[d] += z[((size_t)n * L + i) * D + d];
+        for (int d = 0; d < D; d++) mean[d] /= (float)L;
+    }
+    linear_forward(a->logits, a->z_mean, m->p.aux_weight, m->p.aux_bias, images, D, V);
+    aux_targets(m, a, batch, images);
+    return m->config.aux_weight * binary_cross_entropy_forward(a->probs, a->logits, a->targets, a->class_mask,
+                                                               images, V);
+}
+
+/* Accumulates the aux head's gradients, and through zbar = mean_i z_i into d_z. */
+static void aux_backward(const SatModel *m, const SatTensors *g, AuxBuffers *a, float *d_z, int images) {
+    if (m->config.aux_weight <= 0.0f) return;
+    int L = m->cells, D = m->features, V = m->config.vocab_size;
+    memset(a->d_logits, 0, (size_t)images * V * sizeof(float));
+    binary_cross_entropy_backward(a->d_logits, a->probs, a->targets, a->class_mask, images, V, m->config.aux_weight);
+    memset(a->d_z_mean, 0, (size_t)images * D * sizeof(float));
+    linear_backward(a->d_z_mean, g->aux_weight, g->aux_bias, a->d_logits, a->z_mean, m->p.aux_weight, images, D, V);
+    for (int n = 0; n < images; n++)
+        for (int i = 0; i < L; i++)
+            for (int d = 0; d < D; d++) d_z[((size_t)n * L + i) * D + d] += a->d_z_mean[(size_t)n * D + d] / (float)L;
 }
 
 SatLoss sat_forward_backward(SatTrainer *t, const float *images, int image_count,
@@ -48,9 +126,12 @@ SatLoss sat_forward_backward(SatTrainer *t, const float *images, int image_count
     const float *features = encoder_forward_train(m, &t->encoder, images, image_count, 1);
     features_to_annotations(t->z, features, image_count, m->features, m->cells);
     SatLoss loss = decoder_forward_train(m, &t->decoder, t->z, batch, rng);
+    loss.aux = aux_forward(m, &t->aux, t->z, image_count, batch);
+    loss.loss += loss.aux;
     memset(t->grads, 0, m->table.total * sizeof(float));
     memset(t->d_z, 0, grid * sizeof(float));
     decoder_backward(m, &t->g, &t->decoder, t->d_z, batch);
+    aux_backward(m, &t->g, &t->aux, t->d_z, image_count);
     memset(t->d_features, 0, grid * sizeof(float));
     annotations_to_features_grad(t->d_features, t->d_z, image_count, m->features, m->cells);
     encoder_backward(m, &t->g, &t->encoder, images, t->d_features, image_count);
@@ -63,7 +144,10 @@ SatLoss sat_evaluate_loss(SatTrainer *t, const float *images, int image_count, c
     features_to_annotations(t->z, features, image_count, m->features, m->cells);
     DecoderBatch eval = *batch;
     eval.training = 0;
-    return decoder_forward_train(m, &t->decoder, t->z, &eval, NULL);
+    SatLoss loss = decoder_forward_train(m, &t->decoder, t->z, &eval, NULL);
+    loss.aux = aux_forward(m, &t->aux, t->z, image_count, batch);
+    loss.loss += loss.aux;
+    return loss;
 }
 
 float sat_optimizer_step(SatTrainer *t, float lr, float weight_decay, float max_norm) {

@@ -6,6 +6,17 @@
 #include "model.h"
 #include "optimizer.h"
 
+/* The auxiliary word loss (model->config.aux_weight > 0; all NULL otherwise):
+ * per image, the mean annotation vector zbar, logits W_aux zbar + b_aux over
+ * the vocabulary, and targets t_v = 1 where word v occurs in any of the
+ * image's caption rows of the batch. The special tokens (ids 0..3) are
+ * neither targets nor counted in the loss. */
+typedef struct {
+    float *z_mean, *d_z_mean;                      /* [images, D] */
+    float *logits, *probs, *targets, *d_logits;    /* [images, V] */
+    unsigned char *class_mask;                     /* [V] */
+} AuxBuffers;
+
 /* Everything one training step of the whole model needs besides the data:
  * gradient and Adam moment blocks (the model's layout) and the activations. */
 typedef struct {
@@ -14,6 +25,7 @@ typedef struct {
     SatTensors g;
     EncoderBuffers encoder;
     DecoderBuffers decoder;
+    AuxBuffers aux;
     float *z, *d_z, *d_features;    /* [images, cells, features] and [images, D, H, W] */
     int image_capacity;
     long step;                      /* optimiser steps taken */
@@ -26,11 +38,13 @@ void sat_trainer_free(SatTrainer *trainer);
 
 /* Forward and backward of the whole model on a batch: images [images, 3, S, S]
  * (normalised), captions as in DecoderBatch. Zeroes, then fills, the gradients.
- * Batch norm uses batch statistics and updates its running averages. */
+ * Batch norm uses batch statistics and updates its running averages. The
+ * loss includes the auxiliary term when the model has one. */
 SatLoss sat_forward_backward(SatTrainer *trainer, const float *images, int image_count,
                              const DecoderBatch *batch, Rng *rng);
 
-/* The loss in inference mode (running batch-norm statistics, no dropout). */
+/* The loss in inference mode (running batch-norm statistics, no dropout),
+ * auxiliary term included. */
 SatLoss sat_evaluate_loss(SatTrainer *trainer, const float *images, int image_count,
                           const DecoderBatch *batch);
 

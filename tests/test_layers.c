@@ -35,6 +35,7 @@
 #include "activation.h"
 #include "attention.h"
 #include "batchnorm.h"
+#include "binary_cross_entropy.h"
 #include "conv2d.h"
 #include "cross_entropy.h"
 #include "dropout.h"
@@ -439,6 +440,78 @@ static void test_conv_shape(Report *rep, Conv2dShape shape, unsigned seed) {
     pool_free(&pool);
 }
 
+/* Gradients of sum(out * r) in double, by the direct loops of conv_reference. */
+static void conv_backward_reference(double *d_in, double *d_w, double *d_b, const float *r,
+                                    const float *in, const float *w, const Conv2dShape *s) {
+    int oh = conv2d_out_height(s), ow = conv2d_out_width(s), k = s->kernel;
+    for (int n = 0; n < s->batch; n++)
+        for (int o = 0; o < s->out_channels; o++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    double g = r[(((long)n * s->out_channels + o) * oh + oy) * ow + ox];
+                    d_b[o] += g;
+                    for (int ci = 0; ci < s->in_channels; ci++)
+                        for (int ky = 0; ky < k; ky++)
+                            for (int kx = 0; kx < k; kx++) {
+                                int iy = oy * s->stride - s->padding + ky;
+                                int ix = ox * s->stride - s->padding + kx;
+                                if (iy < 0 || iy >= s->in_height || ix < 0 || ix >= s->in_width)
+                                    continue;
+                                long at = (((long)n * s->in_channels + ci) * s->in_height + iy)
+                                              * s->in_width + ix;
+                                long wat = (((long)o * s->in_channels + ci) * k + ky) * k + kx;
+                                d_in[at] += g * w[wat];
+                                d_w[wat] += g * in[at];
+                            }
+                }
+}
+
+/* max_i |a_i - ref_i| / max_i |ref_i|: long float sums that cancel stay comparable. */
+static double normwise_fd(const float *a, const double *ref, long n) {
+    double diff = 0.0, scale = 0.0;
+    for (long i = 0; i < n; i++) {
+        diff = worse(diff, fabs(a[i] - ref[i]));
+        scale = worse(scale, fabs(ref[i]));
+    }
+    return scale > 0.0 ? diff / scale : diff;
+}
+
+/* Shapes too big for finite differences, so that images go in several chunks
+ * (the last one short) or a 1x1 convolution skips im2col; workspace sized with
+ * a batch-1 shape, as the encoder does. */
+static void test_conv_chunks(Report *rep, Conv2dShape shape, unsigned seed) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, seed);
+    const Conv2dShape *s = &shape;
+    Conv2dShape one = shape;
+    one.batch = 1;
+    long nx = (long)s->batch * s->in_channels * s->in_height * s->in_width;
+    long nw = (long)s->out_channels * s->in_channels * s->kernel * s->kernel;
+    long ny = (long)s->batch * s->out_channels * conv2d_out_height(s) * conv2d_out_width(s);
+    float *x = pool_normal(&pool, &rng, nx, 1.0f), *w = pool_normal(&pool, &rng, nw, 0.5f);
+    float *b = pool_normal(&pool, &rng, s->out_channels, 0.5f);
+    float *r = pool_normal(&pool, &rng, ny, 1.0f), *y = pool_floats(&pool, ny);
+    float *dx = pool_floats(&pool, nx), *dw = pool_floats(&pool, nw);
+    float *db = pool_floats(&pool, s->out_channels);
+    float *ws = pool_floats(&pool, (long)conv2d_workspace_floats(&one));
+    double *y_ref = pool_doubles(&pool, ny), *dx_ref = pool_doubles(&pool, nx);
+    double *dw_ref = pool_doubles(&pool, nw), *db_ref = pool_doubles(&pool, s->out_channels);
+    char label[LABEL_MAX];
+    snprintf(label, sizeof label, "conv2d k%d s%d p%d %dx%dx%dx%d->%d", s->kernel, s->stride,
+             s->padding, s->batch, s->in_channels, s->in_height, s->in_width, s->out_channels);
+
+    conv2d_forward(y, x, w, b, s, ws);
+    conv_reference(y_ref, x, w, b, s);
+    record(rep, label, "forward", "vs f64", normwise_fd(y, y_ref, ny), FWD_TOL);
+    conv2d_backward(dx, dw, db, r, x, w, s, ws);
+    conv_backward_reference(dx_ref, dw_ref, db_ref, r, x, w, s);
+    record(rep, label, "d_in", "vs f64", normwise_fd(dx, dx_ref, nx), FWD_TOL);
+    record(rep, label, "d_weight", "vs f64", normwise_fd(dw, dw_ref, nw), FWD_TOL);
+    record(rep, label, "d_bias", "vs f64", normwise_fd(db, db_ref, s->out_channels), FWD_TOL);
+    pool_free(&pool);
+}
+
 static void test_conv(Report *rep) {
     const Conv2dShape shapes[] = {
         {.batch = 2, .in_channels = 2, .in_height = 5, .in_width = 6, .out_channels = 3,
@@ -456,6 +529,20 @@ static void test_conv(Report *rep) {
     };
     for (unsigned i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         test_conv_shape(rep, shapes[i], 300 + i);
+    const Conv2dShape chunked[] = {
+        {.batch = 5, .in_channels = 2, .in_height = 26, .in_width = 27, .out_channels = 3,
+         .kernel = 3, .stride = 1, .padding = 1},
+        {.batch = 3, .in_channels = 2, .in_height = 48, .in_width = 48, .out_channels = 3,
+         .kernel = 3, .stride = 1, .padding = 1},
+        {.batch = 7, .in_channels = 2, .in_height = 63, .in_width = 63, .out_channels = 3,
+         .kernel = 3, .stride = 2, .padding = 1},
+        {.batch = 3, .in_channels = 2, .in_height = 19, .in_width = 23, .out_channels = 2,
+         .kernel = 5, .stride = 1, .padding = 3},
+        {.batch = 3, .in_channels = 3, .in_height = 64, .in_width = 64, .out_channels = 2,
+         .kernel = 1, .stride = 1, .padding = 0},
+    };
+    for (unsigned i = 0; i < sizeof chunked / sizeof chunked[0]; i++)
+        test_conv_chunks(rep, chunked[i], 320 + i);
 
     /* By hand: 1 channel, 3x3 kernel over the 4x4 image 1..16. Window with top-left
      * value v holds v + 4r + c, so with kernel K the output is
@@ -1126,6 +1213,100 @@ static void test_cross_entropy(Report *rep) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* binary cross entropy with logits */
+
+typedef struct {
+    int rows, classes;
+    float d_loss;
+    const float *targets;
+    const unsigned char *mask;
+    float *logits, *probs, *dlogits;
+} BceCtx;
+
+static double bce_loss(void *p) {
+    BceCtx *c = p;
+    return c->d_loss * (double)binary_cross_entropy_forward(c->probs, c->logits, c->targets, c->mask,
+                                                            c->rows, c->classes);
+}
+
+static void bce_back(void *p) {
+    BceCtx *c = p;
+    binary_cross_entropy_backward(c->dlogits, c->probs, c->targets, c->mask, c->rows, c->classes,
+                                  c->d_loss);
+}
+
+/* The textbook form, -t log s - (1 - t) log(1 - s): not the stable one the
+ * layer uses, so the two are independent (fine for moderate logits). */
+static double bce_reference(const float *logits, const float *targets, const unsigned char *mask,
+                            int rows, int classes) {
+    double total = 0.0;
+    int counted = 0;
+    for (int r = 0; r < rows; r++)
+        for (int k = 0; k < classes; k++) {
+            if (mask && !mask[k]) continue;
+            double s = 1.0 / (1.0 + exp(-(double)logits[r * classes + k])), t = targets[r * classes + k];
+            total += -t * log(s) - (1.0 - t) * log(1.0 - s);
+            counted++;
+        }
+    return counted ? total / counted : 0.0;
+}
+
+static double bce_loss_ref(void *p) {
+    BceCtx *c = p;
+    return c->d_loss * bce_reference(c->logits, c->targets, c->mask, c->rows, c->classes);
+}
+
+/* Logits of +-40, where the textbook form takes log(0): the loss is |a| for a
+ * wrong sign and ~0 for a right one, the gradient (s - t) / count. Then every
+ * column masked: loss 0, no gradient. */
+static void test_bce_extremes(Report *rep) {
+    const float logits[4] = {40.0f, -40.0f, 40.0f, -40.0f}, targets[4] = {0.0f, 1.0f, 1.0f, 0.0f};
+    const double expect_grad[4] = {0.25, -0.25, 0.0, 0.0};
+    const unsigned char none[4] = {0, 0, 0, 0};
+    float probs[4], d[4] = {0};
+    float loss = binary_cross_entropy_forward(probs, logits, targets, NULL, 1, 4);
+    binary_cross_entropy_backward(d, probs, targets, NULL, 1, 4, 1.0f);
+    double err = worse(rel_err(loss, 20.0), max_rel_fd(d, expect_grad, 4));
+    record(rep, "binary_cross_entropy +-40", "loss, d_logits", "vs hand", err, EXACT_TOL);
+    memset(d, 0, sizeof d);
+    loss = binary_cross_entropy_forward(probs, logits, targets, none, 1, 4);
+    binary_cross_entropy_backward(d, probs, targets, none, 1, 4, 1.0f);
+    record_bool(rep, "binary_cross_entropy", "all masked",
+                loss == 0.0f && d[0] == 0.0f && d[1] == 0.0f && d[2] == 0.0f && d[3] == 0.0f);
+}
+
+static void test_binary_cross_entropy(Report *rep) {
+    /* Columns 0 and 1 masked out (as the model masks its special tokens). */
+    static const unsigned char mask[6] = {0, 1, 0, 1, 1, 1};
+    const unsigned char *masks[2] = {NULL, mask};
+    for (int k = 0; k < 2; k++) {
+        Pool pool = {0};
+        Rng rng;
+        rng_seed(&rng, 1100 + k);
+        BceCtx c = {.rows = 4, .classes = 6, .d_loss = 1.5f, .mask = masks[k]};
+        long n = (long)c.rows * c.classes;
+        c.logits = pool_normal(&pool, &rng, n, 2.0f);
+        c.probs = pool_floats(&pool, n);
+        c.dlogits = pool_floats(&pool, n);
+        float *targets = pool_floats(&pool, n);
+        for (long i = 0; i < n; i++) targets[i] = rng_normal(&rng) > 0.3f ? 1.0f : 0.0f;
+        targets[5] = 0.3f; /* soft targets are allowed too */
+        c.targets = targets;
+        char label[LABEL_MAX];
+        snprintf(label, sizeof label, "binary_cross_entropy 4x6%s", k ? " mask" : "");
+        float loss = binary_cross_entropy_forward(c.probs, c.logits, c.targets, c.mask, c.rows, c.classes);
+        double ref = bce_reference(c.logits, c.targets, c.mask, c.rows, c.classes);
+        record(rep, label, "loss", "vs f64", rel_err(loss, ref), FWD_TOL);
+        Check chk = {.layer = label, .loss = bce_loss, .loss_ref = bce_loss_ref,
+                     .backward = bce_back, .ctx = &c, .eps = 1e-2f};
+        add_param(&chk, "d_logits", c.logits, c.dlogits, n);
+        check_gradients(rep, &chk);
+        pool_free(&pool);
+    }
+    test_bce_extremes(rep);
+}
+
+/* ------------------------------------------------------------------------ */
 /* attention */
 
 /* Scores, alpha and context in double, straight from the formulas in attention.h. */
@@ -1569,6 +1750,7 @@ int main(void) {
     test_dropout(&rep);
     test_softmax(&rep);
     test_cross_entropy(&rep);
+    test_binary_cross_entropy(&rep);
     test_attention(&rep);
     test_adam(&rep);
     test_clip(&rep);

@@ -151,6 +151,61 @@ static void test_broken_files(CheckCounts *c, const char *dir) {
     free(data);
 }
 
+/* A weights file with metadata only: a configuration and no tensors. */
+static int write_config_only(const char *path, const char *config, int image_size) {
+    char preprocess[128];
+    snprintf(preprocess, sizeof preprocess, "{\"image_size\":%d,\"mean\":[0.5,0.5,0.5],\"std\":[0.2,0.2,0.2]}", image_size);
+    const char *metadata[] = {"format", "show-attend-tell-c", "format_version", "1", "config", config,
+                              "preprocess", preprocess, "vocab", "[\"<pad>\",\"<start>\",\"<end>\",\"<unk>\",\"dog\",\"ball\"]",
+                              NULL};
+    Error err;
+    return safetensors_write(path, NULL, 0, metadata, &err);
+}
+
+/* A configuration that would need absurd memory is refused before anything
+ * is allocated: a 4096-pixel input with 4096 channels (a few hundred KB of
+ * weights, terabytes of activations), and sizes whose parameters the file
+ * does not hold (tensors are compared with the file before allocating, so
+ * the error is the missing tensor, not "out of memory" for 140 GB). */
+static void test_hostile_configs(CheckCounts *c, const char *dir) {
+    char path[300];
+    SatModel m;
+    Error err = {{0}};
+    snprintf(path, sizeof path, "%s/wide.safetensors", dir);
+    CHECK(c, write_config_only(path, "{\"vocab_size\":6,\"encoder\":\"4096\",\"embed_dim\":2,\"hidden_dim\":3,"
+                                     "\"attention_dim\":2,\"decoder\":\"attention\",\"score\":\"additive\","
+                                     "\"dropout\":0,\"doubly_stochastic\":0}", 4096) == 0);
+    CHECK(c, sat_model_load(&m, path, &err) != 0);
+    CHECK(c, strstr(err.message, "values per image") && strstr(err.message, "wide.safetensors"));
+    snprintf(path, sizeof path, "%s/huge.safetensors", dir);
+    CHECK(c, write_config_only(path, "{\"vocab_size\":6,\"encoder\":\"2p,3\",\"embed_dim\":65536,\"hidden_dim\":65536,"
+                                     "\"attention_dim\":65536,\"decoder\":\"attention\",\"score\":\"additive\","
+                                     "\"dropout\":0,\"doubly_stochastic\":0}", 8) == 0);
+    CHECK(c, sat_model_load(&m, path, &err) != 0);
+    CHECK(c, strstr(err.message, "is missing") != NULL);
+    if (!strstr(err.message, "is missing")) fprintf(stderr, "expected a missing tensor: %s\n", err.message);
+}
+
+/* sat_model_load_memory is the same loader: the same model, the same refusals. */
+static void test_load_memory(CheckCounts *c, const char *dir) {
+    char path[300];
+    unsigned char *data = NULL;
+    size_t size = 0;
+    SatModel from_file, from_memory;
+    Error err = {{0}};
+    snprintf(path, sizeof path, "%s/good.safetensors", dir);
+    CHECK(c, read_all(path, &data, &size) == 0);
+    CHECK(c, sat_model_load(&from_file, path, &err) == 0);
+    CHECK(c, sat_model_load_memory(&from_memory, data, size, "in-memory", &err) == 0);
+    CHECK(c, from_file.table.total == from_memory.table.total &&
+                 memcmp(from_file.params, from_memory.params, sizeof(float) * from_file.table.total) == 0);
+    sat_model_free(&from_file);
+    sat_model_free(&from_memory);
+    CHECK(c, sat_model_load_memory(&from_memory, data, size - 100, "in-memory", &err) != 0);
+    CHECK(c, strstr(err.message, "in-memory") && strstr(err.message, "outside"));
+    free(data);
+}
+
 /* Log-probability of a whole caption (words then <end>) by teacher forcing. */
 static double caption_logprob(SatTrainer *t, const float *image, const int *words, int count) {
     int row[8] = {TOKEN_START};
@@ -263,6 +318,8 @@ int main(int argc, char **argv) {
     }
     test_round_trip(&c, dir);
     test_broken_files(&c, dir);
+    test_hostile_configs(&c, dir);
+    test_load_memory(&c, dir);
     test_beam_is_exact(&c, ATTENTION_ADDITIVE, 1);
     test_beam_is_exact(&c, ATTENTION_DOT, 1);
     test_beam_is_exact(&c, ATTENTION_GENERAL, 1);

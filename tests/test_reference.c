@@ -2,7 +2,8 @@
  * (tests/reference/sat_reference.py, float64): for each fixture pair
  * tests/fixtures/sat_<name>_{model,expected}.safetensors it loads the model
  * with sat_model_load, runs sat_forward_backward on the stored batch and
- * compares the loss terms, logits, alpha, beta and every parameter gradient;
+ * compares the loss terms, logits, alpha, beta, the auxiliary head's logits
+ * (models with aux_weight > 0) and every parameter gradient;
  * then 10 steps of clipped AdamW (sat_optimizer_step), comparing the loss
  * before each step, the batch-norm running statistics after them and the
  * inference-mode loss (sat_evaluate_loss, batch norm folded).
@@ -21,7 +22,7 @@
 #include "safetensors.h"
 #include "trainer.h"
 
-static const char *const FIXTURES[] = {"small", "dot", "general", "bottleneck"};
+static const char *const FIXTURES[] = {"small", "dot", "general", "bottleneck", "aux"};
 enum { FIXTURE_COUNT = sizeof FIXTURES / sizeof FIXTURES[0] };
 
 static const double TOL_VALUES = 1e-4; /* loss terms, logits, alpha, beta, losses, stats */
@@ -152,6 +153,25 @@ static void check_decay_flags(const char *fixture, const SatModel *m, const Safe
     report(fixture, "weight-decay flags", mismatches, 0.0, note);
 }
 
+/* The auxiliary word loss and its logits, present in the reference exactly
+ * when the model has the aux head. */
+static void compare_aux(const char *fixture, const SafetensorsFile *f, const SatModel *m, const SatTrainer *t,
+                        SatLoss loss, int image_count) {
+    if (m->config.aux_weight <= 0.0f) {
+        if (safetensors_find(f, "aux")) fail(fixture, "aux", "the reference has an aux loss but the model has no aux head");
+        return;
+    }
+    Error err = {{0}};
+    int ok = 1;
+    float ref_aux = read_scalar(f, "aux", &ok, &err);
+    if (!ok) {
+        fail(fixture, "aux", err.message);
+        return;
+    }
+    compare_scalar(fixture, "aux", loss.aux, ref_aux, TOL_VALUES);
+    compare_tensor(fixture, f, "aux_logits", t->aux.logits, (size_t)image_count * m->config.vocab_size, TOL_VALUES);
+}
+
 static void run_fixture(const char *data_dir, const char *name) {
     char model_path[1024], expected_path[1024];
     snprintf(model_path, sizeof model_path, "%s/fixtures/sat_%s_model.safetensors", data_dir, name);
@@ -219,10 +239,11 @@ static void run_fixture(const char *data_dir, const char *name) {
     }
     trainer_ready = 1;
     printf("%-11s %s, %s score, encoder \"%s\" on %dx%d (grid %dx%d, D %d), %d images, %d captions x %d steps, "
-           "label smoothing %g, lambda %g\n",
+           "label smoothing %g, lambda %g, aux weight %g\n",
            name, model.config.use_attention ? "attention" : "bottleneck",
            attention_score_name(model.config.score), model.config.encoder_spec, S, S, model.grid_h, model.grid_w,
-           model.features, image_count, rows, steps, label_smoothing, model.config.doubly_stochastic);
+           model.features, image_count, rows, steps, label_smoothing, model.config.doubly_stochastic,
+           model.config.aux_weight);
     check_decay_flags(name, &model, &file);
 
     DecoderBatch batch = {.captions = captions, .row_image = row_image, .rows = rows, .steps = steps,
@@ -241,6 +262,7 @@ static void run_fixture(const char *data_dir, const char *name) {
     } else if (safetensors_find(&file, "alpha")) {
         fail(name, "alpha", "the reference has attention weights but the model is a bottleneck");
     }
+    compare_aux(name, &file, &model, &trainer, loss, image_count);
 
     /* Gradients: every trainable tensor has a grad.<name> and vice versa. */
     double worst_grad = 0.0;

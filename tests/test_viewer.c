@@ -5,7 +5,8 @@
  * picture is the image resized, and with it on it is exactly
  * overlay_attention of that, as `caption export` draws it; the help and
  * grid views change the frame; `s` saved a file; a broken image is reported
- * without a crash; folders are expanded to their image files only. */
+ * without a crash; folders are expanded to their image files only; an image
+ * over --max-pixels is refused with the reason. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,7 +185,7 @@ int main(int argc, char **argv) {
              "timeout 120 '%s' view --model model.safetensors --script '%s/data/viewer/session.txt' "
              "--screenshot-dir shots images broken.png 2> view.log",
              caption, data);
-    free(caption), free(data);
+    free(data);
     int status = system(command);
     size_t size = 0;
     char *log = read_file("view.log", &size);
@@ -201,6 +202,15 @@ int main(int argc, char **argv) {
     CHECK(&c, log && strstr(log, "saved shots/caption-view-0001.png"));
     CHECK(&c, access("shots/caption-view-0001.png", F_OK) == 0);
     free(log);
+    /* --max-pixels: the 451x300 picture is refused before decoding. */
+    CHECK(&c, write_file("quick.txt", "wait-caption\nquit\n", 18) == 0);
+    snprintf(command, sizeof command, "timeout 60 '%s' view --model model.safetensors --max-pixels 1000 "
+             "--script quick.txt images/a-chelsea.png 2> limit.log", caption);
+    status = system(command);
+    log = read_file("limit.log", &size);
+    CHECK(&c, status == 0 && log && strstr(log, "more than the limit of 1000 pixels"));
+    free(log);
+    free(caption);
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
     if (c.failed || getenv("TEST_VIEWER_KEEP")) printf("the screenshots are in %s\n", dir); /* to look at */
     else if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -165,6 +165,51 @@ static int jpeg_has_end_marker(const unsigned char *data, size_t size) {
     return 0;
 }
 
+/* One DHT payload of `length` declared bytes, of which `available` are in
+ * the file (stb reads zeros past the end): every table's 16 code counts must
+ * add up to at most 256. */
+static int jpeg_dht_valid(const unsigned char *payload, size_t length, size_t available) {
+    size_t i = 0;
+    while (i < length) {
+        i++; /* table class and id: stb checks those */
+        unsigned sum = 0;
+        for (int k = 0; k < 16; k++, i++) sum += i < available ? payload[i] : 0;
+        if (sum > 256) return 0;
+        i += sum;
+    }
+    return 1;
+}
+
+/* stb_image 2.27 writes past its 257-byte code-size table when a Huffman
+ * table's counts add up to more than 256 (fixed upstream in 2.28), so every
+ * DHT segment stb would read is checked first: the header ones and those
+ * between the scans of a progressive JPEG (scan data is walked byte by
+ * byte to the next marker, as stb does). */
+static int jpeg_huffman_tables_valid(const unsigned char *data, size_t size) {
+    /* stb takes FF, any more FF fill bytes, then D8 as the start of a JPEG. */
+    size_t p = 0;
+    while (p < size && data[p] == 0xFF) p++;
+    if (p == 0 || p >= size || data[p] != 0xD8) return 1; /* not a JPEG to stb */
+    p++;
+    while (p + 1 < size) {
+        unsigned char m = data[p + 1];
+        if (data[p] != 0xFF || m == 0xFF) { /* scan data, or fill before a marker */
+            p++;
+            continue;
+        }
+        if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { /* stuffed byte, TEM, restart */
+            p += 2;
+            continue;
+        }
+        if (m == 0xD9 || p + 4 > size) return 1;
+        size_t length = read_u16(data + p + 2, 0);
+        if (length < 2) return 1; /* stb refuses that itself */
+        if (m == 0xC4 && !jpeg_dht_valid(data + p + 4, length - 2, size - (p + 4))) return 0;
+        p += 2 + length;
+    }
+    return 1;
+}
+
 /* Maps an output pixel of the upright image back to the stored pixel, per
  * the EXIF definition of orientations 1..8 (5..8 swap width and height). */
 static void oriented_source(int orientation, int width, int height, int ox, int oy, int *sx, int *sy) {
@@ -219,6 +264,49 @@ static int jpeg_header_dimensions(const unsigned char *data, size_t size, long l
     return 0;
 }
 
+/* ---- PNM headers ---- */
+
+static int pnm_is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+/* The next number of a PNM header from *pos, after whitespace and '#'
+ * comments (stb's grammar). Returns its digit count (0: none); *value
+ * saturates, so a hostile digit string cannot overflow here. */
+static int pnm_number(const unsigned char *data, size_t size, size_t *pos, long long *value) {
+    size_t p = *pos;
+    while (p < size && (pnm_is_space(data[p]) || data[p] == '#')) {
+        if (data[p] == '#')
+            while (p < size && data[p] != '\n' && data[p] != '\r') p++;
+        else
+            p++;
+    }
+    int digits = 0;
+    long long v = 0;
+    for (; p < size && data[p] >= '0' && data[p] <= '9'; p++, digits++)
+        if (v < 1000000000LL) v = v * 10 + (data[p] - '0');
+    *pos = p;
+    *value = v;
+    return digits;
+}
+
+/* stb_image (2.27) reads PNM header numbers into an int without checking
+ * for overflow, and reads past its buffer converting 16-bit PNM, so neither
+ * may reach it: width and height of a P5/P6 header, or -1 when a number is
+ * missing or out of range (a side at most 2^24 like stb's own cap, the
+ * maximum sample value at most 255: 8 bits). */
+static int pnm_header(const unsigned char *data, size_t size, long long *width, long long *height) {
+    size_t pos = 2;
+    long long maxval = 0;
+    if (!pnm_number(data, size, &pos, width) || !pnm_number(data, size, &pos, height) ||
+        !pnm_number(data, size, &pos, &maxval))
+        return -1;
+    if (*width > (1LL << 24) || *height > (1LL << 24) || maxval > 255) return -1;
+    return 0;
+}
+
+static int is_pnm(const unsigned char *data, size_t size) {
+    return size >= 2 && data[0] == 'P' && (data[1] == '5' || data[1] == '6');
+}
+
 /* The dimensions a header claims, read directly for the common formats.
  * stb_image's own header reader refuses very large claims with a reason it
  * then overwrites ("unknown image type"), so the size check cannot rely on
@@ -248,24 +336,37 @@ static int header_dimensions(ImageFormat format, const unsigned char *data, size
         return 1;
     case FORMAT_JPEG:
         return jpeg_header_dimensions(data, size, width, height);
+    case FORMAT_PNM:
+        return pnm_header(data, size, width, height) == 0;
     default:
         return 0;
     }
 }
 
+/* Headers state each side in at most 32 bits, so the product of two is
+ * exact in 64 unsigned bits (a signed product could overflow). */
+static unsigned long long pixel_count(long long width, long long height) {
+    return (unsigned long long)width * (unsigned long long)height;
+}
+
 static int too_large_error(const char *name, long long width, long long height, long long max_pixels, Error *err) {
     return error_set(err,
-                     "image '%s' is %lldx%lld (%lld pixels), more than the limit of %lld pixels; "
+                     "image '%s' is %lldx%lld (%llu pixels), more than the limit of %lld pixels; "
                      "shrink the image first or raise ImageLoadOptions.max_pixels",
-                     name, width, height, width * height, max_pixels);
+                     name, width, height, pixel_count(width, height), max_pixels);
 }
 
 /* Checks the dimensions stated in the header, before any pixel is decoded. */
 static int check_header(const unsigned char *data, size_t size, const char *name, ImageFormat format,
                         long long max_pixels, int *channels_in_file, Error *err) {
     long long claimed_width, claimed_height;
+    /* stb tries PNM on any "P5"/"P6" start, whatever follows. */
+    if (is_pnm(data, size) && pnm_header(data, size, &claimed_width, &claimed_height) != 0)
+        return error_set(err, "image '%s' looks like a PNM but its header is corrupt or out of range "
+                              "or unsupported (a side above 16777216, or 16-bit samples); re-export or replace the file",
+                         name);
     if (header_dimensions(format, data, size, &claimed_width, &claimed_height) &&
-        claimed_width * claimed_height > max_pixels)
+        pixel_count(claimed_width, claimed_height) > (unsigned long long)max_pixels)
         return too_large_error(name, claimed_width, claimed_height, max_pixels, err);
     int width = 0, height = 0;
     if (stbi_info_from_memory(data, (int)size, &width, &height, channels_in_file)) {
@@ -335,6 +436,10 @@ int image_load_from_memory(Image *out, const unsigned char *data, size_t size, c
     long long max_pixels = options && options->max_pixels > 0 ? options->max_pixels : IMAGE_DEFAULT_MAX_PIXELS;
     ImageFormat format = detect_format(data, size);
     int channels_in_file = 0;
+    /* Before stb sees the header, whatever the format looks like. */
+    if (!jpeg_huffman_tables_valid(data, size))
+        return error_set(err, "image '%s' is a corrupt JPEG (a Huffman table defines more than 256 codes); "
+                              "re-export or replace the file", name);
     if (check_header(data, size, name, format, max_pixels, &channels_in_file, err)) return -1;
     if (format == FORMAT_JPEG && !jpeg_has_end_marker(data, size))
         return error_set(err, "image '%s' is a truncated JPEG (no end-of-image marker); re-download or re-export it",

@@ -22,7 +22,7 @@ typedef struct {
 } ImageLoadOptions;
 
 /* Formats stb_image decodes, for messages. */
-#define IMAGE_SUPPORTED_FORMATS "JPEG, PNG, BMP, GIF, PSD, TGA, HDR, PIC, PNM (P5/P6)"
+#define IMAGE_SUPPORTED_FORMATS "JPEG, PNG, BMP, GIF, PSD, TGA, HDR, PIC, PNM (8-bit P5/P6)"
 
 /* Loads an image file as RGB (channels = 3): grayscale is replicated, alpha is
  * composited on white, JPEG EXIF orientation is applied so the result is

@@ -7,8 +7,9 @@ cell (torch.lstm_cell, gate order i, f, g, o), gradients come from autograd,
 the optimiser is torch.optim.AdamW with torch.nn.utils.clip_grad_norm_.
 Everything is computed in float64 from the float32 values stored in the files.
 
-For each variant (the three attention score functions and the bottleneck
-baseline) it writes two safetensors files under tests/fixtures/:
+For each variant (the three attention score functions, the bottleneck
+baseline, and the additive model with the auxiliary word loss) it writes two
+safetensors files under tests/fixtures/:
   sat_<variant>_model.safetensors     the model, in exactly the C format
                                       (sat_model_load reads it)
   sat_<variant>_expected.safetensors  inputs, loss terms, logits, alpha, beta,
@@ -19,8 +20,9 @@ baseline) it writes two safetensors files under tests/fixtures/:
 ("small" is the additive variant). tests/test_reference.c compares the C model
 against these files.
 
-Regenerate (deterministic, seeded):
-    /usr/bin/python3 tests/reference/sat_reference.py
+Regenerate (deterministic, seeded; each variant has its own seed, so one can
+be regenerated alone and the others stay byte-identical):
+    /usr/bin/python3 tests/reference/sat_reference.py [VARIANT...]
 (Debian's python3 with torch and numpy; safetensors is read and written by the
 small helper below, so the model files load here as ordinary tensors.)
 """
@@ -140,6 +142,8 @@ def tensor_specs(cfg):
               ("decoder.out_hidden.weight", (E, H), True, True), ("decoder.out_hidden.bias", (E,), False, True),
               ("decoder.out_context.weight", (E, D), True, True), ("decoder.out_context.bias", (E,), False, True),
               ("decoder.out.weight", (V, E), True, True), ("decoder.out.bias", (V,), False, True)]
+    if cfg.get("aux_weight", 0) > 0:
+        specs += [("decoder.aux.weight", (V, D), True, True), ("decoder.aux.bias", (V,), False, True)]
     return specs
 
 
@@ -158,8 +162,27 @@ def attention_scores(P, score, h, z):
     return torch.einsum("rh,hd,rld->rl", h, P["decoder.attention.bilinear.weight"], z)
 
 
+def auxiliary_loss(P, cfg, z_images, captions, row_image):
+    """aux_weight * mean over images and the non-special words v >= 4 of
+    BCE(W_aux zbar + b_aux, t), zbar the image's mean annotation vector and
+    t_v = 1 where v occurs in any of the image's caption rows. Returns (aux, logits [B, V])."""
+    zbar = z_images.mean(1)                                           # [B, D]
+    logits = F.linear(zbar, P["decoder.aux.weight"], P["decoder.aux.bias"])
+    V = logits.shape[1]
+    present = F.one_hot(captions, V).amax(1).to(logits.dtype)       # [R, V]: word in that row
+    targets = torch.zeros_like(logits).index_add(0, row_image, present).clamp(max=1.0)
+    words = slice(len(SPECIALS), V)
+    bce = F.binary_cross_entropy_with_logits(logits[:, words], targets[:, words])
+    # The textbook form, to pin down the reduction (mean over images x words).
+    s = torch.sigmoid(logits[:, words])
+    manual = -(targets[:, words] * torch.log(s) + (1 - targets[:, words]) * torch.log(1 - s)).mean()
+    assert abs(bce.item() - manual.item()) < 1e-10, (bce.item(), manual.item())
+    return cfg["aux_weight"] * bce, logits
+
+
 def forward(P, stats, cfg, images, captions, row_image, label_smoothing, training=True):
-    """Returns dict of loss, cross_entropy, penalty, logits [T, R, V], alpha [T, R, L], beta [T, R].
+    """Returns dict of loss, cross_entropy, penalty, logits [T, R, V], alpha [T, R, L], beta [T, R]
+    (and aux, aux_logits [B, V] with the auxiliary head).
     training: batch statistics (running ones updated in place, momentum 0.1);
     otherwise the running statistics. Dropout is 0 in every fixture."""
     layers, _, _ = parse_encoder(cfg["encoder"], cfg["image_size"])
@@ -220,6 +243,9 @@ def forward(P, stats, cfg, images, captions, row_image, label_smoothing, trainin
         penalty = torch.zeros(())
     result["penalty"] = penalty
     result["loss"] = ce + penalty
+    if cfg.get("aux_weight", 0) > 0:
+        result["aux"], result["aux_logits"] = auxiliary_loss(P, cfg, z_images, captions, row_image)
+        result["loss"] = result["loss"] + result["aux"]
     return result
 
 
@@ -235,6 +261,9 @@ VARIANTS = [
          label_smoothing=0.0, images=3, lengths=[5, 6, 3], row_image=[2, 0, 2]),  # image 1: no caption
     dict(name="bottleneck", image_size=16, encoder="4p,6p", decoder="bottleneck", score="additive",
          label_smoothing=0.1, images=2, lengths=[3, 6, 5], row_image=[0, 1, 1]),
+    # The auxiliary word loss; images 0 and 1 have two captions each (targets are their union).
+    dict(name="aux", image_size=16, encoder="4,6p,8p", decoder="attention", score="additive",
+         label_smoothing=0.1, images=3, lengths=[6, 3, 4, 5, 2], row_image=[0, 1, 0, 2, 1], aux_weight=0.5),
 ]
 
 
@@ -242,6 +271,8 @@ def make_model(variant, rng):
     cfg = {"vocab_size": 12, "encoder": variant["encoder"], "embed_dim": 6, "hidden_dim": 7,
            "attention_dim": 5, "decoder": variant["decoder"], "score": variant["score"],
            "dropout": 0.0, "doubly_stochastic": 0.3, "image_size": variant["image_size"]}
+    if "aux_weight" in variant:  # only then, so the older fixtures stay byte-identical
+        cfg["aux_weight"] = variant["aux_weight"]
     params = []
     for name, shape, _, _ in tensor_specs(cfg):
         if name.endswith("running_mean"):
@@ -266,7 +297,7 @@ def make_model(variant, rng):
 
 def write_model(path, cfg, params):
     config = {k: cfg[k] for k in ("vocab_size", "encoder", "embed_dim", "hidden_dim", "attention_dim",
-                                  "decoder", "score", "dropout", "doubly_stochastic")}
+                                  "decoder", "score", "dropout", "doubly_stochastic", "aux_weight") if k in cfg}
     preprocess = {"image_size": cfg["image_size"], "resize": "stretch to image_size x image_size, bilinear",
                   "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
     vocab = SPECIALS + ["w%d" % i for i in range(4, cfg["vocab_size"])]
@@ -341,6 +372,8 @@ def run_variant(variant, seed):
            ("penalty", scalar(first["penalty"].item())), ("logits", f32(first["logits"]))]
     if "alpha" in first:
         out += [("alpha", f32(first["alpha"])), ("beta", f32(first["beta"]))]
+    if "aux" in first:
+        out += [("aux", scalar(first["aux"].item())), ("aux_logits", f32(first["aux_logits"]))]
     out += [("grad." + n, f32(grads[n])) for n in P]
     out += [("losses", np.asarray(losses, dtype=np.float32))]
     final = {**{n: P[n] for n in P}, **stats}
@@ -349,17 +382,25 @@ def run_variant(variant, seed):
     save_safetensors(expected_path, out, {"decayed": json.dumps(decayed), "variant": variant["name"],
                                           "generator": "tests/reference/sat_reference.py"})
     print(f"{variant['name']:>10}: loss {losses[0]:.6f} (ce {first['cross_entropy'].item():.6f}, "
-          f"penalty {first['penalty'].item():.6f}) -> {losses[-1]:.6f} after {STEPS - 1} steps; "
+          f"penalty {first['penalty'].item():.6f}"
+          + (f", aux {first['aux'].item():.6f}" if "aux" in first else "")
+          + f") -> {losses[-1]:.6f} after {STEPS - 1} steps; "
           f"eval {evaluated['loss'].item():.6f}; {os.path.getsize(model_path) + os.path.getsize(expected_path)} bytes")
 
 
-def main():
+def main(names):
+    known = [v["name"] for v in VARIANTS]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        print(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
+        return 2
     torch.manual_seed(0)
     os.makedirs(FIXTURES, exist_ok=True)
     for i, variant in enumerate(VARIANTS):
-        run_variant(variant, seed=1000 + i)
+        if not names or variant["name"] in names:
+            run_variant(variant, seed=1000 + i)  # the seed follows the position, not what else runs
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
