@@ -4,7 +4,8 @@
 #include <stddef.h>
 
 /* 2-D convolution, NCHW activations and PyTorch's weight layout
- * [out_channels, in_channels, kernel, kernel]; im2col then one sgemm per image. */
+ * [out_channels, in_channels, kernel, kernel]. Images go in chunks: im2col of
+ * the chunk, then one sgemm per chunk (enough columns for late, small layers). */
 typedef struct {
     int batch;
     int in_channels, in_height, in_width;
@@ -14,7 +15,9 @@ typedef struct {
 
 int conv2d_out_height(const Conv2dShape *shape);
 int conv2d_out_width(const Conv2dShape *shape);
-/* Scratch floats the caller provides to forward and backward. */
+/* Scratch floats the caller provides to forward and backward. It does not
+ * depend on shape->batch (one size serves any batch) and stays under 64 MB
+ * unless a single image needs more. */
 size_t conv2d_workspace_floats(const Conv2dShape *shape);
 
 /* out[batch, out_channels, out_h, out_w]; bias may be NULL. */
