@@ -13,6 +13,7 @@
 #include "decoder.h"
 #include "image.h"
 #include "model.h"
+#include "pipeline.h"
 #include "trainer.h"
 
 static const char *const VOCAB[] = {"<pad>", "<start>", "<end>", "<unk>", "dog", "runs"};
@@ -309,6 +310,31 @@ static void test_cli(CheckCounts *c, const char *caption_exe, const char *dir) {
     CHECK(c, WIFEXITED(status) && WEXITSTATUS(status) == 2);
 }
 
+/* The bundled default model loads and captions an example photo, the same
+ * way twice. */
+static void test_bundled_model(CheckCounts *c) {
+    const char *tests = getenv("CAPTION_TEST_DATA");
+    char model_path[600], image_path[600];
+    snprintf(model_path, sizeof model_path, "%s/../assets/default-model.safetensors", tests ? tests : "tests");
+    snprintf(image_path, sizeof image_path, "%s/../assets/examples/chelsea.png", tests ? tests : "tests");
+    CaptionPipeline pipeline;
+    Error err;
+    CHECK(c, pipeline_open(&pipeline, model_path, 3, 30, &err) == 0);
+    pipeline.decode = (DecodeOptions){3, 30, 0.0f};
+    char first[1024] = "", second[1024] = "";
+    for (int round = 0; round < 2; round++) {
+        Caption caption;
+        CHECK(c, pipeline_caption_file(&pipeline, image_path, &caption, NULL, &err) == 0);
+        caption_text(&pipeline.model, &caption, round ? second : first, sizeof first);
+        CHECK(c, caption.length >= 3 && caption.alpha != NULL && caption.finished);
+        caption_free(&caption);
+    }
+    printf("bundled model on chelsea.png: \"%s\"\n", first);
+    CHECK(c, first[0] != '\0' && strcmp(first, second) == 0);
+    CHECK(c, pipeline.model.config.vocab_size > 1000 && pipeline.model.cells == 36);
+    pipeline_close(&pipeline);
+}
+
 int main(int argc, char **argv) {
     CheckCounts c = {0};
     char dir[] = "/tmp/caption-test-model-XXXXXX";
@@ -325,6 +351,7 @@ int main(int argc, char **argv) {
     test_beam_is_exact(&c, ATTENTION_GENERAL, 1);
     test_beam_is_exact(&c, ATTENTION_ADDITIVE, 0);
     if (argc > 1) test_cli(&c, argv[1], dir);
+    test_bundled_model(&c);
     char command[400];
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
     if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);
