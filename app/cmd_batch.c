@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "batch_output.h"
 #include "cmd_export.h"
 #include "collections.h"
@@ -106,15 +107,6 @@ static int usage_error(const char *format, ...) {
     return -1;
 }
 
-static int parse_int(const char *text, int low, int high, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || *end || end == text || v < low || v > high) return -1;
-    *out = (int)v;
-    return 0;
-}
-
 /* "K/N" with 0 <= K < N. */
 static int parse_shard(const char *text, int *shard, int *shards) {
     const char *slash = strchr(text, '/');
@@ -122,8 +114,8 @@ static int parse_shard(const char *text, int *shard, int *shards) {
     if (!slash || (size_t)(slash - text) >= sizeof first) return -1;
     memcpy(first, text, (size_t)(slash - text));
     first[slash - text] = '\0';
-    if (parse_int(slash + 1, 1, 1000000, shards) != 0) return -1;
-    return parse_int(first, 0, *shards - 1, shard);
+    if (cli_parse_int(slash + 1, 1, 1000000, shards) != 0) return -1;
+    return cli_parse_int(first, 0, *shards - 1, shard);
 }
 
 /* Options that take a value; returns 0, or -1 after printing the problem. */
@@ -135,11 +127,11 @@ static int parse_value(BatchArgs *a, const char *arg, const char *value) {
     else if (strcmp(arg, "--format") == 0) {
         if (batch_format_parse(value, &a->format, &err)) return usage_error("%s: %s", arg, err.message);
     } else if (strcmp(arg, "--threads") == 0) {
-        if (parse_int(value, 1, 256, &a->threads)) return usage_error("%s takes a whole number from 1 to 256, not '%s'", arg, value);
+        if (cli_parse_int(value, 1, 256, &a->threads)) return usage_error("%s takes a whole number from 1 to 256, not '%s'", arg, value);
     } else if (strcmp(arg, "--beam") == 0) {
-        if (parse_int(value, 1, 64, &a->beam)) return usage_error("%s takes a whole number from 1 to 64, not '%s'", arg, value);
+        if (cli_parse_int(value, 1, 64, &a->beam)) return usage_error("%s takes a whole number from 1 to 64, not '%s'", arg, value);
     } else if (strcmp(arg, "--max-length") == 0) {
-        if (parse_int(value, 1, 1000, &a->max_length))
+        if (cli_parse_int(value, 1, 1000, &a->max_length))
             return usage_error("%s takes a whole number from 1 to 1000, not '%s'", arg, value);
     } else if (strcmp(arg, "--shard") == 0) {
         if (parse_shard(value, &a->shard, &a->shards))

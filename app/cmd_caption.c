@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "caption_json.h"
 #include "model_path.h"
 #include "pipeline.h"
@@ -50,15 +51,6 @@ static void print_help(FILE *out) {
             places);
 }
 
-static int parse_int(const char *text, int low, int high, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || *end || end == text || v < low || v > high) return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static int parse_args(int argc, char **argv, CaptionArgs *a) {
     *a = (CaptionArgs){.beam = 3, .max_length = 30, .images = argv};
     int only_images = 0;
@@ -84,13 +76,13 @@ static int parse_args(int argc, char **argv, CaptionArgs *a) {
         } else if (strcmp(arg, "--model") == 0) {
             a->model = value, i++;
         } else if (strcmp(arg, "--beam") == 0) {
-            if (parse_int(value, 1, 64, &a->beam) != 0) {
+            if (cli_parse_int(value, 1, 64, &a->beam) != 0) {
                 fprintf(stderr, "caption: --beam takes a whole number from 1 to 64, not '%s'\n", value);
                 return -1;
             }
             i++;
         } else if (strcmp(arg, "--max-length") == 0) {
-            if (parse_int(value, 1, 1000, &a->max_length) != 0) {
+            if (cli_parse_int(value, 1, 1000, &a->max_length) != 0) {
                 fprintf(stderr, "caption: --max-length takes a whole number from 1 to 1000, not '%s'\n", value);
                 return -1;
             }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli.h"
 #include "model_path.h"
 #include "pipeline.h"
 
@@ -57,23 +58,6 @@ static void print_help(FILE *out) {
             FIGURE_MAX_PANEL_HEIGHT, FIGURE_DEFAULT_PANEL_HEIGHT, FIGURE_DEFAULT_COLUMNS, places);
 }
 
-static int parse_int(const char *text, int low, int high, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || *end || end == text || v < low || v > high) return -1;
-    *out = (int)v;
-    return 0;
-}
-
-static int parse_float(const char *text, float low, float high, float *out) {
-    char *end;
-    float v = strtof(text, &end);
-    if (*end || end == text || !(v >= low && v <= high)) return -1;
-    *out = v;
-    return 0;
-}
-
 /* Prints "caption export: <message> (see caption export --help)"; returns -1. */
 static int usage_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *format, ...) {
@@ -94,26 +78,26 @@ static int parse_value(ExportArgs *a, const char *arg, const char *value) {
     else if (strcmp(arg, "--model") == 0) a->model = value;
     else if (strcmp(arg, "--frames") == 0) a->frames = value;
     else if (strcmp(arg, "--beam") == 0) {
-        if (parse_int(value, 1, 64, &a->beam))
+        if (cli_parse_int(value, 1, 64, &a->beam))
             return usage_error("%s takes a whole number from 1 to 64, not '%s'", arg, value);
     } else if (strcmp(arg, "--max-length") == 0) {
-        if (parse_int(value, 1, 1000, &a->max_length))
+        if (cli_parse_int(value, 1, 1000, &a->max_length))
             return usage_error("%s takes a whole number from 1 to 1000, not '%s'", arg, value);
     } else if (strcmp(arg, "--colormap") == 0) {
         if (colormap_parse(value, &f->overlay.colormap, &err)) return usage_error("%s: %s", arg, err.message);
     } else if (strcmp(arg, "--normalize") == 0) {
         if (overlay_normalize_parse(value, &f->overlay.normalize, &err)) return usage_error("%s: %s", arg, err.message);
     } else if (strcmp(arg, "--opacity") == 0) {
-        if (parse_float(value, 0.0f, 1.0f, &f->overlay.opacity))
+        if (cli_parse_float(value, 0.0f, 1.0f, &f->overlay.opacity))
             return usage_error("%s takes a number from 0 to 1, not '%s'", arg, value);
     } else if (strcmp(arg, "--smooth") == 0) {
-        if (parse_float(value, 0.0f, OVERLAY_MAX_SIGMA, &f->overlay.sigma))
+        if (cli_parse_float(value, 0.0f, OVERLAY_MAX_SIGMA, &f->overlay.sigma))
             return usage_error("%s takes a number of grid cells from 0 to 16, not '%s'", arg, value);
     } else if (strcmp(arg, "--panel-size") == 0) {
-        if (parse_int(value, FIGURE_MIN_PANEL_HEIGHT, FIGURE_MAX_PANEL_HEIGHT, &f->panel_height))
+        if (cli_parse_int(value, FIGURE_MIN_PANEL_HEIGHT, FIGURE_MAX_PANEL_HEIGHT, &f->panel_height))
             return usage_error("%s takes a whole number of pixels from 16 to 2048, not '%s'", arg, value);
     } else if (strcmp(arg, "--columns") == 0) {
-        if (parse_int(value, 1, FIGURE_MAX_COLUMNS, &f->columns))
+        if (cli_parse_int(value, 1, FIGURE_MAX_COLUMNS, &f->columns))
             return usage_error("%s takes a whole number from 1 to 64, not '%s'", arg, value);
     } else if (strcmp(arg, "--max-pixels") == 0) {
         char *end;

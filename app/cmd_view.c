@@ -7,6 +7,7 @@
 
 #ifdef CAPTION_HAVE_VIEWER
 
+#include "cli.h"
 #include "model_path.h"
 #include "pipeline.h"
 #include "viewer.h"
@@ -56,15 +57,6 @@ static void print_help(FILE *out) {
             places);
 }
 
-static int parse_int(const char *text, int low, int high, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || *end || end == text || v < low || v > high) return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static int is_value_option(const char *arg) {
     return strcmp(arg, "--model") == 0 || strcmp(arg, "--script") == 0 || strcmp(arg, "--screenshot-dir") == 0 ||
            strcmp(arg, "--beam") == 0 || strcmp(arg, "--max-pixels") == 0;
@@ -103,7 +95,7 @@ static int parse_args(int argc, char **argv, ViewArgs *a, ImageList *files) {
                 return fprintf(stderr, "caption view: --max-pixels takes a positive whole number, not '%s'\n", value), -1;
             i++;
         } else { /* --beam */
-            if (parse_int(value, 1, 64, &a->beam) != 0)
+            if (cli_parse_int(value, 1, 64, &a->beam) != 0)
                 return fprintf(stderr, "caption view: --beam takes a whole number from 1 to 64, not '%s'\n", value), -1;
             i++;
         }
