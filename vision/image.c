@@ -404,13 +404,57 @@ static void printable_reason(char *out, size_t size) {
         if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7E) *c = '?';
 }
 
+static uint32_t read_be32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* stb_image 2.27 does pointer arithmetic on a NULL buffer when a PNG's first
+ * IDAT chunk is empty (undefined behaviour, found by fuzzing). Empty IDAT
+ * chunks carry nothing, so a copy without them decodes to the same image.
+ * Returns NULL when there is none to drop (or on a malformed chunk list,
+ * which stb then reports); the caller frees the copy. */
+static unsigned char *png_without_empty_idat(const unsigned char *data, size_t size, size_t *copy_size) {
+    size_t pos = 8, empty = 0;
+    while (pos + 12 <= size) {
+        uint32_t length = read_be32(data + pos);
+        if (length > size - pos - 12) break;
+        empty += length == 0 && memcmp(data + pos + 4, "IDAT", 4) == 0;
+        pos += 12 + (size_t)length;
+    }
+    if (empty == 0) return NULL;
+    unsigned char *copy = malloc(size);
+    if (!copy) return NULL;
+    memcpy(copy, data, 8);
+    size_t in = 8, out = 8;
+    while (in + 12 <= size) {
+        uint32_t length = read_be32(data + in);
+        if (length > size - in - 12) break;
+        int drop = length == 0 && memcmp(data + in + 4, "IDAT", 4) == 0;
+        if (!drop) {
+            memcpy(copy + out, data + in, 12 + (size_t)length);
+            out += 12 + (size_t)length;
+        }
+        in += 12 + (size_t)length;
+    }
+    memcpy(copy + out, data + in, size - in); /* whatever trails, as it was */
+    *copy_size = out + (size - in);
+    return copy;
+}
+
 static int decode_to_rgb(Image *out, const unsigned char *data, size_t size, const char *name,
                          int channels_in_file, Error *err) {
     /* Ask stb for the alpha channel only when there is one to composite. */
     int has_alpha = channels_in_file == 2 || channels_in_file == 4;
     int decoded_channels = has_alpha ? 4 : 3;
     int width = 0, height = 0, ignored = 0;
+    size_t cleaned_size = 0;
+    unsigned char *cleaned = detect_format(data, size) == FORMAT_PNG ? png_without_empty_idat(data, size, &cleaned_size) : NULL;
+    if (cleaned) {
+        data = cleaned;
+        size = cleaned_size;
+    }
     unsigned char *decoded = stbi_load_from_memory(data, (int)size, &width, &height, &ignored, decoded_channels);
+    free(cleaned);
     if (!decoded) {
         char reason[64];
         printable_reason(reason, sizeof reason);
