@@ -441,8 +441,25 @@ static unsigned char *png_without_empty_idat(const unsigned char *data, size_t s
     return copy;
 }
 
+/* stb_image 2.27 grows its buffer to a chunk's declared length before reading
+ * it, so a 100-byte PNG declaring a 2 GiB IDAT would make it allocate 2 GiB
+ * (found by fuzzing). Every chunk up to IEND must fit in the file. */
+static int check_png_chunks(const unsigned char *data, size_t size, const char *name, Error *err) {
+    size_t pos = 8;
+    while (pos + 12 <= size) {
+        uint32_t length = read_be32(data + pos);
+        if (length > size - pos - 12)
+            return error_set(err, "image '%s' is corrupt or truncated (a PNG chunk declares %u bytes, %zu remain); "
+                                  "re-export or replace the file", name, (unsigned)length, size - pos - 12);
+        if (memcmp(data + pos + 4, "IEND", 4) == 0) return 0;
+        pos += 12 + (size_t)length;
+    }
+    return 0; /* no IEND: stb reports the truncation */
+}
+
 static int decode_to_rgb(Image *out, const unsigned char *data, size_t size, const char *name,
                          int channels_in_file, Error *err) {
+    if (detect_format(data, size) == FORMAT_PNG && check_png_chunks(data, size, name, err) != 0) return -1;
     /* Ask stb for the alpha channel only when there is one to composite. */
     int has_alpha = channels_in_file == 2 || channels_in_file == 4;
     int decoded_channels = has_alpha ? 4 : 3;
