@@ -20,3 +20,12 @@ int cli_parse_float(const char *text, float low, float high, float *out) {
     *out = v;
     return 0;
 }
+
+int cli_parse_count(const char *text, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || *end || end == text || v < 1) return -1;
+    *out = v;
+    return 0;
+}

@@ -139,15 +139,10 @@ static int parse_value(BatchArgs *a, const char *arg, const char *value) {
     } else if (strcmp(arg, "--colormap") == 0) {
         if (colormap_parse(value, &a->figure.overlay.colormap, &err)) return usage_error("%s: %s", arg, err.message);
     } else if (strcmp(arg, "--opacity") == 0) {
-        char *end;
-        float v = strtof(value, &end);
-        if (*end || end == value || !(v >= 0.0f && v <= 1.0f))
+        if (cli_parse_float(value, 0.0f, 1.0f, &a->figure.overlay.opacity))
             return usage_error("%s takes a number from 0 to 1, not '%s'", arg, value);
-        a->figure.overlay.opacity = v;
     } else if (strcmp(arg, "--max-pixels") == 0) {
-        char *end;
-        a->max_pixels = strtoll(value, &end, 10);
-        if (*end || end == value || a->max_pixels < 1)
+        if (cli_parse_count(value, &a->max_pixels))
             return usage_error("%s takes a positive whole number, not '%s'", arg, value);
     } else {
         return usage_error("unknown option %s", arg);

@@ -96,9 +96,7 @@ static int parse_args(int argc, char **argv, CaptionArgs *a) {
             }
             i++;
         } else if (strcmp(arg, "--max-pixels") == 0) {
-            char *end;
-            a->max_pixels = strtoll(value, &end, 10);
-            if (*end || end == value || a->max_pixels < 1) {
+            if (cli_parse_count(value, &a->max_pixels)) {
                 fprintf(stderr, "caption: --max-pixels takes a positive whole number, not '%s'\n", value);
                 return -1;
             }

@@ -100,9 +100,7 @@ static int parse_value(ExportArgs *a, const char *arg, const char *value) {
         if (cli_parse_int(value, 1, FIGURE_MAX_COLUMNS, &f->columns))
             return usage_error("%s takes a whole number from 1 to 64, not '%s'", arg, value);
     } else if (strcmp(arg, "--max-pixels") == 0) {
-        char *end;
-        a->max_pixels = strtoll(value, &end, 10);
-        if (*end || end == value || a->max_pixels < 1)
+        if (cli_parse_count(value, &a->max_pixels))
             return usage_error("%s takes a positive whole number, not '%s'", arg, value);
     } else {
         return usage_error("unknown option %s", arg);

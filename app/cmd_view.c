@@ -89,9 +89,7 @@ static int parse_args(int argc, char **argv, ViewArgs *a, ImageList *files) {
         } else if (strcmp(arg, "--screenshot-dir") == 0) {
             a->screenshot_dir = argv[++i];
         } else if (strcmp(arg, "--max-pixels") == 0) {
-            char *end;
-            a->max_pixels = strtoll(value, &end, 10);
-            if (*end || end == value || a->max_pixels < 1)
+            if (cli_parse_count(value, &a->max_pixels))
                 return fprintf(stderr, "caption view: --max-pixels takes a positive whole number, not '%s'\n", value), -1;
             i++;
         } else { /* --beam */
