@@ -1,10 +1,19 @@
 #include "lstm.h"
 
 #include <cblas.h>
-#include <math.h>
 
 #include "activation.h"
 #include "linear.h"
+
+/* One batch row; restrict lets the compiler vectorise without runtime alias checks. */
+static void cell_update(float *restrict h, float *restrict c, const float *restrict in_gate,
+                        const float *restrict forget, const float *restrict cell_in,
+                        const float *restrict out_gate, const float *restrict c_prev, int H) {
+    for (int j = 0; j < H; j++) {
+        c[j] = forget[j] * c_prev[j] + in_gate[j] * cell_in[j];
+        h[j] = out_gate[j] * fast_tanhf(c[j]);
+    }
+}
 
 void lstm_cell_forward(float *h, float *c, float *gates, const float *x, const float *h_prev,
                        const float *c_prev, const float *w_ih, const float *w_hh,
@@ -14,18 +23,30 @@ void lstm_cell_forward(float *h, float *c, float *gates, const float *x, const f
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->batch, G, H, 1.0f, h_prev, H, w_hh, H,
                 1.0f, gates, G);
     for (int b = 0; b < s->batch; b++) {
+        /* Gate by gate, then the cell: loops the compiler vectorises. */
         float *g = gates + (long)b * G;
-        for (int j = 0; j < H; j++) {
-            float in_gate = sigmoid(g[j]), forget = sigmoid(g[H + j]);
-            float cell_in = tanhf(g[2 * H + j]), out_gate = sigmoid(g[3 * H + j]);
-            g[j] = in_gate;
-            g[H + j] = forget;
-            g[2 * H + j] = cell_in;
-            g[3 * H + j] = out_gate;
-            float cell = forget * c_prev[(long)b * H + j] + in_gate * cell_in;
-            c[(long)b * H + j] = cell;
-            h[(long)b * H + j] = out_gate * tanhf(cell);
-        }
+        sigmoid_forward(g, g, 2L * H);
+        tanh_forward(g + 2 * H, g + 2 * H, H);
+        sigmoid_forward(g + 3 * H, g + 3 * H, H);
+        cell_update(h + (long)b * H, c + (long)b * H, g, g + H, g + 2 * H, g + 3 * H,
+                    c_prev + (long)b * H, H);
+    }
+}
+
+/* One batch row: d = the gradients wrt the four gate pre-activations [i f g o], and d_c_prev. */
+static void cell_backward(float *restrict d, float *restrict d_c_prev, const float *restrict gates,
+                          const float *restrict d_h, const float *restrict d_c,
+                          const float *restrict c, const float *restrict c_prev, int H) {
+    for (int j = 0; j < H; j++) {
+        float in_gate = gates[j], forget = gates[H + j];
+        float cell_in = gates[2 * H + j], out_gate = gates[3 * H + j];
+        float tanh_c = fast_tanhf(c[j]);
+        float dc = d_c[j] + d_h[j] * out_gate * (1.0f - tanh_c * tanh_c);
+        d[j] = dc * cell_in * in_gate * (1.0f - in_gate);
+        d[H + j] = dc * c_prev[j] * forget * (1.0f - forget);
+        d[2 * H + j] = dc * in_gate * (1.0f - cell_in * cell_in);
+        d[3 * H + j] = d_h[j] * tanh_c * out_gate * (1.0f - out_gate);
+        d_c_prev[j] += dc * forget;
     }
 }
 
@@ -36,20 +57,11 @@ void lstm_cell_backward(float *d_x, float *d_h_prev, float *d_c_prev, float *d_w
                         const float *w_hh, const LstmShape *s, float *workspace) {
     int H = s->hidden, G = 4 * s->hidden;
     float *d_pre = workspace; /* gradient wrt the gate pre-activations */
-    for (int b = 0; b < s->batch; b++)
-        for (int j = 0; j < H; j++) {
-            long i = (long)b * H + j;
-            const float *g = gates + (long)b * G;
-            float in_gate = g[j], forget = g[H + j], cell_in = g[2 * H + j], out_gate = g[3 * H + j];
-            float tanh_c = tanhf(c[i]);
-            float dc = d_c[i] + d_h[i] * out_gate * (1.0f - tanh_c * tanh_c);
-            float *dp = d_pre + (long)b * G;
-            dp[j] = dc * cell_in * in_gate * (1.0f - in_gate);
-            dp[H + j] = dc * c_prev[i] * forget * (1.0f - forget);
-            dp[2 * H + j] = dc * in_gate * (1.0f - cell_in * cell_in);
-            dp[3 * H + j] = d_h[i] * tanh_c * out_gate * (1.0f - out_gate);
-            d_c_prev[i] += dc * forget;
-        }
+    for (int b = 0; b < s->batch; b++) {
+        long row = (long)b * H;
+        cell_backward(d_pre + (long)b * G, d_c_prev + row, gates + (long)b * G, d_h + row, d_c + row,
+                      c + row, c_prev + row, H);
+    }
     linear_backward(d_x, d_w_ih, d_bias, d_pre, x, w_ih, s->batch, s->input, G);
     linear_backward(d_h_prev, d_w_hh, NULL, d_pre, h_prev, w_hh, s->batch, H, G);
 }

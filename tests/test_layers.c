@@ -350,6 +350,45 @@ static void test_activations(Report *rep) {
     record(rep, "relu/sigmoid in place", "forward", "vs hand", err, EXACT_TOL);
 }
 
+/* Error of a float result in units in the last place of the correctly rounded one. */
+static double ulps(float got, double exact) {
+    float rounded = (float)exact;
+    if (got == rounded) return 0.0;
+    if (isinf(rounded) || isinf(got) || got != got) return INFINITY;
+    float ulp = nextafterf(fabsf(rounded), INFINITY) - fabsf(rounded);
+    return fabs((double)got - exact) / ulp;
+}
+
+typedef enum { FN_EXP, FN_TANH, FN_SIGMOID } FastFn;
+
+static double fast_fn_worst_ulps(FastFn fn, float lo, float hi, long samples) {
+    double worst = 0.0;
+    for (long i = 0; i <= samples; i++) {
+        float x = lo + (hi - lo) * (float)((double)i / (double)samples);
+        double xd = x;
+        double got = fn == FN_EXP ? fast_expf(x) : fn == FN_TANH ? fast_tanhf(x) : sigmoid(x);
+        double exact = fn == FN_EXP ? exp(xd) : fn == FN_TANH ? tanh(xd) : 1.0 / (1.0 + exp(-xd));
+        worst = worse(worst, ulps((float)got, exact));
+    }
+    return worst;
+}
+
+/* The vectorisable exp/tanh/sigmoid against libm in double, over the ranges
+ * where their float results are neither 0 nor 1 nor inf, and the edges. */
+static void test_fast_math(Report *rep) {
+    record(rep, "fast_expf [-104, 88.7]", "ulps", "vs exp", fast_fn_worst_ulps(FN_EXP, -103.9f, 88.7f, 400000), 2.0);
+    record(rep, "fast_expf [-1, 1]", "ulps", "vs exp", fast_fn_worst_ulps(FN_EXP, -1.0f, 1.0f, 200000), 2.0);
+    record(rep, "fast_tanhf [-10, 10]", "ulps", "vs tanh", fast_fn_worst_ulps(FN_TANH, -10.0f, 10.0f, 400000), 3.0);
+    record(rep, "fast_tanhf [-0.7, 0.7]", "ulps", "vs tanh", fast_fn_worst_ulps(FN_TANH, -0.7f, 0.7f, 200000), 3.0);
+    record(rep, "sigmoid [-100, 20]", "ulps", "vs 1/(1+e^-x)", fast_fn_worst_ulps(FN_SIGMOID, -100.0f, 20.0f, 400000), 4.0);
+    int edges = fast_expf(-200.0f) == 0.0f && isinf(fast_expf(100.0f)) && fast_expf(0.0f) == 1.0f &&
+                isnan(fast_expf(NAN)) && fast_tanhf(50.0f) == 1.0f && fast_tanhf(-50.0f) == -1.0f &&
+                fast_tanhf(0.0f) == 0.0f && isnan(fast_tanhf(NAN)) && sigmoid(200.0f) == 1.0f &&
+                sigmoid(-200.0f) == 0.0f && isnan(sigmoid(NAN)) && fast_expf(-INFINITY) == 0.0f &&
+                isinf(fast_expf(INFINITY));
+    record_bool(rep, "fast exp/tanh/sigmoid", "0, 1, inf, NaN", edges);
+}
+
 /* ------------------------------------------------------------------------ */
 /* conv2d */
 
@@ -1740,6 +1779,7 @@ int main(void) {
            "tol");
     test_linear(&rep);
     test_activations(&rep);
+    test_fast_math(&rep);
     test_conv(&rep);
     test_maxpool(&rep);
     test_batchnorm_grad(&rep);
