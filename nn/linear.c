@@ -2,6 +2,22 @@
 
 #include <cblas.h>
 
+/* Up to this many rows, one sgemv per row: sgemm packs all of the weight on
+ * every call, which costs more than the product itself for a beam of 3. */
+enum { SGEMV_MAX_ROWS = 4 };
+
+void matmul_weight_t(float *out, const float *in, const float *weight, int rows, int in_features,
+                     int out_features, float beta) {
+    if (rows > SGEMV_MAX_ROWS) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out_features, in_features, 1.0f, in,
+                    in_features, weight, in_features, beta, out, out_features);
+        return;
+    }
+    for (int r = 0; r < rows; r++)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out_features, in_features, 1.0f, weight, in_features,
+                    in + (long)r * in_features, 1, beta, out + (long)r * out_features, 1);
+}
+
 void linear_forward(float *out, const float *in, const float *weight, const float *bias,
                     int rows, int in_features, int out_features) {
     float beta = 0.0f;
@@ -10,8 +26,7 @@ void linear_forward(float *out, const float *in, const float *weight, const floa
             for (int o = 0; o < out_features; o++) out[(long)r * out_features + o] = bias[o];
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out_features, in_features,
-                1.0f, in, in_features, weight, in_features, beta, out, out_features);
+    matmul_weight_t(out, in, weight, rows, in_features, out_features, beta);
 }
 
 void linear_backward(float *d_in, float *d_weight, float *d_bias, const float *d_out,

@@ -9,6 +9,11 @@
 void linear_forward(float *out, const float *in, const float *weight, const float *bias,
                     int rows, int in_features, int out_features);
 
+/* out[r, o] = beta * out[r, o] + sum_i in[r, i] * weight[o, i]: the product of
+ * linear_forward, for callers that add to what out holds (the LSTM's W_hh h). */
+void matmul_weight_t(float *out, const float *in, const float *weight, int rows, int in_features,
+                     int out_features, float beta);
+
 void linear_backward(float *d_in, float *d_weight, float *d_bias, const float *d_out,
                      const float *in, const float *weight,
                      int rows, int in_features, int out_features);

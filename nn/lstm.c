@@ -1,6 +1,6 @@
 #include "lstm.h"
 
-#include <cblas.h>
+#include <stddef.h>
 
 #include "activation.h"
 #include "linear.h"
@@ -20,8 +20,7 @@ void lstm_cell_forward(float *h, float *c, float *gates, const float *x, const f
                        const float *bias, const LstmShape *s) {
     int H = s->hidden, G = 4 * s->hidden;
     linear_forward(gates, x, w_ih, bias, s->batch, s->input, G);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->batch, G, H, 1.0f, h_prev, H, w_hh, H,
-                1.0f, gates, G);
+    matmul_weight_t(gates, h_prev, w_hh, s->batch, H, G, 1.0f);
     for (int b = 0; b < s->batch; b++) {
         /* Gate by gate, then the cell: loops the compiler vectorises. */
         float *g = gates + (long)b * G;

@@ -255,6 +255,34 @@ static void linear_back(void *p) {
     linear_backward(c->dx, c->dw, c->db, c->r, c->x, c->w, c->rows, c->in, c->out);
 }
 
+/* Few rows take sgemv, more take sgemm: both against a double-precision product,
+ * on either side of the switch, with and without accumulating into out. */
+static void test_linear_row_counts(Report *rep) {
+    enum { IN = 37, OUT = 29, MAX_ROWS = 9 };
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 102);
+    float *x = pool_normal(&pool, &rng, (long)MAX_ROWS * IN, 1.0f);
+    float *w = pool_normal(&pool, &rng, (long)OUT * IN, 0.5f);
+    float *b = pool_normal(&pool, &rng, OUT, 0.5f);
+    float *y = pool_floats(&pool, (long)MAX_ROWS * OUT);
+    double expect[MAX_ROWS * OUT];
+    double worst = 0.0;
+    for (int rows = 1; rows <= MAX_ROWS; rows++) {
+        for (int r = 0; r < rows; r++)
+            for (int o = 0; o < OUT; o++) {
+                double sum = b[o];
+                for (int i = 0; i < IN; i++) sum += (double)x[r * IN + i] * w[o * IN + i];
+                expect[r * OUT + o] = 2.0 * sum - b[o]; /* linear_forward then += the product again */
+            }
+        linear_forward(y, x, w, b, rows, IN, OUT);
+        matmul_weight_t(y, x, w, rows, IN, OUT, 1.0f);
+        worst = worse(worst, max_rel_fd(y, expect, (long)rows * OUT));
+    }
+    record(rep, "linear 1..9 rows x37->29", "forward + beta=1", "double", worst, FWD_TOL);
+    pool_free(&pool);
+}
+
 static void test_linear(Report *rep) {
     Pool pool = {0};
     Rng rng;
@@ -284,6 +312,7 @@ static void test_linear(Report *rep) {
     linear_forward(out, in, weight, bias, 1, 2, 3);
     record(rep, "linear 1x2->3", "forward", "vs hand", max_rel_fd(out, expect, 3), EXACT_TOL);
     pool_free(&pool);
+    test_linear_row_counts(rep);
 }
 
 /* ------------------------------------------------------------------------ */
