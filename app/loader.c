@@ -103,6 +103,34 @@ static int prepare_image(const Loader *l, long epoch, int dataset_index, float *
     return status;
 }
 
+static int caption_tokens(const int *row, int width) {
+    int n = 0;
+    while (n < width && row[n] != TOKEN_PAD) n++;
+    return n;
+}
+
+static void swap_rows(TrainBatch *b, int upper, int width) {
+    int *x = b->captions + (size_t)upper * width, *y = x + width;
+    for (int k = 0; k < width; k++) {
+        int token = x[k];
+        x[k] = y[k];
+        y[k] = token;
+    }
+    int image = b->row_image[upper];
+    b->row_image[upper] = b->row_image[upper + 1];
+    b->row_image[upper + 1] = image;
+}
+
+/* Longest caption first (ties keep their order): the decoder then computes no
+ * padded position (decoder.h). Insertion sort: a batch has a few hundred rows. */
+static void sort_longest_first(TrainBatch *b, int rows, int width) {
+    for (int r = 1; r < rows; r++)
+        for (int j = r; j > 0 && caption_tokens(b->captions + (size_t)(j - 1) * width, width) <
+                                     caption_tokens(b->captions + (size_t)j * width, width);
+             j--)
+            swap_rows(b, j - 1, width);
+}
+
 /* Captions of the batch's images: up to captions_per_image each, chosen by (seed, epoch, image). */
 static void prepare_captions(Loader *l, TrainBatch *b, long epoch) {
     const LoaderOptions *o = &l->options;
@@ -123,6 +151,7 @@ static void prepare_captions(Loader *l, TrainBatch *b, long epoch) {
             b->row_image[rows] = i;
         }
     }
+    sort_longest_first(b, rows, width);
     /* Repack to the batch's own length: steps = longest input sequence. */
     b->steps = longest;
     for (int r = 0; r < rows; r++)

@@ -60,7 +60,9 @@ int decoder_buffers_alloc(DecoderBuffers *b, const SatModel *m, int R, int T, Er
 #undef ALLOC
     b->input_tokens = malloc((size_t)T * R * sizeof(int));
     b->targets = malloc((size_t)T * R * sizeof(int));
-    if (failed || !b->input_tokens || !b->targets) {
+    b->active = malloc((size_t)T * sizeof(int));
+    b->offset = malloc((size_t)(T + 1) * sizeof(long));
+    if (failed || !b->input_tokens || !b->targets || !b->active || !b->offset) {
         decoder_buffers_free(b);
         return error_set(err, "out of memory for decoder buffers (%d captions x %d steps)", R, T);
     }
@@ -73,6 +75,8 @@ void decoder_buffers_free(DecoderBuffers *b) {
 #undef FREE
     free(b->input_tokens);
     free(b->targets);
+    free(b->active);
+    free(b->offset);
     memset(b, 0, sizeof *b);
 }
 
@@ -92,14 +96,33 @@ static void expand_images(const SatModel *m, DecoderBuffers *b, const float *z_i
     }
 }
 
+/* Packs the tokens step by step. At step t only the rows up to the last one
+ * whose caption goes on take part (rows sorted longest first make that exactly
+ * the captions still running): they are rows offset[t] .. offset[t] + active[t]
+ * of every per-step buffer. */
 static void split_tokens(DecoderBuffers *b, const DecoderBatch *batch) {
     int R = batch->rows, T = batch->steps;
-    for (int t = 0; t < T; t++)
-        for (int r = 0; r < R; r++) {
-            b->input_tokens[t * R + r] = batch->captions[r * (T + 1) + t];
-            b->targets[t * R + r] = batch->captions[r * (T + 1) + t + 1];
+    b->offset[0] = 0;
+    for (int t = 0; t < T; t++) {
+        int active = R;
+        while (active > 0 && batch->captions[(active - 1) * (T + 1) + t + 1] == TOKEN_PAD) active--;
+        b->active[t] = active;
+        for (int r = 0; r < active; r++) {
+            b->input_tokens[b->offset[t] + r] = batch->captions[r * (T + 1) + t];
+            b->targets[b->offset[t] + r] = batch->captions[r * (T + 1) + t + 1];
         }
+        b->offset[t + 1] = b->offset[t] + active;
+    }
 }
+
+long decoder_packed_row(const DecoderBuffers *b, int step, int row) {
+    if (step < 0 || step >= b->steps || row < 0 || row >= b->active[step]) return -1;
+    return b->offset[step] + row;
+}
+
+/* The state rows step t starts from: the initial state, then step t-1's output. */
+static size_t state_before(const DecoderBuffers *b, int t) { return t == 0 ? 0 : (size_t)(b->rows + b->offset[t - 1]); }
+static size_t state_after(const DecoderBuffers *b, int t) { return (size_t)(b->rows + b->offset[t]); }
 
 static void initial_state(const SatModel *m, DecoderBuffers *b, int R) {
     int D = m->features, H = m->config.hidden_dim;
@@ -110,44 +133,46 @@ static void initial_state(const SatModel *m, DecoderBuffers *b, int R) {
 }
 
 /* zhat_t for step t: the gated attention context, or the mean feature. */
-static void context_step(const SatModel *m, DecoderBuffers *b, int t, int R) {
-    int D = m->features, H = m->config.hidden_dim, L = m->cells;
-    float *zhat = b->zhat + (size_t)t * R * D;
+static void context_step(const SatModel *m, DecoderBuffers *b, int t) {
+    int D = m->features, H = m->config.hidden_dim, L = m->cells, rows = b->active[t];
+    size_t at = (size_t)b->offset[t];
+    float *zhat = b->zhat + at * D;
     if (!m->config.use_attention) {
-        memcpy(zhat, b->z_mean, (size_t)R * D * sizeof(float));
+        memcpy(zhat, b->z_mean, (size_t)rows * D * sizeof(float));
         return;
     }
-    const float *h_prev = b->h + (size_t)t * R * H;
-    float *context = b->context + (size_t)t * R * D, *beta = b->beta + (size_t)t * R;
-    AttentionShape as = attention_shape(m, R);
-    attention_step_forward(b->alpha + (size_t)t * R * L, context,
-                           b->attention_cache + t * b->attention_cache_stride, h_prev, b->z,
-                           b->projection, &m->p.attention, &as);
-    linear_forward(beta, h_prev, m->p.gate_weight, m->p.gate_bias, R, H, 1);
-    sigmoid_forward(beta, beta, R);
-    for (int r = 0; r < R; r++)
+    const float *h_prev = b->h + state_before(b, t) * H;
+    float *context = b->context + at * D, *beta = b->beta + at;
+    AttentionShape as = attention_shape(m, rows);
+    attention_step_forward(b->alpha + at * L, context, b->attention_cache + t * b->attention_cache_stride,
+                           h_prev, b->z, b->projection, &m->p.attention, &as);
+    linear_forward(beta, h_prev, m->p.gate_weight, m->p.gate_bias, rows, H, 1);
+    sigmoid_forward(beta, beta, rows);
+    for (int r = 0; r < rows; r++)
         for (int d = 0; d < D; d++) zhat[r * D + d] = beta[r] * context[r * D + d];
 }
 
-static void lstm_step(const SatModel *m, DecoderBuffers *b, int t, int R) {
-    int D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim;
-    float *x = b->x + (size_t)t * R * (E + D);
-    for (int r = 0; r < R; r++) {
-        memcpy(x + r * (E + D), b->embedded + ((size_t)t * R + r) * E, E * sizeof(float));
-        memcpy(x + r * (E + D) + E, b->zhat + ((size_t)t * R + r) * D, D * sizeof(float));
+static void lstm_step(const SatModel *m, DecoderBuffers *b, int t) {
+    int D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim, rows = b->active[t];
+    size_t at = (size_t)b->offset[t];
+    float *x = b->x + at * (E + D);
+    for (int r = 0; r < rows; r++) {
+        memcpy(x + r * (E + D), b->embedded + (at + r) * E, E * sizeof(float));
+        memcpy(x + r * (E + D) + E, b->zhat + (at + r) * D, D * sizeof(float));
     }
-    LstmShape ls = lstm_shape(m, R);
-    size_t state = (size_t)R * H;
-    lstm_cell_forward(b->h + (t + 1) * state, b->c + (t + 1) * state, b->gates + t * 4 * state, x,
-                      b->h + t * state, b->c + t * state, m->p.lstm_weight_ih, m->p.lstm_weight_hh,
-                      m->p.lstm_bias, &ls);
+    LstmShape ls = lstm_shape(m, rows);
+    size_t before = state_before(b, t) * H, after = state_after(b, t) * H;
+    lstm_cell_forward(b->h + after, b->c + after, b->gates + at * 4 * H, x, b->h + before, b->c + before,
+                      m->p.lstm_weight_ih, m->p.lstm_weight_hh, m->p.lstm_bias, &ls);
 }
 
-/* Deep output for all steps at once: it does not feed back into the recurrence. */
-static void deep_output(const SatModel *m, DecoderBuffers *b, int R, int T, int training, Rng *rng) {
+/* Deep output for all steps at once: it does not feed back into the recurrence,
+ * and the packed rows of all steps are contiguous. */
+static void deep_output(const SatModel *m, DecoderBuffers *b, int training, Rng *rng) {
     int D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim, V = m->config.vocab_size;
-    long rows = (long)T * R, n = rows * E;
-    linear_forward(b->out_pre, b->h + (size_t)R * H, m->p.out_hidden_weight, m->p.out_hidden_bias, (int)rows, H, E);
+    long rows = b->offset[b->steps], n = rows * E;
+    const float *h_out = b->h + (size_t)b->rows * H;
+    linear_forward(b->out_pre, h_out, m->p.out_hidden_weight, m->p.out_hidden_bias, (int)rows, H, E);
     linear_forward(b->out_drop, b->zhat, m->p.out_context_weight, m->p.out_context_bias, (int)rows, D, E);
     for (long i = 0; i < n; i++) b->out_pre[i] += b->out_drop[i] + b->embedded[i];
     dropout_forward(b->out_drop, b->dropout_mask, b->out_pre, n, training ? m->config.dropout : 0.0f, rng);
@@ -155,14 +180,15 @@ static void deep_output(const SatModel *m, DecoderBuffers *b, int R, int T, int 
 }
 
 /* lambda * mean_r sum_i (1 - sum_{t valid} alpha_tri)^2; coverage keeps the sums. */
-static float attention_penalty(const SatModel *m, DecoderBuffers *b, int R, int T) {
-    int L = m->cells;
+static float attention_penalty(const SatModel *m, DecoderBuffers *b) {
+    int L = m->cells, R = b->rows;
     if (!m->config.use_attention || m->config.doubly_stochastic == 0.0f) return 0.0f;
     zero(b->coverage, (size_t)R * L);
-    for (int t = 0; t < T; t++)
-        for (int r = 0; r < R; r++) {
-            if (b->targets[t * R + r] == TOKEN_PAD) continue;
-            const float *alpha = b->alpha + ((size_t)t * R + r) * L;
+    for (int t = 0; t < b->steps; t++)
+        for (int r = 0; r < b->active[t]; r++) {
+            long row = b->offset[t] + r;
+            if (b->targets[row] == TOKEN_PAD) continue;
+            const float *alpha = b->alpha + (size_t)row * L;
             for (int i = 0; i < L; i++) b->coverage[r * L + i] += alpha[i];
         }
     double sum = 0.0;
@@ -182,23 +208,24 @@ SatLoss decoder_forward_train(const SatModel *m, DecoderBuffers *b, const float 
         AttentionShape as = attention_shape(m, R);
         attention_precompute_forward(b->projection, b->z, &m->p.attention, &as);
     }
-    embedding_forward(b->embedded, b->input_tokens, m->p.embedding, T * R, E);
+    long packed = b->offset[T];
+    embedding_forward(b->embedded, b->input_tokens, m->p.embedding, (int)packed, E);
     for (int t = 0; t < T; t++) {
-        context_step(m, b, t, R);
-        lstm_step(m, b, t, R);
+        context_step(m, b, t);
+        lstm_step(m, b, t);
     }
-    deep_output(m, b, R, T, batch->training, rng);
+    deep_output(m, b, batch->training, rng);
     SatLoss loss = {0};
-    loss.cross_entropy = cross_entropy_forward(b->probs, b->logits, b->targets, T * R, m->config.vocab_size,
+    loss.cross_entropy = cross_entropy_forward(b->probs, b->logits, b->targets, (int)packed, m->config.vocab_size,
                                                TOKEN_PAD, batch->label_smoothing, &loss.tokens);
-    loss.penalty = attention_penalty(m, b, R, T);
+    loss.penalty = attention_penalty(m, b);
     loss.loss = loss.cross_entropy + loss.penalty;
     return loss;
 }
 
 static void deep_output_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b,
                                  const DecoderBatch *batch) {
-    int R = batch->rows, T = batch->steps, rows = R * T;
+    int rows = (int)b->offset[b->steps];
     int D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim, V = m->config.vocab_size;
     zero(b->d_logits, (size_t)rows * V);
     cross_entropy_backward(b->d_logits, b->probs, b->targets, rows, V, TOKEN_PAD, batch->label_smoothing, 1.0f);
@@ -208,34 +235,35 @@ static void deep_output_backward(const SatModel *m, const SatTensors *g, Decoder
     dropout_backward(b->d_out_pre, b->d_out_drop, b->dropout_mask, (long)rows * E);
     memcpy(b->d_embedded, b->d_out_pre, (size_t)rows * E * sizeof(float));
     zero(b->d_h_all, (size_t)rows * H);
-    linear_backward(b->d_h_all, g->out_hidden_weight, g->out_hidden_bias, b->d_out_pre, b->h + (size_t)R * H,
-                    m->p.out_hidden_weight, rows, H, E);
+    linear_backward(b->d_h_all, g->out_hidden_weight, g->out_hidden_bias, b->d_out_pre,
+                    b->h + (size_t)b->rows * H, m->p.out_hidden_weight, rows, H, E);
     zero(b->d_zhat_all, (size_t)rows * D);
     linear_backward(b->d_zhat_all, g->out_context_weight, g->out_context_bias, b->d_out_pre, b->zhat,
                     m->p.out_context_weight, rows, D, E);
 }
 
 /* dL/dalpha of the penalty at step t (zero for padded rows). */
-static void penalty_gradient(const SatModel *m, DecoderBuffers *b, int t, int R) {
+static void penalty_gradient(const SatModel *m, DecoderBuffers *b, int t) {
     int L = m->cells;
-    float scale = -2.0f * m->config.doubly_stochastic / R;
-    for (int r = 0; r < R; r++) {
-        int valid = b->targets[t * R + r] != TOKEN_PAD && m->config.doubly_stochastic != 0.0f;
+    float scale = -2.0f * m->config.doubly_stochastic / b->rows;
+    for (int r = 0; r < b->active[t]; r++) {
+        int valid = b->targets[b->offset[t] + r] != TOKEN_PAD && m->config.doubly_stochastic != 0.0f;
         for (int i = 0; i < L; i++)
             b->d_alpha[r * L + i] = valid ? scale * (1.0f - b->coverage[r * L + i]) : 0.0f;
     }
 }
 
-static void context_step_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b, int t, int R) {
-    int D = m->features, H = m->config.hidden_dim, L = m->cells;
-    const float *d_zhat = b->d_zhat_all + (size_t)t * R * D;
+static void context_step_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b, int t) {
+    int D = m->features, H = m->config.hidden_dim, L = m->cells, rows = b->active[t];
+    size_t at = (size_t)b->offset[t];
+    const float *d_zhat = b->d_zhat_all + at * D;
     if (!m->config.use_attention) {
-        for (long i = 0; i < (long)R * D; i++) b->d_z_mean[i] += d_zhat[i];
+        for (long i = 0; i < (long)rows * D; i++) b->d_z_mean[i] += d_zhat[i];
         return;
     }
-    const float *context = b->context + (size_t)t * R * D, *beta = b->beta + (size_t)t * R;
-    const float *h_prev = b->h + (size_t)t * R * H;
-    for (int r = 0; r < R; r++) {
+    const float *context = b->context + at * D, *beta = b->beta + at;
+    const float *h_prev = b->h + state_before(b, t) * H;
+    for (int r = 0; r < rows; r++) {
         float d_beta = 0.0f;
         for (int d = 0; d < D; d++) {
             b->d_context[r * D + d] = beta[r] * d_zhat[r * D + d];
@@ -243,41 +271,46 @@ static void context_step_backward(const SatModel *m, const SatTensors *g, Decode
         }
         b->d_gate[r] = d_beta * beta[r] * (1.0f - beta[r]);
     }
-    linear_backward(b->d_h_prev, g->gate_weight, g->gate_bias, b->d_gate, h_prev, m->p.gate_weight, R, H, 1);
-    penalty_gradient(m, b, t, R);
-    AttentionShape as = attention_shape(m, R);
+    linear_backward(b->d_h_prev, g->gate_weight, g->gate_bias, b->d_gate, h_prev, m->p.gate_weight, rows, H, 1);
+    penalty_gradient(m, b, t);
+    AttentionShape as = attention_shape(m, rows);
     AttentionParams grads = g->attention;
     attention_step_backward(b->d_h_prev, b->d_z, b->d_projection, &grads, b->d_context, b->d_alpha,
-                            b->alpha + (size_t)t * R * L, b->attention_cache + t * b->attention_cache_stride,
+                            b->alpha + at * L, b->attention_cache + t * b->attention_cache_stride,
                             h_prev, b->z, &m->p.attention, &as, b->attention_workspace);
 }
 
-static void recurrence_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b, int R, int T) {
-    int D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim;
+/* A row whose caption ends at step t took no part in later steps: its d_h and
+ * d_c are still zero when step t adds its output gradient. */
+static void recurrence_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b) {
+    int D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim, R = b->rows;
     size_t state = (size_t)R * H;
-    LstmShape ls = lstm_shape(m, R);
     zero(b->d_h, state);
     zero(b->d_c, state);
-    for (int t = T - 1; t >= 0; t--) {
-        const float *d_h_out = b->d_h_all + t * state;
-        for (size_t i = 0; i < state; i++) b->d_h[i] += d_h_out[i];
-        zero(b->d_x, (size_t)R * (E + D));
+    for (int t = b->steps - 1; t >= 0; t--) {
+        int rows = b->active[t];
+        size_t at = (size_t)b->offset[t], active_state = (size_t)rows * H;
+        const float *d_h_out = b->d_h_all + at * H;
+        for (size_t i = 0; i < active_state; i++) b->d_h[i] += d_h_out[i];
+        zero(b->d_x, (size_t)rows * (E + D));
         zero(b->d_h_prev, state);
         zero(b->d_c_prev, state);
+        LstmShape ls = lstm_shape(m, rows);
+        size_t before = state_before(b, t) * H, after = state_after(b, t) * H;
         lstm_cell_backward(b->d_x, b->d_h_prev, b->d_c_prev, g->lstm_weight_ih, g->lstm_weight_hh, g->lstm_bias,
-                           b->d_h, b->d_c, b->gates + t * 4 * state, b->c + (t + 1) * state,
-                           b->x + (size_t)t * R * (E + D), b->h + t * state, b->c + t * state,
-                           m->p.lstm_weight_ih, m->p.lstm_weight_hh, &ls, b->lstm_workspace);
-        for (int r = 0; r < R; r++) {
-            float *d_emb = b->d_embedded + ((size_t)t * R + r) * E;
-            float *d_zhat = b->d_zhat_all + ((size_t)t * R + r) * D;
+                           b->d_h, b->d_c, b->gates + at * 4 * H, b->c + after, b->x + at * (E + D),
+                           b->h + before, b->c + before, m->p.lstm_weight_ih, m->p.lstm_weight_hh, &ls,
+                           b->lstm_workspace);
+        for (int r = 0; r < rows; r++) {
+            float *d_emb = b->d_embedded + (at + r) * E;
+            float *d_zhat = b->d_zhat_all + (at + r) * D;
             const float *dx = b->d_x + (size_t)r * (E + D);
             for (int e = 0; e < E; e++) d_emb[e] += dx[e];
             for (int d = 0; d < D; d++) d_zhat[d] += dx[E + d];
         }
-        context_step_backward(m, g, b, t, R);
-        memcpy(b->d_h, b->d_h_prev, state * sizeof(float));
-        memcpy(b->d_c, b->d_c_prev, state * sizeof(float));
+        context_step_backward(m, g, b, t);
+        memcpy(b->d_h, b->d_h_prev, active_state * sizeof(float));
+        memcpy(b->d_c, b->d_c_prev, active_state * sizeof(float));
     }
 }
 
@@ -295,19 +328,19 @@ static void initial_state_backward(const SatModel *m, const SatTensors *g, Decod
 
 void decoder_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b, float *d_z_images,
                       const DecoderBatch *batch) {
-    int R = batch->rows, T = batch->steps, L = m->cells, D = m->features, E = m->config.embed_dim;
+    int R = batch->rows, L = m->cells, D = m->features, E = m->config.embed_dim;
     AttentionShape as = attention_shape(m, R);
     zero(b->d_z, (size_t)R * L * D);
     zero(b->d_z_mean, (size_t)R * D);
     if (m->config.use_attention) zero(b->d_projection, attention_projection_floats(&as));
     deep_output_backward(m, g, b, batch);
-    recurrence_backward(m, g, b, R, T);
+    recurrence_backward(m, g, b);
     initial_state_backward(m, g, b, R);
     if (m->config.use_attention) {
         AttentionParams grads = g->attention;
         attention_precompute_backward(b->d_z, &grads, b->d_projection, b->z, &m->p.attention, &as);
     }
-    embedding_backward(g->embedding, b->d_embedded, b->input_tokens, T * R, E);
+    embedding_backward(g->embedding, b->d_embedded, b->input_tokens, (int)b->offset[b->steps], E);
     for (int r = 0; r < R; r++) {
         float *dst = d_z_images + (size_t)batch->row_image[r] * L * D;
         const float *src = b->d_z + (size_t)r * L * D;

@@ -7,15 +7,20 @@
  * every step's activations for backpropagation through time. Several
  * captions may share one image (row_image), so the CNN runs once per image
  * however many of its captions are trained on. Activations are stored
- * step-major ([steps, rows, ...]) so each step is contiguous. */
+ * step-major and packed: step t computes only rows 0 .. active[t]-1 (up to the
+ * last caption still running; sort rows longest first and no padding is
+ * computed), held at offset[t] .. offset[t] + active[t] - 1 of each per-step
+ * buffer, like PyTorch's PackedSequence. */
 typedef struct {
     int row_capacity, step_capacity;
     float *z, *projection, *z_mean;          /* per caption row */
-    float *h, *c;                            /* [steps + 1, rows, hidden] */
+    float *h, *c;                            /* initial state [rows], then packed steps */
     float *gates, *x;                        /* LSTM gates and input [emb; zhat] */
     float *alpha, *context, *beta, *zhat, *attention_cache, *coverage;
     float *embedded, *out_pre, *out_drop, *dropout_mask, *logits, *probs;
-    int *input_tokens, *targets;
+    int *input_tokens, *targets;             /* packed */
+    int *active;                             /* [steps]: rows computed at each step */
+    long *offset;                            /* [steps + 1]: first packed row of each step */
     /* backward scratch */
     float *d_logits, *d_out_drop, *d_out_pre, *d_embedded, *d_h_all, *d_zhat_all;
     float *d_h, *d_c, *d_h_prev, *d_c_prev, *d_x, *d_context, *d_alpha, *d_gate;
@@ -49,6 +54,11 @@ void decoder_buffers_free(DecoderBuffers *buffers);
  * caller validates). rng drives dropout (may be NULL when not training). */
 SatLoss decoder_forward_train(const SatModel *model, DecoderBuffers *buffers,
                               const float *z_images, const DecoderBatch *batch, Rng *rng);
+
+/* Where the last forward keeps step `step` of caption row `row` in the packed
+ * per-step buffers (logits, alpha, beta, ...), or -1 if it computed nothing
+ * there (the caption had ended and no later row was still running). */
+long decoder_packed_row(const DecoderBuffers *buffers, int step, int row);
 
 /* Accumulates parameter gradients into grads and dL/dz into d_z_images. */
 void decoder_backward(const SatModel *model, const SatTensors *grads, DecoderBuffers *buffers,

@@ -272,6 +272,57 @@ static void test_beam_is_exact(CheckCounts *c, AttentionScore score, int use_att
     sat_model_free(&m);
 }
 
+/* The same captions in two row orders: the loss and every gradient agree, and
+ * with the rows longest first the decoder computes no padded position at all. */
+static void test_packed_rows(CheckCounts *c) {
+    enum { ROWS = 5, STEPS = 5, IMAGES = 2 };
+    static const int lengths[ROWS] = {2, 5, 1, 4, 3}, images_of[ROWS] = {0, 1, 1, 0, 1};
+    static const int sorted_order[ROWS] = {1, 3, 4, 0, 2};
+    int captions[2][ROWS * (STEPS + 1)], row_image[2][ROWS];
+    for (int order = 0; order < 2; order++)
+        for (int k = 0; k < ROWS; k++) {
+            int source = order ? sorted_order[k] : k, *row = captions[order] + k * (STEPS + 1);
+            for (int t = 0; t <= STEPS; t++) row[t] = TOKEN_PAD;
+            row[0] = TOKEN_START;
+            for (int w = 1; w < lengths[source]; w++) row[w] = 4 + (source + w) % 2;
+            row[lengths[source]] = TOKEN_END;
+            row_image[order][k] = images_of[source];
+        }
+    SatModel m;
+    Error err;
+    CHECK(c, make_model(&m, ATTENTION_ADDITIVE, 1, 5) == 0);
+    SatTrainer t;
+    CHECK(c, sat_trainer_init(&t, &m, IMAGES, ROWS, STEPS, &err) == 0);
+    Rng rng;
+    rng_seed(&rng, 3);
+    float images[IMAGES * 3 * 16 * 16];
+    for (int i = 0; i < IMAGES * 3 * 16 * 16; i++) images[i] = rng_normal(&rng);
+    long n = m.table.total;
+    float *grads = malloc(sizeof(float) * n);
+    SatLoss loss[2];
+    long packed[2];
+    for (int order = 0; order < 2; order++) {
+        DecoderBatch batch = {captions[order], row_image[order], ROWS, STEPS, 0.1f, 0};
+        loss[order] = sat_forward_backward(&t, images, IMAGES, &batch, &rng);
+        packed[order] = t.decoder.offset[STEPS];
+        if (order == 0) memcpy(grads, t.grads, sizeof(float) * n);
+    }
+    double worst = 0.0, largest = 0.0;
+    for (long i = 0; i < n; i++) {
+        worst = fmax(worst, fabs((double)grads[i] - t.grads[i]));
+        largest = fmax(largest, fabs((double)grads[i]));
+    }
+    printf("row order: loss %.7f vs %.7f, gradients max diff %.2e (largest %.2e); rows computed %ld unsorted, "
+           "%ld sorted, %d tokens\n", loss[0].loss, loss[1].loss, worst, largest, packed[0], packed[1], loss[1].tokens);
+    CHECK(c, fabs(loss[0].loss - loss[1].loss) <= 1e-6 * fabs(loss[0].loss));
+    CHECK(c, worst <= 1e-5 * largest);
+    CHECK(c, loss[1].tokens == 15 && packed[1] == loss[1].tokens);
+    CHECK(c, packed[0] > packed[1]);
+    free(grads);
+    sat_trainer_free(&t);
+    sat_model_free(&m);
+}
+
 /* `caption` prints one line per good image and one error line per bad one,
  * exits 1 when any failed, 2 on usage errors. */
 static void test_cli(CheckCounts *c, const char *caption_exe, const char *dir) {
@@ -350,6 +401,7 @@ int main(int argc, char **argv) {
     test_beam_is_exact(&c, ATTENTION_DOT, 1);
     test_beam_is_exact(&c, ATTENTION_GENERAL, 1);
     test_beam_is_exact(&c, ATTENTION_ADDITIVE, 0);
+    test_packed_rows(&c);
     if (argc > 1) test_cli(&c, argv[1], dir);
     test_bundled_model(&c);
     char command[400];
