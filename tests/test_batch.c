@@ -20,6 +20,7 @@
 #include "check.h"
 #include "image.h"
 #include "model.h"
+#include "test_util.h"
 
 static const char *const VOCAB[] = {"<pad>", "<start>", "<end>", "<unk>", "dog", "runs", "red", "ball"};
 enum { VOCAB_SIZE = 8 };
@@ -116,24 +117,10 @@ static int run_batch(const Fixture *f, const char *args) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static char *read_file(const char *path, size_t *size) {
-    FILE *file = fopen(path, "rb");
-    if (!file) return NULL;
-    fseek(file, 0, SEEK_END);
-    long n = ftell(file);
-    fseek(file, 0, SEEK_SET);
-    char *data = malloc((size_t)n + 1);
-    size_t got = data ? fread(data, 1, (size_t)n, file) : 0;
-    fclose(file);
-    if (data) data[got] = '\0';
-    if (size) *size = got;
-    return data;
-}
-
 static int stderr_mentions(const Fixture *f, const char *text) {
     char path[300];
     snprintf(path, sizeof path, "%s/stderr.txt", f->root);
-    char *data = read_file(path, NULL);
+    char *data = read_whole_file(path, NULL);
     int found = data && strstr(data, text) != NULL;
     free(data);
     return found;
@@ -160,7 +147,7 @@ static void records_add(Records *r, const char *path, const char *caption, const
 }
 
 static void read_jsonl(const char *path, Records *r) {
-    char *data = read_file(path, NULL);
+    char *data = read_whole_file(path, NULL);
     memset(r, 0, sizeof *r);
     if (!data) return;
     if (*data && data[strlen(data) - 1] != '\n') r->malformed++; /* a torn last line */
@@ -184,7 +171,7 @@ static void read_jsonl(const char *path, Records *r) {
 /* An RFC 4180 reader of its own, to check the writer against. */
 static void read_csv(const char *path, Records *r) {
     size_t size;
-    char *data = read_file(path, &size);
+    char *data = read_whole_file(path, &size);
     memset(r, 0, sizeof *r);
     if (!data) return;
     char field[5][512];
@@ -232,7 +219,7 @@ static void unescape_tsv(char *s) {
 }
 
 static void read_tsv(const char *path, Records *r) {
-    char *data = read_file(path, NULL);
+    char *data = read_whole_file(path, NULL);
     memset(r, 0, sizeof *r);
     if (!data) return;
     int row = 0;
@@ -314,7 +301,7 @@ static void test_formats(CheckCounts *c, const Fixture *f) {
     snprintf(out, sizeof out, "%s/out.json", f->root);
     snprintf(args, sizeof args, "'%s' -o '%s' --format coco", f->tree, out);
     CHECK(c, run_batch(f, args) == 1);
-    char *data = read_file(out, NULL);
+    char *data = read_whole_file(out, NULL);
     cJSON *array = data ? cJSON_Parse(data) : NULL;
     CHECK(c, cJSON_IsArray(array) && cJSON_GetArraySize(array) == GOOD_COUNT);
     int id_42 = 0, named = 0;
@@ -356,7 +343,7 @@ static void test_shards(CheckCounts *c, const Fixture *f) {
 /* Cuts the file in the middle of its fourth line: a record torn by a kill. */
 static void tear(const char *path) {
     size_t size;
-    char *data = read_file(path, &size);
+    char *data = read_whole_file(path, &size);
     char *at = data;
     for (int line = 0; at && line < 3; line++) at = strchr(at, '\n') ? strchr(at, '\n') + 1 : NULL;
     if (at) write_text(path, data, (size_t)(at - data) + strcspn(at, "\n") / 2);
@@ -368,11 +355,11 @@ static void test_resume(CheckCounts *c, const Fixture *f) {
     snprintf(full, sizeof full, "%s/out.jsonl", f->root);
     snprintf(out, sizeof out, "%s/resumed.jsonl", f->root);
     size_t size;
-    char *data = read_file(full, &size);
+    char *data = read_whole_file(full, &size);
     write_text(out, data ? data : "", data ? size : 0);
     tear(out);
     size_t kept_size;
-    char *kept = read_file(out, &kept_size);
+    char *kept = read_whole_file(out, &kept_size);
     Records r;
     read_jsonl(out, &r);
     CHECK(c, r.count == 3 && r.malformed > 0);
@@ -384,7 +371,7 @@ static void test_resume(CheckCounts *c, const Fixture *f) {
     records_free(&r);
     /* The whole caption records are kept as they were (the error record is
      * replaced by the new attempt's). */
-    char *after = read_file(out, NULL);
+    char *after = read_whole_file(out, NULL);
     int kept_lines = 0;
     for (char *line = kept ? strtok(kept, "\n") : NULL; line && after; line = strtok(NULL, "\n"))
         if (strstr(line, "\"caption\"") && line + strlen(line) < kept + kept_size) {
@@ -402,7 +389,7 @@ static void test_resume(CheckCounts *c, const Fixture *f) {
     /* csv: the header is kept and not repeated. */
     snprintf(out, sizeof out, "%s/resumed.csv", f->root);
     snprintf(full, sizeof full, "%s/out.csv", f->root);
-    data = read_file(full, &size);
+    data = read_whole_file(full, &size);
     write_text(out, data ? data : "", data ? size : 0);
     tear(out);
     snprintf(args, sizeof args, "--resume --format csv '%s' -o '%s'", f->tree, out);
@@ -473,7 +460,8 @@ static int same_as_caption_export(const Fixture *f, const char *figures) {
         if (strncmp(e->d_name, "a.png-", 6) == 0) snprintf(batch_figure, sizeof batch_figure, "%s/%s", figures, e->d_name);
     if (d) closedir(d);
     size_t size_a = 0, size_b = 0;
-    char *a = read_file(single, &size_a), *b = batch_figure[0] ? read_file(batch_figure, &size_b) : NULL;
+    char *a = read_whole_file(single, &size_a);
+    char *b = batch_figure[0] ? read_whole_file(batch_figure, &size_b) : NULL;
     int same = a && b && size_a == size_b && memcmp(a, b, size_a) == 0;
     free(a);
     free(b);

@@ -24,7 +24,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +31,7 @@
 #include "image.h"
 #include "model.h"
 #include "shapes.h"
+#include "test_util.h"
 
 enum { IMAGES = 40, KILL_ROUNDS = 5, TRAIN_KILL_ROUNDS = 3 };
 static const char *const VOCAB[] = {"<pad>", "<start>", "<end>", "<unk>", "dog", "runs", "red", "ball"};
@@ -73,39 +73,18 @@ static pid_t start(const Fixture *f, char *const argv[], const char *err_path, l
     return child;
 }
 
-/* Exit code, or -signal. */
-static int finish(pid_t child) {
-    int status = 0;
-    waitpid(child, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-}
-
 static int run(const Fixture *f, char *const argv[], const char *err_path, long file_limit) {
-    return finish(start(f, argv, err_path, file_limit));
+    return wait_exit_code(start(f, argv, err_path, file_limit));
 }
 
 static void kill_after(pid_t child, double ms) {
     usleep((useconds_t)(ms * 1000.0));
     kill(child, SIGKILL);
-    finish(child);
-}
-
-static char *read_text(const char *path, size_t *size) {
-    FILE *file = fopen(path, "rb");
-    if (!file) return NULL;
-    fseek(file, 0, SEEK_END);
-    long n = ftell(file);
-    fseek(file, 0, SEEK_SET);
-    char *text = malloc((size_t)n + 1);
-    size_t got = text ? fread(text, 1, (size_t)n, file) : 0;
-    fclose(file);
-    if (text) text[got] = '\0';
-    if (size) *size = got;
-    return text;
+    wait_exit_code(child);
 }
 
 static int contains(const char *path, const char *phrase) {
-    char *text = read_text(path, NULL);
+    char *text = read_whole_file(path, NULL);
     int found = text && strstr(text, phrase);
     if (!found) fprintf(stderr, "expected \"%s\" in %s: %s\n", phrase, path, text ? text : "(missing)");
     free(text);
@@ -167,7 +146,7 @@ static void records_free(Records *r) {
 
 static void read_records(const char *path, Records *r) {
     memset(r, 0, sizeof *r);
-    char *text = read_text(path, NULL);
+    char *text = read_whole_file(path, NULL);
     for (char *line = text; line && *line;) {
         char *newline = strchr(line, '\n');
         if (!newline) {
@@ -248,7 +227,7 @@ static void test_batch(CheckCounts *c, Fixture *f) {
     read_records("reference.jsonl", &want);
     CHECK(c, want.count == IMAGES && !want.torn && !want.invalid);
     size_t size = 0;
-    free(read_text("reference.jsonl", &size));
+    free(read_whole_file("reference.jsonl", &size));
     printf("uninterrupted batch: %.0f ms, %d records\n", full_ms, want.count);
     test_batch_kills(c, f, &want, full_ms);
     test_batch_disk_full(c, f, &want, (long)size);
@@ -263,7 +242,7 @@ typedef struct {
 } Losses;
 
 static void read_losses(const char *path, Losses *out) {
-    char *text = read_text(path, NULL);
+    char *text = read_whole_file(path, NULL);
     out->count = 0;
     for (char *line = text ? strchr(text, '\n') : NULL; line && line[1] && out->count < 64;) {
         line++;
@@ -347,13 +326,13 @@ static void test_train_disk_full(CheckCounts *c, Fixture *f, const char *data, c
     train_argv(argv, data, "full", "4");
     CHECK(c, run(f, argv, "train-full.txt", 0) == 0);
     size_t before_size = 0, after_size = 0;
-    char *before = read_text("full/checkpoint.safetensors", &before_size);
+    char *before = read_whole_file("full/checkpoint.safetensors", &before_size);
     char *resume[] = {"caption", "train", "--resume", "full/checkpoint.safetensors", "--stop-at-step", "0", NULL};
     /* Half a checkpoint: the next checkpoint (step 6) fails, whatever its exact
      * size; the model files (a third of it) and the logs would still fit. */
     CHECK(c, before && run(f, resume, "train-full.txt", (long)before_size / 2) == 1);
     CHECK(c, contains("train-full.txt", "checkpoint.safetensors") && contains("train-full.txt", "unchanged"));
-    char *after = read_text("full/checkpoint.safetensors", &after_size);
+    char *after = read_whole_file("full/checkpoint.safetensors", &after_size);
     CHECK(c, before && after && before_size == after_size && memcmp(before, after, before_size) == 0);
     CHECK(c, count_temporaries("full") == 0);
     free(before), free(after);

@@ -10,26 +10,8 @@
 
 #include <stb_image_write.h>
 
+#include "check.h"
 #include "image.h"
-
-static int failures = 0;
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
-
-#define CHECK_MESSAGE(err, text)                                               \
-    do {                                                                       \
-        if (!strstr((err).message, (text))) {                                  \
-            fprintf(stderr, "%s:%d: error message lacks \"%s\": %s\n", __FILE__, __LINE__, (text), \
-                    (err).message);                                            \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
 
 typedef struct {
     char dir[64];
@@ -91,31 +73,31 @@ static const unsigned char *pixel_at(const Image *img, int x, int y) {
     return img->pixels + ((size_t)y * img->width + x) * img->channels;
 }
 
-static void test_lossless_formats(TempDir *temp) {
+static void test_lossless_formats(CheckCounts *c, TempDir *temp) {
     unsigned char *rgb = make_pattern(7, 5, 3);
     Error err = {0};
     Image img;
-    CHECK(stbi_write_png(temp_path(temp, "rgb.png"), 7, 5, 3, rgb, 7 * 3));
-    CHECK(image_load(&img, temp->path, NULL, &err) == 0);
-    CHECK(img.width == 7 && img.height == 5 && img.channels == 3);
-    CHECK(img.pixels && memcmp(img.pixels, rgb, 7 * 5 * 3) == 0);
+    CHECK(c, stbi_write_png(temp_path(temp, "rgb.png"), 7, 5, 3, rgb, 7 * 3));
+    CHECK(c, image_load(&img, temp->path, NULL, &err) == 0);
+    CHECK(c, img.width == 7 && img.height == 5 && img.channels == 3);
+    CHECK(c, img.pixels && memcmp(img.pixels, rgb, 7 * 5 * 3) == 0);
     image_free(&img);
-    CHECK(img.pixels == NULL);
+    CHECK(c, img.pixels == NULL);
 
-    CHECK(stbi_write_bmp(temp_path(temp, "rgb.bmp"), 7, 5, 3, rgb));
-    CHECK(image_load(&img, temp->path, NULL, &err) == 0);
-    CHECK(img.width == 7 && img.height == 5 && img.pixels && memcmp(img.pixels, rgb, 7 * 5 * 3) == 0);
+    CHECK(c, stbi_write_bmp(temp_path(temp, "rgb.bmp"), 7, 5, 3, rgb));
+    CHECK(c, image_load(&img, temp->path, NULL, &err) == 0);
+    CHECK(c, img.width == 7 && img.height == 5 && img.pixels && memcmp(img.pixels, rgb, 7 * 5 * 3) == 0);
     image_free(&img);
 
-    CHECK(stbi_write_tga(temp_path(temp, "rgb.tga"), 7, 5, 3, rgb));
-    CHECK(image_is_image_file(temp->path));
-    CHECK(image_load(&img, temp->path, NULL, &err) == 0);
-    CHECK(img.width == 7 && img.height == 5 && img.pixels && memcmp(img.pixels, rgb, 7 * 5 * 3) == 0);
+    CHECK(c, stbi_write_tga(temp_path(temp, "rgb.tga"), 7, 5, 3, rgb));
+    CHECK(c, image_is_image_file(temp->path));
+    CHECK(c, image_load(&img, temp->path, NULL, &err) == 0);
+    CHECK(c, img.width == 7 && img.height == 5 && img.pixels && memcmp(img.pixels, rgb, 7 * 5 * 3) == 0);
     image_free(&img);
     free(rgb);
 }
 
-static void test_jpeg(TempDir *temp) {
+static void test_jpeg(CheckCounts *c, TempDir *temp) {
     unsigned char flat[16 * 16 * 3];
     for (int i = 0; i < 16 * 16; i++) {
         flat[i * 3] = 200;
@@ -124,48 +106,48 @@ static void test_jpeg(TempDir *temp) {
     }
     Error err = {0};
     Image img;
-    CHECK(stbi_write_jpg(temp_path(temp, "flat.jpg"), 16, 16, 3, flat, 95));
-    CHECK(image_is_image_file(temp->path));
-    CHECK(image_load(&img, temp->path, NULL, &err) == 0);
-    CHECK(img.width == 16 && img.height == 16 && img.channels == 3);
+    CHECK(c, stbi_write_jpg(temp_path(temp, "flat.jpg"), 16, 16, 3, flat, 95));
+    CHECK(c, image_is_image_file(temp->path));
+    CHECK(c, image_load(&img, temp->path, NULL, &err) == 0);
+    CHECK(c, img.width == 16 && img.height == 16 && img.channels == 3);
     if (img.pixels) {
         const unsigned char *p = pixel_at(&img, 8, 8);
-        CHECK(near(p[0], 200, 4) && near(p[1], 100, 4) && near(p[2], 50, 4));
+        CHECK(c, near(p[0], 200, 4) && near(p[1], 100, 4) && near(p[2], 50, 4));
     }
     image_free(&img);
 }
 
-static void test_channel_conversion(TempDir *temp) {
+static void test_channel_conversion(CheckCounts *c, TempDir *temp) {
     Error err = {0};
     Image img;
     unsigned char gray[4] = {0, 60, 200, 255};
-    CHECK(stbi_write_png(temp_path(temp, "gray.png"), 2, 2, 1, gray, 2));
-    CHECK(image_load(&img, temp->path, NULL, &err) == 0);
-    CHECK(img.channels == 3);
+    CHECK(c, stbi_write_png(temp_path(temp, "gray.png"), 2, 2, 1, gray, 2));
+    CHECK(c, image_load(&img, temp->path, NULL, &err) == 0);
+    CHECK(c, img.channels == 3);
     for (int i = 0; img.pixels && i < 4; i++)
-        CHECK(img.pixels[i * 3] == gray[i] && img.pixels[i * 3 + 1] == gray[i] && img.pixels[i * 3 + 2] == gray[i]);
+        CHECK(c, img.pixels[i * 3] == gray[i] && img.pixels[i * 3 + 1] == gray[i] && img.pixels[i * 3 + 2] == gray[i]);
     image_free(&img);
 
     /* Opaque red, transparent red, half-transparent black, opaque blue. */
     unsigned char rgba[16] = {255, 0, 0, 255, 255, 0, 0, 0, 0, 0, 0, 128, 0, 0, 255, 255};
-    CHECK(stbi_write_png(temp_path(temp, "rgba.png"), 2, 2, 4, rgba, 8));
-    CHECK(image_load(&img, temp->path, NULL, &err) == 0);
-    CHECK(img.channels == 3);
+    CHECK(c, stbi_write_png(temp_path(temp, "rgba.png"), 2, 2, 4, rgba, 8));
+    CHECK(c, image_load(&img, temp->path, NULL, &err) == 0);
+    CHECK(c, img.channels == 3);
     if (img.pixels) {
         const unsigned char *p = img.pixels;
-        CHECK(p[0] == 255 && p[1] == 0 && p[2] == 0);
-        CHECK(p[3] == 255 && p[4] == 255 && p[5] == 255); /* transparent -> white */
-        CHECK(near(p[6], 127, 1) && near(p[7], 127, 1) && near(p[8], 127, 1));
-        CHECK(p[9] == 0 && p[10] == 0 && p[11] == 255);
+        CHECK(c, p[0] == 255 && p[1] == 0 && p[2] == 0);
+        CHECK(c, p[3] == 255 && p[4] == 255 && p[5] == 255); /* transparent -> white */
+        CHECK(c, near(p[6], 127, 1) && near(p[7], 127, 1) && near(p[8], 127, 1));
+        CHECK(c, p[9] == 0 && p[10] == 0 && p[11] == 255);
     }
     image_free(&img);
 
     unsigned char gray_alpha[4] = {0, 0, 100, 255};
-    CHECK(stbi_write_png(temp_path(temp, "graya.png"), 2, 1, 2, gray_alpha, 4));
-    CHECK(image_load(&img, temp->path, NULL, &err) == 0);
+    CHECK(c, stbi_write_png(temp_path(temp, "graya.png"), 2, 1, 2, gray_alpha, 4));
+    CHECK(c, image_load(&img, temp->path, NULL, &err) == 0);
     if (img.pixels) {
-        CHECK(img.pixels[0] == 255 && img.pixels[1] == 255 && img.pixels[2] == 255);
-        CHECK(img.pixels[3] == 100 && img.pixels[4] == 100 && img.pixels[5] == 100);
+        CHECK(c, img.pixels[0] == 255 && img.pixels[1] == 255 && img.pixels[2] == 255);
+        CHECK(c, img.pixels[3] == 100 && img.pixels[4] == 100 && img.pixels[5] == 100);
     }
     image_free(&img);
 }
@@ -177,7 +159,7 @@ static void put_be32(unsigned char *p, unsigned value) {
     p[3] = (unsigned char)value;
 }
 
-static void test_pixel_cap(TempDir *temp) {
+static void test_pixel_cap(CheckCounts *c, TempDir *temp) {
     /* A PNG that is nothing but a header claiming 100000 x 100000: decoding
      * it would need 40 GB, so it must be refused from the header alone. */
     unsigned char png[33] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
@@ -187,117 +169,117 @@ static void test_pixel_cap(TempDir *temp) {
     png[25] = 2; /* RGB */
     Error err = {0};
     Image img;
-    CHECK(write_bytes(temp_path(temp, "huge.png"), png, sizeof png) == 0);
-    CHECK(image_load(&img, temp->path, NULL, &err) == -1);
-    CHECK(img.pixels == NULL);
-    CHECK_MESSAGE(err, "huge.png");
-    CHECK_MESSAGE(err, "100000x100000");
-    CHECK_MESSAGE(err, "limit");
+    CHECK(c, write_bytes(temp_path(temp, "huge.png"), png, sizeof png) == 0);
+    CHECK(c, image_load(&img, temp->path, NULL, &err) == -1);
+    CHECK(c, img.pixels == NULL);
+    CHECK_MESSAGE(c, err, "huge.png");
+    CHECK_MESSAGE(c, err, "100000x100000");
+    CHECK_MESSAGE(c, err, "limit");
 
     /* A claim stb itself accepts, refused by our cap. */
     put_be32(png + 16, 10000);
     put_be32(png + 20, 10000);
-    CHECK(write_bytes(temp_path(temp, "big.png"), png, sizeof png) == 0);
-    CHECK(image_load(&img, temp->path, NULL, &err) == -1);
-    CHECK_MESSAGE(err, "10000x10000");
-    CHECK_MESSAGE(err, "limit");
+    CHECK(c, write_bytes(temp_path(temp, "big.png"), png, sizeof png) == 0);
+    CHECK(c, image_load(&img, temp->path, NULL, &err) == -1);
+    CHECK_MESSAGE(c, err, "10000x10000");
+    CHECK_MESSAGE(c, err, "limit");
 
     /* A real image over a caller's small cap. */
     unsigned char *rgb = make_pattern(16, 16, 3);
-    CHECK(stbi_write_png(temp_path(temp, "small.png"), 16, 16, 3, rgb, 16 * 3));
+    CHECK(c, stbi_write_png(temp_path(temp, "small.png"), 16, 16, 3, rgb, 16 * 3));
     ImageLoadOptions options = {.max_pixels = 100};
-    CHECK(image_load(&img, temp->path, &options, &err) == -1);
-    CHECK_MESSAGE(err, "more than the limit of 100 pixels");
+    CHECK(c, image_load(&img, temp->path, &options, &err) == -1);
+    CHECK_MESSAGE(c, err, "more than the limit of 100 pixels");
     options.max_pixels = 256;
-    CHECK(image_load(&img, temp->path, &options, &err) == 0);
+    CHECK(c, image_load(&img, temp->path, &options, &err) == 0);
     image_free(&img);
     free(rgb);
 }
 
-static void test_file_errors(TempDir *temp) {
+static void test_file_errors(CheckCounts *c, TempDir *temp) {
     Error err = {0};
     Image img;
-    CHECK(write_bytes(temp_path(temp, "empty.png"), (const unsigned char *)"", 0) == 0);
-    CHECK(image_load(&img, temp->path, NULL, &err) == -1);
-    CHECK_MESSAGE(err, "empty.png");
-    CHECK_MESSAGE(err, "empty (0 bytes)");
+    CHECK(c, write_bytes(temp_path(temp, "empty.png"), (const unsigned char *)"", 0) == 0);
+    CHECK(c, image_load(&img, temp->path, NULL, &err) == -1);
+    CHECK_MESSAGE(c, err, "empty.png");
+    CHECK_MESSAGE(c, err, "empty (0 bytes)");
 
-    CHECK(image_load(&img, temp->dir, NULL, &err) == -1);
-    CHECK_MESSAGE(err, "is a directory");
+    CHECK(c, image_load(&img, temp->dir, NULL, &err) == -1);
+    CHECK_MESSAGE(c, err, "is a directory");
 
-    CHECK(image_load(&img, temp_path(temp, "missing.jpg"), NULL, &err) == -1);
-    CHECK_MESSAGE(err, "missing.jpg");
-    CHECK_MESSAGE(err, "No such file or directory");
+    CHECK(c, image_load(&img, temp_path(temp, "missing.jpg"), NULL, &err) == -1);
+    CHECK_MESSAGE(c, err, "missing.jpg");
+    CHECK_MESSAGE(c, err, "No such file or directory");
 
     const char *text = "this is a caption file, not a picture\n";
-    CHECK(write_bytes(temp_path(temp, "notes.jpg"), (const unsigned char *)text, strlen(text)) == 0);
-    CHECK(!image_is_image_file(temp->path));
-    CHECK(image_load(&img, temp->path, NULL, &err) == -1);
-    CHECK_MESSAGE(err, "notes.jpg");
-    CHECK_MESSAGE(err, "not an image");
-    CHECK_MESSAGE(err, "JPEG, PNG");
+    CHECK(c, write_bytes(temp_path(temp, "notes.jpg"), (const unsigned char *)text, strlen(text)) == 0);
+    CHECK(c, !image_is_image_file(temp->path));
+    CHECK(c, image_load(&img, temp->path, NULL, &err) == -1);
+    CHECK_MESSAGE(c, err, "notes.jpg");
+    CHECK_MESSAGE(c, err, "not an image");
+    CHECK_MESSAGE(c, err, "JPEG, PNG");
 
     /* Permissions do not stop root, so this only runs as a normal user. */
     unsigned char *rgb = make_pattern(4, 4, 3);
-    CHECK(stbi_write_png(temp_path(temp, "locked.png"), 4, 4, 3, rgb, 12));
+    CHECK(c, stbi_write_png(temp_path(temp, "locked.png"), 4, 4, 3, rgb, 12));
     chmod(temp->path, 0);
     if (access(temp->path, R_OK) != 0) {
-        CHECK(image_load(&img, temp->path, NULL, &err) == -1);
-        CHECK_MESSAGE(err, "locked.png");
-        CHECK_MESSAGE(err, "Permission denied");
+        CHECK(c, image_load(&img, temp->path, NULL, &err) == -1);
+        CHECK_MESSAGE(c, err, "locked.png");
+        CHECK_MESSAGE(c, err, "Permission denied");
     }
     free(rgb);
-    CHECK(image_load_from_memory(&img, (const unsigned char *)text, strlen(text), NULL, NULL, &err) == -1);
-    CHECK_MESSAGE(err, "not an image");
+    CHECK(c, image_load_from_memory(&img, (const unsigned char *)text, strlen(text), NULL, NULL, &err) == -1);
+    CHECK_MESSAGE(c, err, "not an image");
 }
 
-static void test_truncated(TempDir *temp) {
+static void test_truncated(CheckCounts *c, TempDir *temp) {
     unsigned char *rgb = make_pattern(32, 32, 3);
     Error err = {0};
     Image img;
     size_t size = 0;
-    CHECK(stbi_write_jpg(temp_path(temp, "whole.jpg"), 32, 32, 3, rgb, 90));
+    CHECK(c, stbi_write_jpg(temp_path(temp, "whole.jpg"), 32, 32, 3, rgb, 90));
     unsigned char *jpeg = read_bytes(temp->path, &size);
-    CHECK(jpeg && size > 400);
-    CHECK(write_bytes(temp_path(temp, "cut.jpg"), jpeg, size * 2 / 3) == 0);
-    CHECK(image_load(&img, temp->path, NULL, &err) == -1);
-    CHECK(img.pixels == NULL);
-    CHECK_MESSAGE(err, "cut.jpg");
-    CHECK_MESSAGE(err, "truncated");
+    CHECK(c, jpeg && size > 400);
+    CHECK(c, write_bytes(temp_path(temp, "cut.jpg"), jpeg, size * 2 / 3) == 0);
+    CHECK(c, image_load(&img, temp->path, NULL, &err) == -1);
+    CHECK(c, img.pixels == NULL);
+    CHECK_MESSAGE(c, err, "cut.jpg");
+    CHECK_MESSAGE(c, err, "truncated");
     free(jpeg);
 
-    CHECK(stbi_write_png(temp_path(temp, "whole.png"), 32, 32, 3, rgb, 32 * 3));
+    CHECK(c, stbi_write_png(temp_path(temp, "whole.png"), 32, 32, 3, rgb, 32 * 3));
     unsigned char *png = read_bytes(temp->path, &size);
-    CHECK(png && size > 100);
-    CHECK(write_bytes(temp_path(temp, "cut.png"), png, size / 2) == 0);
-    CHECK(image_load(&img, temp->path, NULL, &err) == -1);
-    CHECK_MESSAGE(err, "cut.png");
-    CHECK_MESSAGE(err, "corrupt or truncated");
+    CHECK(c, png && size > 100);
+    CHECK(c, write_bytes(temp_path(temp, "cut.png"), png, size / 2) == 0);
+    CHECK(c, image_load(&img, temp->path, NULL, &err) == -1);
+    CHECK_MESSAGE(c, err, "cut.png");
+    CHECK_MESSAGE(c, err, "corrupt or truncated");
     free(png);
     free(rgb);
 }
 
-static void test_resize_and_tensor(void) {
+static void test_resize_and_tensor(CheckCounts *c) {
     Error err = {0};
     Image in, out;
-    CHECK(image_alloc(&in, 40, 20, 3, &err) == 0);
+    CHECK(c, image_alloc(&in, 40, 20, 3, &err) == 0);
     for (int i = 0; i < 40 * 20; i++) {
         in.pixels[i * 3] = 10;
         in.pixels[i * 3 + 1] = 120;
         in.pixels[i * 3 + 2] = 250;
     }
-    CHECK(image_resize(&out, &in, 10, 5, &err) == 0);
-    CHECK(out.width == 10 && out.height == 5 && out.channels == 3);
+    CHECK(c, image_resize(&out, &in, 10, 5, &err) == 0);
+    CHECK(c, out.width == 10 && out.height == 5 && out.channels == 3);
     if (out.pixels) {
         const unsigned char *p = pixel_at(&out, 3, 2);
-        CHECK(near(p[0], 10, 1) && near(p[1], 120, 1) && near(p[2], 250, 1));
+        CHECK(c, near(p[0], 10, 1) && near(p[1], 120, 1) && near(p[2], 250, 1));
     }
     image_free(&out);
-    CHECK(image_resize(&out, &in, 0, 5, &err) == -1);
+    CHECK(c, image_resize(&out, &in, 0, 5, &err) == -1);
     image_free(&in);
 
     Image two;
-    CHECK(image_alloc(&two, 2, 1, 3, &err) == 0);
+    CHECK(c, image_alloc(&two, 2, 1, 3, &err) == 0);
     const unsigned char values[6] = {0, 51, 255, 255, 102, 0};
     memcpy(two.pixels, values, 6);
     const float mean[3] = {0.5f, 0.25f, 0.0f}, std[3] = {0.5f, 0.25f, 2.0f};
@@ -305,7 +287,7 @@ static void test_resize_and_tensor(void) {
     image_to_tensor(chw, &two, mean, std);
     /* Plane c, pixel i at chw[c * 2 + i]. */
     const float expected[6] = {-1.0f, 1.0f, (0.2f - 0.25f) / 0.25f, (0.4f - 0.25f) / 0.25f, 0.5f, 0.0f};
-    for (int i = 0; i < 6; i++) CHECK(chw[i] > expected[i] - 1e-5f && chw[i] < expected[i] + 1e-5f);
+    for (int i = 0; i < 6; i++) CHECK(c, chw[i] > expected[i] - 1e-5f && chw[i] < expected[i] + 1e-5f);
     image_free(&two);
     image_free(&two); /* idempotent */
     Image zeroed = {0};
@@ -321,28 +303,28 @@ static int count_temporaries(const char *dir) {
     return count;
 }
 
-static void test_write_png(TempDir *temp) {
+static void test_write_png(CheckCounts *c, TempDir *temp) {
     Error err = {0};
     Image img, back;
-    CHECK(image_alloc(&img, 9, 6, 3, &err) == 0);
+    CHECK(c, image_alloc(&img, 9, 6, 3, &err) == 0);
     unsigned char *pattern = make_pattern(9, 6, 3);
     memcpy(img.pixels, pattern, 9 * 6 * 3);
-    CHECK(image_write_png(&img, temp_path(temp, "written.png"), &err) == 0);
-    CHECK(image_is_image_file(temp->path));
-    CHECK(image_load(&back, temp->path, NULL, &err) == 0);
-    CHECK(back.width == 9 && back.height == 6 && back.pixels && memcmp(back.pixels, pattern, 9 * 6 * 3) == 0);
+    CHECK(c, image_write_png(&img, temp_path(temp, "written.png"), &err) == 0);
+    CHECK(c, image_is_image_file(temp->path));
+    CHECK(c, image_load(&back, temp->path, NULL, &err) == 0);
+    CHECK(c, back.width == 9 && back.height == 6 && back.pixels && memcmp(back.pixels, pattern, 9 * 6 * 3) == 0);
     image_free(&back);
     /* Overwriting replaces the file in one step. */
     img.pixels[0] ^= 0xFF;
-    CHECK(image_write_png(&img, temp->path, &err) == 0);
-    CHECK(image_load(&back, temp->path, NULL, &err) == 0);
-    CHECK(back.pixels && back.pixels[0] == img.pixels[0]);
+    CHECK(c, image_write_png(&img, temp->path, &err) == 0);
+    CHECK(c, image_load(&back, temp->path, NULL, &err) == 0);
+    CHECK(c, back.pixels && back.pixels[0] == img.pixels[0]);
     image_free(&back);
-    CHECK(count_temporaries(temp->dir) == 0);
+    CHECK(c, count_temporaries(temp->dir) == 0);
 
-    CHECK(image_write_png(&img, temp_path(temp, "no-such-folder/x.png"), &err) == -1);
-    CHECK_MESSAGE(err, "no-such-folder/x.png");
-    CHECK_MESSAGE(err, "No such file or directory");
+    CHECK(c, image_write_png(&img, temp_path(temp, "no-such-folder/x.png"), &err) == -1);
+    CHECK_MESSAGE(c, err, "no-such-folder/x.png");
+    CHECK_MESSAGE(c, err, "No such file or directory");
     image_free(&img);
     free(pattern);
 }
@@ -384,7 +366,7 @@ static int is_white(const Image *img, int x, int y) {
     return p[0] > 200 && p[1] > 200 && p[2] > 200;
 }
 
-static void test_exif_orientation(TempDir *temp) {
+static void test_exif_orientation(CheckCounts *c, TempDir *temp) {
     /* 32 wide, 16 high, white with a red 8x8 block in the top-left corner. */
     unsigned char rgb[32 * 16 * 3];
     memset(rgb, 255, sizeof rgb);
@@ -394,77 +376,73 @@ static void test_exif_orientation(TempDir *temp) {
             rgb[(y * 32 + x) * 3 + 2] = 0;
         }
     size_t size = 0, spliced_size = 0;
-    CHECK(stbi_write_jpg(temp_path(temp, "plain.jpg"), 32, 16, 3, rgb, 95));
+    CHECK(c, stbi_write_jpg(temp_path(temp, "plain.jpg"), 32, 16, 3, rgb, 95));
     unsigned char *jpeg = read_bytes(temp->path, &size);
     Error err = {0};
     Image img;
 
     /* 6: stored image must turn 90 degrees clockwise; top-left -> top-right. */
     unsigned char *rotated = splice_exif_orientation(jpeg, size, 6, 0, &spliced_size);
-    CHECK(write_bytes(temp_path(temp, "exif6.jpg"), rotated, spliced_size) == 0);
-    CHECK(image_load(&img, temp->path, NULL, &err) == 0);
-    CHECK(img.width == 16 && img.height == 32);
+    CHECK(c, write_bytes(temp_path(temp, "exif6.jpg"), rotated, spliced_size) == 0);
+    CHECK(c, image_load(&img, temp->path, NULL, &err) == 0);
+    CHECK(c, img.width == 16 && img.height == 32);
     if (img.pixels) {
-        CHECK(is_red(&img, 12, 4));
-        CHECK(is_white(&img, 3, 4));
-        CHECK(is_white(&img, 12, 28));
+        CHECK(c, is_red(&img, 12, 4));
+        CHECK(c, is_white(&img, 3, 4));
+        CHECK(c, is_white(&img, 12, 28));
     }
     image_free(&img);
     free(rotated);
 
     /* 8 (little-endian TIFF): 90 counter-clockwise; top-left -> bottom-left. */
     rotated = splice_exif_orientation(jpeg, size, 8, 1, &spliced_size);
-    CHECK(image_load_from_memory(&img, rotated, spliced_size, "exif8.jpg", NULL, &err) == 0);
-    CHECK(img.width == 16 && img.height == 32);
+    CHECK(c, image_load_from_memory(&img, rotated, spliced_size, "exif8.jpg", NULL, &err) == 0);
+    CHECK(c, img.width == 16 && img.height == 32);
     if (img.pixels) {
-        CHECK(is_red(&img, 4, 28));
-        CHECK(is_white(&img, 4, 4));
+        CHECK(c, is_red(&img, 4, 28));
+        CHECK(c, is_white(&img, 4, 4));
     }
     image_free(&img);
     free(rotated);
 
     /* 3: rotated 180; top-left -> bottom-right, size unchanged. */
     rotated = splice_exif_orientation(jpeg, size, 3, 0, &spliced_size);
-    CHECK(image_load_from_memory(&img, rotated, spliced_size, "exif3.jpg", NULL, &err) == 0);
-    CHECK(img.width == 32 && img.height == 16);
+    CHECK(c, image_load_from_memory(&img, rotated, spliced_size, "exif3.jpg", NULL, &err) == 0);
+    CHECK(c, img.width == 32 && img.height == 16);
     if (img.pixels) {
-        CHECK(is_red(&img, 28, 12));
-        CHECK(is_white(&img, 4, 4));
+        CHECK(c, is_red(&img, 28, 12));
+        CHECK(c, is_white(&img, 4, 4));
     }
     image_free(&img);
     free(rotated);
 
     /* Out-of-range orientation is ignored rather than trusted. */
     rotated = splice_exif_orientation(jpeg, size, 9, 0, &spliced_size);
-    CHECK(image_load_from_memory(&img, rotated, spliced_size, "exif9.jpg", NULL, &err) == 0);
-    CHECK(img.width == 32 && img.height == 16);
-    if (img.pixels) CHECK(is_red(&img, 4, 4));
+    CHECK(c, image_load_from_memory(&img, rotated, spliced_size, "exif9.jpg", NULL, &err) == 0);
+    CHECK(c, img.width == 32 && img.height == 16);
+    if (img.pixels) CHECK(c, is_red(&img, 4, 4));
     image_free(&img);
     free(rotated);
     free(jpeg);
 }
 
 int main(void) {
+    CheckCounts c = {0};
     TempDir temp;
     snprintf(temp.dir, sizeof temp.dir, "/tmp/test_image_XXXXXX");
     if (!mkdtemp(temp.dir)) {
         perror("mkdtemp");
         return 1;
     }
-    test_lossless_formats(&temp);
-    test_jpeg(&temp);
-    test_channel_conversion(&temp);
-    test_pixel_cap(&temp);
-    test_file_errors(&temp);
-    test_truncated(&temp);
-    test_resize_and_tensor();
-    test_write_png(&temp);
-    test_exif_orientation(&temp);
+    test_lossless_formats(&c, &temp);
+    test_jpeg(&c, &temp);
+    test_channel_conversion(&c, &temp);
+    test_pixel_cap(&c, &temp);
+    test_file_errors(&c, &temp);
+    test_truncated(&c, &temp);
+    test_resize_and_tensor(&c);
+    test_write_png(&c, &temp);
+    test_exif_orientation(&c, &temp);
     remove_temp_dir(temp.dir);
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("image: all checks passed\n");
-    return 0;
+    return check_summary(&c);
 }

@@ -13,13 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "image.h"
 #include "model.h"
+#include "test_util.h"
 
 static const char *const VOCAB[] = {"<pad>", "<start>", "<end>", "<unk>", "dog", "runs"};
 enum { NOBODY = 65534, SKIPPED = 123 };
@@ -88,10 +88,8 @@ static void run(const Fixture *f, int as_nobody, char *const argv[], Result *r) 
         _exit(122);
     }
     close(out), close(err);
-    int status = 0;
-    waitpid(child, &status, 0);
-    r->exited = WIFEXITED(status);
-    r->code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    r->code = wait_exit_code(child);
+    r->exited = r->code >= 0; /* a signal comes back negative */
     read_text(out_path, r->out, sizeof r->out);
     read_text(err_path, r->err, sizeof r->err);
     r->out_lines = count_lines(r->out);

@@ -7,26 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "shapes.h"
-
-static int failures = 0;
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
-
-#define CHECK_MESSAGE(err, text)                                               \
-    do {                                                                       \
-        if (!strstr((err).message, (text))) {                                  \
-            fprintf(stderr, "%s:%d: error message lacks \"%s\": %s\n", __FILE__, __LINE__, (text), \
-                    (err).message);                                            \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
 
 static void remove_tree(const char *dir) {
     DIR *d = opendir(dir);
@@ -76,59 +58,60 @@ static int pixel_is(const Image *img, int x, int y, Rgb color) {
     return p[0] == color.r && p[1] == color.g && p[2] == color.b;
 }
 
-static void check_scene(const ShapesScene *scene, int grid, int *seen_counts, int *seen_above, int *seen_left) {
+static void check_scene(CheckCounts *c, const ShapesScene *scene, int grid, int *seen_counts, int *seen_above,
+                        int *seen_left) {
     const Image *img = &scene->image;
-    CHECK(img->width == 224 && img->height == 224 && img->channels == 3 && img->pixels);
+    CHECK(c, img->width == 224 && img->height == 224 && img->channels == 3 && img->pixels);
     int n = scene->object_count;
-    CHECK(n >= 1 && n <= 3);
+    CHECK(c, n >= 1 && n <= 3);
     seen_counts[n]++;
     char expected[160];
     expected_caption(scene, expected, sizeof expected);
-    CHECK(strcmp(expected, scene->caption) == 0);
+    CHECK(c, strcmp(expected, scene->caption) == 0);
 
     char buffer[160], *words[32];
     int word_count = split_words(scene->caption, buffer, sizeof buffer, words, 32);
     float cell = 224.0f / (float)grid;
     for (int i = 0; i < n; i++) {
         const ShapeObject *o = &scene->objects[i];
-        CHECK(o->noun_index >= 2 && o->noun_index < word_count);
-        if (o->noun_index < word_count) CHECK(strcmp(words[o->noun_index], shapes_kind_word(o->kind)) == 0);
-        if (i > 0) CHECK(o->noun_index > scene->objects[i - 1].noun_index);
+        CHECK(c, o->noun_index >= 2 && o->noun_index < word_count);
+        if (o->noun_index < word_count) CHECK(c, strcmp(words[o->noun_index], shapes_kind_word(o->kind)) == 0);
+        if (i > 0) CHECK(c, o->noun_index > scene->objects[i - 1].noun_index);
         /* Inside the canvas and inside its own cell. */
-        CHECK(o->x0 >= (int)(o->col * cell) && o->x1 <= (int)((o->col + 1) * cell) + 1);
-        CHECK(o->y0 >= (int)(o->row * cell) && o->y1 <= (int)((o->row + 1) * cell) + 1);
-        CHECK(o->x0 >= 0 && o->y0 >= 0 && o->x1 <= 224 && o->y1 <= 224);
+        CHECK(c, o->x0 >= (int)(o->col * cell) && o->x1 <= (int)((o->col + 1) * cell) + 1);
+        CHECK(c, o->y0 >= (int)(o->row * cell) && o->y1 <= (int)((o->row + 1) * cell) + 1);
+        CHECK(c, o->x0 >= 0 && o->y0 >= 0 && o->x1 <= 224 && o->y1 <= 224);
         /* The drawn colour at the centre is the caption's colour. */
-        CHECK(pixel_is(img, (o->x0 + o->x1) / 2, (o->y0 + o->y1) / 2, shapes_color_rgb(o->color)));
+        CHECK(c, pixel_is(img, (o->x0 + o->x1) / 2, (o->y0 + o->y1) / 2, shapes_color_rgb(o->color)));
         for (int j = 0; j < i; j++) {
             const ShapeObject *p = &scene->objects[j];
-            CHECK(p->row != o->row || p->col != o->col);
-            CHECK(p->kind != o->kind || p->color != o->color);
+            CHECK(c, p->row != o->row || p->col != o->col);
+            CHECK(c, p->kind != o->kind || p->color != o->color);
         }
     }
     if (n == 2) {
         const ShapeObject *a = &scene->objects[0], *b = &scene->objects[1];
         int dr = abs(a->row - b->row), dc = abs(a->col - b->col);
-        CHECK(dr != dc);
+        CHECK(c, dr != dc);
         if (dr > dc) {
-            CHECK(a->row < b->row);
+            CHECK(c, a->row < b->row);
             (*seen_above)++;
         } else {
-            CHECK(a->col < b->col);
+            CHECK(c, a->col < b->col);
             (*seen_left)++;
         }
     }
     if (n == 3)
         for (int i = 1; i < 3; i++) {
             const ShapeObject *a = &scene->objects[i - 1], *b = &scene->objects[i];
-            CHECK(a->row < b->row || (a->row == b->row && a->col < b->col));
+            CHECK(c, a->row < b->row || (a->row == b->row && a->col < b->col));
         }
     /* The corner is background: a light, neutral gray. */
     const unsigned char *corner = img->pixels;
-    CHECK(corner[0] >= 215 && corner[0] == corner[1] && corner[1] == corner[2]);
+    CHECK(c, corner[0] >= 215 && corner[0] == corner[1] && corner[1] == corner[2]);
 }
 
-static void test_scenes_match_captions(void) {
+static void test_scenes_match_captions(CheckCounts *c) {
     int seen_counts[4] = {0}, seen_above = 0, seen_left = 0;
     Error err = {0};
     for (int grid = 3; grid <= 4; grid++) {
@@ -137,57 +120,58 @@ static void test_scenes_match_captions(void) {
             ShapesScene scene;
             if (shapes_scene_generate(&scene, 42, i, &options, &err) != 0) {
                 fprintf(stderr, "generate failed: %s\n", err.message);
-                failures++;
+                c->failed++;
                 continue;
             }
-            check_scene(&scene, grid, seen_counts, &seen_above, &seen_left);
+            check_scene(c, &scene, grid, seen_counts, &seen_above, &seen_left);
             shapes_scene_free(&scene);
         }
     }
-    CHECK(seen_counts[1] > 0 && seen_counts[2] > 0 && seen_counts[3] > 0);
-    CHECK(seen_above > 0 && seen_left > 0);
+    CHECK(c, seen_counts[1] > 0 && seen_counts[2] > 0 && seen_counts[3] > 0);
+    CHECK(c, seen_above > 0 && seen_left > 0);
 }
 
-static void test_determinism(void) {
+static void test_determinism(CheckCounts *c) {
     Error err = {0};
-    ShapesScene a, b, c;
-    CHECK(shapes_scene_generate(&a, 7, 12, NULL, &err) == 0);
-    CHECK(shapes_scene_generate(&b, 7, 12, NULL, &err) == 0);
-    CHECK(strcmp(a.caption, b.caption) == 0);
-    CHECK(a.object_count == b.object_count && memcmp(a.objects, b.objects, sizeof a.objects) == 0);
-    CHECK(memcmp(a.image.pixels, b.image.pixels, 224 * 224 * 3) == 0);
+    ShapesScene a, b, other;
+    CHECK(c, shapes_scene_generate(&a, 7, 12, NULL, &err) == 0);
+    CHECK(c, shapes_scene_generate(&b, 7, 12, NULL, &err) == 0);
+    CHECK(c, strcmp(a.caption, b.caption) == 0);
+    CHECK(c, a.object_count == b.object_count && memcmp(a.objects, b.objects, sizeof a.objects) == 0);
+    CHECK(c, memcmp(a.image.pixels, b.image.pixels, 224 * 224 * 3) == 0);
     /* Other seeds and indices give other scenes (at least one of 10 differs). */
     int differs = 0;
     for (int i = 0; i < 10; i++) {
-        CHECK(shapes_scene_generate(&c, 8, 12 + i, NULL, &err) == 0);
-        differs += strcmp(a.caption, c.caption) != 0 || memcmp(a.image.pixels, c.image.pixels, 224 * 224 * 3) != 0;
-        shapes_scene_free(&c);
+        CHECK(c, shapes_scene_generate(&other, 8, 12 + i, NULL, &err) == 0);
+        differs += strcmp(a.caption, other.caption) != 0 ||
+                   memcmp(a.image.pixels, other.image.pixels, 224 * 224 * 3) != 0;
+        shapes_scene_free(&other);
     }
-    CHECK(differs > 0);
+    CHECK(c, differs > 0);
     shapes_scene_free(&a);
     shapes_scene_free(&b);
     shapes_scene_free(&b); /* idempotent */
 }
 
-static void test_options(void) {
+static void test_options(CheckCounts *c) {
     Error err = {0};
     ShapesScene scene;
     ShapesOptions bad_grid = {.grid = SHAPES_MAX_GRID + 1};
-    CHECK(shapes_scene_generate(&scene, 1, 0, &bad_grid, &err) == -1);
-    CHECK_MESSAGE(err, "grid");
+    CHECK(c, shapes_scene_generate(&scene, 1, 0, &bad_grid, &err) == -1);
+    CHECK_MESSAGE(c, err, "grid");
     ShapesOptions crowded = {.grid = 1, .max_objects = 3};
-    CHECK(shapes_scene_generate(&scene, 1, 0, &crowded, &err) == -1);
-    CHECK_MESSAGE(err, "objects");
+    CHECK(c, shapes_scene_generate(&scene, 1, 0, &crowded, &err) == -1);
+    CHECK_MESSAGE(c, err, "objects");
     ShapesOptions single = {.grid = 1, .max_objects = 1, .canvas_size = 64};
-    CHECK(shapes_scene_generate(&scene, 1, 0, &single, &err) == 0);
-    CHECK(scene.object_count == 1 && scene.image.width == 64);
+    CHECK(c, shapes_scene_generate(&scene, 1, 0, &single, &err) == 0);
+    CHECK(c, scene.object_count == 1 && scene.image.width == 64);
     shapes_scene_free(&scene);
     ShapesOptions pairs = {.min_objects = 2, .max_objects = 2, .grid = 2};
     for (int i = 0; i < 20; i++) {
-        CHECK(shapes_scene_generate(&scene, 3, i, &pairs, &err) == 0);
-        CHECK(scene.object_count == 2);
+        CHECK(c, shapes_scene_generate(&scene, 3, i, &pairs, &err) == 0);
+        CHECK(c, scene.object_count == 2);
         /* On a 2x2 grid only same-row or same-column pairs are unambiguous. */
-        CHECK(scene.objects[0].row == scene.objects[1].row || scene.objects[0].col == scene.objects[1].col);
+        CHECK(c, scene.objects[0].row == scene.objects[1].row || scene.objects[0].col == scene.objects[1].col);
         shapes_scene_free(&scene);
     }
 }
@@ -198,44 +182,44 @@ static int mask_count(const unsigned char *mask, int n) {
     return count;
 }
 
-static void test_cell_masks(void) {
+static void test_cell_masks(CheckCounts *c) {
     unsigned char mask[14 * 14];
     /* Top-left quarter of the canvas. */
     ShapeObject quarter = {.x0 = 0, .y0 = 0, .x1 = 112, .y1 = 112};
     shapes_object_cell_mask(&quarter, 224, 2, 2, mask);
-    CHECK(mask[0] == 1 && mask[1] == 0 && mask[2] == 0 && mask[3] == 0);
+    CHECK(c, mask[0] == 1 && mask[1] == 0 && mask[2] == 0 && mask[3] == 0);
     shapes_object_cell_mask(&quarter, 224, 4, 4, mask);
     for (int r = 0; r < 4; r++)
-        for (int c = 0; c < 4; c++) CHECK(mask[r * 4 + c] == (r < 2 && c < 2));
+        for (int col = 0; col < 4; col++) CHECK(c, mask[r * 4 + col] == (r < 2 && col < 2));
 
     /* A small box straddling the middle covers little of each 2x2 cell:
      * only the cell holding its centre counts. */
     ShapeObject middle = {.x0 = 100, .y0 = 100, .x1 = 124, .y1 = 124};
     shapes_object_cell_mask(&middle, 224, 2, 2, mask);
-    CHECK(mask[0] == 0 && mask[1] == 0 && mask[2] == 0 && mask[3] == 1);
+    CHECK(c, mask[0] == 0 && mask[1] == 0 && mask[2] == 0 && mask[3] == 1);
 
     /* On 14x14 (16-pixel cells) the box [100,118) overlaps columns/rows 6
      * by 12 and 7 by 6 pixels: cell (7,7) gets 36 of 256, under a quarter. */
     ShapeObject corner = {.x0 = 100, .y0 = 100, .x1 = 118, .y1 = 118};
     shapes_object_cell_mask(&corner, 224, 14, 14, mask);
-    CHECK(mask[6 * 14 + 6] == 1 && mask[6 * 14 + 7] == 1 && mask[7 * 14 + 6] == 1);
-    CHECK(mask[7 * 14 + 7] == 0);
-    CHECK(mask_count(mask, 14 * 14) == 3);
+    CHECK(c, mask[6 * 14 + 6] == 1 && mask[6 * 14 + 7] == 1 && mask[7 * 14 + 6] == 1);
+    CHECK(c, mask[7 * 14 + 7] == 0);
+    CHECK(c, mask_count(mask, 14 * 14) == 3);
 
     /* Non-square grids work too. */
     shapes_object_cell_mask(&quarter, 224, 1, 4, mask);
-    CHECK(mask[0] == 1 && mask[1] == 1 && mask[2] == 0 && mask[3] == 0);
+    CHECK(c, mask[0] == 1 && mask[1] == 1 && mask[2] == 0 && mask[3] == 0);
 
     /* Every generated object covers its centre cell on a 6x6 grid. */
     Error err = {0};
     ShapesScene scene;
-    CHECK(shapes_scene_generate(&scene, 5, 0, NULL, &err) == 0);
+    CHECK(c, shapes_scene_generate(&scene, 5, 0, NULL, &err) == 0);
     for (int i = 0; i < scene.object_count; i++) {
         const ShapeObject *o = &scene.objects[i];
         shapes_object_cell_mask(o, 224, 6, 6, mask);
         int row = (o->y0 + o->y1) / 2 * 6 / 224, col = (o->x0 + o->x1) / 2 * 6 / 224;
-        CHECK(mask[row * 6 + col] == 1);
-        CHECK(mask_count(mask, 36) >= 1 && mask_count(mask, 36) <= 9);
+        CHECK(c, mask[row * 6 + col] == 1);
+        CHECK(c, mask_count(mask, 36) >= 1 && mask_count(mask, 36) <= 9);
     }
     shapes_scene_free(&scene);
 }
@@ -253,71 +237,67 @@ static int count_lines(const char *path, char lines[][256], int max_lines) {
     return count;
 }
 
-static void test_dataset_writer(void) {
+static void test_dataset_writer(CheckCounts *c) {
     char dir[] = "/tmp/test_shapes_XXXXXX";
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
-        failures++;
+        c->failed++;
         return;
     }
     char root[64], path[128];
     snprintf(root, sizeof root, "%s/shapes", dir);
     Error err = {0};
-    CHECK(shapes_write_dataset(root, 5, 3, 99, NULL, &err) == 0);
+    CHECK(c, shapes_write_dataset(root, 5, 3, 99, NULL, &err) == 0);
 
     char lines[16][256];
     snprintf(path, sizeof path, "%s/captions.txt", root);
-    CHECK(count_lines(path, lines, 16) == 8);
+    CHECK(c, count_lines(path, lines, 16) == 8);
     ShapesScene scene;
-    CHECK(shapes_scene_generate(&scene, 99, 6, NULL, &err) == 0);
+    CHECK(c, shapes_scene_generate(&scene, 99, 6, NULL, &err) == 0);
     char expected[200];
     snprintf(expected, sizeof expected, "00006.png#0\t%s\n", scene.caption);
-    CHECK(strcmp(lines[6], expected) == 0);
+    CHECK(c, strcmp(lines[6], expected) == 0);
 
     snprintf(path, sizeof path, "%s/images/00006.png", root);
     Image img;
-    CHECK(image_load(&img, path, NULL, &err) == 0);
-    CHECK(img.pixels && memcmp(img.pixels, scene.image.pixels, 224 * 224 * 3) == 0);
+    CHECK(c, image_load(&img, path, NULL, &err) == 0);
+    CHECK(c, img.pixels && memcmp(img.pixels, scene.image.pixels, 224 * 224 * 3) == 0);
     image_free(&img);
     shapes_scene_free(&scene);
     for (int i = 0; i < 8; i++) {
         snprintf(path, sizeof path, "%s/images/%05d.png", root, i);
-        CHECK(image_is_image_file(path));
+        CHECK(c, image_is_image_file(path));
     }
 
     snprintf(path, sizeof path, "%s/train.txt", root);
-    CHECK(count_lines(path, lines, 16) == 5);
-    CHECK(strcmp(lines[0], "00000.png\n") == 0 && strcmp(lines[4], "00004.png\n") == 0);
+    CHECK(c, count_lines(path, lines, 16) == 5);
+    CHECK(c, strcmp(lines[0], "00000.png\n") == 0 && strcmp(lines[4], "00004.png\n") == 0);
     snprintf(path, sizeof path, "%s/dev.txt", root);
-    CHECK(count_lines(path, lines, 16) == 3);
-    CHECK(strcmp(lines[0], "00005.png\n") == 0 && strcmp(lines[2], "00007.png\n") == 0);
+    CHECK(c, count_lines(path, lines, 16) == 3);
+    CHECK(c, strcmp(lines[0], "00005.png\n") == 0 && strcmp(lines[2], "00007.png\n") == 0);
 
     /* Rewriting over an existing dataset works and leaves no temporaries. */
-    CHECK(shapes_write_dataset(root, 2, 1, 99, NULL, &err) == 0);
+    CHECK(c, shapes_write_dataset(root, 2, 1, 99, NULL, &err) == 0);
     snprintf(path, sizeof path, "%s/captions.txt", root);
-    CHECK(count_lines(path, lines, 16) == 3);
+    CHECK(c, count_lines(path, lines, 16) == 3);
     DIR *d = opendir(root);
     struct dirent *entry;
-    while (d && (entry = readdir(d)) != NULL) CHECK(strstr(entry->d_name, ".tmp-") == NULL);
+    while (d && (entry = readdir(d)) != NULL) CHECK(c, strstr(entry->d_name, ".tmp-") == NULL);
     if (d) closedir(d);
 
-    CHECK(shapes_write_dataset(root, -1, 1, 99, NULL, &err) == -1);
+    CHECK(c, shapes_write_dataset(root, -1, 1, 99, NULL, &err) == -1);
     snprintf(path, sizeof path, "%s/captions.txt/sub", root);
-    CHECK(shapes_write_dataset(path, 1, 1, 99, NULL, &err) == -1);
-    CHECK_MESSAGE(err, "captions.txt/sub");
+    CHECK(c, shapes_write_dataset(path, 1, 1, 99, NULL, &err) == -1);
+    CHECK_MESSAGE(c, err, "captions.txt/sub");
     remove_tree(dir);
 }
 
 int main(void) {
-    test_determinism();
-    test_scenes_match_captions();
-    test_options();
-    test_cell_masks();
-    test_dataset_writer();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("shapes: all checks passed\n");
-    return 0;
+    CheckCounts c = {0};
+    test_determinism(&c);
+    test_scenes_match_captions(&c);
+    test_options(&c);
+    test_cell_masks(&c);
+    test_dataset_writer(&c);
+    return check_summary(&c);
 }
