@@ -13,6 +13,7 @@
 
 #include "caption_json.h"
 #include "collections.h"
+#include "json_utf8.h"
 
 int batch_format_parse(const char *name, BatchFormat *out, Error *err) {
     static const char *const names[] = {"jsonl", "csv", "tsv", "coco"};
@@ -89,7 +90,7 @@ static char *table_row(BatchFormat format, const char *path, const char *caption
 }
 
 static char *json_line(cJSON *record) {
-    char *json = record ? cJSON_PrintUnformatted(record) : NULL;
+    char *json = record ? json_print_utf8(record) : NULL;
     cJSON_Delete(record);
     if (!json) return NULL;
     Text t = {0};
@@ -115,7 +116,7 @@ char *batch_record_caption(BatchFormat format, const SatModel *model, const char
 char *batch_record_error(BatchFormat format, const char *path, const char *message) {
     if (format == BATCH_FORMAT_JSONL || format == BATCH_FORMAT_COCO) {
         cJSON *record = cJSON_CreateObject();
-        cJSON_AddStringToObject(record, "path", path);
+        json_add_path(record, path);
         cJSON_AddStringToObject(record, "error", message);
         return json_line(record);
     }
@@ -166,12 +167,14 @@ static int parse_json_line(const char *text, size_t size, size_t pos, size_t *ne
     if (!newline) return 0;
     *next = (size_t)(newline - text) + 1;
     cJSON *record = cJSON_ParseWithLength(text + pos, (size_t)(newline - text) - pos);
-    const cJSON *path = cJSON_GetObjectItemCaseSensitive(record, "path");
     const cJSON *caption = cJSON_GetObjectItemCaseSensitive(record, "caption");
     const cJSON *error = cJSON_GetObjectItemCaseSensitive(record, "error");
-    int ok = cJSON_IsObject(record) && cJSON_IsString(path) && (cJSON_IsString(caption) || cJSON_IsString(error));
+    /* The exact bytes of the path (path_bytes), so that --resume matches names that are not UTF-8. */
+    char *path = cJSON_IsObject(record) ? json_record_path(record) : NULL;
+    int ok = path && (cJSON_IsString(caption) || cJSON_IsString(error));
+    if (!ok) free(path);
     if (ok) {
-        fields[0] = strdup(path->valuestring);
+        fields[0] = path;
         fields[1] = cJSON_IsString(caption) ? strdup(caption->valuestring) : NULL;
         fields[4] = cJSON_IsString(error) ? strdup(error->valuestring) : NULL;
     }
@@ -488,7 +491,7 @@ static char *coco_entry(const StoredRecord *s) {
         cJSON_AddStringToObject(entry, "image_id", slash ? slash + 1 : s->path);
     }
     cJSON_AddStringToObject(entry, "caption", s->caption);
-    char *text = cJSON_PrintUnformatted(entry);
+    char *text = json_print_utf8(entry); /* an image_id from a name that is not UTF-8 gets U+FFFD */
     cJSON_Delete(entry);
     return text;
 }

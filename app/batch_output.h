@@ -13,8 +13,11 @@
  * away. Formats:
  *   jsonl  one JSON object per line: path, caption, tokens, logprob,
  *          finished, ms (and attention with --attention), as caption_to_json;
- *          a failed image is {"path": ..., "error": "reason"};
- *   csv    a header `path,caption,logprob,ms,error`, then one row per image,
+ *          a failed image is {"path": ..., "error": "reason"}; a path that
+ *          is not UTF-8 also gets "path_bytes", which --resume reads
+ *          (json_utf8.h), and the line is always valid UTF-8;
+ *   csv    a header `path,caption,logprob,ms,error`, then one row per image
+ *          (paths written as their bytes, whatever they are),
  *          RFC 4180 quoting (fields holding , " CR or LF are quoted, quotes
  *          doubled); the error column is empty for a captioned image;
  *   tsv    the same columns separated by tabs; tab, newline, CR and

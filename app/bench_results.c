@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "bench_report.h"
+#include "json_utf8.h"
 
 static const char *const NAMES[BENCH_VALUE_COUNT] = {
     [BENCH_CNN_MS] = "cnn_ms",
@@ -83,7 +84,7 @@ char *bench_results_to_json(const BenchResults *r) {
     for (int i = 0; i < TEXT_COUNT; i++)
         cJSON_AddStringToObject(root, TEXTS[i].key, (const char *)r + TEXTS[i].offset);
     add_targets(root, r);
-    char *text = cJSON_PrintUnformatted(root);
+    char *text = json_print_utf8(root); /* the model path may be any bytes */
     cJSON_Delete(root);
     return text;
 }

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "json_utf8.h"
+
 /* Six significant digits: attention maps stay readable and a fifth the size. */
 static cJSON *rounded_array(const float *values, int count) {
     cJSON *array = cJSON_CreateArray();
@@ -17,7 +19,7 @@ static cJSON *rounded_array(const float *values, int count) {
 cJSON *caption_to_json(const SatModel *m, const char *path, const Caption *c, int with_attention) {
     char text[4096];
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "path", path);
+    json_add_path(root, path);
     cJSON_AddStringToObject(root, "caption", caption_text(m, c, text, sizeof text));
     cJSON *tokens = cJSON_AddArrayToObject(root, "tokens");
     for (int i = 0; i < c->length; i++) cJSON_AddItemToArray(tokens, cJSON_CreateString(m->vocab[c->tokens[i]]));

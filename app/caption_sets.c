@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "collections.h"
+#include "json_utf8.h"
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
@@ -612,7 +613,9 @@ static int read_json_lines_hyps(const char *path, char *text, CaptionSet *hyps, 
         if (is_blank(line)) continue;
         cJSON *object = parse_json(path, line, strlen(line), cursor.number, err);
         if (!object) return -1;
-        const char *image_path = json_string(object, "path");
+        /* The exact name: path_bytes when `caption --json` had to write a
+         * name that is not UTF-8 with U+FFFD in "path" (json_utf8.h). */
+        char *image_path = json_record_path(object);
         const char *caption = json_string(object, "caption");
         int rc = 0;
         if (!cJSON_IsObject(object) || !image_path || !caption)
@@ -622,6 +625,7 @@ static int read_json_lines_hyps(const char *path, char *text, CaptionSet *hyps, 
             rc = error_set(err, "%s:%zu: \"path\" names no file", path, cursor.number);
         else
             rc = add_hypothesis(hyps, base_name(image_path), caption, cursor.number, err);
+        free(image_path);
         cJSON_Delete(object);
         if (rc < 0) return -1;
     }

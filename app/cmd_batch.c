@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,28 +17,25 @@
 #include "cmd_export.h"
 #include "collections.h"
 #include "figure.h"
-#include "model_path.h"
 #include "pipeline.h"
 #include "progress.h"
 #include "text.h"
 
 typedef struct {
-    const char *output, *model, *export_dir;
+    const char *output, *export_dir;
     char **paths;
     int path_count;
     BatchFormat format;
-    int threads, beam, max_length, attention, resume;
+    CaptionOptions caption;
+    int threads, attention, resume;
     int shard, shards; /* this run takes images i with i % shards == shard */
-    long long max_pixels;
     FigureOptions figure;
 } BatchArgs;
 
 /* ---- arguments ------------------------------------------------------------- */
 
 static void print_help(FILE *out) {
-    char places[8192];
-    model_path_describe(places, sizeof places);
-    fprintf(out,
+    cli_print_help(out,
             "usage: caption batch PATH... -o OUT [options]\n"
             "\n"
             "Captions every image under the given folders (recursively) and the files\n"
@@ -89,23 +85,12 @@ static void print_help(FILE *out) {
             "a second time (symbolic link loops) are skipped with a note.\n"
             "\n"
             "exit status: 0 every image captioned, 1 some image failed (each has an error\n"
-            "record) or a folder or OUT could not be read or written, 2 usage error\n"
-            "\n"
-            "the default model is looked for in:\n%s",
-            (double)OVERLAY_DEFAULT_OPACITY, places);
+            "record) or a folder or OUT could not be read or written, 2 usage error\n",
+            (double)OVERLAY_DEFAULT_OPACITY);
 }
 
 /* Prints "caption batch: <message> (see caption batch --help)"; returns -1. */
-static int usage_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *format, ...) {
-    va_list args;
-    va_start(args, format);
-    fprintf(stderr, "caption batch: ");
-    vfprintf(stderr, format, args);
-    fprintf(stderr, " (see caption batch --help)\n");
-    va_end(args);
-    return -1;
-}
+#define usage_error(...) cli_usage_error("caption batch", __VA_ARGS__)
 
 /* "K/N" with 0 <= K < N. */
 static int parse_shard(const char *text, int *shard, int *shards) {
@@ -118,32 +103,22 @@ static int parse_shard(const char *text, int *shard, int *shards) {
     return cli_parse_int(first, 0, *shards - 1, shard);
 }
 
+static const unsigned OPTIONS = CLI_MODEL | CLI_BEAM | CLI_MAX_LENGTH | CLI_MAX_PIXELS | CLI_COLORMAP | CLI_OPACITY;
+
 /* Options that take a value; returns 0, or -1 after printing the problem. */
 static int parse_value(BatchArgs *a, const char *arg, const char *value) {
     Error err;
+    int taken = cli_take_option(&a->caption, &a->figure, OPTIONS, arg, value, &err);
+    if (taken != 0) return taken < 0 ? usage_error("%s", err.message) : 0;
     if (strcmp(arg, "-o") == 0 || strcmp(arg, "--output") == 0) a->output = value;
-    else if (strcmp(arg, "--model") == 0) a->model = value;
     else if (strcmp(arg, "--export-dir") == 0) a->export_dir = value;
     else if (strcmp(arg, "--format") == 0) {
         if (batch_format_parse(value, &a->format, &err)) return usage_error("%s: %s", arg, err.message);
     } else if (strcmp(arg, "--threads") == 0) {
         if (cli_parse_int(value, 1, 256, &a->threads)) return usage_error("%s takes a whole number from 1 to 256, not '%s'", arg, value);
-    } else if (strcmp(arg, "--beam") == 0) {
-        if (cli_parse_int(value, 1, 64, &a->beam)) return usage_error("%s takes a whole number from 1 to 64, not '%s'", arg, value);
-    } else if (strcmp(arg, "--max-length") == 0) {
-        if (cli_parse_int(value, 1, 1000, &a->max_length))
-            return usage_error("%s takes a whole number from 1 to 1000, not '%s'", arg, value);
     } else if (strcmp(arg, "--shard") == 0) {
         if (parse_shard(value, &a->shard, &a->shards))
             return usage_error("%s takes K/N with 0 <= K < N (e.g. 0/4), not '%s'", arg, value);
-    } else if (strcmp(arg, "--colormap") == 0) {
-        if (colormap_parse(value, &a->figure.overlay.colormap, &err)) return usage_error("%s: %s", arg, err.message);
-    } else if (strcmp(arg, "--opacity") == 0) {
-        if (cli_parse_float(value, 0.0f, 1.0f, &a->figure.overlay.opacity))
-            return usage_error("%s takes a number from 0 to 1, not '%s'", arg, value);
-    } else if (strcmp(arg, "--max-pixels") == 0) {
-        if (cli_parse_count(value, &a->max_pixels))
-            return usage_error("%s takes a positive whole number, not '%s'", arg, value);
     } else {
         return usage_error("unknown option %s", arg);
     }
@@ -151,7 +126,7 @@ static int parse_value(BatchArgs *a, const char *arg, const char *value) {
 }
 
 static int parse_args(int argc, char **argv, BatchArgs *a) {
-    *a = (BatchArgs){.threads = 1, .beam = 3, .max_length = 30, .shards = 1, .paths = argv};
+    *a = (BatchArgs){.caption = CAPTION_OPTIONS_DEFAULT, .threads = 1, .shards = 1, .paths = argv};
     figure_options_default(&a->figure);
     int only_paths = 0;
     for (int i = 1; i < argc; i++) {
@@ -463,9 +438,7 @@ static void *work(void *arg) {
 static int open_worker(Worker *w, Shared *shared, const char *model, Error *err) {
     const BatchArgs *a = shared->args;
     *w = (Worker){.shared = shared};
-    if (pipeline_open(&w->pipeline, model, a->beam, a->max_length, err) != 0) return -1;
-    w->pipeline.decode = (DecodeOptions){a->beam, a->max_length, 0.0f};
-    w->pipeline.load.max_pixels = a->max_pixels;
+    if (cli_pipeline_open(&w->pipeline, model, &a->caption, 1, err) != 0) return -1;
     char font_path[4096];
     if (a->export_dir && !w->pipeline.model.config.use_attention)
         error_set(err, "%s is a bottleneck model (no attention): there are no attention maps for --export-dir", model);
@@ -562,12 +535,8 @@ int cmd_batch(int argc, char **argv) {
     BatchArgs a;
     if (parse_args(argc, argv, &a) != 0) return 2;
     char default_path[4096];
-    const char *model = a.model ? a.model : model_path_default(default_path, sizeof default_path);
-    if (!model) {
-        fprintf(stderr, "caption batch: no model given and no default model found; pass --model FILE "
-                        "(caption batch --help lists where the default is looked for)\n");
-        return 2;
-    }
+    const char *model = cli_model_path(&a.caption, "caption batch", default_path, sizeof default_path);
+    if (!model) return 2;
     Worker *workers = calloc((size_t)a.threads, sizeof *workers);
     Shared setup = {.args = &a}; /* run_batch gives the workers the real one */
     Error err;

@@ -11,6 +11,7 @@
 #include "bench_results.h"
 #include "bench_setup.h"
 #include "bench_torch.h"
+#include "cli.h"
 #include "model_path.h"
 
 typedef struct {
@@ -50,15 +51,6 @@ static void print_help(FILE *out) {
             "exit status: 0 done (whether or not targets are met), 1 a measurement failed, 2 usage error\n");
 }
 
-static int parse_threads(const char *text, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || *end || end == text || v < 1 || v > 256) return -1;
-    *out = (int)v;
-    return 0;
-}
-
 /* Options that take a value; returns 1 when arg is one of them. */
 static int value_option(BenchArgs *a, const char *arg, const char *value, int *bad) {
     const char **slot = strcmp(arg, "--model") == 0          ? &a->model
@@ -70,11 +62,11 @@ static int value_option(BenchArgs *a, const char *arg, const char *value, int *b
                                                              : NULL;
     if (!slot && strcmp(arg, "--threads") != 0) return 0;
     if (!value) {
-        fprintf(stderr, "caption bench: %s needs a value (see caption bench --help)\n", arg);
+        cli_usage_error("caption bench", "%s needs a value", arg);
         *bad = 1;
     } else if (slot) {
         *slot = value;
-    } else if (parse_threads(value, &a->threads) != 0) {
+    } else if (cli_parse_int(value, 1, 256, &a->threads) != 0) {
         fprintf(stderr, "caption bench: --threads takes a whole number from 1 to 256, not '%s'\n", value);
         *bad = 1;
     }
@@ -98,8 +90,7 @@ static int parse_args(int argc, char **argv, BenchArgs *a) {
             if (bad) return -1;
             i++;
         } else {
-            fprintf(stderr, "caption bench: unknown option %s (see caption bench --help)\n", arg);
-            return -1;
+            return cli_usage_error("caption bench", "unknown option %s", arg);
         }
     }
     if (a->model && a->random_model) {

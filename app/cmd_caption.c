@@ -1,28 +1,23 @@
 #include "cmd_caption.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "caption_json.h"
-#include "model_path.h"
+#include "json_utf8.h"
 #include "pipeline.h"
 
 typedef struct {
-    const char *model;
-    int beam, max_length, json, attention;
-    float length_penalty;
-    long long max_pixels;
+    CaptionOptions caption;
+    int json, attention;
     char **images;
     int image_count;
 } CaptionArgs;
 
 static void print_help(FILE *out) {
-    char places[8192];
-    model_path_describe(places, sizeof places);
-    fprintf(out,
+    cli_print_help(out,
             "usage: caption [options] IMAGE...\n"
             "       caption export IMAGE -o OUT.png   attention figure of one image\n"
             "       caption batch PATH... -o OUT      caption folders of images\n"
@@ -45,18 +40,18 @@ static void print_help(FILE *out) {
             "  --max-pixels N        refuse images larger than N pixels (default 67108864)\n"
             "  -h, --help            this help\n"
             "\n"
-            "exit status: 0 all images captioned, 1 some failed (each reported on stderr), 2 usage error\n"
-            "\n"
-            "the default model is looked for in:\n%s",
-            places);
+            "exit status: 0 all images captioned, 1 some failed (each reported on stderr), 2 usage error\n");
 }
 
+static const unsigned OPTIONS = CLI_MODEL | CLI_BEAM | CLI_MAX_LENGTH | CLI_LENGTH_PENALTY | CLI_MAX_PIXELS;
+
 static int parse_args(int argc, char **argv, CaptionArgs *a) {
-    *a = (CaptionArgs){.beam = 3, .max_length = 30, .images = argv};
+    *a = (CaptionArgs){.caption = CAPTION_OPTIONS_DEFAULT, .images = argv};
     int only_images = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        Error err;
         if (only_images || arg[0] != '-' || arg[1] == '\0') {
             a->images[a->image_count++] = argv[i]; /* compacts argv in place */
             continue;
@@ -71,39 +66,12 @@ static int parse_args(int argc, char **argv, CaptionArgs *a) {
         } else if (strcmp(arg, "--attention") == 0) {
             a->attention = 1;
         } else if (!value) {
-            fprintf(stderr, "caption: %s needs a value (see caption --help)\n", arg);
-            return -1;
-        } else if (strcmp(arg, "--model") == 0) {
-            a->model = value, i++;
-        } else if (strcmp(arg, "--beam") == 0) {
-            if (cli_parse_int(value, 1, 64, &a->beam) != 0) {
-                fprintf(stderr, "caption: --beam takes a whole number from 1 to 64, not '%s'\n", value);
-                return -1;
-            }
-            i++;
-        } else if (strcmp(arg, "--max-length") == 0) {
-            if (cli_parse_int(value, 1, 1000, &a->max_length) != 0) {
-                fprintf(stderr, "caption: --max-length takes a whole number from 1 to 1000, not '%s'\n", value);
-                return -1;
-            }
-            i++;
-        } else if (strcmp(arg, "--length-penalty") == 0) {
-            char *end;
-            a->length_penalty = strtof(value, &end);
-            if (*end || end == value || !(a->length_penalty >= 0.0f && a->length_penalty <= 10.0f)) {
-                fprintf(stderr, "caption: --length-penalty takes a number from 0 to 10, not '%s'\n", value);
-                return -1;
-            }
-            i++;
-        } else if (strcmp(arg, "--max-pixels") == 0) {
-            if (cli_parse_count(value, &a->max_pixels)) {
-                fprintf(stderr, "caption: --max-pixels takes a positive whole number, not '%s'\n", value);
-                return -1;
-            }
-            i++;
+            return cli_usage_error("caption", "%s needs a value", arg);
         } else {
-            fprintf(stderr, "caption: unknown option %s (see caption --help)\n", arg);
-            return -1;
+            int taken = cli_take_option(&a->caption, NULL, OPTIONS, arg, value, &err);
+            if (taken < 0) return fprintf(stderr, "caption: %s\n", err.message), -1;
+            if (taken == 0) return cli_usage_error("caption", "unknown option %s", arg);
+            i++;
         }
     }
     if (a->image_count == 0) {
@@ -116,7 +84,7 @@ static int parse_args(int argc, char **argv, CaptionArgs *a) {
 static void print_caption(const CaptionPipeline *p, const CaptionArgs *a, const char *path, const Caption *c) {
     if (a->json) {
         cJSON *record = caption_to_json(&p->model, path, c, a->attention);
-        char *text = cJSON_PrintUnformatted(record);
+        char *text = json_print_utf8(record);
         if (text) printf("%s\n", text);
         free(text);
         cJSON_Delete(record);
@@ -131,20 +99,14 @@ int cmd_caption(int argc, char **argv) {
     CaptionArgs a;
     if (parse_args(argc, argv, &a) != 0) return 2;
     char default_path[4096];
-    const char *model = a.model ? a.model : model_path_default(default_path, sizeof default_path);
-    if (!model) {
-        fprintf(stderr, "caption: no model given and no default model found; pass --model FILE "
-                        "(caption --help lists where the default is looked for)\n");
-        return 2;
-    }
+    const char *model = cli_model_path(&a.caption, "caption", default_path, sizeof default_path);
+    if (!model) return 2;
     CaptionPipeline pipeline;
     Error err;
-    if (pipeline_open(&pipeline, model, a.beam, a.max_length, &err) != 0) {
+    if (cli_pipeline_open(&pipeline, model, &a.caption, 1, &err) != 0) {
         error_print(stderr, "caption", &err);
         return 1;
     }
-    pipeline.decode = (DecodeOptions){a.beam, a.max_length, a.length_penalty};
-    pipeline.load.max_pixels = a.max_pixels;
     int failures = 0;
     for (int i = 0; i < a.image_count; i++) {
         Caption caption;

@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "caption_json.h"
+#include "cli.h"
 #include "dataset.h"
+#include "json_utf8.h"
 #include "pipeline.h"
 #include "progress.h"
 
@@ -251,17 +253,11 @@ static int parse_arguments(int argc, char **argv, EvalArguments *arguments) {
     return 0;
 }
 
-static int parse_number(const char *text, double low, double high, double *value) {
-    char *end;
-    *value = strtod(text, &end);
-    return *end == '\0' && end != text && *value >= low && *value <= high ? 0 : -1;
-}
-
 /* One JSON Lines record per captioned image, as `caption --json` writes. */
 static void write_hypothesis(FILE *out, const CaptionPipeline *p, const char *path, const Caption *caption) {
     if (!out) return;
     cJSON *record = caption_to_json(&p->model, path, caption, 0);
-    char *text = cJSON_PrintUnformatted(record);
+    char *text = json_print_utf8(record);
     if (text) fprintf(out, "%s\n", text);
     free(text);
     cJSON_Delete(record);
@@ -269,19 +265,21 @@ static void write_hypothesis(FILE *out, const CaptionPipeline *p, const char *pa
 
 /* Captions every image of the dataset split into hyps; refs get its captions. */
 static int caption_dataset(const EvalArguments *a, CaptionSet *refs, CaptionSet *hyps, Error *err) {
-    double beam = 3, penalty = 0;
-    if (a->beam && parse_number(a->beam, 1, 64, &beam) != 0)
-        return error_set(err, "--beam takes a whole number from 1 to 64, not '%s'", a->beam);
-    if (a->length_penalty && parse_number(a->length_penalty, 0, 10, &penalty) != 0)
-        return error_set(err, "--length-penalty takes a number from 0 to 10, not '%s'", a->length_penalty);
+    /* Checked here, when there is something to caption: a bad value exits
+     * with status 1 like the other errors of this mode (the options mean
+     * nothing to --refs/--hyps scoring, which has never checked them). */
+    CaptionOptions options = CAPTION_OPTIONS_DEFAULT;
+    if (a->beam && cli_take_option(&options, NULL, CLI_BEAM, "--beam", a->beam, err) < 0) return -1;
+    if (a->length_penalty &&
+        cli_take_option(&options, NULL, CLI_LENGTH_PENALTY, "--length-penalty", a->length_penalty, err) < 0)
+        return -1;
     Dataset data;
     if (dataset_load(&data, a->data_path, a->images_path, a->split ? a->split : "dev", err) != 0) return -1;
     CaptionPipeline pipeline;
-    if (pipeline_open(&pipeline, a->model_path, (int)beam, 30, err) != 0) {
+    if (cli_pipeline_open(&pipeline, a->model_path, &options, 1, err) != 0) {
         dataset_free(&data);
         return -1;
     }
-    pipeline.decode = (DecodeOptions){(int)beam, 30, (float)penalty};
     FILE *hyps_out = a->hyps_out ? fopen(a->hyps_out, "w") : NULL;
     int status = a->hyps_out && !hyps_out ? error_set(err, "%s: %s", a->hyps_out, strerror(errno)) : 0;
     Progress progress;

@@ -2,27 +2,22 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cli.h"
-#include "model_path.h"
 #include "pipeline.h"
 
 typedef struct {
-    const char *image, *output, *model, *frames;
-    int beam, max_length;
-    long long max_pixels;
+    const char *image, *output, *frames;
+    CaptionOptions caption;
     FigureOptions figure;
 } ExportArgs;
 
 static void print_help(FILE *out) {
-    char places[8192];
-    model_path_describe(places, sizeof places);
-    fprintf(out,
+    cli_print_help(out,
             "usage: caption export IMAGE -o OUT.png [options]\n"
             "\n"
             "Captions IMAGE and draws where the model looked for each word, as in\n"
@@ -51,65 +46,30 @@ static void print_help(FILE *out) {
             "and blended more strongly where attention is higher.\n"
             "A bottleneck model (no attention) cannot be exported: that is an error.\n"
             "\n"
-            "exit status: 0 written, 1 data error (image, model, write), 2 usage error\n"
-            "\n"
-            "the default model is looked for in:\n%s",
+            "exit status: 0 written, 1 data error (image, model, write), 2 usage error\n",
             (double)OVERLAY_DEFAULT_OPACITY, (double)OVERLAY_DEFAULT_SIGMA, FIGURE_MIN_PANEL_HEIGHT,
-            FIGURE_MAX_PANEL_HEIGHT, FIGURE_DEFAULT_PANEL_HEIGHT, FIGURE_DEFAULT_COLUMNS, places);
+            FIGURE_MAX_PANEL_HEIGHT, FIGURE_DEFAULT_PANEL_HEIGHT, FIGURE_DEFAULT_COLUMNS);
 }
 
 /* Prints "caption export: <message> (see caption export --help)"; returns -1. */
-static int usage_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *format, ...) {
-    va_list args;
-    va_start(args, format);
-    fprintf(stderr, "caption export: ");
-    vfprintf(stderr, format, args);
-    fprintf(stderr, " (see caption export --help)\n");
-    va_end(args);
-    return -1;
-}
+#define usage_error(...) cli_usage_error("caption export", __VA_ARGS__)
+
+static const unsigned OPTIONS = CLI_MODEL | CLI_BEAM | CLI_MAX_LENGTH | CLI_MAX_PIXELS | CLI_COLORMAP | CLI_NORMALIZE |
+                               CLI_OPACITY | CLI_SMOOTH | CLI_PANEL_SIZE | CLI_COLUMNS;
 
 /* Options that take a value; returns 0, or -1 after printing the problem. */
 static int parse_value(ExportArgs *a, const char *arg, const char *value) {
-    FigureOptions *f = &a->figure;
     Error err;
+    int taken = cli_take_option(&a->caption, &a->figure, OPTIONS, arg, value, &err);
+    if (taken != 0) return taken < 0 ? usage_error("%s", err.message) : 0;
     if (strcmp(arg, "-o") == 0 || strcmp(arg, "--output") == 0) a->output = value;
-    else if (strcmp(arg, "--model") == 0) a->model = value;
     else if (strcmp(arg, "--frames") == 0) a->frames = value;
-    else if (strcmp(arg, "--beam") == 0) {
-        if (cli_parse_int(value, 1, 64, &a->beam))
-            return usage_error("%s takes a whole number from 1 to 64, not '%s'", arg, value);
-    } else if (strcmp(arg, "--max-length") == 0) {
-        if (cli_parse_int(value, 1, 1000, &a->max_length))
-            return usage_error("%s takes a whole number from 1 to 1000, not '%s'", arg, value);
-    } else if (strcmp(arg, "--colormap") == 0) {
-        if (colormap_parse(value, &f->overlay.colormap, &err)) return usage_error("%s: %s", arg, err.message);
-    } else if (strcmp(arg, "--normalize") == 0) {
-        if (overlay_normalize_parse(value, &f->overlay.normalize, &err)) return usage_error("%s: %s", arg, err.message);
-    } else if (strcmp(arg, "--opacity") == 0) {
-        if (cli_parse_float(value, 0.0f, 1.0f, &f->overlay.opacity))
-            return usage_error("%s takes a number from 0 to 1, not '%s'", arg, value);
-    } else if (strcmp(arg, "--smooth") == 0) {
-        if (cli_parse_float(value, 0.0f, OVERLAY_MAX_SIGMA, &f->overlay.sigma))
-            return usage_error("%s takes a number of grid cells from 0 to 16, not '%s'", arg, value);
-    } else if (strcmp(arg, "--panel-size") == 0) {
-        if (cli_parse_int(value, FIGURE_MIN_PANEL_HEIGHT, FIGURE_MAX_PANEL_HEIGHT, &f->panel_height))
-            return usage_error("%s takes a whole number of pixels from 16 to 2048, not '%s'", arg, value);
-    } else if (strcmp(arg, "--columns") == 0) {
-        if (cli_parse_int(value, 1, FIGURE_MAX_COLUMNS, &f->columns))
-            return usage_error("%s takes a whole number from 1 to 64, not '%s'", arg, value);
-    } else if (strcmp(arg, "--max-pixels") == 0) {
-        if (cli_parse_count(value, &a->max_pixels))
-            return usage_error("%s takes a positive whole number, not '%s'", arg, value);
-    } else {
-        return usage_error("unknown option %s", arg);
-    }
+    else return usage_error("unknown option %s", arg);
     return 0;
 }
 
 static int parse_args(int argc, char **argv, ExportArgs *a) {
-    *a = (ExportArgs){.beam = 3, .max_length = 30};
+    *a = (ExportArgs){.caption = CAPTION_OPTIONS_DEFAULT};
     figure_options_default(&a->figure);
     int only_images = 0;
     for (int i = 1; i < argc; i++) {
@@ -213,21 +173,15 @@ int export_caption(const SatModel *model, const Caption *c, const Image *image, 
 
 static int open_pipeline(CaptionPipeline *p, const ExportArgs *a, Error *err) {
     char default_path[4096];
-    const char *model = a->model ? a->model : model_path_default(default_path, sizeof default_path);
-    if (!model) {
-        fprintf(stderr, "caption export: no model given and no default model found; pass --model FILE "
-                        "(caption export --help lists where the default is looked for)\n");
-        return 2;
-    }
-    if (pipeline_open(p, model, a->beam, a->max_length, err) != 0) return 1;
+    const char *model = cli_model_path(&a->caption, "caption export", default_path, sizeof default_path);
+    if (!model) return 2;
+    if (cli_pipeline_open(p, model, &a->caption, 1, err) != 0) return 1;
     if (!p->model.config.use_attention) {
         error_set(err, "%s is a bottleneck model (no attention): there are no attention maps to draw; "
                        "use a model with attention", model);
         pipeline_close(p);
         return 1;
     }
-    p->decode = (DecodeOptions){a->beam, a->max_length, 0.0f};
-    p->load.max_pixels = a->max_pixels;
     return 0;
 }
 

@@ -1,6 +1,5 @@
 #include "cmd_view.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,20 +7,16 @@
 #ifdef CAPTION_HAVE_VIEWER
 
 #include "cli.h"
-#include "model_path.h"
 #include "pipeline.h"
 #include "viewer.h"
 
 typedef struct {
-    const char *model, *script, *screenshot_dir;
-    int beam;
-    long long max_pixels;
+    CaptionOptions caption;
+    const char *script, *screenshot_dir;
 } ViewArgs;
 
 static void print_help(FILE *out) {
-    char places[8192];
-    model_path_describe(places, sizeof places);
-    fprintf(out,
+    cli_print_help(out,
             "usage: caption view [options] [IMAGE|DIR...]\n"
             "\n"
             "Opens a window showing each image, its caption with the current word\n"
@@ -51,20 +46,19 @@ static void print_help(FILE *out) {
             "  h                     show the keys\n"
             "  q, Esc                quit\n"
             "\n"
-            "exit status: 0 closed, 1 model or window could not be opened, 2 usage error\n"
-            "\n"
-            "the default model is looked for in:\n%s",
-            places);
+            "exit status: 0 closed, 1 model or window could not be opened, 2 usage error\n");
 }
 
+static const unsigned OPTIONS = CLI_MODEL | CLI_BEAM | CLI_MAX_PIXELS;
+
 static int is_value_option(const char *arg) {
-    return strcmp(arg, "--model") == 0 || strcmp(arg, "--script") == 0 || strcmp(arg, "--screenshot-dir") == 0 ||
-           strcmp(arg, "--beam") == 0 || strcmp(arg, "--max-pixels") == 0;
+    return cli_takes_option(OPTIONS, arg) || strcmp(arg, "--script") == 0 ||
+           strcmp(arg, "--screenshot-dir") == 0;
 }
 
 /* Options, and the image arguments expanded into files. -1 after printing the problem. */
 static int parse_args(int argc, char **argv, ViewArgs *a, ImageList *files) {
-    *a = (ViewArgs){.beam = 3};
+    *a = (ViewArgs){.caption = CAPTION_OPTIONS_DEFAULT};
     int only_images = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -79,23 +73,15 @@ static int parse_args(int argc, char **argv, ViewArgs *a, ImageList *files) {
             print_help(stdout);
             exit(0);
         } else if (!is_value_option(arg)) {
-            return fprintf(stderr, "caption view: unknown option %s (see caption view --help)\n", arg), -1;
+            return cli_usage_error("caption view", "unknown option %s", arg);
         } else if (!value) {
-            return fprintf(stderr, "caption view: %s needs a value (see caption view --help)\n", arg), -1;
-        } else if (strcmp(arg, "--model") == 0) {
-            a->model = argv[++i];
+            return cli_usage_error("caption view", "%s needs a value", arg);
         } else if (strcmp(arg, "--script") == 0) {
             a->script = argv[++i];
         } else if (strcmp(arg, "--screenshot-dir") == 0) {
             a->screenshot_dir = argv[++i];
-        } else if (strcmp(arg, "--max-pixels") == 0) {
-            if (cli_parse_count(value, &a->max_pixels))
-                return fprintf(stderr, "caption view: --max-pixels takes a positive whole number, not '%s'\n", value), -1;
-            i++;
-        } else { /* --beam */
-            if (cli_parse_int(value, 1, 64, &a->beam) != 0)
-                return fprintf(stderr, "caption view: --beam takes a whole number from 1 to 64, not '%s'\n", value), -1;
-            i++;
+        } else if (cli_take_option(&a->caption, NULL, OPTIONS, arg, argv[++i], &err) < 0) {
+            return fprintf(stderr, "caption view: %s\n", err.message), -1;
         }
     }
     return 0;
@@ -103,22 +89,16 @@ static int parse_args(int argc, char **argv, ViewArgs *a, ImageList *files) {
 
 static int run(const ViewArgs *a, ImageList *files) {
     char default_path[4096];
-    const char *model = a->model ? a->model : model_path_default(default_path, sizeof default_path);
-    if (!model) {
-        fprintf(stderr, "caption view: no model given and no default model found; pass --model FILE "
-                        "(caption view --help lists where the default is looked for)\n");
-        return 2;
-    }
+    const char *model = cli_model_path(&a->caption, "caption view", default_path, sizeof default_path);
+    if (!model) return 2;
     CaptionPipeline pipeline;
     Error err;
     /* Room for the widest beam `b` offers, so changing it never reloads the model. */
-    if (pipeline_open(&pipeline, model, a->beam > 5 ? a->beam : 5, 30, &err) != 0) {
+    if (cli_pipeline_open(&pipeline, model, &a->caption, 5, &err) != 0) {
         error_print(stderr, "caption view", &err);
         return 1;
     }
-    pipeline.decode = (DecodeOptions){a->beam, 30, 0.0f};
-    pipeline.load.max_pixels = a->max_pixels;
-    ViewerOptions options = {files, a->beam, a->script, a->screenshot_dir};
+    ViewerOptions options = {files, a->caption.beam, a->script, a->screenshot_dir};
     int status = viewer_run(&pipeline, &options, &err);
     if (status != 0) error_print(stderr, "caption view", &err);
     pipeline_close(&pipeline);

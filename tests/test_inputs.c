@@ -5,7 +5,9 @@
  * UTF-8 or hold a newline, and an image over --max-pixels. Each problem is
  * exactly one line on stderr naming the file, the exit status says some
  * image failed, nothing crashes, and a good image given beside it is still
- * captioned (an error record and a caption record for batch). */
+ * captioned (an error record and a caption record for batch). A name that is
+ * not UTF-8 comes out of every JSON output as valid JSON in valid UTF-8, with
+ * "path" (U+FFFD) and "path_bytes" (the exact bytes) as README.md describes. */
 #include <errno.h>
 #include <grp.h>
 #include <signal.h>
@@ -16,8 +18,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cJSON.h>
+
 #include "check.h"
 #include "image.h"
+#include "json_utf8.h"
 #include "model.h"
 #include "test_util.h"
 
@@ -181,6 +186,8 @@ static int setup(Fixture *f) {
     snprintf(path, sizeof path, "%s/new\nline.png", f->dir), write_bytes(path, garbage, strlen(garbage));
     snprintf(path, sizeof path, "%s/photo-\xe9t\xe9.png", f->dir); /* Latin-1, a valid image */
     if (link(f->good, path) != 0) status = -1;
+    snprintf(path, sizeof path, "%s/caf\xe9.png", f->dir); /* the same, for the JSON outputs */
+    if (link(f->good, path) != 0) status = -1;
     image_free(&picture);
     return status;
 }
@@ -214,7 +221,172 @@ static void test_non_utf8_image(CheckCounts *c, Fixture *f) {
     char records[4096], path[160];
     snprintf(path, sizeof path, "%s/latin1.jsonl", f->dir);
     read_text(path, records, sizeof records);
-    CHECK(c, r.exited && r.code == 0 && count_lines(records) == 1 && strstr(records, "photo-\xe9t\xe9.png"));
+    CHECK(c, r.exited && r.code == 0 && count_lines(records) == 1 &&
+                 strstr(records, "\"path_bytes\":\"photo-%E9t%E9.png\""));
+}
+
+/* ---- JSON outputs of names that are not UTF-8 ---------------------------- */
+
+#define REPLACEMENT "\xEF\xBF\xBD" /* U+FFFD in UTF-8 */
+
+/* Well-formed UTF-8 (RFC 3629), judged by decoding each code point: written
+ * apart from app/json_utf8.c so that the output is not checked by the code
+ * that made it. */
+static int is_utf8(const char *text) {
+    static const unsigned long least[4] = {0, 0x80, 0x800, 0x10000}; /* below: an overlong form */
+    for (const unsigned char *s = (const unsigned char *)text; *s;) {
+        int n = *s < 0x80 ? 0 : (*s & 0xE0) == 0xC0 ? 1 : (*s & 0xF0) == 0xE0 ? 2 : (*s & 0xF8) == 0xF0 ? 3 : -1;
+        if (n < 0) return 0;
+        unsigned long code = *s & (n ? 0x3Fu >> n : 0x7Fu);
+        for (int i = 1; i <= n; i++) {
+            if ((s[i] & 0xC0) != 0x80) return 0; /* also stops at the NUL */
+            code = code << 6 | (s[i] & 0x3Fu);
+        }
+        if (code < least[n] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return 0;
+        s += n + 1;
+    }
+    return 1;
+}
+
+/* Each line of text parsed (cJSON_Parse) into records[], after checking that
+ * it is valid UTF-8; the count, or -1 when a line is not valid UTF-8 or not
+ * JSON (printed), or there are more than max. */
+static int parse_json_lines(char *text, cJSON **records, int max) {
+    int count = 0;
+    for (char *line = text, *end; *line; line = end + 1) {
+        end = strchr(line, '\n');
+        if (!end) end = line + strlen(line) - 1; /* an unterminated last line */
+        char saved = end[1];
+        end[1] = '\0';
+        cJSON *record = count < max && is_utf8(line) ? cJSON_Parse(line) : NULL;
+        if (!record) fprintf(stderr, "not a JSON line in valid UTF-8: %s", line);
+        end[1] = saved;
+        if (!record) return -1;
+        records[count++] = record;
+        if (!saved) break;
+    }
+    return count;
+}
+
+static int has_string(const cJSON *record, const char *key, const char *value) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(record, key);
+    return cJSON_IsString(item) && (!value || strcmp(item->valuestring, value) == 0);
+}
+
+/* A record of the file f->dir/name: caf\xe9.png captioned, or the
+ * not-utf8-\xff\xfe.png error naming it, each with "path" as text and
+ * "path_bytes" exact. */
+static int is_caf_record(const cJSON *r) {
+    return has_string(r, "path", "caf" REPLACEMENT ".png") && has_string(r, "path_bytes", "caf%E9.png") &&
+           has_string(r, "caption", NULL) && !cJSON_GetObjectItemCaseSensitive(r, "error");
+}
+
+static int is_garbage_record(const cJSON *r) {
+    const cJSON *error = cJSON_GetObjectItemCaseSensitive(r, "error");
+    return has_string(r, "path", "not-utf8-" REPLACEMENT REPLACEMENT ".png") &&
+           has_string(r, "path_bytes", "not-utf8-%FF%FE.png") && cJSON_IsString(error) &&
+           strstr(error->valuestring, "not-utf8-" REPLACEMENT REPLACEMENT ".png") &&
+           !cJSON_GetObjectItemCaseSensitive(r, "caption");
+}
+
+/* Reads f->dir/name and parses its lines into records[]; the count or -1. */
+static int read_json_lines(const Fixture *f, const char *name, cJSON **records, int max) {
+    char path[160], text[16384];
+    snprintf(path, sizeof path, "%s/%s", f->dir, name);
+    read_text(path, text, sizeof text);
+    return parse_json_lines(text, records, max);
+}
+
+static void free_records(cJSON **records, int count) {
+    for (int i = 0; i < count; i++) cJSON_Delete(records[i]);
+}
+
+/* The replacement and escaping themselves, on the cases where decoders have
+ * differed: U+FFFD per maximal ill-formed subpart, as Python's
+ * bytes.decode("utf-8", "replace") gives (the expected texts are its output). */
+static void test_utf8_repair(CheckCounts *c) {
+    static const char *const cases[][2] = {
+        {"a\xe9" "b", "a" REPLACEMENT "b"},
+        {"\xe0\x80\x80", REPLACEMENT REPLACEMENT REPLACEMENT},          /* overlong */
+        {"\xed\xa0\x80", REPLACEMENT REPLACEMENT REPLACEMENT},          /* a surrogate */
+        {"\xe2\x82x", REPLACEMENT "x"},                                  /* a truncated euro sign */
+        {"\xf0\x9f\x98!", REPLACEMENT "!"},                             /* a truncated emoji */
+        {"\xf4\x90\x80\x80", REPLACEMENT REPLACEMENT REPLACEMENT REPLACEMENT}, /* above U+10FFFF */
+        {"\xc0\xaf\xff\xfe", REPLACEMENT REPLACEMENT REPLACEMENT REPLACEMENT},
+        {"caf\xc3\xa9 \xf0\x9f\x98\x80", "caf\xc3\xa9 \xf0\x9f\x98\x80"}, /* valid: kept */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *repaired = utf8_replace_invalid(cases[i][0]);
+        CHECK(c, repaired && strcmp(repaired, cases[i][1]) == 0 && is_utf8(repaired));
+        CHECK(c, utf8_is_valid(cases[i][0]) == (strcmp(cases[i][0], cases[i][1]) == 0));
+        char *escaped = percent_escape(cases[i][0]);
+        CHECK(c, escaped && is_utf8(escaped) && percent_unescape(escaped) == 0 && strcmp(escaped, cases[i][0]) == 0);
+        free(repaired), free(escaped);
+    }
+    char *escaped = percent_escape("100% caf\xe9\n.png");
+    CHECK(c, escaped && strcmp(escaped, "100%25 caf%E9%0A.png") == 0);
+    free(escaped);
+    char bad[][8] = {"%", "%4", "%4G", "%00"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) CHECK(c, percent_unescape(bad[i]) == -1);
+}
+
+/* caption --json, caption batch (jsonl, --resume, coco, csv) and caption eval
+ * on caf\xe9.png (an image) and not-utf8-\xff\xfe.png (not one). */
+static void test_json_names(CheckCounts *c, Fixture *f) {
+    cJSON *records[8];
+    int n;
+    Result r;
+    char *caption[] = {"caption", "--model", f->model, "--json", "caf\xe9.png", "not-utf8-\xff\xfe.png", NULL};
+    run(f, 0, caption, &r);
+    CHECK(c, r.exited && r.code == 1 && r.err_lines == 1);
+    n = parse_json_lines(r.out, records, 8);
+    CHECK(c, n == 1 && is_caf_record(records[0]));
+    free_records(records, n);
+    char hyps[160];
+    snprintf(hyps, sizeof hyps, "%s/names-hyps.jsonl", f->dir);
+    write_bytes(hyps, r.out, strlen(r.out));
+
+    char *batch[] = {"caption", "batch", "--model", f->model, "caf\xe9.png", "not-utf8-\xff\xfe.png",
+                     "-o", "names.jsonl", NULL, NULL};
+    run(f, 0, batch, &r);
+    CHECK(c, r.exited && r.code == 1);
+    n = read_json_lines(f, "names.jsonl", records, 8); /* taken in byte order: caf\xe9 first */
+    CHECK(c, n == 2 && is_caf_record(records[0]) && is_garbage_record(records[1]));
+    free_records(records, n);
+    batch[8] = "--resume"; /* finds caf\xe9.png done by its exact name; tries the other again */
+    run(f, 0, batch, &r);
+    n = read_json_lines(f, "names.jsonl", records, 8);
+    CHECK(c, r.exited && r.code == 1 && n == 2 && is_caf_record(records[0]) && is_garbage_record(records[1]));
+    free_records(records, n);
+
+    char *coco[] = {"caption", "batch", "--model", f->model, "caf\xe9.png", "-o", "names.json", "--format", "coco",
+                    NULL};
+    run(f, 0, coco, &r);
+    char text[16384], path[160];
+    snprintf(path, sizeof path, "%s/names.json", f->dir);
+    read_text(path, text, sizeof text);
+    cJSON *array = is_utf8(text) ? cJSON_Parse(text) : NULL; /* one JSON array over several lines */
+    const cJSON *entry = cJSON_GetArrayItem(array, 0);
+    CHECK(c, r.exited && r.code == 0 && cJSON_GetArraySize(array) == 1 &&
+                 has_string(entry, "image_id", "caf" REPLACEMENT ".png") && has_string(entry, "caption", NULL));
+    cJSON_Delete(array);
+
+    char *csv[] = {"caption", "batch", "--model", f->model, "caf\xe9.png", "-o", "names.csv", "--format", "csv", NULL};
+    run(f, 0, csv, &r);
+    snprintf(path, sizeof path, "%s/names.csv", f->dir);
+    read_text(path, text, sizeof text);
+    CHECK(c, r.exited && r.code == 0 && strstr(text, "\ncaf\xe9.png,")); /* tables keep the bytes */
+
+    /* caption eval matches the hypothesis to its reference by the exact name. */
+    char refs[160];
+    snprintf(refs, sizeof refs, "%s/names-refs.txt", f->dir);
+    write_bytes(refs, "caf\xe9.png#0\tdog runs\n", strlen("caf\xe9.png#0\tdog runs\n"));
+    char *eval[] = {"caption", "eval", "--refs", refs, "--hyps", hyps, "--json", NULL};
+    run(f, 0, eval, &r);
+    cJSON *scores = cJSON_Parse(r.out);
+    const cJSON *images = cJSON_GetObjectItemCaseSensitive(scores, "images");
+    CHECK(c, r.exited && r.code == 0 && cJSON_IsNumber(images) && images->valueint == 1);
+    cJSON_Delete(scores);
 }
 
 int main(int argc, char **argv) {
@@ -245,6 +417,8 @@ int main(int argc, char **argv) {
     }
     test_max_pixels(&c, &f);
     test_non_utf8_image(&c, &f);
+    test_utf8_repair(&c);
+    test_json_names(&c, &f);
     char command[200];
     snprintf(command, sizeof command, "rm -rf '%s'", f.dir);
     if (c.failed) printf("inputs kept in %s\n", f.dir);
