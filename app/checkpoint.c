@@ -96,10 +96,19 @@ static char *state_to_json(const SatTrainer *t, const TrainState *s) {
     return text;
 }
 
+/* The optimiser's per-tensor state as checkpoint tensors "optimizer.<kind>.<name>":
+ * Adam's moments m and v, and the weight average (--ema) when the run keeps one. */
+static const char *const state_names[3] = {"m", "v", "ema"};
+
+static float *state_block(const SatTrainer *t, int kind) {
+    return kind == 0 ? t->adam_m : kind == 1 ? t->adam_v : t->ema;
+}
+
 int checkpoint_save(const char *path, const SatTrainer *t, const TrainState *s, const char *options_json, Error *err) {
     const TensorTable *table = &t->model->table;
-    SafetensorsTensor *extra = calloc(2 * (size_t)table->count, sizeof *extra);
-    char (*names)[TENSOR_NAME_MAX + 16] = calloc(2 * (size_t)table->count, sizeof *names);
+    /* Per trainable tensor: Adam's two moments, and the weight average if any. */
+    SafetensorsTensor *extra = calloc(3 * (size_t)table->count, sizeof *extra);
+    char (*names)[TENSOR_NAME_MAX + 16] = calloc(3 * (size_t)table->count, sizeof *names);
     char *state = state_to_json(t, s);
     int count = 0, status = -1;
     if (!extra || !names || !state) {
@@ -108,9 +117,9 @@ int checkpoint_save(const char *path, const SatTrainer *t, const TrainState *s, 
         for (int i = 0; i < table->count; i++) {
             const TensorSpec *spec = &table->specs[i];
             if (!(spec->flags & TENSOR_TRAINABLE)) continue;
-            for (int moment = 0; moment < 2; moment++, count++) {
-                snprintf(names[count], sizeof names[count], SAT_OPTIMIZER_PREFIX "%s.%s", moment ? "v" : "m", spec->name);
-                const float *data = (moment ? t->adam_v : t->adam_m) + spec->offset;
+            for (int kind = 0; kind < (t->ema ? 3 : 2); kind++, count++) {
+                snprintf(names[count], sizeof names[count], SAT_OPTIMIZER_PREFIX "%s.%s", state_names[kind], spec->name);
+                const float *data = state_block(t, kind) + spec->offset;
                 extra[count] = (SafetensorsTensor){names[count], SAFETENSORS_F32, spec->ndim, spec->shape, data};
             }
         }
@@ -171,10 +180,10 @@ int checkpoint_restore(const char *path, SatTrainer *t, TrainState *s, Error *er
     for (int i = 0; i < table->count && status == 0; i++) {
         const TensorSpec *spec = &table->specs[i];
         if (!(spec->flags & TENSOR_TRAINABLE)) continue;
-        for (int moment = 0; moment < 2 && status == 0; moment++) {
+        for (int kind = 0; kind < (t->ema ? 3 : 2) && status == 0; kind++) {
             char name[TENSOR_NAME_MAX + 16];
-            snprintf(name, sizeof name, SAT_OPTIMIZER_PREFIX "%s.%s", moment ? "v" : "m", spec->name);
-            float *data = (moment ? t->adam_v : t->adam_m) + spec->offset;
+            snprintf(name, sizeof name, SAT_OPTIMIZER_PREFIX "%s.%s", state_names[kind], spec->name);
+            float *data = state_block(t, kind) + spec->offset;
             status = safetensors_read_floats(&file, name, data, spec->ndim, spec->shape, spec->numel, err);
         }
     }

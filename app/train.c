@@ -129,6 +129,7 @@ static int setup(Run *r, const char *resume, Error *err) {
     int rows = o->batch * o->captions_per_image;
     if (sat_trainer_init(&r->trainer, &r->model, o->batch, rows, o->max_words + 1, err) != 0) return -1;
     r->trainer_ready = 1;
+    if (o->ema > 0.0f && sat_trainer_enable_ema(&r->trainer, err) != 0) return -1;
     if (resume && checkpoint_restore(resume, &r->trainer, &r->state, err) != 0) return -1;
     LoaderOptions train_lo = loader_options(r, 1), dev_lo = loader_options(r, 0);
     if (loader_create(&r->train_loader, &r->train, &r->vocab, &train_lo, err) != 0 ||
@@ -252,6 +253,26 @@ static int draw_curve(const Run *r, Error *err) {
     return status;
 }
 
+/* Scores the model as it is now, logs the epoch, and saves it when it is the best so far. */
+static int evaluate_and_keep_best(Run *r, EpochRecord *record, Error *err) {
+    if (evaluate(r, record, err) != 0) return -1;
+    record->minutes = trained_seconds(r) / 60.0;
+    if (train_state_append(&r->state, record) != 0) return error_set(err, "out of memory");
+    fprintf(stderr,
+            "caption train: epoch %d  train loss %.4f  dev loss %.4f  BLEU-4 %.4f  CIDEr-D %.4f  distinct %d/%d  (%.1f min)\n",
+            record->epoch, record->train_loss, record->dev_loss, record->scores.bleu[3], record->scores.cider_d,
+            record->distinct, record->captioned, record->minutes);
+    if (record->scores.cider_d > r->state.best_cider || r->state.best_epoch == 0) {
+        r->state.best_cider = record->scores.cider_d;
+        r->state.best_epoch = record->epoch;
+        r->state.bad_epochs = 0;
+        if (sat_model_save(&r->model, r->path[1], 0, err) != 0) return -1;
+    } else {
+        r->state.bad_epochs++;
+    }
+    return 0;
+}
+
 static int end_of_epoch(Run *r, float lr, int *stop, Error *err) {
     EpochRecord record = {0};
     record.epoch = (int)r->state.epoch + 1;
@@ -260,21 +281,11 @@ static int end_of_epoch(Run *r, float lr, int *stop, Error *err) {
     record.lr = lr;
     progress_finish(&r->progress);
     fprintf(stderr, "caption train: epoch %d: evaluating on %s\n", record.epoch, r->o->dev_split);
-    if (evaluate(r, &record, err) != 0) return -1;
-    record.minutes = trained_seconds(r) / 60.0;
-    if (train_state_append(&r->state, &record) != 0) return error_set(err, "out of memory");
-    fprintf(stderr,
-            "caption train: epoch %d  train loss %.4f  dev loss %.4f  BLEU-4 %.4f  CIDEr-D %.4f  distinct %d/%d  (%.1f min)\n",
-            record.epoch, record.train_loss, record.dev_loss, record.scores.bleu[3], record.scores.cider_d,
-            record.distinct, record.captioned, record.minutes);
-    if (record.scores.cider_d > r->state.best_cider || r->state.best_epoch == 0) {
-        r->state.best_cider = record.scores.cider_d;
-        r->state.best_epoch = record.epoch;
-        r->state.bad_epochs = 0;
-        if (sat_model_save(&r->model, r->path[1], 0, err) != 0) return -1;
-    } else {
-        r->state.bad_epochs++;
-    }
+    /* With --ema the averaged weights are what is evaluated and kept as best. */
+    if (r->trainer.ema) sat_ema_swap(&r->trainer);
+    int status = evaluate_and_keep_best(r, &record, err);
+    if (r->trainer.ema) sat_ema_swap(&r->trainer);
+    if (status != 0) return -1;
     r->state.epoch++;
     r->state.batch = 0;
     r->state.epoch_loss_sum = 0.0;
@@ -344,6 +355,7 @@ static LoopResult train_epoch(Run *r, FILE *steps_log, long total_steps, float *
             return LOOP_ERROR;
         }
         float norm = sat_optimizer_step(&r->trainer, *lr, o->weight_decay, o->clip);
+        if (r->trainer.ema) sat_ema_update(&r->trainer, o->ema);
         r->state.batch++;
         r->state.epoch_loss_sum += loss.cross_entropy;
         r->state.epoch_loss_count++;

@@ -44,6 +44,7 @@ static const OptionSpec specs[] = {
     {"schedule", KIND_STRING, STR(schedule), 0, 0, "cosine (after warm-up) or constant (default cosine)"},
     {"warmup-steps", KIND_INT, OPT(warmup_steps), 0, 0, 1e9, "linear warm-up steps (default 200)"},
     {"weight-decay", KIND_FLOAT, OPT(weight_decay), 0, 0, 10, "AdamW decoupled weight decay (default 0)"},
+    {"ema", KIND_FLOAT, OPT(ema), 0, 0, 0.999999f, "keep a moving average of the weights with this decay per step (e.g. 0.999) and evaluate and save it instead of the raw weights, 0 = off (default 0)"},
     {"clip", KIND_FLOAT, OPT(clip), 0, 0, 1e9, "clip gradients to this global norm, 0 = off (default 5)"},
     {"label-smoothing", KIND_FLOAT, OPT(label_smoothing), 0, 0, 0.99, "label smoothing (default 0.1)"},
     {"flip", KIND_BOOL, OPT(flip), 0, 0, 1, "random horizontal flips: 1 or 0 (default 1)"},

@@ -18,6 +18,7 @@ typedef struct {
     /* optimisation */
     int epochs, batch, warmup_steps, patience, eval_beam, threads;
     float lr, min_lr, weight_decay, clip, label_smoothing, crop_min_area, eval_length_penalty;
+    float ema; /* decay of the weight average, 0: none */
     int flip;
     char schedule[16]; /* "cosine" or "constant" */
     unsigned long long seed;

@@ -30,3 +30,8 @@ float grad_clip_global_norm(float *grads, size_t n, float max_norm) {
         for (size_t i = 0; i < n; i++) grads[i] *= factor;
     return norm;
 }
+
+void ema_update(float *average, const float *params, size_t n, float decay) {
+    float keep = 1.0f - decay;
+    for (size_t i = 0; i < n; i++) average[i] += keep * (params[i] - average[i]);
+}

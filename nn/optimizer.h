@@ -15,6 +15,10 @@ typedef struct {
 void adam_update(float *params, const float *grads, float *m, float *v, size_t n, float lr,
                  float weight_decay, long step, const AdamConfig *config);
 
+/* Exponential moving average of parameters (Polyak averaging):
+ *   average = decay * average + (1 - decay) * params */
+void ema_update(float *average, const float *params, size_t n, float decay);
+
 /* The L2 norm of all gradients together. */
 float grad_global_norm(const float *grads, size_t n);
 /* Scales gradients so their global norm is at most max_norm (PyTorch's

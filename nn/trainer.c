@@ -64,6 +64,7 @@ int sat_trainer_init(SatTrainer *t, SatModel *m, int image_capacity, int row_cap
 }
 
 void sat_trainer_free(SatTrainer *t) {
+    free(t->ema);
     free(t->grads);
     free(t->adam_m);
     free(t->adam_v);
@@ -164,4 +165,36 @@ float sat_optimizer_step(SatTrainer *t, float lr, float weight_decay, float max_
                     t->adam_v + s->offset, s->numel, lr, decay, t->step, &t->adam);
     }
     return norm;
+}
+
+int sat_trainer_enable_ema(SatTrainer *t, Error *err) {
+    size_t total = t->model->table.total;
+    if (!t->ema && !(t->ema = malloc(total * sizeof(float))))
+        return error_set(err, "out of memory for the weight average (%zu parameters)", total);
+    memcpy(t->ema, t->model->params, total * sizeof(float));
+    return 0;
+}
+
+void sat_ema_update(SatTrainer *t, float decay) {
+    const TensorTable *table = &t->model->table;
+    float warmup = (1.0f + (float)t->step) / (10.0f + (float)t->step);
+    float d = decay < warmup ? decay : warmup;
+    for (int i = 0; i < table->count; i++) {
+        const TensorSpec *s = &table->specs[i];
+        if (s->flags & TENSOR_TRAINABLE) ema_update(t->ema + s->offset, t->model->params + s->offset, s->numel, d);
+    }
+}
+
+void sat_ema_swap(SatTrainer *t) {
+    const TensorTable *table = &t->model->table;
+    for (int i = 0; i < table->count; i++) {
+        const TensorSpec *s = &table->specs[i];
+        if (!(s->flags & TENSOR_TRAINABLE)) continue;
+        float *a = t->model->params + s->offset, *b = t->ema + s->offset;
+        for (size_t k = 0; k < s->numel; k++) {
+            float keep = a[k];
+            a[k] = b[k];
+            b[k] = keep;
+        }
+    }
 }

@@ -22,6 +22,7 @@ typedef struct {
 typedef struct {
     SatModel *model;
     float *grads, *adam_m, *adam_v; /* model->table.total floats each */
+    float *ema;                     /* moving average of the trainable tensors; NULL: off */
     SatTensors g;
     EncoderBuffers encoder;
     DecoderBuffers decoder;
@@ -51,5 +52,18 @@ SatLoss sat_evaluate_loss(SatTrainer *trainer, const float *images, int image_co
 /* Clips the gradients to max_norm (<= 0: no clipping), then one AdamW step
  * (weight decay only on TENSOR_DECAY tensors). Returns the norm before clipping. */
 float sat_optimizer_step(SatTrainer *trainer, float lr, float weight_decay, float max_norm);
+
+/* Starts an exponential moving average of the weights from their current
+ * values (its trainable tensors; the rest of the block is unused). */
+int sat_trainer_enable_ema(SatTrainer *trainer, Error *err);
+
+/* After an optimiser step: average = d average + (1 - d) params with
+ * d = min(decay, (1 + step) / (10 + step)), so that the first steps, far from
+ * any useful weights, fade out quickly. */
+void sat_ema_update(SatTrainer *trainer, float decay);
+
+/* Exchanges the model's trainable tensors with their averages: call it to
+ * evaluate or save the averaged model, and again to go on training. */
+void sat_ema_swap(SatTrainer *trainer);
 
 #endif

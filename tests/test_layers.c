@@ -1775,6 +1775,15 @@ static void test_adam(Report *rep) {
     record(rep, "adam step 1", "p - lr sign(g)", "vs hand", max_rel_fd(q, qexpect, 2), 1e-6);
 }
 
+/* Polyak averaging: average + (1 - decay) (params - average), by hand. */
+static void test_ema_update(Report *rep) {
+    float average[3] = {1.0f, 2.0f, -4.0f};
+    const float params[3] = {3.0f, 6.0f, 4.0f};
+    ema_update(average, params, 3, 0.75f);
+    const double expect[3] = {1.5, 3.0, -2.0};
+    record(rep, "ema_update", "average", "vs hand", max_rel_fd(average, expect, 3), EXACT_TOL);
+}
+
 static void test_clip(Report *rep) {
     float g[5] = {3.0f, 0.0f, -4.0f, 0.0f, 0.0f};
     float norm = grad_clip_global_norm(g, 5, 1.0f);
@@ -1829,6 +1838,7 @@ int main(void) {
     test_attention(&rep);
     test_adam(&rep);
     test_clip(&rep);
+    test_ema_update(&rep);
     printf("%d passed, %d failed\n", rep.passed, rep.failed);
     return rep.failed ? 1 : 0;
 }

@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "model.h"
+#include "safetensors.h"
 #include "shapes.h"
 #include "train.h"
 
@@ -187,6 +188,71 @@ static void test_eval_matches_training(CheckCounts *c, const char *caption_exe, 
     CHECK(c, best >= 0.0 && fabs(cider - best) < 1e-6 /* epochs.csv keeps 6 decimals */);
 }
 
+/* Compares the "optimizer.ema.*" tensors of two checkpoints byte for byte and
+ * measures how far the averages are from the raw weights they were kept for. */
+static int ema_tensors(const char *path_a, const char *path_b, int *compared, double *from_raw) {
+    SafetensorsFile a, b;
+    Error err;
+    if (safetensors_open(&a, path_a, &err) != 0) return -1;
+    if (safetensors_open(&b, path_b, &err) != 0) {
+        safetensors_close(&a);
+        return -1;
+    }
+    int same = 1;
+    *compared = 0;
+    *from_raw = 0.0;
+    for (int i = 0; i < a.count; i++) {
+        const SafetensorsEntry *ea = &a.entries[i];
+        if (strncmp(ea->name, "optimizer.ema.", 14) != 0) continue;
+        const SafetensorsEntry *eb = safetensors_find(&b, ea->name), *raw = safetensors_find(&a, ea->name + 14);
+        size_t bytes = ea->end - ea->begin;
+        same &= eb && eb->end - eb->begin == bytes &&
+                memcmp(a.bytes + a.data_start + ea->begin, b.bytes + b.data_start + eb->begin, bytes) == 0;
+        const float *average = (const float *)(a.bytes + a.data_start + ea->begin);
+        for (size_t k = 0; raw && k < ea->numel; k++) {
+            float weight;
+            memcpy(&weight, a.bytes + a.data_start + raw->begin + k * sizeof(float), sizeof weight);
+            *from_raw = fmax(*from_raw, fabs((double)weight - average[k]));
+        }
+        (*compared)++;
+    }
+    safetensors_close(&a);
+    safetensors_close(&b);
+    return same ? 0 : 1;
+}
+
+/* --ema: the average resumes exactly too (its tensors after stop + resume
+ * equal those of the uninterrupted run), differs from the raw weights, and
+ * is what was evaluated and saved (caption eval on the saved model gives the
+ * training loop's best CIDEr-D). */
+static void test_ema(CheckCounts *c, const char *caption_exe, const char *data, const char *root) {
+    char whole[300], resumed[300], path_whole[400], path_resumed[400];
+    snprintf(whole, sizeof whole, "%s/ema-whole", root);
+    snprintf(resumed, sizeof resumed, "%s/ema-resumed", root);
+    TrainOptions o;
+    Error err;
+    volatile sig_atomic_t stop = 0;
+    small_options(&o, data, whole);
+    train_options_set(&o, "ema", "0.9", &err);
+    CHECK(c, train_run(&o, NULL, &stop) == 0);
+    small_options(&o, data, resumed);
+    train_options_set(&o, "ema", "0.9", &err);
+    train_options_set(&o, "stop-at-step", "7", &err);
+    CHECK(c, train_run(&o, NULL, &stop) == 0);
+    snprintf(path_resumed, sizeof path_resumed, "%s/checkpoint.safetensors", resumed);
+    train_options_set(&o, "stop-at-step", "0", &err);
+    CHECK(c, train_run(&o, path_resumed, &stop) == 0);
+    snprintf(path_whole, sizeof path_whole, "%s/checkpoint.safetensors", whole);
+    int compared = 0;
+    double from_raw = 0.0;
+    int status = ema_tensors(path_whole, path_resumed, &compared, &from_raw);
+    printf("ema: %d averaged tensors, resumed %s the uninterrupted run's; max |average - weight| %.3g\n", compared,
+           status == 0 ? "equal to" : "DIFFERENT FROM", from_raw);
+    CHECK(c, status == 0 && compared > 10);
+    CHECK(c, from_raw > 1e-4);
+    if (caption_exe) test_eval_matches_training(c, caption_exe, data, whole);
+}
+
 int main(int argc, char **argv) {
     CheckCounts c = {0};
     char root[] = "/tmp/caption-test-train-XXXXXX";
@@ -207,6 +273,7 @@ int main(int argc, char **argv) {
     test_resume_is_exact(&c, data, run_b, &losses);
     test_failed_write_keeps_previous(&c, run_a);
     if (argc > 1) test_eval_matches_training(&c, argv[1], data, run_a);
+    test_ema(&c, argc > 1 ? argv[1] : NULL, data, root);
     snprintf(command, sizeof command, "rm -rf '%s'", root);
     if (system(command) != 0) fprintf(stderr, "could not remove %s\n", root);
     return check_summary(&c);
