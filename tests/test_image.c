@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "image.h"
+#include "test_util.h"
 
 typedef struct {
     char dir[64];
@@ -46,18 +47,6 @@ static int write_bytes(const char *path, const unsigned char *data, size_t size)
     if (!f) return -1;
     size_t written = fwrite(data, 1, size, f);
     return (fclose(f) == 0 && written == size) ? 0 : -1;
-}
-
-static unsigned char *read_bytes(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long length = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *data = malloc((size_t)length);
-    *size = fread(data, 1, (size_t)length, f);
-    fclose(f);
-    return data;
 }
 
 /* A deterministic pattern different in every pixel and channel. */
@@ -239,7 +228,7 @@ static void test_truncated(CheckCounts *c, TempDir *temp) {
     Image img;
     size_t size = 0;
     CHECK(c, stbi_write_jpg(temp_path(temp, "whole.jpg"), 32, 32, 3, rgb, 90));
-    unsigned char *jpeg = read_bytes(temp->path, &size);
+    unsigned char *jpeg = (unsigned char *)read_whole_file(temp->path, &size);
     CHECK(c, jpeg && size > 400);
     CHECK(c, write_bytes(temp_path(temp, "cut.jpg"), jpeg, size * 2 / 3) == 0);
     CHECK(c, image_load(&img, temp->path, NULL, &err) == -1);
@@ -249,7 +238,7 @@ static void test_truncated(CheckCounts *c, TempDir *temp) {
     free(jpeg);
 
     CHECK(c, stbi_write_png(temp_path(temp, "whole.png"), 32, 32, 3, rgb, 32 * 3));
-    unsigned char *png = read_bytes(temp->path, &size);
+    unsigned char *png = (unsigned char *)read_whole_file(temp->path, &size);
     CHECK(c, png && size > 100);
     CHECK(c, write_bytes(temp_path(temp, "cut.png"), png, size / 2) == 0);
     CHECK(c, image_load(&img, temp->path, NULL, &err) == -1);
@@ -377,7 +366,7 @@ static void test_exif_orientation(CheckCounts *c, TempDir *temp) {
         }
     size_t size = 0, spliced_size = 0;
     CHECK(c, stbi_write_jpg(temp_path(temp, "plain.jpg"), 32, 16, 3, rgb, 95));
-    unsigned char *jpeg = read_bytes(temp->path, &size);
+    unsigned char *jpeg = (unsigned char *)read_whole_file(temp->path, &size);
     Error err = {0};
     Image img;
 
