@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "model_path.h"
 
@@ -136,9 +137,14 @@ const char *cli_model_path(const CaptionOptions *o, const char *command, char *b
     return model;
 }
 
-int cli_pipeline_open(CaptionPipeline *p, const char *model, const CaptionOptions *o, int min_beam, Error *err) {
+int cli_pipeline_open(CaptionPipeline *p, const char *model, const CaptionOptions *o, int min_beam,
+                      int single_stream, Error *err) {
     if (pipeline_open(p, model, o->beam > min_beam ? o->beam : min_beam, o->max_length, err) != 0) return -1;
     p->decode = (DecodeOptions){o->beam, o->max_length, o->length_penalty};
     p->load.max_pixels = o->max_pixels;
+    if (single_stream && sysconf(_SC_NPROCESSORS_ONLN) > 1 && captioner_use_second_thread(p->captioner, err) != 0) {
+        pipeline_close(p);
+        return -1;
+    }
     return 0;
 }

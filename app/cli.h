@@ -74,7 +74,10 @@ const char *cli_model_path(const CaptionOptions *o, const char *command, char *b
 
 /* pipeline_open with room for o->max_length words and o->beam beams, or
  * min_beam when that is more (the viewer's `b` key goes up to 5 without
- * reloading), then o's decoding options and --max-pixels. */
-int cli_pipeline_open(CaptionPipeline *p, const char *model, const CaptionOptions *o, int min_beam, Error *err);
+ * reloading), then o's decoding options and --max-pixels. single_stream: the
+ * command captions one image at a time, so beam search may take a second
+ * core when there is one (not for `caption batch`'s parallel workers). */
+int cli_pipeline_open(CaptionPipeline *p, const char *model, const CaptionOptions *o, int min_beam,
+                      int single_stream, Error *err);
 
 #endif

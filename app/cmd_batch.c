@@ -438,7 +438,7 @@ static void *work(void *arg) {
 static int open_worker(Worker *w, Shared *shared, const char *model, Error *err) {
     const BatchArgs *a = shared->args;
     *w = (Worker){.shared = shared};
-    if (cli_pipeline_open(&w->pipeline, model, &a->caption, 1, err) != 0) return -1;
+    if (cli_pipeline_open(&w->pipeline, model, &a->caption, 1, 0, err) != 0) return -1;
     char font_path[4096];
     if (a->export_dir && !w->pipeline.model.config.use_attention)
         error_set(err, "%s is a bottleneck model (no attention): there are no attention maps for --export-dir", model);

@@ -103,7 +103,7 @@ int cmd_caption(int argc, char **argv) {
     if (!model) return 2;
     CaptionPipeline pipeline;
     Error err;
-    if (cli_pipeline_open(&pipeline, model, &a.caption, 1, &err) != 0) {
+    if (cli_pipeline_open(&pipeline, model, &a.caption, 1, 1, &err) != 0) {
         error_print(stderr, "caption", &err);
         return 1;
     }

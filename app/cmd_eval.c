@@ -276,7 +276,7 @@ static int caption_dataset(const EvalArguments *a, CaptionSet *refs, CaptionSet 
     Dataset data;
     if (dataset_load(&data, a->data_path, a->images_path, a->split ? a->split : "dev", err) != 0) return -1;
     CaptionPipeline pipeline;
-    if (cli_pipeline_open(&pipeline, a->model_path, &options, 1, err) != 0) {
+    if (cli_pipeline_open(&pipeline, a->model_path, &options, 1, 1, err) != 0) {
         dataset_free(&data);
         return -1;
     }

@@ -175,7 +175,7 @@ static int open_pipeline(CaptionPipeline *p, const ExportArgs *a, Error *err) {
     char default_path[4096];
     const char *model = cli_model_path(&a->caption, "caption export", default_path, sizeof default_path);
     if (!model) return 2;
-    if (cli_pipeline_open(p, model, &a->caption, 1, err) != 0) return 1;
+    if (cli_pipeline_open(p, model, &a->caption, 1, 1, err) != 0) return 1;
     if (!p->model.config.use_attention) {
         error_set(err, "%s is a bottleneck model (no attention): there are no attention maps to draw; "
                        "use a model with attention", model);

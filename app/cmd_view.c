@@ -94,7 +94,7 @@ static int run(const ViewArgs *a, ImageList *files) {
     CaptionPipeline pipeline;
     Error err;
     /* Room for the widest beam `b` offers, so changing it never reloads the model. */
-    if (cli_pipeline_open(&pipeline, model, &a->caption, 5, &err) != 0) {
+    if (cli_pipeline_open(&pipeline, model, &a->caption, 5, 1, &err) != 0) {
         error_print(stderr, "caption view", &err);
         return 1;
     }

@@ -28,6 +28,7 @@ struct Captioner {
     int *prev_tokens, *parents;
     Hypothesis *alive, *next_alive, *finished;
     int finished_count;
+    RowHelper *helper; /* NULL: one thread */
 };
 
 static AttentionShape attention_shape(const SatModel *m, int rows) {
@@ -65,6 +66,7 @@ static void hypothesis_copy(Hypothesis *dst, const Hypothesis *src, int cells) {
 
 void captioner_free(Captioner *cap) {
     if (!cap) return;
+    row_helper_free(cap->helper);
     encoder_buffers_free(&cap->encoder);
     float *buffers[] = {cap->z, cap->projection, cap->z_mean, cap->h, cap->c, cap->h_next, cap->c_next,
                         cap->gates, cap->x, cap->embedded, cap->context, cap->zhat, cap->out,
@@ -79,6 +81,10 @@ void captioner_free(Captioner *cap) {
         free(lists[l]);
     }
     free(cap);
+}
+
+int captioner_use_second_thread(Captioner *cap, Error *err) {
+    return cap->helper ? 0 : row_helper_create(&cap->helper, err);
 }
 
 static int alloc_rows(Captioner *cap, Error *err) {
@@ -176,13 +182,15 @@ static void decoder_step(Captioner *cap, int rows) {
         memcpy(cap->x + r * (E + D), cap->embedded + r * E, E * sizeof(float));
         memcpy(cap->x + r * (E + D) + E, cap->zhat + r * D, D * sizeof(float));
     }
+    /* The LSTM's and the output layer's products are most of the weights a step reads. */
     LstmShape ls = {.batch = rows, .input = E + D, .hidden = H};
-    lstm_cell_forward(cap->h_next, cap->c_next, cap->gates, cap->x, cap->h, cap->c, m->p.lstm_weight_ih,
-                      m->p.lstm_weight_hh, m->p.lstm_bias, &ls);
+    linear_forward_shared(cap->helper, cap->gates, cap->x, m->p.lstm_weight_ih, m->p.lstm_bias, rows, E + D, 4 * H);
+    matmul_weight_t_shared(cap->helper, cap->gates, cap->h, m->p.lstm_weight_hh, rows, H, 4 * H, 1.0f);
+    lstm_cell_activate(cap->h_next, cap->c_next, cap->gates, cap->c, &ls);
     linear_forward(cap->out, cap->h_next, m->p.out_hidden_weight, m->p.out_hidden_bias, rows, H, E);
     linear_forward(cap->logits, cap->zhat, m->p.out_context_weight, m->p.out_context_bias, rows, D, E);
     for (int i = 0; i < rows * E; i++) cap->out[i] += cap->logits[i] + cap->embedded[i];
-    linear_forward(cap->logits, cap->out, m->p.out_weight, m->p.out_bias, rows, E, V);
+    linear_forward_shared(cap->helper, cap->logits, cap->out, m->p.out_weight, m->p.out_bias, rows, E, V);
     log_softmax_forward(cap->logits, cap->logits, rows, V);
 }
 

@@ -31,6 +31,11 @@ typedef struct Captioner Captioner;
 int captioner_create(Captioner **captioner, const SatModel *model, int max_beam, int max_length, Error *err);
 void captioner_free(Captioner *captioner);
 
+/* Lets the captioner's beam steps use a second thread (linear.h RowHelper):
+ * for one caption at a time on a machine with a core to spare. Results are
+ * the same either way. */
+int captioner_use_second_thread(Captioner *captioner, Error *err);
+
 /* image: [3, S, S], normalised as the model's preprocessing says. */
 int captioner_run(Captioner *captioner, const float *image, const DecodeOptions *options,
                   Caption *caption, Error *err);

@@ -1,6 +1,9 @@
 #include "linear.h"
 
 #include <cblas.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 
 /* Up to this many rows, a matrix-vector kernel: sgemm packs all of the weight
  * on every call, which costs more than the product itself for a beam of 3. */
@@ -21,8 +24,8 @@ __attribute__((target("avx2,fma"))) static inline float horizontal_sum(__m256 v)
  * memory once for the whole beam (sgemv per row reads it R times), which is
  * what bounds a beam step. R is a constant in each instance below. */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
-few_rows_avx2(float *restrict out, const float *restrict in, const float *restrict weight, const int R,
-              int in_features, int out_features, float beta) {
+few_rows_avx2(float *restrict out, int ld_out, const float *restrict in, const float *restrict weight,
+              const int R, int in_features, int out_features, float beta) {
     int K = in_features, K8 = in_features & ~7, o = 0;
     for (; o + 2 <= out_features; o += 2) {
         const float *w0 = weight + (long)o * K, *w1 = w0 + K;
@@ -43,7 +46,7 @@ few_rows_avx2(float *restrict out, const float *restrict in, const float *restri
                 s0 += w0[k] * x[k];
                 s1 += w1[k] * x[k];
             }
-            float *y = out + (long)r * out_features + o;
+            float *y = out + (long)r * ld_out + o;
             /* beta 0 must not read out (BLAS semantics): it may hold NaN. */
             y[0] = beta == 0.0f ? s0 : beta * y[0] + s0;
             y[1] = beta == 0.0f ? s1 : beta * y[1] + s1;
@@ -54,51 +57,168 @@ few_rows_avx2(float *restrict out, const float *restrict in, const float *restri
             const float *w = weight + (long)o * K, *x = in + (long)r * K;
             float s = 0.0f;
             for (int k = 0; k < K; k++) s += w[k] * x[k];
-            float *y = out + (long)r * out_features + o;
+            float *y = out + (long)r * ld_out + o;
             *y = beta == 0.0f ? s : beta * *y + s;
         }
 }
 
-__attribute__((target("avx2,fma"))) static void few_rows_avx2_dispatch(float *out, const float *in,
+__attribute__((target("avx2,fma"))) static void few_rows_avx2_dispatch(float *out, int ld_out, const float *in,
                                                                        const float *weight, int rows,
                                                                        int in_features, int out_features,
                                                                        float beta) {
     switch (rows) {
-    case 2: few_rows_avx2(out, in, weight, 2, in_features, out_features, beta); break;
-    case 3: few_rows_avx2(out, in, weight, 3, in_features, out_features, beta); break;
-    default: few_rows_avx2(out, in, weight, 4, in_features, out_features, beta); break;
+    case 2: few_rows_avx2(out, ld_out, in, weight, 2, in_features, out_features, beta); break;
+    case 3: few_rows_avx2(out, ld_out, in, weight, 3, in_features, out_features, beta); break;
+    default: few_rows_avx2(out, ld_out, in, weight, 4, in_features, out_features, beta); break;
     }
 }
 #endif
 
-void matmul_weight_t(float *out, const float *in, const float *weight, int rows, int in_features,
+/* out rows are ld_out apart, so that a slice of the output features can be computed alone. */
+static void few_rows(float *out, int ld_out, const float *in, const float *weight, int rows, int in_features,
                      int out_features, float beta) {
-    if (rows > FEW_ROWS_MAX) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out_features, in_features, 1.0f, in,
-                    in_features, weight, in_features, beta, out, out_features);
-        return;
-    }
 #ifdef HAVE_AVX2_FEW_ROWS
     /* One row: OpenBLAS's sgemv is as fast. */
     if (rows >= 2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        few_rows_avx2_dispatch(out, in, weight, rows, in_features, out_features, beta);
+        few_rows_avx2_dispatch(out, ld_out, in, weight, rows, in_features, out_features, beta);
         return;
     }
 #endif
     for (int r = 0; r < rows; r++)
         cblas_sgemv(CblasRowMajor, CblasNoTrans, out_features, in_features, 1.0f, weight, in_features,
-                    in + (long)r * in_features, 1, beta, out + (long)r * out_features, 1);
+                    in + (long)r * in_features, 1, beta, out + (long)r * ld_out, 1);
 }
 
-void linear_forward(float *out, const float *in, const float *weight, const float *bias,
-                    int rows, int in_features, int out_features) {
+void matmul_weight_t(float *out, const float *in, const float *weight, int rows, int in_features,
+                     int out_features, float beta) {
+    if (rows > FEW_ROWS_MAX)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out_features, in_features, 1.0f, in,
+                    in_features, weight, in_features, beta, out, out_features);
+    else
+        few_rows(out, out_features, in, weight, rows, in_features, out_features, beta);
+}
+
+/* ------------------------------------------------------------------------ */
+/* RowHelper: a second thread for the few-row products. Beam search is bound
+ * by reading the weights (about 12 MB a step for the bundled model); two
+ * cores read them twice as fast. */
+
+typedef struct {
+    float *out;
+    const float *in, *weight;
+    int ld_out, rows, in_features, out_features;
+    float beta;
+} RowJob;
+
+struct RowHelper {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    atomic_uint posted, finished; /* job counters: the helper runs job `posted` */
+    atomic_int quit;
+    RowJob job;
+};
+
+/* How long the helper spins for the next job before it sleeps: a beam step
+ * posts its next product within tens of microseconds. */
+enum { HELPER_SPIN = 20000 };
+
+static void spin_pause(void) {
+#ifdef HAVE_AVX2_FEW_ROWS
+    _mm_pause();
+#endif
+}
+
+static unsigned wait_for_job(RowHelper *h, unsigned seen) {
+    for (int i = 0; i < HELPER_SPIN; i++) {
+        unsigned posted = atomic_load_explicit(&h->posted, memory_order_acquire);
+        if (posted != seen || atomic_load(&h->quit)) return posted;
+        spin_pause();
+    }
+    pthread_mutex_lock(&h->lock);
+    while (atomic_load_explicit(&h->posted, memory_order_acquire) == seen && !atomic_load(&h->quit))
+        pthread_cond_wait(&h->wake, &h->lock);
+    pthread_mutex_unlock(&h->lock);
+    return atomic_load_explicit(&h->posted, memory_order_acquire);
+}
+
+static void *row_helper_main(void *arg) {
+    RowHelper *h = arg;
+    unsigned seen = 0;
+    for (;;) {
+        seen = wait_for_job(h, seen);
+        if (atomic_load(&h->quit)) return NULL;
+        const RowJob *j = &h->job;
+        few_rows(j->out, j->ld_out, j->in, j->weight, j->rows, j->in_features, j->out_features, j->beta);
+        atomic_store_explicit(&h->finished, seen, memory_order_release);
+    }
+}
+
+int row_helper_create(RowHelper **out, Error *err) {
+    RowHelper *h = calloc(1, sizeof *h);
+    if (!h) return error_set(err, "out of memory for the decoding thread");
+    atomic_init(&h->posted, 0);
+    atomic_init(&h->finished, 0);
+    atomic_init(&h->quit, 0);
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->wake, NULL);
+    if (pthread_create(&h->thread, NULL, row_helper_main, h) != 0) {
+        pthread_cond_destroy(&h->wake);
+        pthread_mutex_destroy(&h->lock);
+        free(h);
+        return error_set(err, "could not start the decoding thread");
+    }
+    *out = h;
+    return 0;
+}
+
+void row_helper_free(RowHelper *h) {
+    if (!h) return;
+    pthread_mutex_lock(&h->lock);
+    atomic_store(&h->quit, 1);
+    pthread_cond_signal(&h->wake);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(h->thread, NULL);
+    pthread_cond_destroy(&h->wake);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+/* Below this many weights a product is over before the helper would start. */
+enum { SHARED_MIN_WEIGHTS = 1 << 16 };
+
+void matmul_weight_t_shared(RowHelper *h, float *out, const float *in, const float *weight, int rows,
+                            int in_features, int out_features, float beta) {
+    if (!h || rows > FEW_ROWS_MAX || (long)in_features * out_features < SHARED_MIN_WEIGHTS) {
+        matmul_weight_t(out, in, weight, rows, in_features, out_features, beta);
+        return;
+    }
+    /* The helper takes the second half of the output features (an even split keeps the kernel's pairs). */
+    int half = (out_features / 2) & ~1;
+    h->job = (RowJob){out + half, in, weight + (long)half * in_features, out_features, rows, in_features,
+                      out_features - half, beta};
+    pthread_mutex_lock(&h->lock);
+    unsigned ticket = atomic_fetch_add_explicit(&h->posted, 1, memory_order_release) + 1;
+    pthread_cond_signal(&h->wake);
+    pthread_mutex_unlock(&h->lock);
+    few_rows(out, out_features, in, weight, rows, in_features, half, beta);
+    while (atomic_load_explicit(&h->finished, memory_order_acquire) != ticket) spin_pause();
+}
+
+void linear_forward_shared(RowHelper *helper, float *out, const float *in, const float *weight, const float *bias,
+                           int rows, int in_features, int out_features) {
     float beta = 0.0f;
     if (bias) {
         for (int r = 0; r < rows; r++)
             for (int o = 0; o < out_features; o++) out[(long)r * out_features + o] = bias[o];
         beta = 1.0f;
     }
-    matmul_weight_t(out, in, weight, rows, in_features, out_features, beta);
+    matmul_weight_t_shared(helper, out, in, weight, rows, in_features, out_features, beta);
+}
+
+void linear_forward(float *out, const float *in, const float *weight, const float *bias,
+                    int rows, int in_features, int out_features) {
+    linear_forward_shared(NULL, out, in, weight, bias, rows, in_features, out_features);
 }
 
 void linear_backward(float *d_in, float *d_weight, float *d_bias, const float *d_out,

@@ -15,12 +15,8 @@ static void cell_update(float *restrict h, float *restrict c, const float *restr
     }
 }
 
-void lstm_cell_forward(float *h, float *c, float *gates, const float *x, const float *h_prev,
-                       const float *c_prev, const float *w_ih, const float *w_hh,
-                       const float *bias, const LstmShape *s) {
+void lstm_cell_activate(float *h, float *c, float *gates, const float *c_prev, const LstmShape *s) {
     int H = s->hidden, G = 4 * s->hidden;
-    linear_forward(gates, x, w_ih, bias, s->batch, s->input, G);
-    matmul_weight_t(gates, h_prev, w_hh, s->batch, H, G, 1.0f);
     for (int b = 0; b < s->batch; b++) {
         /* Gate by gate, then the cell: loops the compiler vectorises. */
         float *g = gates + (long)b * G;
@@ -30,6 +26,15 @@ void lstm_cell_forward(float *h, float *c, float *gates, const float *x, const f
         cell_update(h + (long)b * H, c + (long)b * H, g, g + H, g + 2 * H, g + 3 * H,
                     c_prev + (long)b * H, H);
     }
+}
+
+void lstm_cell_forward(float *h, float *c, float *gates, const float *x, const float *h_prev,
+                       const float *c_prev, const float *w_ih, const float *w_hh,
+                       const float *bias, const LstmShape *s) {
+    int H = s->hidden, G = 4 * s->hidden;
+    linear_forward(gates, x, w_ih, bias, s->batch, s->input, G);
+    matmul_weight_t(gates, h_prev, w_hh, s->batch, H, G, 1.0f);
+    lstm_cell_activate(h, c, gates, c_prev, s);
 }
 
 /* One batch row: d = the gradients wrt the four gate pre-activations [i f g o], and d_c_prev. */

@@ -16,6 +16,11 @@ void lstm_cell_forward(float *h, float *c, float *gates, const float *x, const f
                        const float *c_prev, const float *w_ih, const float *w_hh,
                        const float *bias, const LstmShape *shape);
 
+/* The second half of lstm_cell_forward: gates holds the pre-activations
+ * (the two products and the bias) and receives the activated gates. For
+ * callers that compute the products their own way (beam search). */
+void lstm_cell_activate(float *h, float *c, float *gates, const float *c_prev, const LstmShape *shape);
+
 /* Given dL/dh and dL/dc of this step's outputs, accumulates into d_x (may be
  * NULL), d_h_prev, d_c_prev and the weight gradients. workspace holds
  * batch * 4 * hidden floats. */

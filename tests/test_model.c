@@ -382,6 +382,20 @@ static void test_bundled_model(CheckCounts *c) {
     }
     printf("bundled model on chelsea.png: \"%s\"\n", first);
     CHECK(c, first[0] != '\0' && strcmp(first, second) == 0);
+    /* With the second decoding thread: the very same caption, bit for bit. */
+    Caption alone, shared;
+    CHECK(c, pipeline_caption_file(&pipeline, image_path, &alone, NULL, &err) == 0);
+    CHECK(c, captioner_use_second_thread(pipeline.captioner, &err) == 0);
+    for (int round = 0; round < 3; round++) {
+        CHECK(c, pipeline_caption_file(&pipeline, image_path, &shared, NULL, &err) == 0);
+        int same = shared.length == alone.length && shared.logprob == alone.logprob;
+        for (int i = 0; same && i < alone.length; i++)
+            same = shared.tokens[i] == alone.tokens[i] && shared.token_logprobs[i] == alone.token_logprobs[i];
+        same = same && memcmp(shared.alpha, alone.alpha, sizeof(float) * alone.length * alone.cells) == 0;
+        CHECK(c, same);
+        caption_free(&shared);
+    }
+    caption_free(&alone);
     CHECK(c, pipeline.model.config.vocab_size > 1000 && pipeline.model.cells == 36);
     pipeline_close(&pipeline);
 }
