@@ -74,12 +74,20 @@ __attribute__((target("avx2,fma"))) static void few_rows_avx2_dispatch(float *ou
 }
 #endif
 
+static int avx2_kernel_available(void) {
+#ifdef HAVE_AVX2_FEW_ROWS
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
 /* out rows are ld_out apart, so that a slice of the output features can be computed alone. */
 static void few_rows(float *out, int ld_out, const float *in, const float *weight, int rows, int in_features,
                      int out_features, float beta) {
 #ifdef HAVE_AVX2_FEW_ROWS
     /* One row: OpenBLAS's sgemv is as fast. */
-    if (rows >= 2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (rows >= 2 && avx2_kernel_available()) {
         few_rows_avx2_dispatch(out, ld_out, in, weight, rows, in_features, out_features, beta);
         return;
     }
@@ -189,7 +197,10 @@ enum { SHARED_MIN_WEIGHTS = 1 << 16 };
 
 void matmul_weight_t_shared(RowHelper *h, float *out, const float *in, const float *weight, int rows,
                             int in_features, int out_features, float beta) {
-    if (!h || rows > FEW_ROWS_MAX || (long)in_features * out_features < SHARED_MIN_WEIGHTS) {
+    /* Only the AVX2 kernel is split: OpenBLAS (sgemv, sgemm) runs its own threads, and
+     * two of its calls at once from two threads only contend. */
+    if (!h || rows < 2 || rows > FEW_ROWS_MAX || !avx2_kernel_available() ||
+        (long)in_features * out_features < SHARED_MIN_WEIGHTS) {
         matmul_weight_t(out, in, weight, rows, in_features, out_features, beta);
         return;
     }
