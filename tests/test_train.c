@@ -17,6 +17,7 @@
 #include "model.h"
 #include "safetensors.h"
 #include "shapes.h"
+#include "test_util.h"
 #include "train.h"
 
 typedef struct {
@@ -109,18 +110,6 @@ static void test_resume_is_exact(CheckCounts *c, const char *data, const char *r
     CHECK(c, same);
 }
 
-static int read_file(const char *path, char **data, long *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    fseek(f, 0, SEEK_END);
-    *size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *data = malloc(*size > 0 ? *size : 1);
-    long got = *data ? (long)fread(*data, 1, *size, f) : -1;
-    fclose(f);
-    return got == *size ? 0 : -1;
-}
-
 static int count_temporaries(const char *dir) {
     DIR *d = opendir(dir);
     int count = 0;
@@ -135,9 +124,9 @@ static int count_temporaries(const char *dir) {
 static void test_failed_write_keeps_previous(CheckCounts *c, const char *run) {
     char path[600];
     snprintf(path, sizeof path, "%s/model.safetensors", run);
-    char *before = NULL, *after = NULL;
-    long before_size = 0, after_size = 0;
-    CHECK(c, read_file(path, &before, &before_size) == 0);
+    size_t before_size = 0, after_size = 0;
+    char *before = read_whole_file(path, &before_size);
+    CHECK(c, before != NULL);
     pid_t child = fork();
     if (child == 0) {
         signal(SIGXFSZ, SIG_IGN);
@@ -151,10 +140,9 @@ static void test_failed_write_keeps_previous(CheckCounts *c, const char *run) {
         fprintf(stderr, "expected failure: %s\n", err.message);
         _exit(strstr(err.message, "previous file") ? 1 : 4);
     }
-    int status = 0;
-    waitpid(child, &status, 0);
-    CHECK(c, WIFEXITED(status) && WEXITSTATUS(status) == 1);
-    CHECK(c, read_file(path, &after, &after_size) == 0);
+    CHECK(c, wait_exit_code(child) == 1);
+    char *after = read_whole_file(path, &after_size);
+    CHECK(c, after != NULL);
     CHECK(c, before_size == after_size && before && after && memcmp(before, after, before_size) == 0);
     CHECK(c, count_temporaries(run) == 0);
     free(before);
