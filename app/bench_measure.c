@@ -59,7 +59,8 @@ int bench_train_data_make(BenchTrainData *d, const SatModel *m, const BenchSetup
         d->row_image[r] = r / s->captions_per_image;
     }
     d->image_count = s->train_batch;
-    d->batch = (DecoderBatch){d->captions, d->row_image, rows, steps, TRAIN_SMOOTHING, 1};
+    d->batch = (DecoderBatch){.captions = d->captions, .row_image = d->row_image, .rows = rows, .steps = steps,
+                              .label_smoothing = TRAIN_SMOOTHING, .training = 1};
     return 0;
 }
 

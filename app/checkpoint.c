@@ -28,6 +28,7 @@ static cJSON *record_to_json(const EpochRecord *r) {
     cJSON_AddNumberToObject(o, "step", (double)r->step);
     cJSON_AddNumberToObject(o, "train_loss", r->train_loss);
     cJSON_AddNumberToObject(o, "dev_loss", r->dev_loss);
+    cJSON_AddNumberToObject(o, "train_reward", r->train_reward);
     const double values[6] = {r->scores.bleu[0], r->scores.bleu[1], r->scores.bleu[2], r->scores.bleu[3],
                               r->scores.rouge_l, r->scores.cider_d};
     cJSON_AddItemToObject(o, "scores", cJSON_CreateDoubleArray(values, 6));
@@ -49,6 +50,7 @@ static void record_from_json(EpochRecord *r, const cJSON *o) {
     r->step = (long)number(o, "step");
     r->train_loss = number(o, "train_loss");
     r->dev_loss = number(o, "dev_loss");
+    r->train_reward = number(o, "train_reward");
     const cJSON *scores = cJSON_GetObjectItemCaseSensitive(o, "scores");
     double values[6] = {0};
     for (int i = 0; i < 6 && cJSON_IsArray(scores); i++) {
@@ -89,6 +91,7 @@ static char *state_to_json(const SatTrainer *t, const TrainState *s) {
     cJSON_AddNumberToObject(o, "seconds", s->seconds);
     cJSON_AddNumberToObject(o, "epoch_loss_sum", s->epoch_loss_sum);
     cJSON_AddNumberToObject(o, "epoch_loss_count", (double)s->epoch_loss_count);
+    cJSON_AddNumberToObject(o, "epoch_reward_sum", s->epoch_reward_sum);
     cJSON *history = cJSON_AddArrayToObject(o, "history");
     for (int i = 0; i < s->history_count; i++) cJSON_AddItemToArray(history, record_to_json(&s->history[i]));
     char *text = cJSON_PrintUnformatted(o);
@@ -160,6 +163,7 @@ static int restore_state(TrainState *s, SatTrainer *t, const char *json, Error *
     s->seconds = number(o, "seconds");
     s->epoch_loss_sum = number(o, "epoch_loss_sum");
     s->epoch_loss_count = (long)number(o, "epoch_loss_count");
+    s->epoch_reward_sum = number(o, "epoch_reward_sum");
     const cJSON *history = cJSON_GetObjectItemCaseSensitive(o, "history");
     int status = 0;
     for (const cJSON *item = cJSON_IsArray(history) ? history->child : NULL; item && status == 0; item = item->next) {

@@ -11,6 +11,7 @@ typedef struct {
     int epoch;           /* 1-based */
     long step;
     double train_loss, dev_loss;
+    double train_reward; /* self-critical training: mean CIDEr-D of the sampled captions; 0 otherwise */
     MetricScores scores;
     int distinct, captioned;
     double minutes;
@@ -24,7 +25,7 @@ typedef struct {
     double best_cider;
     int best_epoch, bad_epochs;
     double seconds;      /* training time before this process */
-    double epoch_loss_sum;
+    double epoch_loss_sum, epoch_reward_sum;
     long epoch_loss_count;
     EpochRecord *history;
     int history_count;

@@ -36,7 +36,8 @@ void progress_update(Progress *p, long epoch, long epochs, long done, long total
     char eta[32], where[64] = "", loss_text[32] = "";
     format_duration(eta, sizeof eta, p->smoothed_rate > 0 ? (double)(total - done) / p->smoothed_rate : 0.0);
     if (epochs > 1) snprintf(where, sizeof where, "epoch %ld/%ld ", epoch, epochs);
-    if (p->has_loss) snprintf(loss_text, sizeof loss_text, "  loss %.4f", p->smoothed_loss);
+    if (p->has_loss)
+        snprintf(loss_text, sizeof loss_text, "  %s %.4f", p->loss_name ? p->loss_name : "loss", p->smoothed_loss);
     if (p->live) {
         enum { WIDTH = 24 };
         char bar[WIDTH + 1];

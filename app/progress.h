@@ -10,6 +10,7 @@ typedef struct {
     int live;
     double start, last_print, smoothed_loss, smoothed_rate;
     int has_loss, drawn;
+    const char *loss_name; /* what the "loss" number is, e.g. "reward"; "loss" by default */
 } Progress;
 
 void progress_init(Progress *progress, FILE *out);

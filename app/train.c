@@ -16,11 +16,13 @@
 #include "metrics.h"
 #include "plot.h"
 #include "progress.h"
+#include "scst.h"
 #include "vocab.h"
 
 /* Everything one training run holds; freed in one place. */
 typedef struct {
     const TrainOptions *o;
+    TrainOptions options; /* as given, with the architecture of --init's model when there is one */
     char *options_json;
     Dataset train, dev;
     Vocab vocab;
@@ -30,6 +32,7 @@ typedef struct {
     int trainer_ready;
     Loader *train_loader, *dev_loader;
     Captioner *captioner;
+    Scst *scst; /* self-critical training; NULL for cross-entropy */
     TrainState state;
     Progress progress;
     double start_time;
@@ -77,12 +80,28 @@ static int build_vocab(Run *r, Error *err) {
     return status;
 }
 
+/* --init: the weights, architecture and vocabulary of a trained model; the
+ * training-only settings (dropout, lambda) stay those of the options. */
+static int load_initial_model(Run *r, Error *err) {
+    if (sat_model_load(&r->model, r->o->init, err) != 0) return -1;
+    r->model_ready = 1;
+    r->model.config.dropout = r->o->model.dropout;
+    r->model.config.doubly_stochastic = r->o->model.doubly_stochastic;
+    r->options.model = r->model.config;
+    r->options.model.vocab_size = 0;
+    fprintf(stderr, "caption train: starting from %s (its architecture and vocabulary of %d words)\n", r->o->init,
+            r->model.config.vocab_size);
+    rng_seed_stream(&r->state.rng, r->o->seed, 0xD0D0ULL);
+    return vocab_from_words(&r->vocab, (const char *const *)r->model.vocab, r->model.config.vocab_size, err);
+}
+
 static int create_model(Run *r, const char *resume, Error *err) {
     if (resume) {
         if (sat_model_load(&r->model, resume, err) != 0) return -1;
         r->model_ready = 1;
         return vocab_from_words(&r->vocab, (const char *const *)r->model.vocab, r->model.config.vocab_size, err);
     }
+    if (r->o->init[0]) return load_initial_model(r, err);
     if (build_vocab(r, err) != 0) return -1;
     SatConfig config = r->o->model;
     config.vocab_size = r->vocab.size;
@@ -123,14 +142,17 @@ static int setup(Run *r, const char *resume, Error *err) {
     if (load_data(r, err) != 0 || make_folder(o->out, err) != 0) return -1;
     out_path(r, r->path[0], sizeof r->path[0], "checkpoint.safetensors");
     out_path(r, r->path[1], sizeof r->path[1], "best.safetensors");
+    if (create_model(r, resume, err) != 0) return -1;
     r->options_json = train_options_to_json(o);
     if (!r->options_json) return error_set(err, "out of memory");
-    if (create_model(r, resume, err) != 0) return -1;
-    int rows = o->batch * o->captions_per_image;
+    int rows = o->batch * (o->scst_samples > o->captions_per_image ? o->scst_samples : o->captions_per_image);
     if (sat_trainer_init(&r->trainer, &r->model, o->batch, rows, o->max_words + 1, err) != 0) return -1;
     r->trainer_ready = 1;
     if (o->ema > 0.0f && sat_trainer_enable_ema(&r->trainer, err) != 0) return -1;
     if (resume && checkpoint_restore(resume, &r->trainer, &r->state, err) != 0) return -1;
+    if (o->scst_samples > 0 &&
+        scst_create(&r->scst, &r->train, &r->vocab, o->batch, o->scst_samples, o->max_words, err) != 0)
+        return -1;
     LoaderOptions train_lo = loader_options(r, 1), dev_lo = loader_options(r, 0);
     if (loader_create(&r->train_loader, &r->train, &r->vocab, &train_lo, err) != 0 ||
         loader_create(&r->dev_loader, &r->dev, &r->vocab, &dev_lo, err) != 0)
@@ -140,6 +162,7 @@ static int setup(Run *r, const char *resume, Error *err) {
 }
 
 static void teardown(Run *r) {
+    scst_free(r->scst);
     captioner_free(r->captioner);
     loader_free(r->train_loader);
     loader_free(r->dev_loader);
@@ -181,7 +204,7 @@ static int evaluate(Run *r, EpochRecord *record, Error *err) {
     loader_seek(r->dev_loader, 0, 0);
     const TrainBatch *b;
     while (status == 0 && (status = loader_next(r->dev_loader, &b, err)) == 0 && b) {
-        DecoderBatch db = {b->captions, b->row_image, b->rows, b->steps, 0.0f, 0};
+        DecoderBatch db = {.captions = b->captions, .row_image = b->row_image, .rows = b->rows, .steps = b->steps};
         SatLoss loss = sat_evaluate_loss(&r->trainer, b->images, b->image_count, &db);
         loss_sum += (double)loss.cross_entropy * loss.tokens;
         tokens += loss.tokens;
@@ -210,12 +233,13 @@ static int write_epochs_csv(const Run *r, Error *err) {
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (!f) return error_set(err, "%s: %s", tmp, strerror(errno));
-    fprintf(f, "epoch,step,train_loss,dev_loss,BLEU-1,BLEU-2,BLEU-3,BLEU-4,ROUGE-L,CIDEr-D,distinct,captioned,lr,minutes\n");
+    fprintf(f, "epoch,step,train_loss,dev_loss,BLEU-1,BLEU-2,BLEU-3,BLEU-4,ROUGE-L,CIDEr-D,distinct,captioned,lr,minutes,"
+               "train_reward\n");
     for (int i = 0; i < r->state.history_count; i++) {
         const EpochRecord *e = &r->state.history[i];
-        fprintf(f, "%d,%ld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%d,%d,%.3g,%.2f\n", e->epoch, e->step, e->train_loss,
-                e->dev_loss, e->scores.bleu[0], e->scores.bleu[1], e->scores.bleu[2], e->scores.bleu[3],
-                e->scores.rouge_l, e->scores.cider_d, e->distinct, e->captioned, e->lr, e->minutes);
+        fprintf(f, "%d,%ld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%d,%d,%.3g,%.2f,%.6f\n", e->epoch, e->step,
+                e->train_loss, e->dev_loss, e->scores.bleu[0], e->scores.bleu[1], e->scores.bleu[2], e->scores.bleu[3],
+                e->scores.rouge_l, e->scores.cider_d, e->distinct, e->captioned, e->lr, e->minutes, e->train_reward);
     }
     int failed = fflush(f) != 0 || ferror(f);
     failed |= fclose(f) != 0;
@@ -231,11 +255,13 @@ static int draw_curve(const Run *r, Error *err) {
     float *train = x + n, *dev = x + 2 * n, *cider = x + 3 * n;
     for (int i = 0; i < n; i++) {
         x[i] = (float)r->state.history[i].epoch;
-        train[i] = (float)r->state.history[i].train_loss;
+        /* A self-critical run's loss is advantage-weighted: its reward says more. */
+        train[i] = (float)(r->scst ? r->state.history[i].train_reward : r->state.history[i].train_loss);
         dev[i] = (float)r->state.history[i].dev_loss;
         cider[i] = (float)r->state.history[i].scores.cider_d;
     }
-    PlotSeries series[3] = {{"training loss (label-smoothed)", x, train, n, {31, 119, 180}, 0},
+    PlotSeries series[3] = {{r->scst ? "training reward (CIDEr-D of the samples)" : "training loss (label-smoothed)", x,
+                             train, n, {31, 119, 180}, r->scst != NULL},
                             {"dev loss", x, dev, n, {255, 127, 14}, 0},
                             {"dev CIDEr-D", x, cider, n, {44, 160, 44}, 1}};
     PlotOptions po = {"Learning curve", "epoch", "cross-entropy", "CIDEr-D", 900, 540};
@@ -278,6 +304,7 @@ static int end_of_epoch(Run *r, float lr, int *stop, Error *err) {
     record.epoch = (int)r->state.epoch + 1;
     record.step = r->trainer.step;
     record.train_loss = r->state.epoch_loss_count ? r->state.epoch_loss_sum / r->state.epoch_loss_count : 0.0;
+    record.train_reward = r->state.epoch_loss_count ? r->state.epoch_reward_sum / r->state.epoch_loss_count : 0.0;
     record.lr = lr;
     progress_finish(&r->progress);
     fprintf(stderr, "caption train: epoch %d: evaluating on %s\n", record.epoch, r->o->dev_split);
@@ -289,6 +316,7 @@ static int end_of_epoch(Run *r, float lr, int *stop, Error *err) {
     r->state.epoch++;
     r->state.batch = 0;
     r->state.epoch_loss_sum = 0.0;
+    r->state.epoch_reward_sum = 0.0;
     r->state.epoch_loss_count = 0;
     if (write_epochs_csv(r, err) != 0 || save_checkpoint(r, err) != 0) return -1;
     Error plot_err;
@@ -313,7 +341,7 @@ static FILE *open_steps_log(const Run *r, long keep_through_step, Error *err) {
         error_set(err, "%s: %s", tmp, strerror(errno));
         return NULL;
     }
-    fprintf(f, "step,epoch,batch,loss,cross_entropy,penalty,aux,grad_norm,lr,images_per_s\n");
+    fprintf(f, "step,epoch,batch,loss,cross_entropy,penalty,aux,grad_norm,lr,images_per_s,reward\n");
     char line[512];
     while (old && fgets(line, sizeof line, old)) {
         /* Whole rows only: after a kill the last row can be torn (stdio writes
@@ -346,8 +374,11 @@ static LoopResult train_epoch(Run *r, FILE *steps_log, long total_steps, float *
     while ((status = loader_next(r->train_loader, &b, err)) == 0 && b) {
         double t0 = now_seconds();
         *lr = learning_rate(o, r->trainer.step, total_steps);
-        DecoderBatch db = {b->captions, b->row_image, b->rows, b->steps, o->label_smoothing, 1};
-        SatLoss loss = sat_forward_backward(&r->trainer, b->images, b->image_count, &db, &r->state.rng);
+        DecoderBatch db = {.captions = b->captions, .row_image = b->row_image, .rows = b->rows, .steps = b->steps,
+                           .label_smoothing = o->label_smoothing, .training = 1};
+        double reward = 0.0;
+        SatLoss loss = r->scst ? scst_forward_backward(r->scst, &r->trainer, b, &r->state.rng, &reward)
+                               : sat_forward_backward(&r->trainer, b->images, b->image_count, &db, &r->state.rng);
         if (!isfinite(loss.loss)) {
             error_set(err, "the loss became %s at step %ld (learning rate %.3g); the last good checkpoint is %s: "
                            "resume from it with a lower --lr",
@@ -358,11 +389,13 @@ static LoopResult train_epoch(Run *r, FILE *steps_log, long total_steps, float *
         if (r->trainer.ema) sat_ema_update(&r->trainer, o->ema);
         r->state.batch++;
         r->state.epoch_loss_sum += loss.cross_entropy;
+        r->state.epoch_reward_sum += reward;
         r->state.epoch_loss_count++;
         double rate = b->image_count / (now_seconds() - t0);
-        fprintf(steps_log, "%ld,%ld,%d,%.6f,%.6f,%.6f,%.6f,%.4f,%.4g,%.2f\n", r->trainer.step, r->state.epoch + 1,
-                r->state.batch, loss.loss, loss.cross_entropy, loss.penalty, loss.aux, norm, *lr, rate);
-        progress_update(&r->progress, r->state.epoch + 1, o->epochs, r->state.batch, batches, loss.cross_entropy, rate);
+        fprintf(steps_log, "%ld,%ld,%d,%.6f,%.6f,%.6f,%.6f,%.4f,%.4g,%.2f,%.6f\n", r->trainer.step, r->state.epoch + 1,
+                r->state.batch, loss.loss, loss.cross_entropy, loss.penalty, loss.aux, norm, *lr, rate, reward);
+        progress_update(&r->progress, r->state.epoch + 1, o->epochs, r->state.batch, batches,
+                        r->scst ? reward : loss.cross_entropy, rate);
         if (r->trainer.step % o->checkpoint_every == 0 && (fflush(steps_log), save_checkpoint(r, err)) != 0)
             return LOOP_ERROR;
         if (*stop) return LOOP_INTERRUPTED;
@@ -378,6 +411,7 @@ static int train_loop(Run *r, volatile sig_atomic_t *stop, Error *err) {
     FILE *steps_log = open_steps_log(r, r->trainer.step, err);
     if (!steps_log) return 1;
     progress_init(&r->progress, stderr);
+    if (r->scst) r->progress.loss_name = "reward";
     int result = 0;
     float lr = learning_rate(o, r->trainer.step, total_steps);
     while (r->state.epoch < o->epochs) {
@@ -425,7 +459,8 @@ static int finish(Run *r, Error *err) {
 
 int train_run(const TrainOptions *o, const char *resume, volatile sig_atomic_t *stop) {
     Run r = {0};
-    r.o = o;
+    r.options = *o;
+    r.o = &r.options;
     r.start_time = now_seconds();
     Error err;
     int result = 1;

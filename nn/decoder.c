@@ -9,6 +9,7 @@
 #include "embedding.h"
 #include "linear.h"
 #include "lstm.h"
+#include "softmax.h"
 
 static AttentionShape attention_shape(const SatModel *m, int rows) {
     return (AttentionShape){.score = m->config.score, .batch = rows, .cells = m->cells,
@@ -38,7 +39,8 @@ static LstmShape lstm_shape(const SatModel *m, int rows) {
     X(d_h_prev, (size_t)R * H) X(d_c_prev, (size_t)R * H) X(d_x, (size_t)R * (E + D))  \
     X(d_context, (size_t)R * D) X(d_alpha, (size_t)R * L) X(d_gate, (size_t)R)         \
     X(d_z, (size_t)R * L * D) X(d_projection, att_proj) X(d_z_mean, (size_t)R * D)     \
-    X(lstm_workspace, (size_t)R * 4 * H) X(attention_workspace, att_work)
+    X(lstm_workspace, (size_t)R * 4 * H) X(attention_workspace, att_work)             \
+    X(target_weights, (size_t)T * R)
 
 static float *alloc_floats(size_t count) { return malloc((count > 0 ? count : 1) * sizeof(float)); }
 
@@ -83,10 +85,10 @@ void decoder_buffers_free(DecoderBuffers *b) {
 static void zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
 
 /* Copies each caption row's image features and takes their mean over cells. */
-static void expand_images(const SatModel *m, DecoderBuffers *b, const float *z_images, const DecoderBatch *batch) {
+static void expand_images(const SatModel *m, DecoderBuffers *b, const float *z_images, const int *row_image, int rows) {
     size_t L = m->cells, D = m->features;
-    for (int r = 0; r < batch->rows; r++) {
-        const float *src = z_images + (size_t)batch->row_image[r] * L * D;
+    for (int r = 0; r < rows; r++) {
+        const float *src = z_images + (size_t)row_image[r] * L * D;
         memcpy(b->z + r * L * D, src, L * D * sizeof(float));
         float *mean = b->z_mean + r * D;
         zero(mean, D);
@@ -110,6 +112,7 @@ static void split_tokens(DecoderBuffers *b, const DecoderBatch *batch) {
         for (int r = 0; r < active; r++) {
             b->input_tokens[b->offset[t] + r] = batch->captions[r * (T + 1) + t];
             b->targets[b->offset[t] + r] = batch->captions[r * (T + 1) + t + 1];
+            b->target_weights[b->offset[t] + r] = batch->row_weight ? batch->row_weight[r] : 1.0f;
         }
         b->offset[t + 1] = b->offset[t] + active;
     }
@@ -166,17 +169,31 @@ static void lstm_step(const SatModel *m, DecoderBuffers *b, int t) {
                       m->p.lstm_weight_ih, m->p.lstm_weight_hh, m->p.lstm_bias, &ls);
 }
 
-/* Deep output for all steps at once: it does not feed back into the recurrence,
- * and the packed rows of all steps are contiguous. */
-static void deep_output(const SatModel *m, DecoderBuffers *b, int training, Rng *rng) {
+/* Deep output of packed rows first .. first + rows - 1. Training runs it for
+ * all steps at once: it does not feed back into the recurrence, and the
+ * packed rows of all steps are contiguous. Sampling runs it step by step. */
+static void deep_output(const SatModel *m, DecoderBuffers *b, long first, long rows, int training, Rng *rng) {
     int D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim, V = m->config.vocab_size;
-    long rows = b->offset[b->steps], n = rows * E;
-    const float *h_out = b->h + (size_t)b->rows * H;
-    linear_forward(b->out_pre, h_out, m->p.out_hidden_weight, m->p.out_hidden_bias, (int)rows, H, E);
-    linear_forward(b->out_drop, b->zhat, m->p.out_context_weight, m->p.out_context_bias, (int)rows, D, E);
-    for (long i = 0; i < n; i++) b->out_pre[i] += b->out_drop[i] + b->embedded[i];
-    dropout_forward(b->out_drop, b->dropout_mask, b->out_pre, n, training ? m->config.dropout : 0.0f, rng);
-    linear_forward(b->logits, b->out_drop, m->p.out_weight, m->p.out_bias, (int)rows, E, V);
+    long n = rows * E;
+    const float *h_out = b->h + ((size_t)b->rows + first) * H;
+    float *out_pre = b->out_pre + first * E, *out_drop = b->out_drop + first * E;
+    linear_forward(out_pre, h_out, m->p.out_hidden_weight, m->p.out_hidden_bias, (int)rows, H, E);
+    linear_forward(out_drop, b->zhat + first * D, m->p.out_context_weight, m->p.out_context_bias, (int)rows, D, E);
+    const float *embedded = b->embedded + first * E;
+    for (long i = 0; i < n; i++) out_pre[i] += out_drop[i] + embedded[i];
+    dropout_forward(out_drop, b->dropout_mask + first * E, out_pre, n, training ? m->config.dropout : 0.0f, rng);
+    linear_forward(b->logits + first * V, out_drop, m->p.out_weight, m->p.out_bias, (int)rows, E, V);
+}
+
+/* Attention over each row's image, ready for the steps: the initial state and,
+ * with attention, the projected features. */
+static void prepare_rows(const SatModel *m, DecoderBuffers *b, const float *z_images, const int *row_image, int R) {
+    expand_images(m, b, z_images, row_image, R);
+    initial_state(m, b, R);
+    if (m->config.use_attention) {
+        AttentionShape as = attention_shape(m, R);
+        attention_precompute_forward(b->projection, b->z, &m->p.attention, &as);
+    }
 }
 
 /* lambda * mean_r sum_i (1 - sum_{t valid} alpha_tri)^2; coverage keeps the sums. */
@@ -201,26 +218,74 @@ SatLoss decoder_forward_train(const SatModel *m, DecoderBuffers *b, const float 
     int R = batch->rows, T = batch->steps, E = m->config.embed_dim;
     b->rows = R;
     b->steps = T;
-    expand_images(m, b, z_images, batch);
     split_tokens(b, batch);
-    initial_state(m, b, R);
-    if (m->config.use_attention) {
-        AttentionShape as = attention_shape(m, R);
-        attention_precompute_forward(b->projection, b->z, &m->p.attention, &as);
-    }
+    prepare_rows(m, b, z_images, batch->row_image, R);
     long packed = b->offset[T];
     embedding_forward(b->embedded, b->input_tokens, m->p.embedding, (int)packed, E);
     for (int t = 0; t < T; t++) {
         context_step(m, b, t);
         lstm_step(m, b, t);
     }
-    deep_output(m, b, batch->training, rng);
+    deep_output(m, b, 0, packed, batch->training, rng);
     SatLoss loss = {0};
-    loss.cross_entropy = cross_entropy_forward(b->probs, b->logits, b->targets, (int)packed, m->config.vocab_size,
-                                               TOKEN_PAD, batch->label_smoothing, &loss.tokens);
+    loss.cross_entropy = cross_entropy_forward(b->probs, b->logits, b->targets, batch->row_weight ? b->target_weights : NULL,
+                                               (int)packed, m->config.vocab_size, TOKEN_PAD, batch->label_smoothing,
+                                               &loss.tokens);
     loss.penalty = attention_penalty(m, b);
     loss.loss = loss.cross_entropy + loss.penalty;
     return loss;
+}
+
+/* A word from probs (a softmax row), never <pad> or <start>. */
+static int draw_word(float *probs, int V, Rng *rng) {
+    probs[TOKEN_PAD] = 0.0f;
+    probs[TOKEN_START] = 0.0f;
+    double total = 0.0;
+    for (int v = 0; v < V; v++) total += probs[v];
+    double u = rng_uniform(rng) * total, sum = 0.0;
+    int last = TOKEN_END;
+    for (int v = 0; v < V; v++) {
+        if (probs[v] <= 0.0f) continue;
+        sum += probs[v];
+        last = v;
+        if (u < sum) return v;
+    }
+    return last; /* rounding left u at the very top */
+}
+
+int decoder_sample(const SatModel *m, DecoderBuffers *b, const float *z_images, const int *row_image, int R,
+                   int max_words, Rng *rng, int *captions) {
+    int E = m->config.embed_dim, V = m->config.vocab_size, columns = max_words + 2;
+    for (long i = 0; i < (long)R * columns; i++) captions[i] = TOKEN_PAD;
+    for (int r = 0; r < R; r++) captions[r * columns] = TOKEN_START;
+    b->rows = R;
+    b->steps = max_words + 1;
+    prepare_rows(m, b, z_images, row_image, R);
+    /* Every row takes part in every step (finished ones are fed <pad> and
+     * ignored): which captions run longest is only known at the end. */
+    int running = R, steps = 0;
+    b->offset[0] = 0;
+    for (int t = 0; t < b->steps && running > 0; t++) {
+        b->active[t] = R;
+        b->offset[t + 1] = b->offset[t] + R;
+        long at = b->offset[t];
+        for (int r = 0; r < R; r++) b->input_tokens[at + r] = captions[r * columns + t];
+        embedding_forward(b->embedded + at * E, b->input_tokens + at, m->p.embedding, R, E);
+        context_step(m, b, t);
+        lstm_step(m, b, t);
+        deep_output(m, b, at, R, 0, NULL);
+        for (int r = 0; r < R; r++) {
+            int previous = captions[r * columns + t];
+            if (t > 0 && (previous == TOKEN_END || previous == TOKEN_PAD)) continue;
+            float *probs = b->probs + (at + r) * V;
+            softmax_row(probs, b->logits + (at + r) * V, V);
+            int word = t == max_words ? TOKEN_PAD : draw_word(probs, V, rng);
+            if (word != TOKEN_PAD) captions[r * columns + t + 1] = word;
+            if (word == TOKEN_END || word == TOKEN_PAD) running--;
+            if (word != TOKEN_PAD && t + 1 > steps) steps = t + 1;
+        }
+    }
+    return steps;
 }
 
 static void deep_output_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b,
@@ -228,7 +293,8 @@ static void deep_output_backward(const SatModel *m, const SatTensors *g, Decoder
     int rows = (int)b->offset[b->steps];
     int D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim, V = m->config.vocab_size;
     zero(b->d_logits, (size_t)rows * V);
-    cross_entropy_backward(b->d_logits, b->probs, b->targets, rows, V, TOKEN_PAD, batch->label_smoothing, 1.0f);
+    cross_entropy_backward(b->d_logits, b->probs, b->targets, batch->row_weight ? b->target_weights : NULL, rows, V,
+                           TOKEN_PAD, batch->label_smoothing, 1.0f);
     zero(b->d_out_drop, (size_t)rows * E);
     linear_backward(b->d_out_drop, g->out_weight, g->out_bias, b->d_logits, b->out_drop, m->p.out_weight, rows, E, V);
     zero(b->d_out_pre, (size_t)rows * E);

@@ -19,6 +19,7 @@ typedef struct {
     float *alpha, *context, *beta, *zhat, *attention_cache, *coverage;
     float *embedded, *out_pre, *out_drop, *dropout_mask, *logits, *probs;
     int *input_tokens, *targets;             /* packed */
+    float *target_weights;                   /* packed: the row weight of each target (DecoderBatch) */
     int *active;                             /* [steps]: rows computed at each step */
     long *offset;                            /* [steps + 1]: first packed row of each step */
     /* backward scratch */
@@ -44,6 +45,8 @@ typedef struct {
     int rows, steps;
     float label_smoothing;
     int training;         /* 1: dropout active */
+    const float *row_weight; /* [rows]: each caption's loss weight (self-critical training's
+                                advantage); NULL = 1 for all */
 } DecoderBatch;
 
 int decoder_buffers_alloc(DecoderBuffers *buffers, const SatModel *model, int row_capacity,
@@ -59,6 +62,19 @@ SatLoss decoder_forward_train(const SatModel *model, DecoderBuffers *buffers,
  * per-step buffers (logits, alpha, beta, ...), or -1 if it computed nothing
  * there (the caption had ended and no later row was still running). */
 long decoder_packed_row(const DecoderBuffers *buffers, int step, int row);
+
+/* Samples one caption per row from the model's distribution (no dropout), as
+ * self-critical training needs: row r describes image row_image[r] of
+ * z_images ([images, cells, features]). Words are drawn from the softmax over
+ * the whole vocabulary except <pad> and <start>, which are never targets, so
+ * the training loss sees the distribution sampled from; <unk> may be drawn.
+ * captions ([rows, max_words + 2]) receives <start> w1 .. wn <end> <pad>...;
+ * a caption still running after max_words words has no <end>, its last
+ * target being <pad>. Returns the steps a DecoderBatch of these captions
+ * needs (the longest caption's words plus its <end>). The buffers' forward
+ * state is overwritten; they need rows and max_words + 1 steps of capacity. */
+int decoder_sample(const SatModel *model, DecoderBuffers *buffers, const float *z_images, const int *row_image,
+                   int rows, int max_words, Rng *rng, int *captions);
 
 /* Accumulates parameter gradients into grads and dL/dz into d_z_images. */
 void decoder_backward(const SatModel *model, const SatTensors *grads, DecoderBuffers *buffers,

@@ -120,23 +120,33 @@ static void aux_backward(const SatModel *m, const SatTensors *g, AuxBuffers *a, 
             for (int d = 0; d < D; d++) d_z[((size_t)n * L + i) * D + d] += a->d_z_mean[(size_t)n * D + d] / (float)L;
 }
 
-SatLoss sat_forward_backward(SatTrainer *t, const float *images, int image_count,
-                             const DecoderBatch *batch, Rng *rng) {
+void sat_encode_train(SatTrainer *t, const float *images, int image_count) {
     const SatModel *m = t->model;
-    size_t grid = (size_t)image_count * m->cells * m->features;
     const float *features = encoder_forward_train(m, &t->encoder, images, image_count, 1);
     features_to_annotations(t->z, features, image_count, m->features, m->cells);
+}
+
+SatLoss sat_decode_backward(SatTrainer *t, const float *images, int image_count, const DecoderBatch *batch,
+                            int with_aux, Rng *rng) {
+    const SatModel *m = t->model;
+    size_t grid = (size_t)image_count * m->cells * m->features;
     SatLoss loss = decoder_forward_train(m, &t->decoder, t->z, batch, rng);
-    loss.aux = aux_forward(m, &t->aux, t->z, image_count, batch);
+    if (with_aux) loss.aux = aux_forward(m, &t->aux, t->z, image_count, batch);
     loss.loss += loss.aux;
     memset(t->grads, 0, m->table.total * sizeof(float));
     memset(t->d_z, 0, grid * sizeof(float));
     decoder_backward(m, &t->g, &t->decoder, t->d_z, batch);
-    aux_backward(m, &t->g, &t->aux, t->d_z, image_count);
+    if (with_aux) aux_backward(m, &t->g, &t->aux, t->d_z, image_count);
     memset(t->d_features, 0, grid * sizeof(float));
     annotations_to_features_grad(t->d_features, t->d_z, image_count, m->features, m->cells);
     encoder_backward(m, &t->g, &t->encoder, images, t->d_features, image_count);
     return loss;
+}
+
+SatLoss sat_forward_backward(SatTrainer *t, const float *images, int image_count,
+                             const DecoderBatch *batch, Rng *rng) {
+    sat_encode_train(t, images, image_count);
+    return sat_decode_backward(t, images, image_count, batch, 1, rng);
 }
 
 SatLoss sat_evaluate_loss(SatTrainer *t, const float *images, int image_count, const DecoderBatch *batch) {

@@ -44,6 +44,16 @@ void sat_trainer_free(SatTrainer *trainer);
 SatLoss sat_forward_backward(SatTrainer *trainer, const float *images, int image_count,
                              const DecoderBatch *batch, Rng *rng);
 
+/* The two halves of sat_forward_backward, for self-critical training, which
+ * samples captions from the image features in between. sat_encode_train runs
+ * the CNN in training mode (batch statistics) and leaves the annotation
+ * vectors in trainer->z; sat_decode_backward runs the decoder on batch over
+ * them, then backward through the decoder and the CNN (with the auxiliary term
+ * only when with_aux: it needs the image's reference captions as targets). */
+void sat_encode_train(SatTrainer *trainer, const float *images, int image_count);
+SatLoss sat_decode_backward(SatTrainer *trainer, const float *images, int image_count, const DecoderBatch *batch,
+                            int with_aux, Rng *rng);
+
 /* The loss in inference mode (running batch-norm statistics, no dropout),
  * auxiliary term included. */
 SatLoss sat_evaluate_loss(SatTrainer *trainer, const float *images, int image_count,

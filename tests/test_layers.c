@@ -1207,24 +1207,25 @@ typedef struct {
     int rows, classes, ignore_index;
     float smoothing, d_loss;
     const int *targets;
+    const float *weights; /* NULL: unweighted */
     float *logits, *probs, *dlogits;
 } CeCtx;
 
 static double ce_loss(void *p) {
     CeCtx *c = p;
-    return c->d_loss * (double)cross_entropy_forward(c->probs, c->logits, c->targets, c->rows,
-                                                     c->classes, c->ignore_index, c->smoothing,
-                                                     NULL);
+    return c->d_loss * (double)cross_entropy_forward(c->probs, c->logits, c->targets, c->weights,
+                                                     c->rows, c->classes, c->ignore_index,
+                                                     c->smoothing, NULL);
 }
 
 static void ce_back(void *p) {
     CeCtx *c = p;
-    cross_entropy_backward(c->dlogits, c->probs, c->targets, c->rows, c->classes,
+    cross_entropy_backward(c->dlogits, c->probs, c->targets, c->weights, c->rows, c->classes,
                            c->ignore_index, c->smoothing, c->d_loss);
 }
 
-static double ce_reference(const float *logits, const int *targets, int rows, int classes,
-                           int ignore, double smoothing) {
+static double ce_reference(const float *logits, const int *targets, const float *weights, int rows,
+                           int classes, int ignore, double smoothing) {
     double total = 0.0;
     int valid = 0;
     for (int r = 0; r < rows; r++) {
@@ -1235,7 +1236,8 @@ static double ce_reference(const float *logits, const int *targets, int rows, in
         double lse = log(sum), mean = 0.0;
         for (int k = 0; k < classes; k++) mean += lse - x[k];
         mean /= classes;
-        total += (1.0 - smoothing) * (lse - x[targets[r]]) + smoothing * mean;
+        double weight = weights ? weights[r] : 1.0;
+        total += weight * ((1.0 - smoothing) * (lse - x[targets[r]]) + smoothing * mean);
         valid++;
     }
     return valid ? total / valid : 0.0;
@@ -1243,31 +1245,34 @@ static double ce_reference(const float *logits, const int *targets, int rows, in
 
 static double ce_loss_ref(void *p) {
     CeCtx *c = p;
-    return c->d_loss * ce_reference(c->logits, c->targets, c->rows, c->classes, c->ignore_index,
-                                    c->smoothing);
+    return c->d_loss * ce_reference(c->logits, c->targets, c->weights, c->rows, c->classes,
+                                    c->ignore_index, c->smoothing);
 }
 
 static void test_cross_entropy(Report *rep) {
     static const int targets[6] = {3, 0, 1, 4, 0, 2}; /* 0 is <pad>: rows 1 and 4 ignored */
     static const int all_pad[2] = {0, 0};
-    const float smoothings[2] = {0.0f, 0.1f};
-    for (int k = 0; k < 2; k++) {
+    /* Self-critical advantages: of either sign, one zero, one on an ignored row. */
+    static const float advantages[6] = {0.7f, 5.0f, -1.3f, 0.0f, 2.0f, 0.25f};
+    const float smoothings[3] = {0.0f, 0.1f, 0.0f};
+    for (int k = 0; k < 3; k++) {
         Pool pool = {0};
         Rng rng;
         rng_seed(&rng, 1000 + k);
         CeCtx c = {.rows = 6, .classes = 5, .ignore_index = 0, .smoothing = smoothings[k],
-                   .d_loss = 1.5f, .targets = targets};
+                   .d_loss = 1.5f, .targets = targets, .weights = k == 2 ? advantages : NULL};
         long n = (long)c.rows * c.classes;
         c.logits = pool_normal(&pool, &rng, n, 1.5f);
         c.probs = pool_floats(&pool, n);
         c.dlogits = pool_floats(&pool, n);
         char label[LABEL_MAX];
-        snprintf(label, sizeof label, "cross_entropy 6x5 ls=%.1f", (double)c.smoothing);
+        snprintf(label, sizeof label, "cross_entropy 6x5 ls=%.1f%s", (double)c.smoothing,
+                 c.weights ? " weighted" : "");
         int valid = -1;
-        float loss = cross_entropy_forward(c.probs, c.logits, c.targets, c.rows, c.classes,
-                                           c.ignore_index, c.smoothing, &valid);
-        double ref = ce_reference(c.logits, c.targets, c.rows, c.classes, c.ignore_index,
-                                  c.smoothing);
+        float loss = cross_entropy_forward(c.probs, c.logits, c.targets, c.weights, c.rows,
+                                           c.classes, c.ignore_index, c.smoothing, &valid);
+        double ref = ce_reference(c.logits, c.targets, c.weights, c.rows, c.classes,
+                                  c.ignore_index, c.smoothing);
         record(rep, label, "loss", "vs f64", valid == 4 ? rel_err(loss, ref) : INFINITY, FWD_TOL);
         Check chk = {.layer = label, .loss = ce_loss, .loss_ref = ce_loss_ref,
                      .backward = ce_back, .ctx = &c, .eps = 1e-2f};
@@ -1276,9 +1281,10 @@ static void test_cross_entropy(Report *rep) {
 
         /* Every row ignored: loss 0, no gradient. */
         memset(c.dlogits, 0, sizeof(float) * (size_t)n);
-        loss = cross_entropy_forward(c.probs, c.logits, all_pad, 2, c.classes, 0, c.smoothing,
-                                     &valid);
-        cross_entropy_backward(c.dlogits, c.probs, all_pad, 2, c.classes, 0, c.smoothing, 1.0f);
+        loss = cross_entropy_forward(c.probs, c.logits, all_pad, c.weights, 2, c.classes, 0,
+                                     c.smoothing, &valid);
+        cross_entropy_backward(c.dlogits, c.probs, all_pad, c.weights, 2, c.classes, 0, c.smoothing,
+                               1.0f);
         int ok = loss == 0.0f && valid == 0;
         for (long i = 0; i < n; i++) ok &= c.dlogits[i] == 0.0f;
         record_bool(rep, label, "all rows ignored", ok);

@@ -213,7 +213,7 @@ static double caption_logprob(SatTrainer *t, const float *image, const int *word
     for (int i = 0; i < count; i++) row[1 + i] = words[i];
     row[1 + count] = TOKEN_END;
     int row_image = 0;
-    DecoderBatch batch = {row, &row_image, 1, count + 1, 0.0f, 0};
+    DecoderBatch batch = {.captions = row, .row_image = &row_image, .rows = 1, .steps = count + 1};
     SatLoss loss = sat_evaluate_loss(t, image, 1, &batch);
     return -(double)loss.cross_entropy * loss.tokens;
 }
@@ -302,7 +302,8 @@ static void test_packed_rows(CheckCounts *c) {
     SatLoss loss[2];
     long packed[2];
     for (int order = 0; order < 2; order++) {
-        DecoderBatch batch = {captions[order], row_image[order], ROWS, STEPS, 0.1f, 0};
+        DecoderBatch batch = {.captions = captions[order], .row_image = row_image[order], .rows = ROWS,
+                              .steps = STEPS, .label_smoothing = 0.1f};
         loss[order] = sat_forward_backward(&t, images, IMAGES, &batch, &rng);
         packed[order] = t.decoder.offset[STEPS];
         if (order == 0) memcpy(grads, t.grads, sizeof(float) * n);
@@ -318,6 +319,111 @@ static void test_packed_rows(CheckCounts *c) {
     CHECK(c, worst <= 1e-5 * largest);
     CHECK(c, loss[1].tokens == 15 && packed[1] == loss[1].tokens);
     CHECK(c, packed[0] > packed[1]);
+    free(grads);
+    sat_trainer_free(&t);
+    sat_model_free(&m);
+}
+
+/* Teacher-forced probabilities of steps 0 and 1 of <start> word <end> for one image. */
+static void teacher_forced_probs(SatTrainer *t, int word, double p0[6], double p1[6]) {
+    int caption[4] = {TOKEN_START, word, TOKEN_END, TOKEN_PAD}, image = 0;
+    DecoderBatch batch = {.captions = caption, .row_image = &image, .rows = 1, .steps = 2};
+    decoder_forward_train(t->model, &t->decoder, t->z, &batch, NULL);
+    for (int v = 0; v < 6; v++) {
+        p0[v] = t->decoder.probs[decoder_packed_row(&t->decoder, 0, 0) * 6 + v];
+        p1[v] = t->decoder.probs[decoder_packed_row(&t->decoder, 1, 0) * 6 + v];
+    }
+}
+
+/* Largest |frequency - p| in standard errors, over the words that may be drawn
+ * (p renormalised without <pad> and <start>, which must never be drawn). */
+static double sampling_z_score(const long counts[6], long total, const double p[6]) {
+    double allowed = 1.0 - p[TOKEN_PAD] - p[TOKEN_START], worst = counts[TOKEN_PAD] || counts[TOKEN_START] ? 1e9 : 0.0;
+    for (int v = TOKEN_END; v < 6 && total > 0; v++) {
+        double q = p[v] / allowed, sigma = sqrt(q * (1.0 - q) / total) + 1e-12;
+        worst = fmax(worst, fabs((double)counts[v] / total - q) / sigma);
+    }
+    return worst;
+}
+
+/* decoder_sample draws from the distribution the training loss sees: the
+ * first word's frequencies match the teacher-forced softmax at step 0, and
+ * the second word's, among captions that began with a given word, the softmax
+ * at step 1 after that word. Captions are well formed. Weighted losses scale
+ * gradients: all weights 2 give twice the gradients of weights 1. */
+static void test_sampling(CheckCounts *c) {
+    enum { ROWS = 4000, MAX_WORDS = 3 };
+    SatModel m;
+    Error err;
+    CHECK(c, make_model(&m, ATTENTION_DOT, 1, 11) == 0);
+    for (long i = 0; i < 6 * 5; i++) m.p.out_weight[i] /= 6.0f; /* a spread-out distribution to sample */
+    m.p.out_bias[TOKEN_END] += 4.0f;
+    SatTrainer t;
+    CHECK(c, sat_trainer_init(&t, &m, 1, ROWS, MAX_WORDS + 1, &err) == 0);
+    Rng rng;
+    rng_seed(&rng, 5);
+    float image[3 * 16 * 16];
+    for (int i = 0; i < 3 * 16 * 16; i++) image[i] = rng_normal(&rng);
+    sat_encode_train(&t, image, 1);
+    int row_image[ROWS] = {0}, captions[ROWS * (MAX_WORDS + 2)];
+    int steps = decoder_sample(&m, &t.decoder, t.z, row_image, ROWS, MAX_WORDS, &rng, captions);
+    long first[6] = {0}, second[6] = {0}, after_dog = 0;
+    int well_formed = 1, longest = 0;
+    for (int r = 0; r < ROWS; r++) {
+        /* <start>, words (no special token but <unk>), then <end> unless cut at MAX_WORDS, then <pad>. */
+        const int *row = captions + r * (MAX_WORDS + 2);
+        int words = 0;
+        while (words < MAX_WORDS && row[1 + words] >= TOKEN_UNK) words++;
+        int ended = row[1 + words] == TOKEN_END, targets = words + ended;
+        well_formed &= row[0] == TOKEN_START && (ended || words == MAX_WORDS);
+        for (int k = 1 + targets; k < MAX_WORDS + 2; k++) well_formed &= row[k] == TOKEN_PAD;
+        longest = targets > longest ? targets : longest;
+        first[row[1]]++;
+        if (row[1] == 4) {
+            second[row[2]]++;
+            after_dog++;
+        }
+    }
+    double p0[6], p1[6];
+    teacher_forced_probs(&t, 4, p0, p1);
+    double z0 = sampling_z_score(first, ROWS, p0), z1 = sampling_z_score(second, after_dog, p1);
+    printf("sampling: %d rows, longest %d targets (returned %d), first word within %.2f sigma, second within %.2f "
+           "(%ld after 'dog')\n", ROWS, longest, steps, z0, z1, after_dog);
+    CHECK(c, well_formed && steps == longest);
+    CHECK(c, z0 < 4.5 && z1 < 4.5 && after_dog > 300); /* frequencies follow the softmax */
+
+    /* Weighted loss: weights 2 double the loss and every gradient (no
+     * attention penalty, which is not weighted). Captions cut to one word so
+     * that all rows have one length and need no sort. */
+    m.config.doubly_stochastic = 0.0f;
+    int rows = 8, sampled[8 * (MAX_WORDS + 2)], batch_captions[8 * 3], batch_images[8] = {0};
+    float twos[8] = {2, 2, 2, 2, 2, 2, 2, 2};
+    decoder_sample(&m, &t.decoder, t.z, batch_images, rows, MAX_WORDS, &rng, sampled);
+    for (int r = 0; r < rows; r++) {
+        int word = sampled[r * (MAX_WORDS + 2) + 1];
+        batch_captions[r * 3] = TOKEN_START;
+        batch_captions[r * 3 + 1] = word == TOKEN_END ? 4 : word;
+        batch_captions[r * 3 + 2] = TOKEN_END;
+    }
+    long n = m.table.total;
+    float *grads = malloc(sizeof(float) * n);
+    SatLoss loss[2];
+    for (int weighted = 0; weighted < 2; weighted++) {
+        DecoderBatch batch = {.captions = batch_captions, .row_image = batch_images, .rows = rows, .steps = 2,
+                              .row_weight = weighted ? twos : NULL};
+        sat_encode_train(&t, image, 1);
+        loss[weighted] = sat_decode_backward(&t, image, 1, &batch, 0, NULL);
+        if (!weighted) memcpy(grads, t.grads, sizeof(float) * n);
+    }
+    double worst = 0.0, largest = 0.0;
+    for (long i = 0; i < n; i++) {
+        worst = fmax(worst, fabs(2.0 * grads[i] - t.grads[i]));
+        largest = fmax(largest, fabs(2.0 * grads[i]));
+    }
+    printf("weighted loss: %.6f vs 2 x %.6f, gradients max diff %.2e (largest %.2e)\n", loss[1].cross_entropy,
+           loss[0].cross_entropy, worst, largest);
+    CHECK(c, fabs(loss[1].cross_entropy - 2.0f * loss[0].cross_entropy) <= 1e-6 * fabs(loss[1].cross_entropy));
+    CHECK(c, largest > 0.0 && worst <= 1e-5 * largest);
     free(grads);
     sat_trainer_free(&t);
     sat_model_free(&m);
@@ -416,6 +522,7 @@ int main(int argc, char **argv) {
     test_beam_is_exact(&c, ATTENTION_GENERAL, 1);
     test_beam_is_exact(&c, ATTENTION_ADDITIVE, 0);
     test_packed_rows(&c);
+    test_sampling(&c);
     if (argc > 1) test_cli(&c, argv[1], dir);
     test_bundled_model(&c);
     char command[400];

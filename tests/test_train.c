@@ -42,6 +42,21 @@ static int read_losses(const char *run, StepLosses *out) {
     return 0;
 }
 
+/* The reward column (the last) of steps.csv, one per step. */
+static int read_rewards(const char *run, StepLosses *out) {
+    char path[600], line[512];
+    snprintf(path, sizeof path, "%s/steps.csv", run);
+    FILE *f = fopen(path, "r");
+    out->count = 0;
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f) && out->count < 256) {
+        const char *field = strrchr(line, ',');
+        if (line[0] >= '0' && line[0] <= '9' && field) out->loss[out->count++] = strtod(field + 1, NULL);
+    }
+    fclose(f);
+    return 0;
+}
+
 static int file_exists(const char *dir, const char *name) {
     char path[600];
     struct stat st;
@@ -241,6 +256,54 @@ static void test_ema(CheckCounts *c, const char *caption_exe, const char *data, 
     if (caption_exe) test_eval_matches_training(c, caption_exe, data, whole);
 }
 
+static double mean_of(const double *x, int n) {
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += x[i];
+    return n > 0 ? sum / n : 0.0;
+}
+
+/* Self-critical training from a cross-entropy model (--init): the reward of
+ * the sampled captions rises, and a stop and --resume gives the same losses. */
+static void test_self_critical(CheckCounts *c, const char *data, const char *xe_run, const char *root) {
+    char init[400], whole[300], resumed[300], checkpoint[400];
+    snprintf(init, sizeof init, "%s/model.safetensors", xe_run);
+    snprintf(whole, sizeof whole, "%s/scst-whole", root);
+    snprintf(resumed, sizeof resumed, "%s/scst-resumed", root);
+    const char *settings[][2] = {{"init", init}, {"scst-samples", "4"}, {"lr", "0.003"}, {"schedule", "constant"},
+                                 {"warmup-steps", "0"}, {"epochs", "4"}, {"max-words", "8"}};
+    TrainOptions o;
+    Error err;
+    volatile sig_atomic_t stop = 0;
+    small_options(&o, data, whole);
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
+        CHECK(c, train_options_set(&o, settings[i][0], settings[i][1], &err) == 1);
+    CHECK(c, train_run(&o, NULL, &stop) == 0);
+    StepLosses rewards, losses, again;
+    CHECK(c, read_rewards(whole, &rewards) == 0 && read_losses(whole, &losses) == 0);
+    CHECK(c, rewards.count == 4 * 6);
+    double first = mean_of(rewards.loss, 6), last = mean_of(rewards.loss + rewards.count - 6, 6);
+    printf("self-critical: mean reward of the samples %.4f in the first epoch, %.4f in the last\n", first, last);
+    CHECK(c, last > first + 0.1);
+
+    snprintf(o.out, sizeof o.out, "%s", resumed);
+    train_options_set(&o, "stop-at-step", "7", &err);
+    CHECK(c, train_run(&o, NULL, &stop) == 0);
+    snprintf(checkpoint, sizeof checkpoint, "%s/checkpoint.safetensors", resumed);
+    train_options_set(&o, "stop-at-step", "0", &err);
+    CHECK(c, train_run(&o, checkpoint, &stop) == 0);
+    CHECK(c, read_losses(resumed, &again) == 0);
+    int same = again.count == losses.count;
+    for (int i = 0; same && i < again.count; i++) same = again.loss[i] == losses.loss[i];
+    printf("self-critical resumed: %d steps, losses %s the uninterrupted run's\n", again.count,
+           same ? "equal" : "DIFFER FROM");
+    CHECK(c, same);
+
+    small_options(&o, data, resumed);
+    train_options_set(&o, "init", init, &err);
+    train_options_set(&o, "scst-samples", "1", &err);
+    CHECK(c, train_run(&o, NULL, &stop) == 1); /* one sample has no baseline: refused */
+}
+
 int main(int argc, char **argv) {
     CheckCounts c = {0};
     char root[] = "/tmp/caption-test-train-XXXXXX";
@@ -262,6 +325,7 @@ int main(int argc, char **argv) {
     test_failed_write_keeps_previous(&c, run_a);
     if (argc > 1) test_eval_matches_training(&c, argv[1], data, run_a);
     test_ema(&c, argc > 1 ? argv[1] : NULL, data, root);
+    test_self_critical(&c, data, run_a, root);
     snprintf(command, sizeof command, "rm -rf '%s'", root);
     if (system(command) != 0) fprintf(stderr, "could not remove %s\n", root);
     return check_summary(&c);

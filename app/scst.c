@@ -1,0 +1,124 @@
+#include "scst.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cider_reward.h"
+
+struct Scst {
+    CiderReward *cider;
+    int samples, max_words, row_capacity;
+    int *sampled;    /* [rows, max_words + 2] as decoder_sample writes them */
+    int *captions;   /* the same, longest first, [rows, steps + 1] */
+    int *row_image, *sorted_row_image, *length, *order;
+    float *reward, *advantage;
+};
+
+void scst_free(Scst *s) {
+    if (!s) return;
+    cider_reward_free(s->cider);
+    free(s->sampled);
+    free(s->captions);
+    free(s->row_image);
+    free(s->sorted_row_image);
+    free(s->length);
+    free(s->order);
+    free(s->reward);
+    free(s->advantage);
+    free(s);
+}
+
+int scst_create(Scst **out, const Dataset *train, const Vocab *vocab, int batch_images, int samples, int max_words,
+                Error *err) {
+    *out = NULL;
+    if (samples < 2)
+        return error_set(err, "--scst-samples %d: self-critical training needs at least 2 samples per image "
+                              "(each sample's baseline is the mean reward of the others)", samples);
+    Scst *s = calloc(1, sizeof *s);
+    if (!s) return error_set(err, "out of memory");
+    s->samples = samples;
+    s->max_words = max_words;
+    s->row_capacity = batch_images * samples;
+    size_t rows = (size_t)s->row_capacity, columns = (size_t)max_words + 2;
+    s->sampled = malloc(rows * columns * sizeof(int));
+    s->captions = malloc(rows * columns * sizeof(int));
+    s->row_image = malloc(rows * sizeof(int));
+    s->sorted_row_image = malloc(rows * sizeof(int));
+    s->length = malloc(rows * sizeof(int));
+    s->order = malloc(rows * sizeof(int));
+    s->reward = malloc(rows * sizeof(float));
+    s->advantage = malloc(rows * sizeof(float));
+    if (!s->sampled || !s->captions || !s->row_image || !s->sorted_row_image || !s->length || !s->order ||
+        !s->reward || !s->advantage) {
+        scst_free(s);
+        return error_set(err, "out of memory for self-critical training (%zu sampled captions)", rows);
+    }
+    if (cider_reward_create(&s->cider, train, vocab, err) != 0) {
+        scst_free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+/* Words of a sampled caption (after <start>, up to <end> or <pad>). */
+static int word_count(const int *caption, int max_words) {
+    int n = 0;
+    while (n < max_words && caption[1 + n] != TOKEN_END && caption[1 + n] != TOKEN_PAD) n++;
+    return n;
+}
+
+/* Rewards, and each sample's advantage over the mean of its image's other samples. */
+static double score_samples(Scst *s, const TrainBatch *batch, int rows) {
+    int columns = s->max_words + 2, K = s->samples;
+    double total = 0.0;
+    for (int r = 0; r < rows; r++) {
+        const int *caption = s->sampled + (size_t)r * columns;
+        int words = word_count(caption, s->max_words);
+        s->length[r] = words + (caption[1 + words] == TOKEN_END); /* targets: words, then <end> if drawn */
+        s->reward[r] = (float)cider_reward_score(s->cider, batch->image_index[r / K], caption + 1, words);
+        total += s->reward[r];
+    }
+    for (int image = 0; image < rows / K; image++) {
+        double sum = 0.0;
+        for (int k = 0; k < K; k++) sum += s->reward[image * K + k];
+        for (int k = 0; k < K; k++) {
+            float own = s->reward[image * K + k];
+            s->advantage[image * K + k] = own - (float)((sum - own) / (K - 1));
+        }
+    }
+    return rows ? total / rows : 0.0;
+}
+
+/* Row order longest first (the decoder computes only the captions still
+ * running at each step), stable: a counting sort over the few lengths. */
+static void order_longest_first(Scst *s, int rows) {
+    int buckets = s->max_words + 2, position = 0;
+    for (int length = buckets - 1; length >= 0; length--)
+        for (int r = 0; r < rows; r++)
+            if (s->length[r] == length) s->order[position++] = r;
+}
+
+/* The sampled captions in that order, cut to the steps the longest needs. */
+static DecoderBatch sorted_batch(Scst *s, int rows, int steps) {
+    int columns = s->max_words + 2;
+    for (int i = 0; i < rows; i++) {
+        int r = s->order[i];
+        memcpy(s->captions + (size_t)i * (steps + 1), s->sampled + (size_t)r * columns, (size_t)(steps + 1) * sizeof(int));
+        s->sorted_row_image[i] = s->row_image[r];
+        s->reward[i] = s->advantage[r]; /* reward[] is free again: it holds the sorted advantages */
+    }
+    return (DecoderBatch){.captions = s->captions, .row_image = s->sorted_row_image, .rows = rows, .steps = steps,
+                          .label_smoothing = 0.0f, .training = 0, .row_weight = s->reward};
+}
+
+SatLoss scst_forward_backward(Scst *s, SatTrainer *t, const TrainBatch *batch, Rng *rng, double *mean_reward) {
+    int rows = batch->image_count * s->samples;
+    for (int r = 0; r < rows; r++) s->row_image[r] = r / s->samples;
+    sat_encode_train(t, batch->images, batch->image_count);
+    int steps = decoder_sample(t->model, &t->decoder, t->z, s->row_image, rows, s->max_words, rng, s->sampled);
+    *mean_reward = score_samples(s, batch, rows);
+    order_longest_first(s, rows);
+    DecoderBatch db = sorted_batch(s, rows, steps > 0 ? steps : 1);
+    return sat_decode_backward(t, batch->images, batch->image_count, &db, 0, rng);
+}

@@ -1,0 +1,33 @@
+#ifndef APP_SCST_H
+#define APP_SCST_H
+
+#include "dataset.h"
+#include "error.h"
+#include "loader.h"
+#include "trainer.h"
+#include "vocab.h"
+
+/* Self-critical sequence training (Rennie et al. 2017), with the baseline of
+ * "A Better Variant of Self-Critical Sequence Training" (Luo 2020): for each
+ * image of a batch, K captions are sampled from the model; each is rewarded
+ * with its CIDEr-D against the image's references (document frequencies of
+ * the whole training split); and the log-likelihood of each sample is
+ * weighted by its reward minus the mean reward of the image's other K - 1
+ * samples. The gradient is REINFORCE's, with a baseline that costs no extra
+ * decoding and does not depend on the sample it is subtracted from. */
+typedef struct Scst Scst;
+
+/* train: the training split the loader's image_index refers to. */
+int scst_create(Scst **scst, const Dataset *train, const Vocab *vocab, int batch_images, int samples, int max_words,
+                Error *err);
+void scst_free(Scst *scst);
+
+/* Forward and backward on the images of batch (its reference captions are
+ * not used): fills the trainer's gradients. The CNN runs in training mode;
+ * sampling and the decoder's loss run without dropout, so the loss is taken
+ * under the distribution the captions were drawn from. *mean_reward receives
+ * the mean CIDEr-D of the samples. */
+SatLoss scst_forward_backward(Scst *scst, SatTrainer *trainer, const TrainBatch *batch, Rng *rng,
+                              double *mean_reward);
+
+#endif
