@@ -148,6 +148,7 @@ static int setup(Run *r, const char *resume, Error *err) {
     int rows = o->batch * (o->scst_samples > o->captions_per_image ? o->scst_samples : o->captions_per_image);
     if (sat_trainer_init(&r->trainer, &r->model, o->batch, rows, o->max_words + 1, err) != 0) return -1;
     r->trainer_ready = 1;
+    r->trainer.frozen_encoder = o->freeze_encoder;
     if (o->ema > 0.0f && sat_trainer_enable_ema(&r->trainer, err) != 0) return -1;
     if (resume && checkpoint_restore(resume, &r->trainer, &r->state, err) != 0) return -1;
     if (o->scst_samples > 0 &&

@@ -49,6 +49,7 @@ static const OptionSpec specs[] = {
     {"ema", KIND_FLOAT, OPT(ema), 0, 0, 0.999999f, "keep a moving average of the weights with this decay per step (e.g. 0.999) and evaluate and save it instead of the raw weights, 0 = off (default 0)"},
     {"clip", KIND_FLOAT, OPT(clip), 0, 0, 1e9, "clip gradients to this global norm, 0 = off (default 5)"},
     {"label-smoothing", KIND_FLOAT, OPT(label_smoothing), 0, 0, 0.99, "label smoothing (default 0.1)"},
+    {"freeze-encoder", KIND_BOOL, OPT(freeze_encoder), 0, 0, 1, "1: keep the CNN as it is (as at inference: running batch-norm statistics) and train only the decoder, e.g. in self-critical training after --init (default 0)"},
     {"flip", KIND_BOOL, OPT(flip), 0, 0, 1, "random horizontal flips: 1 or 0 (default 1)"},
     {"crop", KIND_FLOAT, OPT(crop_min_area), 0, 0.05, 1, "random crops of at least this area fraction, 1 = off (default 0.8)"},
     {"patience", KIND_INT, OPT(patience), 0, 0, 100000, "stop after this many epochs without a better dev CIDEr-D, 0 = never (default 5)"},

@@ -22,6 +22,7 @@ typedef struct {
     float lr, min_lr, weight_decay, clip, label_smoothing, crop_min_area, eval_length_penalty;
     float ema; /* decay of the weight average, 0: none */
     int flip;
+    int freeze_encoder; /* train the decoder only, the CNN as at inference */
     char schedule[16]; /* "cosine" or "constant" */
     unsigned long long seed;
     /* run control */

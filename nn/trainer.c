@@ -122,7 +122,8 @@ static void aux_backward(const SatModel *m, const SatTensors *g, AuxBuffers *a, 
 
 void sat_encode_train(SatTrainer *t, const float *images, int image_count) {
     const SatModel *m = t->model;
-    const float *features = encoder_forward_train(m, &t->encoder, images, image_count, 1);
+    const float *features = t->frozen_encoder ? encoder_forward_infer(m, &t->encoder, images, image_count)
+                                              : encoder_forward_train(m, &t->encoder, images, image_count, 1);
     features_to_annotations(t->z, features, image_count, m->features, m->cells);
 }
 
@@ -137,6 +138,7 @@ SatLoss sat_decode_backward(SatTrainer *t, const float *images, int image_count,
     memset(t->d_z, 0, grid * sizeof(float));
     decoder_backward(m, &t->g, &t->decoder, t->d_z, batch);
     if (with_aux) aux_backward(m, &t->g, &t->aux, t->d_z, image_count);
+    if (t->frozen_encoder) return loss;
     memset(t->d_features, 0, grid * sizeof(float));
     annotations_to_features_grad(t->d_features, t->d_z, image_count, m->features, m->cells);
     encoder_backward(m, &t->g, &t->encoder, images, t->d_features, image_count);

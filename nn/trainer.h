@@ -30,6 +30,8 @@ typedef struct {
     float *z, *d_z, *d_features;    /* [images, cells, features] and [images, D, H, W] */
     int image_capacity;
     long step;                      /* optimiser steps taken */
+    int frozen_encoder;             /* 1: the CNN runs as at inference (running batch-norm statistics,
+                                       folded: needs sat_model_prepare_inference) and is not trained */
     AdamConfig adam;
 } SatTrainer;
 
@@ -46,8 +48,8 @@ SatLoss sat_forward_backward(SatTrainer *trainer, const float *images, int image
 
 /* The two halves of sat_forward_backward, for self-critical training, which
  * samples captions from the image features in between. sat_encode_train runs
- * the CNN in training mode (batch statistics) and leaves the annotation
- * vectors in trainer->z; sat_decode_backward runs the decoder on batch over
+ * the CNN in training mode (batch statistics; unless frozen_encoder) and
+ * leaves the annotation vectors in trainer->z; sat_decode_backward runs the decoder on batch over
  * them, then backward through the decoder and the CNN (with the auxiliary term
  * only when with_aux: it needs the image's reference captions as targets). */
 void sat_encode_train(SatTrainer *trainer, const float *images, int image_count);

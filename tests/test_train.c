@@ -304,6 +304,41 @@ static void test_self_critical(CheckCounts *c, const char *data, const char *xe_
     CHECK(c, train_run(&o, NULL, &stop) == 1); /* one sample has no baseline: refused */
 }
 
+/* Bytes of the tensor `name` in two models equal? -1 when either cannot be read. */
+static int same_tensor(const SatModel *a, const SatModel *b, const char *name) {
+    const TensorSpec *x = tensor_table_find(&a->table, name), *y = tensor_table_find(&b->table, name);
+    if (!x || !y || x->numel != y->numel) return -1;
+    return memcmp(a->params + x->offset, b->params + y->offset, x->numel * sizeof(float)) == 0;
+}
+
+/* --freeze-encoder: the CNN's weights and batch-norm statistics stay those of
+ * --init's model, while the decoder trains. */
+static void test_frozen_encoder(CheckCounts *c, const char *data, const char *xe_run, const char *root) {
+    char init[400], run[300], trained[400];
+    snprintf(init, sizeof init, "%s/model.safetensors", xe_run);
+    snprintf(run, sizeof run, "%s/frozen", root);
+    snprintf(trained, sizeof trained, "%s/checkpoint.safetensors", run);
+    TrainOptions o;
+    Error err;
+    volatile sig_atomic_t stop = 0;
+    small_options(&o, data, run);
+    const char *settings[][2] = {{"init", init}, {"scst-samples", "3"}, {"freeze-encoder", "1"}, {"epochs", "1"}};
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
+        CHECK(c, train_options_set(&o, settings[i][0], settings[i][1], &err) == 1);
+    CHECK(c, train_run(&o, NULL, &stop) == 0);
+    SatModel before, after;
+    CHECK(c, sat_model_load(&before, init, &err) == 0);
+    CHECK(c, sat_model_load(&after, trained, &err) == 0);
+    int conv = same_tensor(&before, &after, "encoder.conv0.weight");
+    int stats = same_tensor(&before, &after, "encoder.bn1.running_mean");
+    int decoder = same_tensor(&before, &after, "decoder.lstm.weight_hh");
+    printf("frozen encoder: conv weights %s, batch-norm statistics %s, decoder %s\n", conv == 1 ? "kept" : "CHANGED",
+           stats == 1 ? "kept" : "CHANGED", decoder == 0 ? "trained" : "NOT TRAINED");
+    CHECK(c, conv == 1 && stats == 1 && decoder == 0);
+    sat_model_free(&before);
+    sat_model_free(&after);
+}
+
 int main(int argc, char **argv) {
     CheckCounts c = {0};
     char root[] = "/tmp/caption-test-train-XXXXXX";
@@ -326,6 +361,7 @@ int main(int argc, char **argv) {
     if (argc > 1) test_eval_matches_training(&c, argv[1], data, run_a);
     test_ema(&c, argc > 1 ? argv[1] : NULL, data, root);
     test_self_critical(&c, data, run_a, root);
+    test_frozen_encoder(&c, data, run_a, root);
     snprintf(command, sizeof command, "rm -rf '%s'", root);
     if (system(command) != 0) fprintf(stderr, "could not remove %s\n", root);
     return check_summary(&c);
