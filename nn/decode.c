@@ -26,6 +26,7 @@ struct Captioner {
     float *z, *projection, *z_mean, *h, *c, *h_next, *c_next, *gates, *x, *embedded;
     float *context, *zhat, *out, *logits, *alpha, *beta, *attention_cache;
     int *prev_tokens, *parents;
+    unsigned char *no_end_after; /* [vocab]: words a caption may not end with */
     Hypothesis *alive, *next_alive, *finished;
     int finished_count;
     RowHelper *helper; /* NULL: one thread */
@@ -74,6 +75,7 @@ void captioner_free(Captioner *cap) {
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
     free(cap->prev_tokens);
     free(cap->parents);
+    free(cap->no_end_after);
     Hypothesis *lists[] = {cap->alive, cap->next_alive, cap->finished};
     for (int l = 0; l < 3; l++) {
         if (!lists[l]) continue;
@@ -120,6 +122,26 @@ static int alloc_rows(Captioner *cap, Error *err) {
     return 0;
 }
 
+/* Words a caption must not end with. A model trained on its own captions'
+ * CIDEr-D (self-critical training) learns that a dangling "in the" costs
+ * little, since CIDEr-D weighs rare n-grams and "the" is in every reference;
+ * a reader sees a broken sentence. The list is that of the self-critical
+ * training reference implementation (ruotianluo/self-critical.pytorch,
+ * "bad endings"), plus "and". */
+static const char *const BAD_ENDINGS[] = {"a", "an", "the", "in", "for", "at", "of", "with", "before", "after",
+                                          "on", "upon", "near", "to", "is", "are", "am", "and"};
+
+static int mark_bad_endings(Captioner *cap, Error *err) {
+    const SatModel *m = cap->model;
+    int V = m->config.vocab_size;
+    cap->no_end_after = calloc((size_t)V, 1);
+    if (!cap->no_end_after) return error_set(err, "out of memory");
+    for (int v = 0; v < V && m->vocab; v++)
+        for (size_t i = 0; i < sizeof BAD_ENDINGS / sizeof BAD_ENDINGS[0]; i++)
+            if (m->vocab[v] && strcmp(m->vocab[v], BAD_ENDINGS[i]) == 0) cap->no_end_after[v] = 1;
+    return 0;
+}
+
 int captioner_create(Captioner **out, const SatModel *m, int max_beam, int max_length, Error *err) {
     *out = NULL;
     if (max_beam < 1 || max_beam > 64) return error_set(err, "beam width %d out of range (1 to 64)", max_beam);
@@ -130,7 +152,8 @@ int captioner_create(Captioner **out, const SatModel *m, int max_beam, int max_l
     cap->model = m;
     cap->max_beam = max_beam;
     cap->max_length = max_length;
-    if (encoder_buffers_alloc(&cap->encoder, m, 1, err) != 0 || alloc_rows(cap, err) != 0) {
+    if (encoder_buffers_alloc(&cap->encoder, m, 1, err) != 0 || alloc_rows(cap, err) != 0 ||
+        mark_bad_endings(cap, err) != 0) {
         captioner_free(cap);
         return -1;
     }
@@ -262,9 +285,13 @@ static int beam_step(Captioner *cap, int alive, int beam, const DecodeOptions *o
     int V = m->config.vocab_size;
     Candidate best[2 * 64];
     int count = 0, capacity = 2 * beam;
-    for (int r = 0; r < alive; r++)
+    for (int r = 0; r < alive; r++) {
+        const Hypothesis *h = &cap->alive[r];
+        int may_end = h->length == 0 || !cap->no_end_after[h->tokens[h->length - 1]];
         for (int w = 0; w < V; w++)
-            if (is_word(w)) offer(best, &count, capacity, (Candidate){cap->alive[r].logprob + cap->logits[(size_t)r * V + w], r, w});
+            if (is_word(w) && (w != TOKEN_END || may_end))
+                offer(best, &count, capacity, (Candidate){h->logprob + cap->logits[(size_t)r * V + w], r, w});
+    }
     int next = 0;
     for (int i = 0; i < count && next < beam; i++) {
         Candidate c = best[i];

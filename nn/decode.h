@@ -5,7 +5,9 @@
 #include "model.h"
 
 /* Inference: encode one image, then greedy (beam_width 1) or beam search.
- * Special tokens (<pad> <start> <unk>) are never emitted as words. */
+ * Special tokens (<pad> <start> <unk>) are never emitted as words, and a
+ * caption never ends right after a/an/the/in/of/with/... (decode.c lists
+ * them), unless it reaches max_length. */
 typedef struct {
     int beam_width;       /* 1 = greedy */
     int max_length;       /* words, without <end> */
