@@ -121,86 +121,6 @@ static void ngram_table_free(NgramTable *table) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Words the vocabulary lacks: word -> fresh index (create time only)       */
-/* ------------------------------------------------------------------------ */
-
-static int is_space(unsigned char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-static unsigned char ascii_lower(unsigned char c) {
-    return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
-}
-
-typedef struct {
-    char *chars; /* every word, lowercase, NUL-terminated, back to back */
-    size_t chars_length, chars_capacity;
-    size_t *offsets; /* by index */
-    size_t count, offsets_capacity;
-    uint32_t *slots; /* 0 = empty, else index + 1 */
-    size_t slot_capacity;
-} WordMap;
-
-static uint64_t hash_word(const char *word, size_t length) {
-    uint64_t hash = 14695981039346656037ull; /* FNV-1a of the lowercase word */
-    for (size_t i = 0; i < length; i++) {
-        hash ^= ascii_lower((unsigned char)word[i]);
-        hash *= 1099511628211ull;
-    }
-    return hash;
-}
-
-/* stored is lowercase and terminated; word is `length` bytes of any case. */
-static int same_word(const char *stored, const char *word, size_t length) {
-    for (size_t i = 0; i < length; i++)
-        if (stored[i] == '\0' || (unsigned char)stored[i] != ascii_lower((unsigned char)word[i])) return 0;
-    return stored[length] == '\0';
-}
-
-static size_t word_slot(const WordMap *map, const uint32_t *slots, size_t capacity, const char *word,
-                        size_t length) {
-    size_t mask = capacity - 1;
-    size_t slot = hash_word(word, length) & mask;
-    while (slots[slot] && !same_word(map->chars + map->offsets[slots[slot] - 1], word, length))
-        slot = (slot + 1) & mask;
-    return slot;
-}
-
-/* The word's index, adding it if new, or -1 when out of memory. */
-static int64_t word_map_intern(WordMap *map, const char *word, size_t length) {
-    if (2 * (map->count + 1) > map->slot_capacity) {
-        size_t capacity = map->slot_capacity ? 2 * map->slot_capacity : 256;
-        uint32_t *slots = calloc(capacity, sizeof *slots);
-        if (!slots) return -1;
-        for (size_t i = 0; i < map->count; i++) {
-            const char *known = map->chars + map->offsets[i];
-            slots[word_slot(map, slots, capacity, known, strlen(known))] = (uint32_t)(i + 1);
-        }
-        free(map->slots);
-        map->slots = slots;
-        map->slot_capacity = capacity;
-    }
-    size_t slot = word_slot(map, map->slots, map->slot_capacity, word, length);
-    if (map->slots[slot]) return map->slots[slot] - 1;
-    if (map->count >= INT32_MAX) return -1;
-    if (ARRAY_RESERVE(map->chars, map->chars_capacity, map->chars_length + length + 1) < 0 ||
-        ARRAY_RESERVE(map->offsets, map->offsets_capacity, map->count + 1) < 0)
-        return -1;
-    map->offsets[map->count] = map->chars_length;
-    for (size_t i = 0; i < length; i++)
-        map->chars[map->chars_length++] = (char)ascii_lower((unsigned char)word[i]);
-    map->chars[map->chars_length++] = '\0';
-    map->slots[slot] = (uint32_t)(map->count + 1);
-    return (int64_t)map->count++;
-}
-
-static void word_map_free(WordMap *map) {
-    free(map->chars);
-    free(map->offsets);
-    free(map->slots);
-}
-
-/* ------------------------------------------------------------------------ */
 /* The scorer                                                               */
 /* ------------------------------------------------------------------------ */
 
@@ -263,7 +183,9 @@ typedef struct {
     size_t key_capacity;
     uint32_t *hashes;
     size_t hash_capacity;
-    WordMap unknown;
+    Vocab corpus_words; /* every word of the references, to give the vocabulary's missing words ids */
+    int *encoded;       /* one caption encoded with each vocabulary */
+    size_t encoded_capacity;
 } Builder;
 
 static void builder_free(Builder *builder) {
@@ -273,31 +195,25 @@ static void builder_free(Builder *builder) {
     free(builder->position);
     free(builder->keys);
     free(builder->hashes);
-    word_map_free(&builder->unknown);
+    free(builder->encoded);
+    vocab_free(&builder->corpus_words);
 }
 
-/* Splits a caption on whitespace into ids in builder->tokens; returns the
- * number of tokens, or -1 when out of memory. */
+/* A caption's word ids in builder->tokens: the vocabulary's, or, for a word it
+ * lacks (or spells like a special token), vocab->size + the word's id among
+ * all the corpus's words, so that it matches only itself. Returns the number
+ * of words, or -1 when out of memory. */
 static int64_t tokenize_reference(Builder *builder, const char *caption, const Vocab *vocab) {
-    size_t count = 0;
-    const unsigned char *p = (const unsigned char *)caption;
-    for (;;) {
-        while (*p && is_space(*p)) p++;
-        if (!*p) break;
-        const unsigned char *begin = p;
-        while (*p && !is_space(*p)) p++;
-        const char *word = (const char *)begin;
-        size_t length = (size_t)(p - begin);
-        int id = vocab_lookup_n(vocab, word, length);
-        if (id < VOCAB_SPECIAL_COUNT) { /* not in the vocabulary, or spelled like a special token */
-            int64_t fresh = word_map_intern(&builder->unknown, word, length);
-            if (fresh < 0 || fresh > (int64_t)INT32_MAX - vocab->size) return -1;
-            id = vocab->size + (int)fresh;
-        }
-        if (ARRAY_RESERVE(builder->tokens, builder->token_capacity, count + 1) < 0) return -1;
-        builder->tokens[count++] = id;
-    }
-    return (int64_t)count;
+    size_t words = (size_t)vocab_count_words(caption), encoded = words + 2; /* <start> words <end> */
+    if (ARRAY_RESERVE(builder->tokens, builder->token_capacity, words + 1) < 0 ||
+        ARRAY_RESERVE(builder->encoded, builder->encoded_capacity, 2 * encoded) < 0)
+        return -1;
+    int *known = builder->encoded, *any = builder->encoded + encoded;
+    vocab_encode(vocab, caption, known, (int)encoded);
+    vocab_encode(&builder->corpus_words, caption, any, (int)encoded);
+    for (size_t i = 0; i < words; i++)
+        builder->tokens[i] = known[i + 1] >= VOCAB_SPECIAL_COUNT ? known[i + 1] : vocab->size + any[i + 1];
+    return (int64_t)words;
 }
 
 /* Appends the n-gram counts of one sentence, its entries in the order
@@ -358,39 +274,9 @@ static int count_reference_ngrams(Builder *builder, NgramTable *table, const int
     return rc;
 }
 
-/* Sorts integers ascending: quicksort (median of three), insertion sort for
- * short runs. An image's few hundred triples sort several times faster
- * this way than through qsort's callback. */
-static void sort_u64(uint64_t *values, size_t count) {
-    while (count > 16) {
-        uint64_t a = values[0], b = values[count / 2], c = values[count - 1];
-        uint64_t pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
-        size_t i = 0, j = count - 1;
-        for (;;) {
-            while (values[i] < pivot) i++;
-            while (values[j] > pivot) j--;
-            if (i >= j) break;
-            uint64_t t = values[i];
-            values[i++] = values[j];
-            values[j--] = t;
-        }
-        /* [0, j] <= pivot <= [j + 1, count): recurse into the smaller side */
-        size_t left = j + 1;
-        if (left < count - left) {
-            sort_u64(values, left);
-            values += left;
-            count -= left;
-        } else {
-            sort_u64(values + left, count - left);
-            count = left;
-        }
-    }
-    for (size_t i = 1; i < count; i++) {
-        uint64_t v = values[i];
-        size_t j = i;
-        for (; j > 0 && values[j - 1] > v; j--) values[j] = values[j - 1];
-        values[j] = v;
-    }
+static int compare_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
 }
 
 /* Tokenises and counts every reference; fills images[].first_reference and
@@ -480,8 +366,21 @@ static void build_vectors(CiderReward *reward, const Builder *builder, size_t re
                 reward->triples[e] = (uint64_t)builder->entries[e].ngram << 32 | (uint64_t)r << 16 |
                                      builder->entries[e].count;
         }
-        sort_u64(reward->triples + first, end - first);
+        qsort(reward->triples + first, end - first, sizeof *reward->triples, compare_u64);
     }
+}
+
+/* Every word of the references (min count 1), as the vocabulary tokenises them. */
+static int build_corpus_words(Builder *builder, const Dataset *dataset, size_t reference_total, Error *err) {
+    const char **captions = malloc((reference_total ? reference_total : 1) * sizeof *captions);
+    if (!captions) return error_set(err, "out of memory creating the CIDEr-D reward");
+    size_t n = 0;
+    for (int i = 0; i < dataset->count; i++)
+        for (int c = 0; c < dataset->images[i].caption_count; c++)
+            captions[n++] = dataset->images[i].captions[c] ? dataset->images[i].captions[c] : "";
+    int rc = vocab_build(&builder->corpus_words, captions, (int)n, 1, err);
+    free(captions);
+    return rc;
 }
 
 int cider_reward_create(CiderReward **out, const Dataset *dataset, const Vocab *vocab, Error *err) {
@@ -513,6 +412,7 @@ int cider_reward_create(CiderReward **out, const Dataset *dataset, const Vocab *
     int rc = 0;
     if (!reward->images || !reward->references || !builder.reference_entries)
         rc = error_set(err, "out of memory creating the CIDEr-D reward for %zu captions", reference_total);
+    if (rc == 0) rc = build_corpus_words(&builder, dataset, reference_total, err);
     if (rc == 0) rc = count_references(reward, &builder, dataset, vocab, reference_total, err);
     if (rc == 0 && compute_log_df(reward, &builder) < 0)
         rc = error_set(err, "out of memory counting the document frequencies of %zu n-grams", reward->table.count);
