@@ -11,7 +11,7 @@ struct Scst {
     int *sampled;    /* [rows, max_words + 2] as decoder_sample writes them */
     int *captions;   /* the same, longest first, [rows, steps + 1] */
     int *row_image, *sorted_row_image, *length, *order;
-    float *reward, *advantage;
+    float *reward, *advantage, *sorted_advantage;
 };
 
 void scst_free(Scst *s) {
@@ -25,6 +25,7 @@ void scst_free(Scst *s) {
     free(s->order);
     free(s->reward);
     free(s->advantage);
+    free(s->sorted_advantage);
     free(s);
 }
 
@@ -48,8 +49,9 @@ int scst_create(Scst **out, const Dataset *train, const Vocab *vocab, int batch_
     s->order = malloc(rows * sizeof(int));
     s->reward = malloc(rows * sizeof(float));
     s->advantage = malloc(rows * sizeof(float));
+    s->sorted_advantage = malloc(rows * sizeof(float));
     if (!s->sampled || !s->captions || !s->row_image || !s->sorted_row_image || !s->length || !s->order ||
-        !s->reward || !s->advantage) {
+        !s->reward || !s->advantage || !s->sorted_advantage) {
         scst_free(s);
         return error_set(err, "out of memory for self-critical training (%zu sampled captions)", rows);
     }
@@ -106,10 +108,10 @@ static DecoderBatch sorted_batch(Scst *s, int rows, int steps) {
         int r = s->order[i];
         memcpy(s->captions + (size_t)i * (steps + 1), s->sampled + (size_t)r * columns, (size_t)(steps + 1) * sizeof(int));
         s->sorted_row_image[i] = s->row_image[r];
-        s->reward[i] = s->advantage[r]; /* reward[] is free again: it holds the sorted advantages */
+        s->sorted_advantage[i] = s->advantage[r];
     }
     return (DecoderBatch){.captions = s->captions, .row_image = s->sorted_row_image, .rows = rows, .steps = steps,
-                          .label_smoothing = 0.0f, .training = 0, .row_weight = s->reward};
+                          .label_smoothing = 0.0f, .training = 0, .row_weight = s->sorted_advantage};
 }
 
 SatLoss scst_forward_backward(Scst *s, SatTrainer *t, const TrainBatch *batch, Rng *rng, double *mean_reward) {

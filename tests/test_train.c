@@ -25,7 +25,9 @@ typedef struct {
     int count;
 } StepLosses;
 
-static int read_losses(const char *run, StepLosses *out) {
+/* One column of steps.csv, one value per step: column 3 is the loss
+ * (step,epoch,batch,loss,...), -1 the last one (the reward). */
+static int read_steps_column(const char *run, int column, StepLosses *out) {
     char path[600], line[512];
     snprintf(path, sizeof path, "%s/steps.csv", run);
     FILE *f = fopen(path, "r");
@@ -33,29 +35,17 @@ static int read_losses(const char *run, StepLosses *out) {
     if (!f) return -1;
     while (fgets(line, sizeof line, f) && out->count < 256) {
         if (line[0] < '0' || line[0] > '9') continue;
-        /* step,epoch,batch,loss,... */
-        char *field = line;
-        for (int i = 0; i < 3 && field; i++) field = strchr(field, ',') ? strchr(field, ',') + 1 : NULL;
+        const char *field = line;
+        for (int i = 0; i < column && field; i++) field = strchr(field, ',') ? strchr(field, ',') + 1 : NULL;
+        if (column < 0) field = strrchr(line, ',') ? strrchr(line, ',') + 1 : NULL;
         if (field) out->loss[out->count++] = strtod(field, NULL);
     }
     fclose(f);
     return 0;
 }
 
-/* The reward column (the last) of steps.csv, one per step. */
-static int read_rewards(const char *run, StepLosses *out) {
-    char path[600], line[512];
-    snprintf(path, sizeof path, "%s/steps.csv", run);
-    FILE *f = fopen(path, "r");
-    out->count = 0;
-    if (!f) return -1;
-    while (fgets(line, sizeof line, f) && out->count < 256) {
-        const char *field = strrchr(line, ',');
-        if (line[0] >= '0' && line[0] <= '9' && field) out->loss[out->count++] = strtod(field + 1, NULL);
-    }
-    fclose(f);
-    return 0;
-}
+static int read_losses(const char *run, StepLosses *out) { return read_steps_column(run, 3, out); }
+static int read_rewards(const char *run, StepLosses *out) { return read_steps_column(run, -1, out); }
 
 static int file_exists(const char *dir, const char *name) {
     char path[600];
