@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "bench_flops.h"
+#include "cpu.h"
 #include "encoder.h"
 #include "pipeline.h"
 
@@ -129,13 +130,20 @@ static int write_tensor(const char *path, const float *values, size_t count, Err
 static int time_cnn(BenchResults *r, const BenchSetup *s, const SatModel *m, const float *input, Error *err) {
     EncoderBuffers buffers;
     if (encoder_buffers_alloc(&buffers, m, 1, err) != 0) return -1;
+    /* As when captioning: the second core through the helper (OpenBLAS is then on one thread). */
+    CoreHelper *helper = NULL;
+    if (s->threads > 1 && !cpu_portable_mode() && core_helper_create(&helper, err) != 0) {
+        encoder_buffers_free(&buffers);
+        return -1;
+    }
     double times[256];
     int repeats = s->cnn_repeats < 256 ? s->cnn_repeats : 256;
     for (int rep = -1; rep < repeats; rep++) {
         double t0 = bench_now();
-        encoder_forward_infer(m, &buffers, input, 1);
+        encoder_forward_infer(m, &buffers, input, 1, helper);
         if (rep >= 0) times[rep] = bench_now() - t0;
     }
+    core_helper_free(helper);
     encoder_buffers_free(&buffers);
     BenchFlops flops;
     bench_count_flops(m, 1, 1, 1, &flops);
@@ -183,6 +191,7 @@ int bench_inference(BenchResults *r, const BenchSetup *s, const char *tensor_pat
     if (status == 0) status = time_caption(r, s, &p, &picture, 3, err);
     image_free(&picture);
     pipeline_close(&p);
+    openblas_set_num_threads(s->threads); /* the helper had set it to one */
     return status;
 }
 

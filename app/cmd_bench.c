@@ -16,12 +16,13 @@
 
 typedef struct {
     const char *model, *chart, *markdown, *from, *python, *script;
-    int json, quick, torch, random_model, threads;
+    int json, quick, torch, random_model, threads, latency_only;
 } BenchArgs;
 
 static void print_help(FILE *out) {
     fprintf(out,
             "usage: caption bench [--model FILE | --random-model] [--json] [--threads N] [--quick] [--torch]\n"
+            "                     [--latency-only]\n"
             "                     [--chart PNG] [--markdown MD]\n"
             "       caption bench --from JSON [--json] [--chart PNG] [--markdown MD]\n"
             "\n"
@@ -39,6 +40,8 @@ static void print_help(FILE *out) {
             "  --threads N         OpenBLAS (and PyTorch) threads for the single-stream timings\n"
             "                      (default: the number of CPUs); batch throughput always uses 1 and 2 workers\n"
             "  --quick             few repeats and a training batch of 8: a smoke test, not a measurement\n"
+            "  --latency-only      only the CNN forward and the caption latency (beam 1 and 3), the same\n"
+            "                      measurement as in the full run: for repeated runs (e.g. 20 in a row)\n"
             "  --torch             also time the same model in PyTorch (bench/torch_bench.py, float32)\n"
             "  --python FILE       the interpreter for --torch (default /usr/bin/python3)\n"
             "  --torch-script FILE the PyTorch script (default: bench/torch_bench.py of the source tree)\n"
@@ -84,6 +87,7 @@ static int parse_args(int argc, char **argv, BenchArgs *a) {
             exit(0);
         } else if (strcmp(arg, "--json") == 0) a->json = 1;
         else if (strcmp(arg, "--quick") == 0) a->quick = 1;
+        else if (strcmp(arg, "--latency-only") == 0) a->latency_only = 1;
         else if (strcmp(arg, "--torch") == 0) a->torch = 1;
         else if (strcmp(arg, "--random-model") == 0) a->random_model = 1;
         else if (value_option(a, arg, value, &bad)) {
@@ -108,6 +112,13 @@ static void progress(const char *what) {
 /* Everything measured, in an order that keeps them apart: the RSS children
  * fork before this process allocates anything large. */
 static int measure(BenchResults *r, const BenchSetup *s, const BenchArgs *a, const char *tensor_path, Error *err) {
+    if (a->latency_only) {
+        if (a->torch) progress("--latency-only: PyTorch is not measured");
+        openblas_set_num_threads(s->threads);
+        r->v[BENCH_THREADS] = s->threads;
+        progress("CNN forward and caption latency");
+        return bench_inference(r, s, tensor_path, err);
+    }
     progress("peak RSS (child processes)");
     if (bench_peak_rss(r, s, err) != 0) return -1;
     openblas_set_num_threads(s->threads);

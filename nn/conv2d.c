@@ -140,8 +140,45 @@ static void col2im_add(float *images, const float *col, long ld, int n, const Co
         }
 }
 
+/* out[M, N] = weight[M, K] col[K, N], row-major, columns [first, first+count). */
+typedef struct {
+    float *out;
+    const float *weight, *col;
+    int m, n, k, split;
+} GemmColumns;
+
+static void gemm_columns(const GemmColumns *g, int first, int count) {
+    if (count > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->m, count, g->k, 1.0f, g->weight, g->k,
+                    g->col + first, g->n, 0.0f, g->out + first, g->n);
+}
+
+static void gemm_part(void *context, int part) {
+    const GemmColumns *g = context;
+    if (part == 0) gemm_columns(g, 0, g->split);
+    else gemm_columns(g, g->split, g->n - g->split);
+}
+
+/* Below this many columns a product is over before the helper would start. */
+enum { SHARED_MIN_COLUMNS = 256 };
+
+static void gemm_shared(CoreHelper *helper, const GemmColumns *g) {
+    if (!helper || g->n < SHARED_MIN_COLUMNS) {
+        gemm_columns(g, 0, g->n);
+        return;
+    }
+    GemmColumns split = *g;
+    split.split = (g->n / 2) & ~15; /* whole vectors of columns on each side */
+    core_helper_split(helper, gemm_part, &split);
+}
+
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                     const Conv2dShape *s, float *workspace) {
+    conv2d_forward_shared(NULL, out, in, weight, bias, s, workspace);
+}
+
+void conv2d_forward_shared(CoreHelper *helper, float *out, const float *in, const float *weight,
+                           const float *bias, const Conv2dShape *s, float *workspace) {
     long rows = col_rows(s), pixels = out_pixels(s);
     long in_size = (long)s->in_channels * s->in_height * s->in_width;
     long out_size = (long)s->out_channels * pixels;
@@ -156,8 +193,7 @@ void conv2d_forward(float *out, const float *in, const float *weight, const floa
             im2col(workspace, cols, in + b0 * in_size, n, s);
         /* One image: straight into the output; more: [out_channels, n*HW], then scattered. */
         float *result = n == 1 ? out + b0 * out_size : workspace + rows * cols;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_channels, (int)cols,
-                    (int)rows, 1.0f, weight, (int)rows, col, (int)cols, 0.0f, result, (int)cols);
+        gemm_shared(helper, &(GemmColumns){result, weight, col, s->out_channels, (int)cols, (int)rows, 0});
         if (n == 1) {
             if (bias)
                 for (int o = 0; o < s->out_channels; o++)

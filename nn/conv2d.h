@@ -1,6 +1,8 @@
 #ifndef NN_CONV2D_H
 #define NN_CONV2D_H
 
+#include "core_helper.h"
+
 #include <stddef.h>
 
 /* 2-D convolution, NCHW activations and PyTorch's weight layout
@@ -23,6 +25,11 @@ size_t conv2d_workspace_floats(const Conv2dShape *shape);
 /* out[batch, out_channels, out_h, out_w]; bias may be NULL. */
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                     const Conv2dShape *shape, float *workspace);
+/* The same with a second core's help (core_helper.h): each product's columns
+ * are split between the two threads; the result is the same bit for bit.
+ * helper may be NULL. */
+void conv2d_forward_shared(CoreHelper *helper, float *out, const float *in, const float *weight,
+                           const float *bias, const Conv2dShape *shape, float *workspace);
 
 /* Accumulates into d_in (may be NULL: the image needs no gradient), d_weight
  * and d_bias (may be NULL). */

@@ -1,11 +1,13 @@
 #include "decode.h"
 
+#include <cblas.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "activation.h"
+#include "cpu.h"
 #include "embedding.h"
 #include "linear.h"
 #include "lstm.h"
@@ -29,7 +31,7 @@ struct Captioner {
     unsigned char *no_end_after; /* [vocab]: words a caption may not end with */
     Hypothesis *alive, *next_alive, *finished;
     int finished_count;
-    RowHelper *helper; /* NULL: one thread */
+    CoreHelper *helper; /* NULL: one thread */
 };
 
 static AttentionShape attention_shape(const SatModel *m, int rows) {
@@ -67,7 +69,7 @@ static void hypothesis_copy(Hypothesis *dst, const Hypothesis *src, int cells) {
 
 void captioner_free(Captioner *cap) {
     if (!cap) return;
-    row_helper_free(cap->helper);
+    core_helper_free(cap->helper);
     encoder_buffers_free(&cap->encoder);
     float *buffers[] = {cap->z, cap->projection, cap->z_mean, cap->h, cap->c, cap->h_next, cap->c_next,
                         cap->gates, cap->x, cap->embedded, cap->context, cap->zhat, cap->out,
@@ -86,7 +88,11 @@ void captioner_free(Captioner *cap) {
 }
 
 int captioner_use_second_thread(Captioner *cap, Error *err) {
-    return cap->helper ? 0 : row_helper_create(&cap->helper, err);
+    if (cap->helper || cpu_portable_mode()) return 0;
+    if (core_helper_create(&cap->helper, err) != 0) return -1;
+    /* The helper replaces OpenBLAS's threads (core_helper.h says why). */
+    openblas_set_num_threads(1);
+    return 0;
 }
 
 static int alloc_rows(Captioner *cap, Error *err) {
@@ -165,7 +171,7 @@ int captioner_create(Captioner **out, const SatModel *m, int max_beam, int max_l
 static void encode(Captioner *cap, const float *image) {
     const SatModel *m = cap->model;
     size_t L = m->cells, D = m->features, H = m->config.hidden_dim;
-    const float *features = encoder_forward_infer(m, &cap->encoder, image, 1);
+    const float *features = encoder_forward_infer(m, &cap->encoder, image, 1, cap->helper);
     features_to_annotations(cap->z, features, 1, (int)D, (int)L);
     memset(cap->z_mean, 0, D * sizeof(float));
     for (size_t i = 0; i < L; i++)

@@ -33,9 +33,13 @@ typedef struct Captioner Captioner;
 int captioner_create(Captioner **captioner, const SatModel *model, int max_beam, int max_length, Error *err);
 void captioner_free(Captioner *captioner);
 
-/* Lets the captioner's beam steps use a second thread (linear.h RowHelper):
- * for one caption at a time on a machine with a core to spare. Results are
- * the same either way. */
+/* Lets the captioner use a second thread (core_helper.h) for the CNN's and
+ * the beam steps' products: for one caption at a time on a machine with a
+ * core to spare. The helper takes the place of OpenBLAS's threads, so this
+ * sets OpenBLAS to one thread for the process (three busy threads on two
+ * cores made latency depend on the scheduler's luck). Results are the same
+ * either way, bit for bit. With CAPTION_PORTABLE set (cpu.h) it does
+ * nothing: the portable paths run on one thread plus OpenBLAS's. */
 int captioner_use_second_thread(Captioner *captioner, Error *err);
 
 /* image: [3, S, S], normalised as the model's preprocessing says. */

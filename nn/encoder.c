@@ -154,11 +154,13 @@ void encoder_backward(const SatModel *m, const SatTensors *g, EncoderBuffers *b,
     }
 }
 
-const float *encoder_forward_infer(const SatModel *m, EncoderBuffers *b, const float *images, int batch) {
+const float *encoder_forward_infer(const SatModel *m, EncoderBuffers *b, const float *images, int batch,
+                                   CoreHelper *helper) {
     const float *in = images;
     for (int l = 0; l < m->encoder.count; l++) {
         Conv2dShape cs = conv_shape(m, l, batch);
-        conv2d_forward(b->relu_out[l], in, m->folded_weight[l], m->folded_bias[l], &cs, b->workspace);
+        conv2d_forward_shared(helper, b->relu_out[l], in, m->folded_weight[l], m->folded_bias[l], &cs,
+                              b->workspace);
         relu_forward(b->relu_out[l], b->relu_out[l], conv_floats(m, l, batch));
         if (m->encoder.pool[l]) {
             MaxPoolShape ps = pool_shape(m, l, batch);

@@ -1,6 +1,7 @@
 #ifndef NN_ENCODER_H
 #define NN_ENCODER_H
 
+#include "core_helper.h"
 #include "model.h"
 
 /* The CNN encoder of the model: conv3x3 -> batch norm -> ReLU [-> max-pool 2x2]
@@ -30,9 +31,10 @@ void encoder_backward(const SatModel *model, const SatTensors *grads, EncoderBuf
                       const float *images, const float *d_features, int batch);
 
 /* Inference with batch norm folded into the convolutions (needs
- * sat_model_prepare_inference). Returns [batch, D, H, W], owned by buffers. */
+ * sat_model_prepare_inference). Returns [batch, D, H, W], owned by buffers.
+ * helper (may be NULL): a second core for the convolutions' products. */
 const float *encoder_forward_infer(const SatModel *model, EncoderBuffers *buffers,
-                                   const float *images, int batch);
+                                   const float *images, int batch, CoreHelper *helper);
 
 /* [batch, D, L] -> [batch, L, D]: the annotation vectors z_i, one row per cell. */
 void features_to_annotations(float *z, const float *features, int batch, int features_dim, int cells);

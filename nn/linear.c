@@ -1,9 +1,9 @@
 #include "linear.h"
 
 #include <cblas.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
+
+#include "cpu.h"
 
 /* Up to this many rows, a matrix-vector kernel: sgemm packs all of the weight
  * on every call, which costs more than the product itself for a beam of 3. */
@@ -76,7 +76,7 @@ __attribute__((target("avx2,fma"))) static void few_rows_avx2_dispatch(float *ou
 
 static int avx2_kernel_available(void) {
 #ifdef HAVE_AVX2_FEW_ROWS
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return cpu_use_avx2_fma();
 #else
     return 0;
 #endif
@@ -107,116 +107,41 @@ void matmul_weight_t(float *out, const float *in, const float *weight, int rows,
 }
 
 /* ------------------------------------------------------------------------ */
-/* RowHelper: a second thread for the few-row products. Beam search is bound
- * by reading the weights (about 12 MB a step for the bundled model); two
- * cores read them twice as fast. */
+/* Few-row products on two cores: beam search is bound by reading the weights
+ * (about 12 MB a step for the bundled model); two cores read them twice as
+ * fast. */
 
 typedef struct {
     float *out;
     const float *in, *weight;
-    int ld_out, rows, in_features, out_features;
+    int rows, in_features, out_features, split;
     float beta;
-} RowJob;
+} FewRowsSplit;
 
-struct RowHelper {
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    atomic_uint posted, finished; /* job counters: the helper runs job `posted` */
-    atomic_int quit;
-    RowJob job;
-};
-
-/* How long the helper spins for the next job before it sleeps: a beam step
- * posts its next product within tens of microseconds. */
-enum { HELPER_SPIN = 20000 };
-
-static void spin_pause(void) {
-#ifdef HAVE_AVX2_FEW_ROWS
-    _mm_pause();
-#endif
-}
-
-static unsigned wait_for_job(RowHelper *h, unsigned seen) {
-    for (int i = 0; i < HELPER_SPIN; i++) {
-        unsigned posted = atomic_load_explicit(&h->posted, memory_order_acquire);
-        if (posted != seen || atomic_load(&h->quit)) return posted;
-        spin_pause();
-    }
-    pthread_mutex_lock(&h->lock);
-    while (atomic_load_explicit(&h->posted, memory_order_acquire) == seen && !atomic_load(&h->quit))
-        pthread_cond_wait(&h->wake, &h->lock);
-    pthread_mutex_unlock(&h->lock);
-    return atomic_load_explicit(&h->posted, memory_order_acquire);
-}
-
-static void *row_helper_main(void *arg) {
-    RowHelper *h = arg;
-    unsigned seen = 0;
-    for (;;) {
-        seen = wait_for_job(h, seen);
-        if (atomic_load(&h->quit)) return NULL;
-        const RowJob *j = &h->job;
-        few_rows(j->out, j->ld_out, j->in, j->weight, j->rows, j->in_features, j->out_features, j->beta);
-        atomic_store_explicit(&h->finished, seen, memory_order_release);
-    }
-}
-
-int row_helper_create(RowHelper **out, Error *err) {
-    RowHelper *h = calloc(1, sizeof *h);
-    if (!h) return error_set(err, "out of memory for the decoding thread");
-    atomic_init(&h->posted, 0);
-    atomic_init(&h->finished, 0);
-    atomic_init(&h->quit, 0);
-    pthread_mutex_init(&h->lock, NULL);
-    pthread_cond_init(&h->wake, NULL);
-    if (pthread_create(&h->thread, NULL, row_helper_main, h) != 0) {
-        pthread_cond_destroy(&h->wake);
-        pthread_mutex_destroy(&h->lock);
-        free(h);
-        return error_set(err, "could not start the decoding thread");
-    }
-    *out = h;
-    return 0;
-}
-
-void row_helper_free(RowHelper *h) {
-    if (!h) return;
-    pthread_mutex_lock(&h->lock);
-    atomic_store(&h->quit, 1);
-    pthread_cond_signal(&h->wake);
-    pthread_mutex_unlock(&h->lock);
-    pthread_join(h->thread, NULL);
-    pthread_cond_destroy(&h->wake);
-    pthread_mutex_destroy(&h->lock);
-    free(h);
+static void few_rows_part(void *context, int part) {
+    const FewRowsSplit *j = context;
+    int first = part == 0 ? 0 : j->split, count = part == 0 ? j->split : j->out_features - j->split;
+    few_rows(j->out + first, j->out_features, j->in, j->weight + (long)first * j->in_features, j->rows,
+             j->in_features, count, j->beta);
 }
 
 /* Below this many weights a product is over before the helper would start. */
 enum { SHARED_MIN_WEIGHTS = 1 << 16 };
 
-void matmul_weight_t_shared(RowHelper *h, float *out, const float *in, const float *weight, int rows,
+void matmul_weight_t_shared(CoreHelper *helper, float *out, const float *in, const float *weight, int rows,
                             int in_features, int out_features, float beta) {
-    /* Only the AVX2 kernel is split: OpenBLAS (sgemv, sgemm) runs its own threads, and
-     * two of its calls at once from two threads only contend. */
-    if (!h || rows < 2 || rows > FEW_ROWS_MAX || !avx2_kernel_available() ||
-        (long)in_features * out_features < SHARED_MIN_WEIGHTS) {
+    if (!helper || rows > FEW_ROWS_MAX || (long)in_features * out_features < SHARED_MIN_WEIGHTS) {
         matmul_weight_t(out, in, weight, rows, in_features, out_features, beta);
         return;
     }
-    /* The helper takes the second half of the output features (an even split keeps the kernel's pairs). */
-    int half = (out_features / 2) & ~1;
-    h->job = (RowJob){out + half, in, weight + (long)half * in_features, out_features, rows, in_features,
-                      out_features - half, beta};
-    pthread_mutex_lock(&h->lock);
-    unsigned ticket = atomic_fetch_add_explicit(&h->posted, 1, memory_order_release) + 1;
-    pthread_cond_signal(&h->wake);
-    pthread_mutex_unlock(&h->lock);
-    few_rows(out, out_features, in, weight, rows, in_features, half, beta);
-    while (atomic_load_explicit(&h->finished, memory_order_acquire) != ticket) spin_pause();
+    /* A multiple of 16 keeps both the AVX2 kernel's pairs and sgemv's blocks
+     * where they are without the split, so each output is computed by the
+     * same instructions: the result is the same bit for bit. */
+    FewRowsSplit job = {out, in, weight, rows, in_features, out_features, (out_features / 2) & ~15, beta};
+    core_helper_split(helper, few_rows_part, &job);
 }
 
-void linear_forward_shared(RowHelper *helper, float *out, const float *in, const float *weight, const float *bias,
+void linear_forward_shared(CoreHelper *helper, float *out, const float *in, const float *weight, const float *bias,
                            int rows, int in_features, int out_features) {
     float beta = 0.0f;
     if (bias) {

@@ -122,7 +122,7 @@ static void aux_backward(const SatModel *m, const SatTensors *g, AuxBuffers *a, 
 
 void sat_encode_train(SatTrainer *t, const float *images, int image_count) {
     const SatModel *m = t->model;
-    const float *features = t->frozen_encoder ? encoder_forward_infer(m, &t->encoder, images, image_count)
+    const float *features = t->frozen_encoder ? encoder_forward_infer(m, &t->encoder, images, image_count, NULL)
                                               : encoder_forward_train(m, &t->encoder, images, image_count, 1);
     features_to_annotations(t->z, features, image_count, m->features, m->cells);
 }
@@ -153,7 +153,7 @@ SatLoss sat_forward_backward(SatTrainer *t, const float *images, int image_count
 
 SatLoss sat_evaluate_loss(SatTrainer *t, const float *images, int image_count, const DecoderBatch *batch) {
     const SatModel *m = t->model;
-    const float *features = encoder_forward_infer(m, &t->encoder, images, image_count);
+    const float *features = encoder_forward_infer(m, &t->encoder, images, image_count, NULL);
     features_to_annotations(t->z, features, image_count, m->features, m->cells);
     DecoderBatch eval = *batch;
     eval.training = 0;

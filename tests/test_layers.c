@@ -32,11 +32,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+/* cblas.h brings complex.h, whose I would shadow the tests' own variables. */
+#undef I
+
 #include "activation.h"
 #include "attention.h"
 #include "batchnorm.h"
 #include "binary_cross_entropy.h"
 #include "conv2d.h"
+#include "core_helper.h"
 #include "cross_entropy.h"
 #include "dropout.h"
 #include "embedding.h"
@@ -286,6 +291,60 @@ static void test_linear_row_counts(Report *rep) {
         worst = worse(worst, max_rel_fd(y, expect, (long)rows * OUT));
     }
     record(rep, "linear 1..9 rows x37->29", "fwd, beta 0 and 1", "double", worst, FWD_TOL);
+    pool_free(&pool);
+}
+
+/* The products split over two cores (core_helper.h) give the very bits of the
+ * one-thread products: few rows (both the AVX2 kernel and, with
+ * CAPTION_PORTABLE, the sgemv fallback; odd widths for the tails) and a
+ * convolution's columns. OpenBLAS on one thread, as captioner_use_second_thread
+ * sets it: its own threads split an sgemv where they like, and a product whose
+ * split lands inside a block of 4 outputs rounds those differently. */
+static void test_second_core(Report *rep) {
+    enum { IN = 301, OUT = 517, ROWS = 5 };
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 103);
+    float *x = pool_normal(&pool, &rng, (long)ROWS * IN, 1.0f), *w = pool_normal(&pool, &rng, (long)OUT * IN, 0.5f);
+    float *alone = pool_floats(&pool, (long)ROWS * OUT), *shared = pool_floats(&pool, (long)ROWS * OUT);
+    CoreHelper *helper = NULL;
+    Error err;
+    if (core_helper_create(&helper, &err) != 0) {
+        record_bool(rep, "second core", err.message, 0);
+        return;
+    }
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    const char *was = getenv("CAPTION_PORTABLE");
+    char saved[64] = "";
+    if (was) snprintf(saved, sizeof saved, "%s", was);
+    for (int portable = 0; portable <= 1; portable++) {
+        if (portable) setenv("CAPTION_PORTABLE", "1", 1);
+        else unsetenv("CAPTION_PORTABLE");
+        int same = 1;
+        for (int rows = 1; rows <= ROWS; rows++)
+            for (int beta = 0; beta <= 1; beta++) {
+                for (long i = 0; i < (long)rows * OUT; i++) alone[i] = shared[i] = 0.25f * (float)(i % 7);
+                matmul_weight_t(alone, x, w, rows, IN, OUT, (float)beta);
+                matmul_weight_t_shared(helper, shared, x, w, rows, IN, OUT, (float)beta);
+                same &= memcmp(alone, shared, sizeof(float) * rows * OUT) == 0;
+            }
+        record_bool(rep, portable ? "split few rows (portable)" : "split few rows", "1..5 rows, same bits", same);
+    }
+    if (was) setenv("CAPTION_PORTABLE", saved, 1);
+    else unsetenv("CAPTION_PORTABLE");
+
+    Conv2dShape s = {.batch = 1, .in_channels = 5, .in_height = 29, .in_width = 31, .out_channels = 7,
+                     .kernel = 3, .stride = 1, .padding = 1};
+    long nx = 5L * 29 * 31, ny = 7L * 29 * 31;
+    float *image = pool_normal(&pool, &rng, nx, 1.0f), *kernel = pool_normal(&pool, &rng, 7L * 5 * 9, 0.5f);
+    float *bias = pool_normal(&pool, &rng, 7, 0.5f), *ws = pool_floats(&pool, (long)conv2d_workspace_floats(&s));
+    float *y_alone = pool_floats(&pool, ny), *y_shared = pool_floats(&pool, ny);
+    conv2d_forward(y_alone, image, kernel, bias, &s, ws);
+    conv2d_forward_shared(helper, y_shared, image, kernel, bias, &s, ws);
+    record_bool(rep, "split conv2d 5x29x31->7", "same bits", memcmp(y_alone, y_shared, sizeof(float) * ny) == 0);
+    core_helper_free(helper);
+    openblas_set_num_threads(blas_threads);
     pool_free(&pool);
 }
 
@@ -1828,6 +1887,7 @@ int main(void) {
     printf("%-30s %-18s %-10s %9s  %7s\n", "layer", "tensor / check", "reference", "max err",
            "tol");
     test_linear(&rep);
+    test_second_core(&rep);
     test_activations(&rep);
     test_fast_math(&rep);
     test_conv(&rep);

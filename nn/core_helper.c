@@ -1,0 +1,97 @@
+#include "core_helper.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+static void spin_pause(void) { _mm_pause(); }
+#else
+static void spin_pause(void) {}
+#endif
+
+struct CoreHelper {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    atomic_uint posted, finished; /* job counters: the helper runs job `posted` */
+    atomic_int quit;
+    CoreTask task;
+    void *context;
+};
+
+/* How long the helper spins for the next job before it sleeps: a beam step
+ * posts its next product within tens of microseconds, and a caption's last
+ * product is followed by the next image's CNN only in batch-like loops. */
+enum { HELPER_SPIN = 20000 };
+
+static unsigned wait_for_job(CoreHelper *h, unsigned seen) {
+    for (int i = 0; i < HELPER_SPIN; i++) {
+        unsigned posted = atomic_load_explicit(&h->posted, memory_order_acquire);
+        if (posted != seen || atomic_load(&h->quit)) return posted;
+        spin_pause();
+    }
+    pthread_mutex_lock(&h->lock);
+    while (atomic_load_explicit(&h->posted, memory_order_acquire) == seen && !atomic_load(&h->quit))
+        pthread_cond_wait(&h->wake, &h->lock);
+    pthread_mutex_unlock(&h->lock);
+    return atomic_load_explicit(&h->posted, memory_order_acquire);
+}
+
+static void *helper_main(void *arg) {
+    CoreHelper *h = arg;
+    unsigned seen = 0;
+    for (;;) {
+        seen = wait_for_job(h, seen);
+        if (atomic_load(&h->quit)) return NULL;
+        h->task(h->context, 1);
+        atomic_store_explicit(&h->finished, seen, memory_order_release);
+    }
+}
+
+int core_helper_create(CoreHelper **out, Error *err) {
+    CoreHelper *h = calloc(1, sizeof *h);
+    if (!h) return error_set(err, "out of memory for the decoding thread");
+    atomic_init(&h->posted, 0);
+    atomic_init(&h->finished, 0);
+    atomic_init(&h->quit, 0);
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->wake, NULL);
+    if (pthread_create(&h->thread, NULL, helper_main, h) != 0) {
+        pthread_cond_destroy(&h->wake);
+        pthread_mutex_destroy(&h->lock);
+        free(h);
+        return error_set(err, "could not start the decoding thread");
+    }
+    *out = h;
+    return 0;
+}
+
+void core_helper_free(CoreHelper *h) {
+    if (!h) return;
+    pthread_mutex_lock(&h->lock);
+    atomic_store(&h->quit, 1);
+    pthread_cond_signal(&h->wake);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(h->thread, NULL);
+    pthread_cond_destroy(&h->wake);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+void core_helper_split(CoreHelper *h, CoreTask task, void *context) {
+    if (!h) {
+        task(context, 0);
+        task(context, 1);
+        return;
+    }
+    h->task = task;
+    h->context = context;
+    pthread_mutex_lock(&h->lock);
+    unsigned ticket = atomic_fetch_add_explicit(&h->posted, 1, memory_order_release) + 1;
+    pthread_cond_signal(&h->wake);
+    pthread_mutex_unlock(&h->lock);
+    task(context, 0);
+    while (atomic_load_explicit(&h->finished, memory_order_acquire) != ticket) spin_pause();
+}
