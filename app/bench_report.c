@@ -95,6 +95,7 @@ static void print_header(FILE *out, const BenchResults *r, const char *prefix) {
     fprintf(out, "%smodel: %s\n", prefix, r->model);
     fprintf(out, "%smachine: %s; %.0f threads for single-stream timings\n", prefix, r->cpu, r->v[BENCH_THREADS]);
     fprintf(out, "%sBLAS: %s\n", prefix, r->blas);
+    if (r->paths[0]) fprintf(out, "%scode paths: %s\n", prefix, r->paths);
     fprintf(out, "%sPyTorch: %s\n", prefix, r->torch);
     fprintf(out, "%smeasured: %s%s\n", prefix, r->date,
             r->quick ? " (--quick: few repeats, small training batch; not for comparison)" : "");

@@ -51,6 +51,7 @@ static const TextField TEXTS[] = {
     {"model", offsetof(BenchResults, model), sizeof(((BenchResults *)0)->model)},
     {"cpu", offsetof(BenchResults, cpu), sizeof(((BenchResults *)0)->cpu)},
     {"blas", offsetof(BenchResults, blas), sizeof(((BenchResults *)0)->blas)},
+    {"code_paths", offsetof(BenchResults, paths), sizeof(((BenchResults *)0)->paths)},
     {"torch", offsetof(BenchResults, torch), sizeof(((BenchResults *)0)->torch)},
     {"date", offsetof(BenchResults, date), sizeof(((BenchResults *)0)->date)},
 };

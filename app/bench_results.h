@@ -46,6 +46,7 @@ typedef struct {
     char model[4096];   /* the weights file, or what the random model is */
     char cpu[256];      /* /proc/cpuinfo model name and the number of CPUs */
     char blas[256];     /* openblas_get_config() and the core it chose */
+    char paths[512];    /* the CPU's vector extensions and which one each code path uses (cpu.h) */
     char torch[128];    /* torch version, or why PyTorch was not measured */
     char date[64];      /* UTC, when measured */
 } BenchResults;

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpu.h"
 #include "model.h"
 
 #ifndef CAPTION_SOURCE_ASSETS
@@ -127,25 +128,41 @@ int bench_write_random_model(const char *path, Error *err) {
     return status;
 }
 
-static void describe_cpu(char *out, size_t size) {
+/* The value of /proc/cpuinfo's first "key : value" line for key, or fallback. */
+static void cpuinfo_field(const char *key, char *value, size_t size, const char *fallback) {
     FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512], name[256] = "unknown CPU";
+    char line[512];
+    snprintf(value, size, "%s", fallback);
+    size_t length = strlen(key);
     while (f && fgets(line, sizeof line, f)) {
         char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) == 0 && colon) {
-            snprintf(name, sizeof name, "%s", colon + 2);
-            name[strcspn(name, "\n")] = '\0';
+        if (colon && strncmp(line, key, length) == 0 && (line[length] == ' ' || line[length] == '\t')) {
+            snprintf(value, size, "%s", colon + 2);
+            value[strcspn(value, "\n")] = '\0';
             break;
         }
     }
     if (f) fclose(f);
-    snprintf(out, size, "%s, %ld CPUs", name, sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+/* A virtual machine's model name may be just "AMD EPYC": the family and model
+ * numbers tell the generation (AMD family 25 = Zen 3/4, Intel family 6 model
+ * 85 = Skylake-SP to Cascade Lake). */
+static void describe_cpu(char *out, size_t size) {
+    char name[128], vendor[32], family[8], model[8];
+    cpuinfo_field("model name", name, sizeof name, "unknown CPU");
+    cpuinfo_field("vendor_id", vendor, sizeof vendor, "?");
+    cpuinfo_field("cpu family", family, sizeof family, "?");
+    cpuinfo_field("model", model, sizeof model, "?");
+    snprintf(out, size, "%s (%s family %s model %s), %ld CPUs", name, vendor, family, model,
+             sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 void bench_describe_machine(BenchResults *r) {
     describe_cpu(r->cpu, sizeof r->cpu);
     const char *config = openblas_get_config(), *core = openblas_get_corename();
     snprintf(r->blas, sizeof r->blas, "%s, core %s", config ? config : "?", core ? core : "?");
+    cpu_describe_paths(r->paths, sizeof r->paths);
     time_t now = time(NULL);
     struct tm utc;
     gmtime_r(&now, &utc);

@@ -113,7 +113,7 @@ static void progress(const char *what) {
  * fork before this process allocates anything large. */
 static int measure(BenchResults *r, const BenchSetup *s, const BenchArgs *a, const char *tensor_path, Error *err) {
     if (a->latency_only) {
-        if (a->torch) progress("--latency-only: PyTorch is not measured");
+        snprintf(r->torch, sizeof r->torch, "not measured (--latency-only)");
         openblas_set_num_threads(s->threads);
         r->v[BENCH_THREADS] = s->threads;
         progress("CNN forward and caption latency");

@@ -1,5 +1,6 @@
 #include "cpu.h"
 
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,8 @@ void cpu_describe_paths(char *buffer, size_t size) {
     snprintf(buffer, size,
              "CPU has %s; few-row products (beam search): %s; second decoding thread: %s; "
              "activations, attention, im2col: compiled for the x86-64 baseline (sse2); "
-             "matrix products: OpenBLAS's kernel",
+             "matrix products (CNN, training, attention): OpenBLAS's %s kernels",
              present[0] ? present : "no AVX", cpu_use_avx2_fma() ? "own avx2+fma kernel" : "OpenBLAS sgemv",
-             cpu_portable_mode() ? "off (CAPTION_PORTABLE)" : "on in single-image commands");
+             cpu_portable_mode() ? "off (CAPTION_PORTABLE)" : "on in single-image commands",
+             openblas_get_corename() ? openblas_get_corename() : "?");
 }
