@@ -75,8 +75,11 @@ static void valid_range(int count, int stride, int offset, int size, int *lo, in
 }
 
 /* col[(c, ky, kx), i * HW + (oy, ox)] = image_i[c, oy*stride - pad + ky, ox*stride - pad + kx]
- * or 0, for the images i < n of a chunk; ld is the column matrix's row length. */
-static void im2col(float *col, long ld, const float *images, int n, const Conv2dShape *s) {
+ * or 0, for the images i < n of a chunk and the output rows oy in [oy_begin,
+ * oy_end) (a part of the columns, for two threads); ld is the column matrix's
+ * row length. */
+static void im2col_rows(float *col, long ld, const float *images, int n, const Conv2dShape *s, int oy_begin,
+                        int oy_end) {
     int out_h = conv2d_out_height(s), out_w = conv2d_out_width(s), k = s->kernel;
     int stride = s->stride;
     long pixels = (long)out_h * out_w, plane_size = (long)s->in_height * s->in_width;
@@ -89,14 +92,17 @@ static void im2col(float *col, long ld, const float *images, int n, const Conv2d
                 int x0 = kx - s->padding, x_lo, x_hi;
                 valid_range(out_w, stride, x0, s->in_width, &x_lo, &x_hi);
                 float *row = col + (((long)c * k + ky) * k + kx) * ld;
+                /* Rows of this part above and below the image are zeros. */
+                int lo = y_lo > oy_begin ? y_lo : oy_begin, hi = y_hi < oy_end ? y_hi : oy_end;
+                if (hi < lo) hi = lo = oy_begin;
                 for (int i = 0; i < n; i++) {
                     float *dst_image = row + i * pixels;
                     const float *plane = images + i * image_size + c * plane_size;
-                    if (y_lo > 0) memset(dst_image, 0, sizeof(float) * (size_t)y_lo * out_w);
-                    if (y_hi < out_h)
-                        memset(dst_image + (long)y_hi * out_w, 0,
-                               sizeof(float) * (size_t)(out_h - y_hi) * out_w);
-                    for (int oy = y_lo; oy < y_hi; oy++) {
+                    if (lo > oy_begin)
+                        memset(dst_image + (long)oy_begin * out_w, 0, sizeof(float) * (size_t)(lo - oy_begin) * out_w);
+                    if (hi < oy_end)
+                        memset(dst_image + (long)hi * out_w, 0, sizeof(float) * (size_t)(oy_end - hi) * out_w);
+                    for (int oy = lo; oy < hi; oy++) {
                         float *dst = dst_image + (long)oy * out_w;
                         const float *src = plane + (long)(oy * stride + y0) * s->in_width;
                         if (x_lo > 0) memset(dst, 0, sizeof(float) * (size_t)x_lo);
@@ -109,6 +115,10 @@ static void im2col(float *col, long ld, const float *images, int n, const Conv2d
                 }
             }
         }
+}
+
+static void im2col(float *col, long ld, const float *images, int n, const Conv2dShape *s) {
+    im2col_rows(col, ld, images, n, s, 0, conv2d_out_height(s));
 }
 
 /* The adjoint of im2col: scatters column gradients back, accumulating. */
@@ -140,36 +150,62 @@ static void col2im_add(float *images, const float *col, long ld, int n, const Co
         }
 }
 
-/* out[M, N] = weight[M, K] col[K, N], row-major, columns [first, first+count). */
+/* One image's convolution in two parts: the column matrix for each half of
+ * the output rows, then the product and bias for each half of the output
+ * channels. With a helper the two parts run at once, without it one after
+ * the other: the same two sgemm calls either way, so the helper changes no
+ * bit. (One product on one thread and two halves on two need not round
+ * alike: OpenBLAS's Haswell kernels tile and block a product by its size.) */
 typedef struct {
-    float *out;
-    const float *weight, *col;
-    int m, n, k, split;
-} GemmColumns;
+    float *out, *workspace;
+    const float *image, *weight, *bias;
+    const Conv2dShape *shape;
+    int split_row;     /* im2col: part 0 builds the output rows above it, part 1 the rest */
+    int split_channel; /* product: part 0 computes the channels below it, part 1 the rest */
+} ConvImage;
 
-static void gemm_columns(const GemmColumns *g, int first, int count) {
-    if (count > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g->m, count, g->k, 1.0f, g->weight, g->k,
-                    g->col + first, g->n, 0.0f, g->out + first, g->n);
+static void conv_image_channels(const ConvImage *j, int first, int count) {
+    const Conv2dShape *s = j->shape;
+    long rows = col_rows(s), pixels = out_pixels(s);
+    if (count <= 0) return;
+    const float *col = is_pointwise(s) ? j->image : j->workspace;
+    float *out = j->out + first * pixels;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, count, (int)pixels, (int)rows, 1.0f,
+                j->weight + first * rows, (int)rows, col, (int)pixels, 0.0f, out, (int)pixels);
+    if (j->bias)
+        for (int o = 0; o < count; o++)
+            for (long p = 0; p < pixels; p++) out[o * pixels + p] += j->bias[first + o];
 }
 
-static void gemm_part(void *context, int part) {
-    const GemmColumns *g = context;
-    if (part == 0) gemm_columns(g, 0, g->split);
-    else gemm_columns(g, g->split, g->n - g->split);
+static void im2col_part(void *context, int part) {
+    const ConvImage *j = context;
+    if (part == 0) im2col_rows(j->workspace, out_pixels(j->shape), j->image, 1, j->shape, 0, j->split_row);
+    else im2col_rows(j->workspace, out_pixels(j->shape), j->image, 1, j->shape, j->split_row,
+                     conv2d_out_height(j->shape));
 }
 
-/* Below this many columns a product is over before the helper would start. */
-enum { SHARED_MIN_COLUMNS = 256 };
+static void product_part(void *context, int part) {
+    const ConvImage *j = context;
+    if (part == 0) conv_image_channels(j, 0, j->split_channel);
+    else conv_image_channels(j, j->split_channel, j->shape->out_channels - j->split_channel);
+}
 
-static void gemm_shared(CoreHelper *helper, const GemmColumns *g) {
-    if (!helper || g->n < SHARED_MIN_COLUMNS) {
-        gemm_columns(g, 0, g->n);
+/* Below this many multiply-adds a convolution is over before the helper would start. */
+enum { SHARED_MIN_MACS = 1 << 18 };
+
+static void conv_image(CoreHelper *helper, ConvImage *j) {
+    const Conv2dShape *s = j->shape;
+    long pixels = out_pixels(s);
+    int halves = s->out_channels >= 32 && col_rows(s) * pixels * s->out_channels >= SHARED_MIN_MACS;
+    if (!halves) {
+        if (!is_pointwise(s)) im2col(j->workspace, pixels, j->image, 1, s);
+        conv_image_channels(j, 0, s->out_channels);
         return;
     }
-    GemmColumns split = *g;
-    split.split = (g->n / 2) & ~15; /* whole vectors of columns on each side */
-    core_helper_split(helper, gemm_part, &split);
+    j->split_row = conv2d_out_height(s) / 2;
+    j->split_channel = (s->out_channels / 2) & ~7;
+    if (!is_pointwise(s)) core_helper_split(helper, im2col_part, j);
+    core_helper_split(helper, product_part, j);
 }
 
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
@@ -185,21 +221,18 @@ void conv2d_forward_shared(CoreHelper *helper, float *out, const float *in, cons
     int chunk = call_chunk(s);
     for (int b0 = 0; b0 < s->batch; b0 += chunk) {
         int n = s->batch - b0 < chunk ? s->batch - b0 : chunk;
-        long cols = n * pixels;
-        const float *col = workspace;
-        if (n == 1 && is_pointwise(s))
-            col = in + b0 * in_size;
-        else
-            im2col(workspace, cols, in + b0 * in_size, n, s);
-        /* One image: straight into the output; more: [out_channels, n*HW], then scattered. */
-        float *result = n == 1 ? out + b0 * out_size : workspace + rows * cols;
-        gemm_shared(helper, &(GemmColumns){result, weight, col, s->out_channels, (int)cols, (int)rows, 0});
         if (n == 1) {
-            if (bias)
-                for (int o = 0; o < s->out_channels; o++)
-                    for (long p = 0; p < pixels; p++) result[o * pixels + p] += bias[o];
+            /* One image: straight into the output. */
+            ConvImage job = {out + b0 * out_size, workspace, in + b0 * in_size, weight, bias, s, 0, 0};
+            conv_image(helper, &job);
             continue;
         }
+        /* More: im2col of the chunk, one product [out_channels, n*HW], then scattered. */
+        long cols = n * pixels;
+        im2col(workspace, cols, in + b0 * in_size, n, s);
+        float *result = workspace + rows * cols;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_channels, (int)cols, (int)rows, 1.0f,
+                    weight, (int)rows, workspace, (int)cols, 0.0f, result, (int)cols);
         for (int i = 0; i < n; i++)
             for (int o = 0; o < s->out_channels; o++) {
                 float *dst = out + (b0 + i) * out_size + o * pixels;

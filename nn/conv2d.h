@@ -25,9 +25,10 @@ size_t conv2d_workspace_floats(const Conv2dShape *shape);
 /* out[batch, out_channels, out_h, out_w]; bias may be NULL. */
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                     const Conv2dShape *shape, float *workspace);
-/* The same with a second core's help (core_helper.h): each product's columns
- * are split between the two threads; the result is the same bit for bit.
- * helper may be NULL. */
+/* The same with a second core's help (core_helper.h; may be NULL): one
+ * image's column matrix is built by rows and its product by output channels
+ * on the two threads. A large one-image product is computed as these two
+ * halves with or without the helper, so the result is the same bit for bit. */
 void conv2d_forward_shared(CoreHelper *helper, float *out, const float *in, const float *weight,
                            const float *bias, const Conv2dShape *shape, float *workspace);
 

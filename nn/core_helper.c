@@ -1,6 +1,7 @@
 #include "core_helper.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -21,16 +22,23 @@ struct CoreHelper {
     void *context;
 };
 
-/* How long the helper spins for the next job before it sleeps: a beam step
- * posts its next product within tens of microseconds, and a caption's last
- * product is followed by the next image's CNN only in batch-like loops. */
-enum { HELPER_SPIN = 20000 };
+/* Waiting: first PAUSE_SPINS pauses (a beam step posts its next product
+ * within tens of microseconds), then sched_yield, so that a waiting thread
+ * that shares its core with the other one (a loaded machine: the scheduler
+ * may put both on one core) gives it the core instead of spinning out its
+ * time slice. The helper sleeps after HELPER_SPIN rounds in all. */
+enum { PAUSE_SPINS = 2000, HELPER_SPIN = 20000 };
+
+static void wait_a_little(int round) {
+    if (round < PAUSE_SPINS) spin_pause();
+    else sched_yield();
+}
 
 static unsigned wait_for_job(CoreHelper *h, unsigned seen) {
     for (int i = 0; i < HELPER_SPIN; i++) {
         unsigned posted = atomic_load_explicit(&h->posted, memory_order_acquire);
         if (posted != seen || atomic_load(&h->quit)) return posted;
-        spin_pause();
+        wait_a_little(i);
     }
     pthread_mutex_lock(&h->lock);
     while (atomic_load_explicit(&h->posted, memory_order_acquire) == seen && !atomic_load(&h->quit))
@@ -93,5 +101,6 @@ void core_helper_split(CoreHelper *h, CoreTask task, void *context) {
     pthread_cond_signal(&h->wake);
     pthread_mutex_unlock(&h->lock);
     task(context, 0);
-    while (atomic_load_explicit(&h->finished, memory_order_acquire) != ticket) spin_pause();
+    for (int i = 0; atomic_load_explicit(&h->finished, memory_order_acquire) != ticket; i += i < PAUSE_SPINS)
+        wait_a_little(i);
 }

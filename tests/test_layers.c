@@ -296,8 +296,8 @@ static void test_linear_row_counts(Report *rep) {
 
 /* The products split over two cores (core_helper.h) give the very bits of the
  * one-thread products: few rows (both the AVX2 kernel and, with
- * CAPTION_PORTABLE, the sgemv fallback; odd widths for the tails) and a
- * convolution's columns. OpenBLAS on one thread, as captioner_use_second_thread
+ * CAPTION_PORTABLE, the sgemv fallback; odd widths for the tails) and
+ * one-image convolutions. OpenBLAS on one thread, as captioner_use_second_thread
  * sets it: its own threads split an sgemv where they like, and a product whose
  * split lands inside a block of 4 outputs rounds those differently. */
 static void test_second_core(Report *rep) {
@@ -334,15 +334,28 @@ static void test_second_core(Report *rep) {
     if (was) setenv("CAPTION_PORTABLE", saved, 1);
     else unsetenv("CAPTION_PORTABLE");
 
-    Conv2dShape s = {.batch = 1, .in_channels = 5, .in_height = 29, .in_width = 31, .out_channels = 7,
-                     .kernel = 3, .stride = 1, .padding = 1};
-    long nx = 5L * 29 * 31, ny = 7L * 29 * 31;
-    float *image = pool_normal(&pool, &rng, nx, 1.0f), *kernel = pool_normal(&pool, &rng, 7L * 5 * 9, 0.5f);
-    float *bias = pool_normal(&pool, &rng, 7, 0.5f), *ws = pool_floats(&pool, (long)conv2d_workspace_floats(&s));
-    float *y_alone = pool_floats(&pool, ny), *y_shared = pool_floats(&pool, ny);
-    conv2d_forward(y_alone, image, kernel, bias, &s, ws);
-    conv2d_forward_shared(helper, y_shared, image, kernel, bias, &s, ws);
-    record_bool(rep, "split conv2d 5x29x31->7", "same bits", memcmp(y_alone, y_shared, sizeof(float) * ny) == 0);
+    /* Odd sizes, a stride-2 first layer, a late small map, a 1x1 convolution. */
+    const Conv2dShape convs[] = {
+        {.batch = 1, .in_channels = 5, .in_height = 29, .in_width = 31, .out_channels = 7, .kernel = 3, .stride = 1, .padding = 1},
+        {.batch = 1, .in_channels = 3, .in_height = 96, .in_width = 96, .out_channels = 32, .kernel = 3, .stride = 2, .padding = 1},
+        {.batch = 1, .in_channels = 64, .in_height = 12, .in_width = 12, .out_channels = 48, .kernel = 3, .stride = 1, .padding = 1},
+        {.batch = 1, .in_channels = 40, .in_height = 20, .in_width = 21, .out_channels = 33, .kernel = 1, .stride = 1, .padding = 0},
+    };
+    int conv_same = 1;
+    for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++) {
+        const Conv2dShape *cs = &convs[i];
+        long nx = (long)cs->in_channels * cs->in_height * cs->in_width;
+        long ny = (long)cs->out_channels * conv2d_out_height(cs) * conv2d_out_width(cs);
+        long nw = (long)cs->out_channels * cs->in_channels * cs->kernel * cs->kernel;
+        float *image = pool_normal(&pool, &rng, nx, 1.0f), *kernel = pool_normal(&pool, &rng, nw, 0.5f);
+        float *bias = pool_normal(&pool, &rng, cs->out_channels, 0.5f);
+        float *ws = pool_floats(&pool, (long)conv2d_workspace_floats(cs));
+        float *y_alone = pool_floats(&pool, ny), *y_shared = pool_floats(&pool, ny);
+        conv2d_forward(y_alone, image, kernel, bias, cs, ws);
+        conv2d_forward_shared(helper, y_shared, image, kernel, bias, cs, ws);
+        conv_same &= memcmp(y_alone, y_shared, sizeof(float) * ny) == 0;
+    }
+    record_bool(rep, "split conv2d, 4 shapes", "same bits", conv_same);
     core_helper_free(helper);
     openblas_set_num_threads(blas_threads);
     pool_free(&pool);
