@@ -160,6 +160,8 @@ typedef struct {
     float *out, *workspace;
     const float *image, *weight, *bias;
     const Conv2dShape *shape;
+    const Conv2dEpilogue *epilogue; /* may be NULL */
+    int image_index;
     int split_row;     /* im2col: part 0 builds the output rows above it, part 1 the rest */
     int split_channel; /* product: part 0 computes the channels below it, part 1 the rest */
 } ConvImage;
@@ -175,6 +177,7 @@ static void conv_image_channels(const ConvImage *j, int first, int count) {
     if (j->bias)
         for (int o = 0; o < count; o++)
             for (long p = 0; p < pixels; p++) out[o * pixels + p] += j->bias[first + o];
+    if (j->epilogue) j->epilogue->run(j->epilogue->context, j->image_index, first, count);
 }
 
 static void im2col_part(void *context, int part) {
@@ -210,11 +213,12 @@ static void conv_image(CoreHelper *helper, ConvImage *j) {
 
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                     const Conv2dShape *s, float *workspace) {
-    conv2d_forward_shared(NULL, out, in, weight, bias, s, workspace);
+    conv2d_forward_shared(NULL, out, in, weight, bias, s, workspace, NULL);
 }
 
 void conv2d_forward_shared(CoreHelper *helper, float *out, const float *in, const float *weight,
-                           const float *bias, const Conv2dShape *s, float *workspace) {
+                           const float *bias, const Conv2dShape *s, float *workspace,
+                           const Conv2dEpilogue *epilogue) {
     long rows = col_rows(s), pixels = out_pixels(s);
     long in_size = (long)s->in_channels * s->in_height * s->in_width;
     long out_size = (long)s->out_channels * pixels;
@@ -223,7 +227,7 @@ void conv2d_forward_shared(CoreHelper *helper, float *out, const float *in, cons
         int n = s->batch - b0 < chunk ? s->batch - b0 : chunk;
         if (n == 1) {
             /* One image: straight into the output. */
-            ConvImage job = {out + b0 * out_size, workspace, in + b0 * in_size, weight, bias, s, 0, 0};
+            ConvImage job = {out + b0 * out_size, workspace, in + b0 * in_size, weight, bias, s, epilogue, b0, 0, 0};
             conv_image(helper, &job);
             continue;
         }
@@ -244,6 +248,7 @@ void conv2d_forward_shared(CoreHelper *helper, float *out, const float *in, cons
                     memcpy(dst, src, sizeof(float) * (size_t)pixels);
                 }
             }
+        for (int i = 0; epilogue && i < n; i++) epilogue->run(epilogue->context, b0 + i, 0, s->out_channels);
     }
 }
 

@@ -25,12 +25,22 @@ size_t conv2d_workspace_floats(const Conv2dShape *shape);
 /* out[batch, out_channels, out_h, out_w]; bias may be NULL. */
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                     const Conv2dShape *shape, float *workspace);
-/* The same with a second core's help (core_helper.h; may be NULL): one
- * image's column matrix is built by rows and its product by output channels
- * on the two threads. A large one-image product is computed as these two
- * halves with or without the helper, so the result is the same bit for bit. */
+/* What to do with output channels [first, first + count) of image `image`
+ * as soon as they are computed, by the thread that computed them, while they
+ * are in its cache: the encoder's ReLU and max-pool. */
+typedef struct {
+    void (*run)(void *context, int image, int first, int count);
+    void *context;
+} Conv2dEpilogue;
+
+/* The same with a second core's help (core_helper.h; may be NULL), and an
+ * optional epilogue (may be NULL): one image's column matrix is built by rows
+ * and its product (then the epilogue) by output channels on the two threads.
+ * A large one-image product is computed as these two halves with or without
+ * the helper, so the result is the same bit for bit. */
 void conv2d_forward_shared(CoreHelper *helper, float *out, const float *in, const float *weight,
-                           const float *bias, const Conv2dShape *shape, float *workspace);
+                           const float *bias, const Conv2dShape *shape, float *workspace,
+                           const Conv2dEpilogue *epilogue);
 
 /* Accumulates into d_in (may be NULL: the image needs no gradient), d_weight
  * and d_bias (may be NULL). */

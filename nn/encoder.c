@@ -154,18 +154,36 @@ void encoder_backward(const SatModel *m, const SatTensors *g, EncoderBuffers *b,
     }
 }
 
+/* ReLU and max-pool of some channels of one image, run by the thread that
+ * just computed them (conv2d's epilogue). */
+typedef struct {
+    const SatModel *model;
+    EncoderBuffers *buffers;
+    int layer;
+} InferLayer;
+
+static void relu_and_pool(void *context, int image, int first, int count) {
+    const InferLayer *j = context;
+    int l = j->layer, size = conv_size(j->model, l), channels = j->model->encoder.channels[l];
+    long plane = (long)size * size, offset = ((long)image * channels + first) * plane;
+    float *activations = j->buffers->relu_out[l] + offset;
+    relu_forward(activations, activations, count * plane);
+    if (!j->model->encoder.pool[l]) return;
+    MaxPoolShape ps = pool_shape(j->model, l, 1);
+    ps.planes = count;
+    long pooled = offset / plane * (long)maxpool_out_height(&ps) * maxpool_out_width(&ps);
+    maxpool_forward(j->buffers->pool_out[l] + pooled, j->buffers->argmax[l] + pooled, activations, &ps);
+}
+
 const float *encoder_forward_infer(const SatModel *m, EncoderBuffers *b, const float *images, int batch,
                                    CoreHelper *helper) {
     const float *in = images;
     for (int l = 0; l < m->encoder.count; l++) {
         Conv2dShape cs = conv_shape(m, l, batch);
+        InferLayer layer = {m, b, l};
+        Conv2dEpilogue epilogue = {relu_and_pool, &layer};
         conv2d_forward_shared(helper, b->relu_out[l], in, m->folded_weight[l], m->folded_bias[l], &cs,
-                              b->workspace);
-        relu_forward(b->relu_out[l], b->relu_out[l], conv_floats(m, l, batch));
-        if (m->encoder.pool[l]) {
-            MaxPoolShape ps = pool_shape(m, l, batch);
-            maxpool_forward(b->pool_out[l], b->argmax[l], b->relu_out[l], &ps);
-        }
+                              b->workspace, &epilogue);
         in = layer_output(m, b, l);
     }
     return in;

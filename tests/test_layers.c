@@ -352,7 +352,7 @@ static void test_second_core(Report *rep) {
         float *ws = pool_floats(&pool, (long)conv2d_workspace_floats(cs));
         float *y_alone = pool_floats(&pool, ny), *y_shared = pool_floats(&pool, ny);
         conv2d_forward(y_alone, image, kernel, bias, cs, ws);
-        conv2d_forward_shared(helper, y_shared, image, kernel, bias, cs, ws);
+        conv2d_forward_shared(helper, y_shared, image, kernel, bias, cs, ws, NULL);
         conv_same &= memcmp(y_alone, y_shared, sizeof(float) * ny) == 0;
     }
     record_bool(rep, "split conv2d, 4 shapes", "same bits", conv_same);
