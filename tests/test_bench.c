@@ -1,6 +1,7 @@
 /* Smoke test of `caption bench`: a quick run on a random model prints one
  * JSON object with every required key and finite values; the saved JSON
- * renders as markdown and a PNG chart; usage errors exit 2. Speed goals are
+ * renders as markdown and a PNG chart; --latency-only measures only the
+ * latencies; usage errors exit 2. Speed goals are
  * the benchmark's business, never checked here. */
 #include <math.h>
 #include <stdio.h>
@@ -38,6 +39,14 @@ static void check_json(CheckCounts *c, const char *text) {
         if (!ok) fprintf(stderr, "missing or not a positive finite number: %s\n", REQUIRED[i]);
         CHECK(c, ok);
     }
+    /* A result names its machine and code paths, so it can be read later. */
+    const char *texts[] = {"cpu", "blas", "code_paths"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, texts[i]);
+        CHECK(c, cJSON_IsString(item) && strlen(item->valuestring) > 5);
+    }
+    const char *paths = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "code_paths"));
+    CHECK(c, paths && strstr(paths, "few-row products") && strstr(paths, "OpenBLAS"));
     /* Without --torch no PyTorch numbers may appear. */
     CHECK(c, cJSON_GetObjectItemCaseSensitive(root, "torch_cnn_ms") == NULL);
     const cJSON *targets = cJSON_GetObjectItemCaseSensitive(root, "targets");
@@ -88,6 +97,18 @@ int main(int argc, char **argv) {
     CHECK(c, run(command, out, sizeof out) == 0);
     check_json(c, out);
     check_report(c, exe, out);
+    /* --latency-only: the CNN and the caption latencies, nothing else; the
+     * portable switch shows in the code paths. */
+    snprintf(command, sizeof command, "CAPTION_PORTABLE=1 '%s' bench --latency-only --json --random-model 2>/dev/null",
+             exe);
+    CHECK(c, run(command, out, sizeof out) == 0);
+    cJSON *latency = cJSON_Parse(out);
+    const cJSON *beam3 = cJSON_GetObjectItemCaseSensitive(latency, "caption_ms_beam3");
+    CHECK(c, cJSON_IsNumber(beam3) && beam3->valuedouble > 0.0);
+    CHECK(c, cJSON_GetObjectItemCaseSensitive(latency, "train_img_per_s") == NULL);
+    const char *portable = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(latency, "code_paths"));
+    CHECK(c, portable && strstr(portable, "CAPTION_PORTABLE"));
+    cJSON_Delete(latency);
     snprintf(command, sizeof command, "'%s' bench --threads 0 2>/dev/null", exe);
     CHECK(c, run(command, out, sizeof out) == 2);
     snprintf(command, sizeof command, "'%s' bench --bogus 2>/dev/null", exe);
