@@ -150,22 +150,26 @@ static void col2im_add(float *images, const float *col, long ld, int n, const Co
         }
 }
 
-/* One image's convolution in two parts: the column matrix for each half of
- * the output rows, then the product and bias for each half of the output
- * channels. With a helper the two parts run at once, without it one after
- * the other: the same two sgemm calls either way, so the helper changes no
- * bit. (One product on one thread and two halves on two need not round
- * alike: OpenBLAS's Haswell kernels tile and block a product by its size.) */
+/* One image's convolution in two halves. With a helper the halves run at
+ * once, without it one after the other: the same sgemm calls either way, so
+ * the helper changes no bit (one product on one thread and two halves on two
+ * need not round alike: OpenBLAS's Haswell kernels tile and block a product
+ * by its size). A map with more pixels than channels is halved by output
+ * rows: each thread builds the column matrix of its rows and multiplies it,
+ * so the big column matrix is packed once (half by each). A small late map is
+ * halved by output channels: each thread multiplies half of the weights,
+ * after both have built half of the column matrix. */
 typedef struct {
     float *out, *workspace;
     const float *image, *weight, *bias;
     const Conv2dShape *shape;
     const Conv2dEpilogue *epilogue; /* may be NULL */
     int image_index;
-    int split_row;     /* im2col: part 0 builds the output rows above it, part 1 the rest */
-    int split_channel; /* product: part 0 computes the channels below it, part 1 the rest */
+    int split_row;     /* by rows: part 0 computes the output rows above it, part 1 the rest */
+    int split_channel; /* by channels: part 0 computes the channels below it, part 1 the rest */
 } ConvImage;
 
+/* Output channels [first, + count), every output row; the column matrix is built. */
 static void conv_image_channels(const ConvImage *j, int first, int count) {
     const Conv2dShape *s = j->shape;
     long rows = col_rows(s), pixels = out_pixels(s);
@@ -177,7 +181,34 @@ static void conv_image_channels(const ConvImage *j, int first, int count) {
     if (j->bias)
         for (int o = 0; o < count; o++)
             for (long p = 0; p < pixels; p++) out[o * pixels + p] += j->bias[first + o];
-    if (j->epilogue) j->epilogue->run(j->epilogue->context, j->image_index, first, count);
+    if (j->epilogue)
+        j->epilogue->run(j->epilogue->context, j->image_index, first, count, 0, conv2d_out_height(s));
+}
+
+/* Output rows [first_row, end_row) of every channel, column matrix included. */
+static void conv_image_rows(const ConvImage *j, int first_row, int end_row) {
+    const Conv2dShape *s = j->shape;
+    long rows = col_rows(s), pixels = out_pixels(s);
+    long first = (long)first_row * conv2d_out_width(s), count = (long)(end_row - first_row) * conv2d_out_width(s);
+    if (count <= 0) return;
+    const float *col = j->image;
+    if (!is_pointwise(s)) {
+        im2col_rows(j->workspace, pixels, j->image, 1, s, first_row, end_row);
+        col = j->workspace;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_channels, (int)count, (int)rows, 1.0f,
+                j->weight, (int)rows, col + first, (int)pixels, 0.0f, j->out + first, (int)pixels);
+    if (j->bias)
+        for (int o = 0; o < s->out_channels; o++)
+            for (long p = first; p < first + count; p++) j->out[o * pixels + p] += j->bias[o];
+    if (j->epilogue)
+        j->epilogue->run(j->epilogue->context, j->image_index, 0, s->out_channels, first_row, end_row - first_row);
+}
+
+static void rows_part(void *context, int part) {
+    const ConvImage *j = context;
+    if (part == 0) conv_image_rows(j, 0, j->split_row);
+    else conv_image_rows(j, j->split_row, conv2d_out_height(j->shape));
 }
 
 static void im2col_part(void *context, int part) {
@@ -187,7 +218,7 @@ static void im2col_part(void *context, int part) {
                      conv2d_out_height(j->shape));
 }
 
-static void product_part(void *context, int part) {
+static void channels_part(void *context, int part) {
     const ConvImage *j = context;
     if (part == 0) conv_image_channels(j, 0, j->split_channel);
     else conv_image_channels(j, j->split_channel, j->shape->out_channels - j->split_channel);
@@ -199,16 +230,18 @@ enum { SHARED_MIN_MACS = 1 << 18 };
 static void conv_image(CoreHelper *helper, ConvImage *j) {
     const Conv2dShape *s = j->shape;
     long pixels = out_pixels(s);
-    int halves = s->out_channels >= 32 && col_rows(s) * pixels * s->out_channels >= SHARED_MIN_MACS;
+    int out_h = conv2d_out_height(s);
+    int halves = out_h >= 4 && s->out_channels >= 16 && col_rows(s) * pixels * s->out_channels >= SHARED_MIN_MACS;
+    j->split_row = (out_h / 2) & ~1; /* even: pooling windows stay whole */
     if (!halves) {
-        if (!is_pointwise(s)) im2col(j->workspace, pixels, j->image, 1, s);
-        conv_image_channels(j, 0, s->out_channels);
-        return;
+        conv_image_rows(j, 0, out_h);
+    } else if (pixels >= s->out_channels) {
+        core_helper_split(helper, rows_part, j);
+    } else {
+        j->split_channel = (s->out_channels / 2) & ~7;
+        if (!is_pointwise(s)) core_helper_split(helper, im2col_part, j);
+        core_helper_split(helper, channels_part, j);
     }
-    j->split_row = conv2d_out_height(s) / 2;
-    j->split_channel = (s->out_channels / 2) & ~7;
-    if (!is_pointwise(s)) core_helper_split(helper, im2col_part, j);
-    core_helper_split(helper, product_part, j);
 }
 
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
@@ -248,7 +281,8 @@ void conv2d_forward_shared(CoreHelper *helper, float *out, const float *in, cons
                     memcpy(dst, src, sizeof(float) * (size_t)pixels);
                 }
             }
-        for (int i = 0; epilogue && i < n; i++) epilogue->run(epilogue->context, b0 + i, 0, s->out_channels);
+        for (int i = 0; epilogue && i < n; i++)
+            epilogue->run(epilogue->context, b0 + i, 0, s->out_channels, 0, conv2d_out_height(s));
     }
 }
 

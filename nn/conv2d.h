@@ -25,19 +25,22 @@ size_t conv2d_workspace_floats(const Conv2dShape *shape);
 /* out[batch, out_channels, out_h, out_w]; bias may be NULL. */
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                     const Conv2dShape *shape, float *workspace);
-/* What to do with output channels [first, first + count) of image `image`
- * as soon as they are computed, by the thread that computed them, while they
- * are in its cache: the encoder's ReLU and max-pool. */
+/* What to do with a block of the output of image `image` (the channels
+ * [first_channel, + channels), the output rows [first_row, + rows)) as soon as
+ * it is computed, by the thread that computed it, while it is in its cache:
+ * the encoder's ReLU and max-pool. first_row is even when rows < the output
+ * height, so 2x2 pooling windows never straddle two blocks. */
 typedef struct {
-    void (*run)(void *context, int image, int first, int count);
+    void (*run)(void *context, int image, int first_channel, int channels, int first_row, int rows);
     void *context;
 } Conv2dEpilogue;
 
 /* The same with a second core's help (core_helper.h; may be NULL), and an
- * optional epilogue (may be NULL): one image's column matrix is built by rows
- * and its product (then the epilogue) by output channels on the two threads.
- * A large one-image product is computed as these two halves with or without
- * the helper, so the result is the same bit for bit. */
+ * optional epilogue (may be NULL): a large one-image convolution is computed
+ * in two halves, of the output rows (a map with more pixels than channels) or
+ * of the output channels, on two threads with the helper and one after the
+ * other without: the same sgemm calls either way, so the result is the same
+ * bit for bit. */
 void conv2d_forward_shared(CoreHelper *helper, float *out, const float *in, const float *weight,
                            const float *bias, const Conv2dShape *shape, float *workspace,
                            const Conv2dEpilogue *epilogue);

@@ -154,25 +154,31 @@ void encoder_backward(const SatModel *m, const SatTensors *g, EncoderBuffers *b,
     }
 }
 
-/* ReLU and max-pool of some channels of one image, run by the thread that
- * just computed them (conv2d's epilogue). */
+/* ReLU and max-pool of a block of one image's output (conv2d's epilogue),
+ * run by the thread that just computed it. */
 typedef struct {
     const SatModel *model;
     EncoderBuffers *buffers;
     int layer;
 } InferLayer;
 
-static void relu_and_pool(void *context, int image, int first, int count) {
+static void relu_and_pool(void *context, int image, int first_channel, int channels, int first_row, int rows) {
     const InferLayer *j = context;
-    int l = j->layer, size = conv_size(j->model, l), channels = j->model->encoder.channels[l];
-    long plane = (long)size * size, offset = ((long)image * channels + first) * plane;
-    float *activations = j->buffers->relu_out[l] + offset;
-    relu_forward(activations, activations, count * plane);
+    int l = j->layer, size = conv_size(j->model, l);
+    long plane = (long)size * size, first_plane = (long)image * j->model->encoder.channels[l] + first_channel;
+    for (int c = 0; c < channels; c++) {
+        float *block = j->buffers->relu_out[l] + (first_plane + c) * plane + (long)first_row * size;
+        relu_forward(block, block, (long)rows * size);
+    }
     if (!j->model->encoder.pool[l]) return;
     MaxPoolShape ps = pool_shape(j->model, l, 1);
-    ps.planes = count;
-    long pooled = offset / plane * (long)maxpool_out_height(&ps) * maxpool_out_width(&ps);
-    maxpool_forward(j->buffers->pool_out[l] + pooled, j->buffers->argmax[l] + pooled, activations, &ps);
+    ps.planes = channels;
+    long pooled_plane = (long)maxpool_out_height(&ps) * maxpool_out_width(&ps);
+    /* Pooled rows whose windows lie in these rows (first_row is even). */
+    int first_out = first_row / 2, end_out = (first_row + rows) / 2;
+    if (end_out > maxpool_out_height(&ps)) end_out = maxpool_out_height(&ps);
+    maxpool_forward_infer(j->buffers->pool_out[l] + first_plane * pooled_plane,
+                          j->buffers->relu_out[l] + first_plane * plane, &ps, first_out, end_out - first_out);
 }
 
 const float *encoder_forward_infer(const SatModel *m, EncoderBuffers *b, const float *images, int batch,

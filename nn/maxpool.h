@@ -12,6 +12,10 @@ int maxpool_out_height(const MaxPoolShape *shape);
 int maxpool_out_width(const MaxPoolShape *shape);
 
 void maxpool_forward(float *out, int *argmax, const float *in, const MaxPoolShape *shape);
+/* Inference: output rows [first_row, first_row + rows) of every plane, no
+ * argmax (the same maxima, ties and NaN as maxpool_forward; branch-free, so
+ * it vectorises). */
+void maxpool_forward_infer(float *out, const float *in, const MaxPoolShape *shape, int first_row, int rows);
 /* Accumulates into d_in. */
 void maxpool_backward(float *d_in, const float *d_out, const int *argmax, const MaxPoolShape *shape);
 

@@ -776,6 +776,31 @@ static void test_maxpool(Report *rep) {
         pool_free(&pool);
     }
 
+    /* Inference pooling (no argmax, branch-free) gives maxpool_forward's values,
+     * whole or as two blocks of output rows, on odd sizes, ties, -inf and NaN. */
+    {
+        MaxPoolShape s = {.planes = 3, .in_height = 9, .in_width = 11, .kernel = 2, .stride = 2};
+        Pool pool = {0};
+        Rng rng;
+        rng_seed(&rng, 402);
+        long nx = 3L * 9 * 11, ny = 3L * maxpool_out_height(&s) * maxpool_out_width(&s);
+        float *x = pool_floats(&pool, nx), *y = pool_floats(&pool, ny), *z = pool_floats(&pool, ny);
+        int *argmax = pool_ints(&pool, ny);
+        for (long i = 0; i < nx; i++) x[i] = (float)(int)(4.0f * rng_uniform(&rng)); /* many ties */
+        x[5] = -INFINITY, x[40] = NAN, x[41] = NAN;
+        int same = 1;
+        for (int k = 2; k <= 3; k++) {
+            s.kernel = k;
+            ny = 3L * maxpool_out_height(&s) * maxpool_out_width(&s);
+            maxpool_forward(y, argmax, x, &s);
+            maxpool_forward_infer(z, x, &s, 0, 2);
+            maxpool_forward_infer(z, x, &s, 2, maxpool_out_height(&s) - 2);
+            same &= memcmp(y, z, sizeof(float) * ny) == 0;
+        }
+        record_bool(rep, "maxpool infer k2/k3 s2 3x9x11", "= forward, 2 blocks", same);
+        pool_free(&pool);
+    }
+
     /* By hand: 4x4, kernel 2 stride 2; a tie goes to the first element. */
     const float in[16] = {1, 5, 2, 0, 3, 4, 2, 1, -1, -2, 7, 7, 0, -3, 6, 7};
     float out[4], d_in[16] = {0};
