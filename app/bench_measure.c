@@ -132,9 +132,12 @@ static int time_cnn(BenchResults *r, const BenchSetup *s, const SatModel *m, con
     if (encoder_buffers_alloc(&buffers, m, 1, err) != 0) return -1;
     /* As when captioning: the second core through the helper (OpenBLAS is then on one thread). */
     CoreHelper *helper = NULL;
-    if (s->threads > 1 && !cpu_portable_mode() && core_helper_create(&helper, err) != 0) {
-        encoder_buffers_free(&buffers);
-        return -1;
+    if (s->threads > 1 && !cpu_portable_mode()) {
+        if (core_helper_create(&helper, err) != 0) {
+            encoder_buffers_free(&buffers);
+            return -1;
+        }
+        core_helper_claim_blas();
     }
     double times[256];
     int repeats = s->cnn_repeats < 256 ? s->cnn_repeats : 256;

@@ -1,5 +1,6 @@
 #include "core_helper.h"
 
+#include <cblas.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -26,8 +27,10 @@ struct CoreHelper {
  * within tens of microseconds), then sched_yield, so that a waiting thread
  * that shares its core with the other one (a loaded machine: the scheduler
  * may put both on one core) gives it the core instead of spinning out its
- * time slice. The helper sleeps after HELPER_SPIN rounds in all. */
-enum { PAUSE_SPINS = 2000, HELPER_SPIN = 20000 };
+ * time slice. The helper sleeps after HELPER_SPIN rounds in all (about a
+ * quarter of a millisecond): an idle helper must not hold a core that
+ * another thread or process could use. */
+enum { PAUSE_SPINS = 2000, HELPER_SPIN = 2200 };
 
 static void wait_a_little(int round) {
     if (round < PAUSE_SPINS) spin_pause();
@@ -86,6 +89,15 @@ void core_helper_free(CoreHelper *h) {
     pthread_cond_destroy(&h->wake);
     pthread_mutex_destroy(&h->lock);
     free(h);
+}
+
+/* Exported by OpenBLAS's pthreads builds (it is what OpenBLAS calls before a
+ * fork); weak, so that another BLAS without it still links and runs. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+
+void core_helper_claim_blas(void) {
+    openblas_set_num_threads(1);
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
 }
 
 void core_helper_split(CoreHelper *h, CoreTask task, void *context) {

@@ -22,6 +22,13 @@ typedef struct CoreHelper CoreHelper;
 int core_helper_create(CoreHelper **helper, Error *err);
 void core_helper_free(CoreHelper *helper);
 
+/* What the user of a helper calls once: OpenBLAS on one thread for the
+ * process, and its idle workers stopped. Those keep calling sched_yield for
+ * ~0.1 s after the library starts and after each threaded call (OpenBLAS's
+ * THREAD_TIMEOUT), taking turns on the cores the helper and the caller need;
+ * OpenBLAS starts them again if it is later given more threads. */
+void core_helper_claim_blas(void);
+
 /* part 0 runs on the caller, part 1 on the helper. */
 typedef void (*CoreTask)(void *context, int part);
 

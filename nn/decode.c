@@ -1,6 +1,5 @@
 #include "decode.h"
 
-#include <cblas.h>
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
@@ -91,7 +90,7 @@ int captioner_use_second_thread(Captioner *cap, Error *err) {
     if (cap->helper || cpu_portable_mode()) return 0;
     if (core_helper_create(&cap->helper, err) != 0) return -1;
     /* The helper replaces OpenBLAS's threads (core_helper.h says why). */
-    openblas_set_num_threads(1);
+    core_helper_claim_blas();
     return 0;
 }
 
