@@ -9,7 +9,6 @@
 #include <time.h>
 
 #include "bench_flops.h"
-#include "cpu.h"
 #include "encoder.h"
 #include "pipeline.h"
 
@@ -127,27 +126,17 @@ static int write_tensor(const char *path, const float *values, size_t count, Err
     return 0;
 }
 
-static int time_cnn(BenchResults *r, const BenchSetup *s, const SatModel *m, const float *input, Error *err) {
-    EncoderBuffers buffers;
-    if (encoder_buffers_alloc(&buffers, m, 1, err) != 0) return -1;
-    /* As when captioning: the second core through the helper (OpenBLAS is then on one thread). */
-    CoreHelper *helper = NULL;
-    if (s->threads > 1 && !cpu_portable_mode()) {
-        if (core_helper_create(&helper, err) != 0) {
-            encoder_buffers_free(&buffers);
-            return -1;
-        }
-        core_helper_claim_blas();
-    }
+/* The CNN as captioning runs it: the captioner's buffers and, with more than
+ * one thread, its second thread. */
+static int time_cnn(BenchResults *r, const BenchSetup *s, Captioner *captioner, const SatModel *m,
+                    const float *input) {
     double times[256];
     int repeats = s->cnn_repeats < 256 ? s->cnn_repeats : 256;
     for (int rep = -1; rep < repeats; rep++) {
         double t0 = bench_now();
-        encoder_forward_infer(m, &buffers, input, 1, helper);
+        captioner_encode_only(captioner, input);
         if (rep >= 0) times[rep] = bench_now() - t0;
     }
-    core_helper_free(helper);
-    encoder_buffers_free(&buffers);
     BenchFlops flops;
     bench_count_flops(m, 1, 1, 1, &flops);
     double seconds = bench_median(times, repeats);
@@ -189,7 +178,7 @@ int bench_inference(BenchResults *r, const BenchSetup *s, const char *tensor_pat
     if (status == 0) status = load_picture(&picture, s->picture, err);
     if (status == 0) status = pipeline_preprocess(&p, &picture, err);
     if (status == 0 && tensor_path) status = write_tensor(tensor_path, p.input, (size_t)3 * size * size, err);
-    if (status == 0) status = time_cnn(r, s, &p.model, p.input, err);
+    if (status == 0) status = time_cnn(r, s, p.captioner, &p.model, p.input);
     if (status == 0) status = time_caption(r, s, &p, &picture, 1, err);
     if (status == 0) status = time_caption(r, s, &p, &picture, 3, err);
     image_free(&picture);

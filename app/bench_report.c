@@ -119,7 +119,7 @@ void bench_print_table(FILE *out, const BenchResults *r) {
 /* How the numbers are made, for the markdown report. */
 static const char NOTES[] =
     "## How it is measured\n\n"
-    "- **CNN forward**: `encoder_forward_infer`, batch 1, batch norm folded, median of repeats.\n"
+    "- **CNN forward**: `captioner_encode_only` (`encoder_forward_infer` as captioning runs it, with the second thread when there are 2+ threads), batch 1, batch norm folded, median of repeats.\n"
     "- **Caption latency**: one 224x224 RGB picture already decoded in memory (`assets/examples/chelsea.png`\n"
     "  resized to 224x224): resize to the model's input size, normalise, CNN, then greedy (beam 1) or beam\n"
     "  search (beam 3, at most 30 words); file I/O and PNG decoding excluded; median of repeats. PyTorch starts\n"

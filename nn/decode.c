@@ -166,11 +166,15 @@ int captioner_create(Captioner **out, const SatModel *m, int max_beam, int max_l
     return 0;
 }
 
+const float *captioner_encode_only(Captioner *cap, const float *image) {
+    return encoder_forward_infer(cap->model, &cap->encoder, image, 1, cap->helper);
+}
+
 /* Encodes the image into row 0, then replicates it to every beam row. */
 static void encode(Captioner *cap, const float *image) {
     const SatModel *m = cap->model;
     size_t L = m->cells, D = m->features, H = m->config.hidden_dim;
-    const float *features = encoder_forward_infer(m, &cap->encoder, image, 1, cap->helper);
+    const float *features = captioner_encode_only(cap, image);
     features_to_annotations(cap->z, features, 1, (int)D, (int)L);
     memset(cap->z_mean, 0, D * sizeof(float));
     for (size_t i = 0; i < L; i++)

@@ -42,6 +42,11 @@ void captioner_free(Captioner *captioner);
  * nothing: the portable paths run on one thread plus OpenBLAS's. */
 int captioner_use_second_thread(Captioner *captioner, Error *err);
 
+/* Only the CNN of captioner_run, with the captioner's buffers and second
+ * thread: returns the feature map [D, H, W] (owned by the captioner). For
+ * timing the CNN as captioning runs it. */
+const float *captioner_encode_only(Captioner *captioner, const float *image);
+
 /* image: [3, S, S], normalised as the model's preprocessing says. */
 int captioner_run(Captioner *captioner, const float *image, const DecodeOptions *options,
                   Caption *caption, Error *err);
