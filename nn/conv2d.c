@@ -227,11 +227,12 @@ static void channels_part(void *context, int part) {
 /* Below this many multiply-adds a convolution is over before the helper would start. */
 enum { SHARED_MIN_MACS = 1 << 18 };
 
-static void conv_image(CoreHelper *helper, ConvImage *j) {
+static void conv_image(CoreHelper *helper, int may_halve, ConvImage *j) {
     const Conv2dShape *s = j->shape;
     long pixels = out_pixels(s);
     int out_h = conv2d_out_height(s);
-    int halves = out_h >= 4 && s->out_channels >= 16 && col_rows(s) * pixels * s->out_channels >= SHARED_MIN_MACS;
+    int halves = may_halve && out_h >= 4 && s->out_channels >= 16 &&
+                 col_rows(s) * pixels * s->out_channels >= SHARED_MIN_MACS;
     j->split_row = (out_h / 2) & ~1; /* even: pooling windows stay whole */
     if (!halves) {
         conv_image_rows(j, 0, out_h);
@@ -244,14 +245,10 @@ static void conv_image(CoreHelper *helper, ConvImage *j) {
     }
 }
 
-void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
-                    const Conv2dShape *s, float *workspace) {
-    conv2d_forward_shared(NULL, out, in, weight, bias, s, workspace, NULL);
-}
-
-void conv2d_forward_shared(CoreHelper *helper, float *out, const float *in, const float *weight,
-                           const float *bias, const Conv2dShape *s, float *workspace,
-                           const Conv2dEpilogue *epilogue) {
+/* may_halve 0: every one-image product whole (training: OpenBLAS's threads
+ * split it); 1: large ones in two halves, on two threads with a helper. */
+static void forward(CoreHelper *helper, int may_halve, float *out, const float *in, const float *weight,
+                    const float *bias, const Conv2dShape *s, float *workspace, const Conv2dEpilogue *epilogue) {
     long rows = col_rows(s), pixels = out_pixels(s);
     long in_size = (long)s->in_channels * s->in_height * s->in_width;
     long out_size = (long)s->out_channels * pixels;
@@ -261,7 +258,7 @@ void conv2d_forward_shared(CoreHelper *helper, float *out, const float *in, cons
         if (n == 1) {
             /* One image: straight into the output. */
             ConvImage job = {out + b0 * out_size, workspace, in + b0 * in_size, weight, bias, s, epilogue, b0, 0, 0};
-            conv_image(helper, &job);
+            conv_image(helper, may_halve, &job);
             continue;
         }
         /* More: im2col of the chunk, one product [out_channels, n*HW], then scattered. */
@@ -284,6 +281,17 @@ void conv2d_forward_shared(CoreHelper *helper, float *out, const float *in, cons
         for (int i = 0; epilogue && i < n; i++)
             epilogue->run(epilogue->context, b0 + i, 0, s->out_channels, 0, conv2d_out_height(s));
     }
+}
+
+void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
+                    const Conv2dShape *s, float *workspace) {
+    forward(NULL, 0, out, in, weight, bias, s, workspace, NULL);
+}
+
+void conv2d_forward_shared(CoreHelper *helper, float *out, const float *in, const float *weight,
+                           const float *bias, const Conv2dShape *s, float *workspace,
+                           const Conv2dEpilogue *epilogue) {
+    forward(helper, 1, out, in, weight, bias, s, workspace, epilogue);
 }
 
 void conv2d_backward(float *d_in, float *d_weight, float *d_bias, const float *d_out,

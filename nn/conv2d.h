@@ -22,7 +22,8 @@ int conv2d_out_width(const Conv2dShape *shape);
  * unless a single image needs more. */
 size_t conv2d_workspace_floats(const Conv2dShape *shape);
 
-/* out[batch, out_channels, out_h, out_w]; bias may be NULL. */
+/* out[batch, out_channels, out_h, out_w]; bias may be NULL. Each product is
+ * one sgemm call (OpenBLAS's threads split it), as training wants. */
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                     const Conv2dShape *shape, float *workspace);
 /* What to do with a block of the output of image `image` (the channels
