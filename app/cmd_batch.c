@@ -464,7 +464,10 @@ static int run_workers(Shared *s, Worker *workers, int count, const char *model,
     for (; opened < count && status == 0; opened++) status = open_worker(&workers[opened], s, model, err);
     if (status != 0) opened--;
     int started = 1;
-    if (count > 1) openblas_set_num_threads(1); /* the workers are the parallelism */
+    /* The workers are the parallelism; and with OpenBLAS on one thread every
+     * worker count gives the bits `caption` gives (its threads would split
+     * products where they like and round them differently). */
+    openblas_set_num_threads(1);
     for (; status == 0 && started < count; started++)
         if (pthread_create(&workers[started].thread, NULL, work, &workers[started]) != 0) break;
     if (status == 0) work(&workers[0]);

@@ -126,6 +126,8 @@ static void test_picture(CheckCounts *c, const Fixture *f, const char *picture, 
     char font_path[4096];
     CHECK(c, font_default_path(font_path, sizeof font_path) && font_load(&font, font_path, &err) == 0);
     CHECK(c, pipeline_open(&p, f->model, 3, 4, &err) == 0);
+    /* As the command does (cli_pipeline_open, single image): the same threads, the same bits. */
+    if (sysconf(_SC_NPROCESSORS_ONLN) > 1) CHECK(c, captioner_use_second_thread(p.captioner, &err) == 0);
     p.decode = (DecodeOptions){3, 4, 0.0f};
     CHECK(c, pipeline_caption_file(&p, picture, &caption, &image, &err) == 0);
     CHECK(c, image.width == expect_w && image.height == expect_h && caption.length == 4);
