@@ -8,10 +8,20 @@
  * before each step, the batch-norm running statistics after them and the
  * inference-mode loss (sat_evaluate_loss, batch norm folded).
  *
- * Error measure, per tensor: max_i |c_i - r_i| / max(|r_i|, 1e-3 * max_j |r_j|)
- * (c: C value, r: reference; where the denominator is 0, the absolute error),
- * except for the tensors after the 10 steps, compared normwise:
- * max_i |c_i - r_i| / max_j |r_j| (a missed weight decay would show as ~1e-3). */
+ * Error measure, per tensor: max_i |c_i - r_i| / max(|r_i|, f * max_j |r_j|)
+ * (c: C value, r: reference; where the denominator is 0, the absolute error):
+ * relative error on the elements of at least f times the tensor's largest,
+ * and below that the absolute error in units of f times the largest. f is
+ * 1e-3 for values and 1e-2 for gradients (see GRAD_FLOOR); the tensors after
+ * the 10 steps are compared normwise (f = 1: max_i |c_i - r_i| / max_j |r_j|;
+ * a missed weight decay would show as ~1e-3). Each row prints its error as a
+ * percentage of its tolerance.
+ *
+ * Environment: CAPTION_TEST_CONTROL=1 scales every C gradient by 1 + 2e-3
+ * before the comparison, CAPTION_TEST_CONTROL=2 moves one element of each
+ * (the middle one) by twice what the measure allows there; either way every
+ * gradient tensor must fail ("stat" lines: the smallest error over tensors,
+ * for tools/seed-sweep). */
 #include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -27,6 +37,28 @@ enum { FIXTURE_COUNT = sizeof FIXTURES / sizeof FIXTURES[0] };
 
 static const double TOL_VALUES = 1e-4; /* loss terms, logits, alpha, beta, losses, stats */
 static const double TOL_GRADS = 1e-3;  /* parameter gradients */
+/* Gradients are judged relatively only down to 1% of the tensor's largest
+ * element. A gradient element is a float32 sum over images, positions and
+ * steps whose terms are of the size of the tensor's large elements, so
+ * rounding leaves about the same absolute error in every element, large or
+ * small: the largest |C - ref| / max|ref| of a fixture's gradient tensors is
+ * 0.5e-6 to 4.8e-6 over the Haswell, Sandybridge, SkylakeX, Cooperlake
+ * (default here), Prescott and Nehalem kernels. With the old floor of 1e-3,
+ * the worst element was always one just above or at the floor (|ref| 5e-4 to
+ * 9e-4 of the largest, in conv and attention-score weights), where that
+ * rounding alone reads as a relative error near 1e-3, and which element it
+ * was depended on the kernel: worst gradient error 57% of TOL_GRADS on
+ * Haswell, 80% Prescott, 81% Sandybridge and Nehalem, 88% SkylakeX and
+ * Cooperlake. From 1e-2 of the largest, that rounding is at most 5e-4
+ * relative; every element of at least 1% of the largest must still be within
+ * TOL_GRADS relative, every smaller one within 1e-5 of the largest absolute.
+ * Worst gradient error now (tools/seed-sweep --seeds 1 --control --kernels
+ * Haswell,Sandybridge,SkylakeX,default,Prescott,Nehalem reference):
+ *   Haswell 5.9e-5 (6% of TOL_GRADS), Sandybridge 8.9e-5 (9%), SkylakeX and
+ *   Cooperlake 8.9e-5 (9%), Prescott 8.0e-5 (8%), Nehalem 8.7e-5 (9%).
+ * Controls (every tensor must fail): all gradients x 1.002 give 200% of
+ * TOL_GRADS at least, one element moved by twice its allowance 191%. */
+static const double GRAD_FLOOR = 1e-2;
 
 static int passed = 0, failed = 0;
 
@@ -61,14 +93,16 @@ static double normwise_error(const float *c, const float *r, size_t n, size_t *w
 
 static void report(const char *fixture, const char *quantity, double error, double tol, const char *note) {
     int ok = error <= tol;
-    printf("%-11s %-28s %12.3e %9.0e  %-4s %s\n", fixture, quantity, error, tol, ok ? "ok" : "FAIL",
+    char share[16] = "-";
+    if (tol > 0.0) snprintf(share, sizeof share, "%.0f%%", 100.0 * error / tol);
+    printf("%-11s %-28s %12.3e %9.0e %7s  %-4s %s\n", fixture, quantity, error, tol, share, ok ? "ok" : "FAIL",
            note ? note : "");
     if (ok) passed++;
     else failed++;
 }
 
 static void fail(const char *fixture, const char *what, const char *message) {
-    printf("%-11s %-28s %12s %9s  FAIL %s\n", fixture, what, "-", "-", message);
+    printf("%-11s %-28s %12s %9s %7s  FAIL %s\n", fixture, what, "-", "-", "-", message);
     failed++;
 }
 
@@ -211,6 +245,78 @@ static void compare_aux(const char *fixture, const SafetensorsFile *f, const Sat
     compare_tensor(fixture, f, "aux_logits", t->aux.logits, (size_t)image_count * m->config.vocab_size, TOL_VALUES);
 }
 
+/* The control's deliberately wrong gradient (CAPTION_TEST_CONTROL): 1 scales
+ * all of g by 1 + 2 TOL_GRADS, 2 moves its middle element by twice what the
+ * measure allows there. */
+static void spoil_gradient(float *g, const float *r, size_t n, int control) {
+    if (control == 1)
+        for (size_t i = 0; i < n; i++) g[i] *= 1.0f + 2.0f * (float)TOL_GRADS;
+    if (control == 2 && n > 0) {
+        double max_ref = 0.0;
+        for (size_t i = 0; i < n; i++) max_ref = fmax(max_ref, fabs((double)r[i]));
+        size_t i = n / 2;
+        g[i] += (float)(2.0 * TOL_GRADS * fmax(fabs((double)r[i]), GRAD_FLOOR * max_ref));
+    }
+}
+
+static int control_mode(void) {
+    const char *control = getenv("CAPTION_TEST_CONTROL");
+    return control ? atoi(control) : 0;
+}
+
+/* Every parameter gradient against the reference's: every trainable tensor
+ * has a grad.<name> and vice versa. One row for all tensors (the worst), and
+ * a "stat" line: the worst error, or under the control the smallest, since
+ * there every tensor must fail. */
+static void compare_gradients(const char *name, const SatModel *model, const SatTrainer *trainer,
+                              const SafetensorsFile *file) {
+    Error err = {{0}};
+    int control = control_mode(), tensors = 0, problems = 0;
+    double worst = 0.0, smallest = INFINITY, worst_normwise = 0.0;
+    const char *worst_name = "";
+    for (int i = 0; i < model->table.count; i++) {
+        const TensorSpec *s = &model->table.specs[i];
+        char key[TENSOR_NAME_MAX + 8];
+        snprintf(key, sizeof key, "grad.%s", s->name);
+        if (!(s->flags & TENSOR_TRAINABLE)) {
+            if (safetensors_find(file, key)) {
+                fail(name, key, "gradient for a tensor the C model does not train");
+                problems++;
+            }
+            continue;
+        }
+        float *r = read_floats(file, key, s->numel, NULL, &err);
+        float *g = r ? malloc(s->numel * sizeof(float)) : NULL;
+        if (!g) {
+            fail(name, key, r ? "out of memory" : err.message);
+            free(r);
+            problems++;
+            continue;
+        }
+        memcpy(g, trainer->grads + s->offset, s->numel * sizeof(float));
+        spoil_gradient(g, r, s->numel, control);
+        tensors++;
+        size_t at;
+        double e = error_with_floor(g, r, s->numel, GRAD_FLOOR, &at);
+        worst_normwise = fmax(worst_normwise, normwise_error(g, r, s->numel, NULL));
+        if (e > TOL_GRADS && !control)
+            printf("%-11s   %-40s error %.3e at [%zu]: C %.7g ref %.7g\n", name, key, e, at, g[at], r[at]);
+        if (e >= worst) {
+            worst = e;
+            worst_name = s->name;
+        }
+        smallest = fmin(smallest, e);
+        free(g);
+        free(r);
+    }
+    if (problems) return;
+    char note[TENSOR_NAME_MAX + 96];
+    snprintf(note, sizeof note, "(%d tensors; worst %s; largest |C - ref| / max|ref| %.1e)", tensors, worst_name,
+             worst_normwise);
+    report(name, control ? "gradients (CONTROL: spoilt)" : "gradients (all tensors)", worst, TOL_GRADS, note);
+    printf("stat reference.gradients.%s %.4g < %g\n", name, control ? smallest : worst, TOL_GRADS);
+}
+
 static void run_fixture(const char *data_dir, const char *name) {
     char model_path[1024], expected_path[1024];
     snprintf(model_path, sizeof model_path, "%s/fixtures/sat_%s_model.safetensors", data_dir, name);
@@ -303,43 +409,7 @@ static void run_fixture(const char *data_dir, const char *name) {
     }
     compare_aux(name, &file, &model, &trainer, loss, image_count);
 
-    /* Gradients: every trainable tensor has a grad.<name> and vice versa. */
-    double worst_grad = 0.0;
-    const char *worst_name = "";
-    int grad_tensors = 0, grad_problems = 0;
-    for (int i = 0; i < model.table.count; i++) {
-        const TensorSpec *s = &model.table.specs[i];
-        char key[TENSOR_NAME_MAX + 8];
-        snprintf(key, sizeof key, "grad.%s", s->name);
-        if (!(s->flags & TENSOR_TRAINABLE)) {
-            if (safetensors_find(&file, key)) {
-                fail(name, key, "gradient for a tensor the C model does not train");
-                grad_problems++;
-            }
-            continue;
-        }
-        float *r = read_floats(&file, key, s->numel, NULL, &err);
-        if (!r) {
-            fail(name, key, err.message);
-            grad_problems++;
-            continue;
-        }
-        grad_tensors++;
-        size_t at;
-        double e = rel_error(trainer.grads + s->offset, r, s->numel, &at);
-        if (e > TOL_GRADS) printf("%-11s   %-40s max rel err %.3e at [%zu]: C %.7g ref %.7g\n", name, key, e, at,
-                                  trainer.grads[s->offset + at], r[at]);
-        if (e >= worst_grad) {
-            worst_grad = e;
-            worst_name = s->name;
-        }
-        free(r);
-    }
-    if (!grad_problems) {
-        char note[TENSOR_NAME_MAX + 64];
-        snprintf(note, sizeof note, "(%d tensors; worst %s)", grad_tensors, worst_name);
-        report(name, "gradients (all tensors)", worst_grad, TOL_GRADS, note);
-    }
+    compare_gradients(name, &model, &trainer, &file);
 
     /* 10 optimiser steps; losses[i] is the loss of the forward before step i. */
     double worst_step = 0.0;
@@ -414,9 +484,12 @@ int main(void) {
         printf("CAPTION_TEST_DATA is not set: looking for the fixtures under ./tests\n");
     }
     printf("C model vs the PyTorch float64 reference (tests/reference/sat_reference.py)\n");
-    printf("error = max_i |C_i - ref_i| / max(|ref_i|, 1e-3 * max_j |ref_j|)  (absolute where that is 0);\n"
-           "'normwise' rows: max_i |C_i - ref_i| / max_j |ref_j|\n\n");
-    printf("%-11s %-28s %12s %9s  %s\n", "fixture", "quantity", "max rel err", "tolerance", "result");
+    printf("error = max_i |C_i - ref_i| / max(|ref_i|, f * max_j |ref_j|)  (absolute where that is 0),\n"
+           "f = %g for gradients, 1e-3 for the rest; 'normwise' rows: max_i |C_i - ref_i| / max_j |ref_j|\n",
+           GRAD_FLOOR);
+    if (control_mode())
+        printf("CONTROL %d: the C gradients are spoilt, every gradient row must FAIL\n", control_mode());
+    printf("\n%-11s %-28s %12s %9s %7s  %s\n", "fixture", "quantity", "error", "tolerance", "of tol", "result");
     for (int i = 0; i < FIXTURE_COUNT; i++) run_fixture(data_dir, FIXTURES[i]);
     printf("\n%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
