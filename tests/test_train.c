@@ -1,7 +1,18 @@
 /* caption train on generated shapes data: it converges, writes its files,
  * resumes exactly (the losses after a stop and --resume equal those of the
  * uninterrupted run), and a checkpoint write that fails leaves the previous
- * file intact. */
+ * file intact.
+ *
+ * Environment (tools/seed-sweep sets both; see tools/SEEDS.md):
+ *   CAPTION_TEST_SEED=S     training seed S, shapes data seed S + 4
+ *                           (default 1: the seeds 1 and 5 the test always used)
+ *   CAPTION_TEST_CONTROL=1  no-learning control: learning rate 0 in the runs
+ *                           whose learning is measured (the self-critical run
+ *                           still starts from a trained model); the checks that
+ *                           assert learning must then fail, the others pass.
+ * Each check of a statistical property prints "stat NAME VALUE OP BAR", the
+ * line tools/seed-sweep collects; its bar comes from the distribution over
+ * seeds and OpenBLAS kernels recorded in the comment beside it. */
 #include <dirent.h>
 #include <math.h>
 #include <signal.h>
@@ -11,6 +22,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -19,6 +31,26 @@
 #include "shapes.h"
 #include "test_util.h"
 #include "train.h"
+
+/* The seed and the control switch the environment chose, and the data. */
+typedef struct {
+    unsigned long long seed;
+    int control;
+    const char *data;
+} Setup;
+
+static Setup setup_from_environment(const char *data) {
+    const char *seed = getenv("CAPTION_TEST_SEED"), *control = getenv("CAPTION_TEST_CONTROL");
+    Setup s = {.seed = seed && *seed ? strtoull(seed, NULL, 10) : 1, .control = control && atoi(control) == 1,
+               .data = data};
+    return s;
+}
+
+/* One line per statistical check, for tools/seed-sweep: passes when value OP bar. */
+static int stat_check(const char *name, double value, char op, double bar) {
+    printf("stat %s %.6g %c %.6g\n", name, value, op, bar);
+    return op == '<' ? value < bar : value > bar;
+}
 
 typedef struct {
     double loss[256];
@@ -54,12 +86,15 @@ static int file_exists(const char *dir, const char *name) {
     return stat(path, &st) == 0 && st.st_size > 0;
 }
 
-static void small_options(TrainOptions *o, const char *data, const char *out) {
+enum { STEPS_PER_EPOCH = 6 /* 96 images / 16 per batch */ };
+
+static void small_options(TrainOptions *o, const Setup *setup, const char *out) {
     Error err;
     train_options_defaults(o);
+    o->seed = setup->seed;
     const char *settings[][2] = {
-        {"data", data}, {"out", out}, {"image-size", "32"}, {"encoder", "8,16p,16p"}, {"embed", "16"},
-        {"hidden", "32"}, {"attention-dim", "16"}, {"batch", "16"}, {"epochs", "3"}, {"min-count", "1"},
+        {"data", setup->data}, {"out", out}, {"image-size", "32"}, {"encoder", "8,16p,16p"}, {"embed", "16"},
+        {"hidden", "32"}, {"attention-dim", "16"}, {"batch", "16"}, {"epochs", "4"}, {"min-count", "1"},
         {"checkpoint-every", "4"}, {"warmup-steps", "2"}, {"lr", "0.01"}, {"eval-beam", "1"}, {"threads", "1"},
         {"dropout", "0.2"}, {"patience", "0"},
     };
@@ -68,21 +103,34 @@ static void small_options(TrainOptions *o, const char *data, const char *out) {
             fprintf(stderr, "option %s: %s\n", settings[i][0], err.message);
 }
 
-static void test_converges_and_writes(CheckCounts *c, const char *data, const char *run, StepLosses *losses) {
+/* The control's learning rate: 0 from the first step to the last. */
+static void control_options(TrainOptions *o, const Setup *setup) {
+    Error err;
+    if (setup->control &&
+        (train_options_set(o, "lr", "0", &err) != 1 || train_options_set(o, "min-lr", "0", &err) != 1))
+        fprintf(stderr, "control options: %s\n", err.message);
+}
+
+static void test_converges_and_writes(CheckCounts *c, const Setup *setup, const char *run, StepLosses *losses) {
     TrainOptions o;
-    small_options(&o, data, run);
+    small_options(&o, setup, run);
+    control_options(&o, setup);
     volatile sig_atomic_t stop = 0;
     CHECK(c, train_run(&o, NULL, &stop) == 0);
     const char *files[] = {"model.safetensors", "best.safetensors", "checkpoint.safetensors", "epochs.csv",
                            "steps.csv", "curve.png"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) CHECK(c, file_exists(run, files[i]));
     CHECK(c, read_losses(run, losses) == 0);
-    CHECK(c, losses->count == 3 * 6); /* 96 images / 16 per batch, 3 epochs */
+    CHECK(c, losses->count == 4 * STEPS_PER_EPOCH);
     if (losses->count >= 6) {
         double first = (losses->loss[0] + losses->loss[1]) / 2;
         double last = (losses->loss[losses->count - 1] + losses->loss[losses->count - 2]) / 2;
         printf("training loss: first steps %.4f, last steps %.4f\n", first, last);
-        CHECK(c, last < 0.75 * first);
+        /* last / first: 0.628 +- 0.024, max 0.679, over 20 seeds, the same on
+         * the Haswell, Sandybridge, SkylakeX and Cooperlake kernels (3 epochs,
+         * the test until issue 12: 0.680 +- 0.022, max 0.721); control (lr 0):
+         * 0.998 +- 0.013, min 0.977. */
+        CHECK(c, stat_check("train.loss_ratio", last / first, '<', 0.75));
     }
     char path[600];
     snprintf(path, sizeof path, "%s/model.safetensors", run);
@@ -95,10 +143,11 @@ static void test_converges_and_writes(CheckCounts *c, const char *data, const ch
     sat_model_free(&model);
 }
 
-static void test_resume_is_exact(CheckCounts *c, const char *data, const char *run, const StepLosses *reference) {
+static void test_resume_is_exact(CheckCounts *c, const Setup *setup, const char *run, const StepLosses *reference) {
     TrainOptions o;
     Error err;
-    small_options(&o, data, run);
+    small_options(&o, setup, run);
+    control_options(&o, setup);
     train_options_set(&o, "stop-at-step", "7", &err); /* mid-epoch, between checkpoints */
     volatile sig_atomic_t stop = 0;
     CHECK(c, train_run(&o, NULL, &stop) == 0);
@@ -218,17 +267,19 @@ static int ema_tensors(const char *path_a, const char *path_b, int *compared, do
  * equal those of the uninterrupted run), differs from the raw weights, and
  * is what was evaluated and saved (caption eval on the saved model gives the
  * training loop's best CIDEr-D). */
-static void test_ema(CheckCounts *c, const char *caption_exe, const char *data, const char *root) {
+static void test_ema(CheckCounts *c, const char *caption_exe, const Setup *setup, const char *root) {
     char whole[300], resumed[300], path_whole[400], path_resumed[400];
     snprintf(whole, sizeof whole, "%s/ema-whole", root);
     snprintf(resumed, sizeof resumed, "%s/ema-resumed", root);
     TrainOptions o;
     Error err;
     volatile sig_atomic_t stop = 0;
-    small_options(&o, data, whole);
+    small_options(&o, setup, whole);
+    control_options(&o, setup);
     train_options_set(&o, "ema", "0.9", &err);
     CHECK(c, train_run(&o, NULL, &stop) == 0);
-    small_options(&o, data, resumed);
+    small_options(&o, setup, resumed);
+    control_options(&o, setup);
     train_options_set(&o, "ema", "0.9", &err);
     train_options_set(&o, "stop-at-step", "7", &err);
     CHECK(c, train_run(&o, NULL, &stop) == 0);
@@ -242,8 +293,10 @@ static void test_ema(CheckCounts *c, const char *caption_exe, const char *data, 
     printf("ema: %d averaged tensors, resumed %s the uninterrupted run's; max |average - weight| %.3g\n", compared,
            status == 0 ? "equal to" : "DIFFERENT FROM", from_raw);
     CHECK(c, status == 0 && compared > 10);
-    CHECK(c, from_raw > 1e-4);
-    if (caption_exe) test_eval_matches_training(c, caption_exe, data, whole);
+    /* 2.05e-3 +- 2e-5, min 2.00e-3, over 20 seeds x the 4 kernels; control
+     * (lr 0: the weights never move): 0 every time. */
+    CHECK(c, stat_check("train.ema_from_raw", from_raw, '>', 1e-4));
+    if (caption_exe) test_eval_matches_training(c, caption_exe, setup->data, whole);
 }
 
 static double mean_of(const double *x, int n) {
@@ -253,27 +306,46 @@ static double mean_of(const double *x, int n) {
 }
 
 /* Self-critical training from a cross-entropy model (--init): the reward of
- * the sampled captions rises, and a stop and --resume gives the same losses. */
-static void test_self_critical(CheckCounts *c, const char *data, const char *xe_run, const char *root) {
-    char init[400], whole[300], resumed[300], checkpoint[400];
+ * the sampled captions rises, and a stop and --resume gives the same losses.
+ * The gain is measured with 16 samples per image over 8 epochs. With 4 and
+ * 4 (the test until issue 12) it was 0.13 +- 0.045 over 20 seeds and the
+ * no-learning control reached +0.07, so the bar of 0.1 failed 3-5 seeds in
+ * 20 on every OpenBLAS kernel. With 8 and 8 (from today's 4-epoch model),
+ * over 20 seeds x Haswell, Sandybridge, SkylakeX, Cooperlake the gain was
+ * 0.56 +- 0.22 but min 0.21 (seed 11 on Cooperlake; the same seed gives
+ * 0.29-0.46 on the other kernels: learning from samples is chaotic), and the
+ * control's sampling noise 0.010 +- 0.037, max 0.084. 16 samples halve the
+ * variance of each epoch's mean reward and of each sample's baseline (the
+ * mean of the image's other samples), which steadies the learning too. */
+enum { SCST_EPOCHS = 8 };
+
+static void test_self_critical(CheckCounts *c, const Setup *setup, const char *xe_run, const char *root) {
+    char init[400], whole[300], resumed[300], checkpoint[400], epochs[16];
     snprintf(init, sizeof init, "%s/model.safetensors", xe_run);
     snprintf(whole, sizeof whole, "%s/scst-whole", root);
     snprintf(resumed, sizeof resumed, "%s/scst-resumed", root);
-    const char *settings[][2] = {{"init", init}, {"scst-samples", "4"}, {"lr", "0.003"}, {"schedule", "constant"},
-                                 {"warmup-steps", "0"}, {"epochs", "4"}, {"max-words", "8"}};
+    snprintf(epochs, sizeof epochs, "%d", SCST_EPOCHS);
+    const char *settings[][2] = {{"init", init}, {"scst-samples", "16"}, {"lr", "0.003"}, {"schedule", "constant"},
+                                 {"warmup-steps", "0"}, {"epochs", epochs}, {"max-words", "8"}};
     TrainOptions o;
     Error err;
     volatile sig_atomic_t stop = 0;
-    small_options(&o, data, whole);
+    small_options(&o, setup, whole);
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         CHECK(c, train_options_set(&o, settings[i][0], settings[i][1], &err) == 1);
+    control_options(&o, setup);
     CHECK(c, train_run(&o, NULL, &stop) == 0);
     StepLosses rewards, losses, again;
     CHECK(c, read_rewards(whole, &rewards) == 0 && read_losses(whole, &losses) == 0);
-    CHECK(c, rewards.count == 4 * 6);
-    double first = mean_of(rewards.loss, 6), last = mean_of(rewards.loss + rewards.count - 6, 6);
+    CHECK(c, rewards.count == SCST_EPOCHS * STEPS_PER_EPOCH);
+    double first = mean_of(rewards.loss, STEPS_PER_EPOCH);
+    double last = mean_of(rewards.loss + rewards.count - STEPS_PER_EPOCH, STEPS_PER_EPOCH);
     printf("self-critical: mean reward of the samples %.4f in the first epoch, %.4f in the last\n", first, last);
-    CHECK(c, last > first + 0.1);
+    /* last - first over 20 seeds x Haswell, Sandybridge, SkylakeX and
+     * Cooperlake: 0.70 +- 0.26, min 0.355 (per kernel: min 0.36, 0.38, 0.38,
+     * 0.35); control (lr 0; 20 seeds x Haswell, Sandybridge, Cooperlake):
+     * -0.003 +- 0.022, max 0.038, 4.4 sd below the bar at least. */
+    CHECK(c, stat_check("train.scst_gain", last - first, '>', 0.1));
 
     snprintf(o.out, sizeof o.out, "%s", resumed);
     train_options_set(&o, "stop-at-step", "7", &err);
@@ -288,7 +360,7 @@ static void test_self_critical(CheckCounts *c, const char *data, const char *xe_
            same ? "equal" : "DIFFER FROM");
     CHECK(c, same);
 
-    small_options(&o, data, resumed);
+    small_options(&o, setup, resumed);
     train_options_set(&o, "init", init, &err);
     train_options_set(&o, "scst-samples", "1", &err);
     CHECK(c, train_run(&o, NULL, &stop) == 1); /* one sample has no baseline: refused */
@@ -303,7 +375,7 @@ static int same_tensor(const SatModel *a, const SatModel *b, const char *name) {
 
 /* --freeze-encoder: the CNN's weights and batch-norm statistics stay those of
  * --init's model, while the decoder trains. */
-static void test_frozen_encoder(CheckCounts *c, const char *data, const char *xe_run, const char *root) {
+static void test_frozen_encoder(CheckCounts *c, const Setup *setup, const char *xe_run, const char *root) {
     char init[400], run[300], trained[400];
     snprintf(init, sizeof init, "%s/model.safetensors", xe_run);
     snprintf(run, sizeof run, "%s/frozen", root);
@@ -311,7 +383,7 @@ static void test_frozen_encoder(CheckCounts *c, const char *data, const char *xe
     TrainOptions o;
     Error err;
     volatile sig_atomic_t stop = 0;
-    small_options(&o, data, run);
+    small_options(&o, setup, run);
     const char *settings[][2] = {{"init", init}, {"scst-samples", "3"}, {"freeze-encoder", "1"}, {"epochs", "1"}};
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         CHECK(c, train_options_set(&o, settings[i][0], settings[i][1], &err) == 1);
@@ -329,6 +401,27 @@ static void test_frozen_encoder(CheckCounts *c, const char *data, const char *xe
     sat_model_free(&after);
 }
 
+/* The model the self-critical and frozen-encoder runs start from: run_a's,
+ * or under the control (where run_a did not learn) one trained as run_a
+ * would have been, so that the control measures self-critical training at
+ * lr 0 from the same kind of start. */
+static const char *trained_model_run(CheckCounts *c, const Setup *setup, const char *run_a, char *scratch, size_t size,
+                                     const char *root) {
+    if (!setup->control) return run_a;
+    snprintf(scratch, size, "%s/xe", root);
+    TrainOptions o;
+    small_options(&o, setup, scratch);
+    volatile sig_atomic_t stop = 0;
+    CHECK(c, train_run(&o, NULL, &stop) == 0);
+    return scratch;
+}
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 int main(int argc, char **argv) {
     CheckCounts c = {0};
     char root[] = "/tmp/caption-test-train-XXXXXX";
@@ -336,22 +429,30 @@ int main(int argc, char **argv) {
         perror("mkdtemp");
         return 1;
     }
-    char data[200], run_a[200], run_b[200], command[300];
+    char data[200], run_a[200], run_b[200], xe[220], command[300];
     snprintf(data, sizeof data, "%s/shapes", root);
     snprintf(run_a, sizeof run_a, "%s/a", root);
     snprintf(run_b, sizeof run_b, "%s/b", root);
+    const Setup setup = setup_from_environment(data);
+    printf("seed %llu (data seed %llu)%s\n", setup.seed, setup.seed + 4,
+           setup.control ? ", CONTROL: learning rate 0, the learning checks must fail" : "");
     ShapesOptions shapes;
     shapes_options_default(&shapes);
     Error err;
-    CHECK(&c, shapes_write_dataset(data, 96, 16, 5, &shapes, &err) == 0);
+    CHECK(&c, shapes_write_dataset(data, 96, 16, setup.seed + 4, &shapes, &err) == 0);
     StepLosses losses = {0};
-    test_converges_and_writes(&c, data, run_a, &losses);
-    test_resume_is_exact(&c, data, run_b, &losses);
+    double start = now_seconds();
+    test_converges_and_writes(&c, &setup, run_a, &losses);
+    test_resume_is_exact(&c, &setup, run_b, &losses);
     test_failed_write_keeps_previous(&c, run_a);
     if (argc > 1) test_eval_matches_training(&c, argv[1], data, run_a);
-    test_ema(&c, argc > 1 ? argv[1] : NULL, data, root);
-    test_self_critical(&c, data, run_a, root);
-    test_frozen_encoder(&c, data, run_a, root);
+    test_ema(&c, argc > 1 ? argv[1] : NULL, &setup, root);
+    const char *xe_run = trained_model_run(&c, &setup, run_a, xe, sizeof xe, root);
+    double scst_start = now_seconds();
+    test_self_critical(&c, &setup, xe_run, root);
+    double scst_seconds = now_seconds() - scst_start;
+    test_frozen_encoder(&c, &setup, xe_run, root);
+    printf("wall time %.1f s (self-critical %.1f s)\n", now_seconds() - start, scst_seconds);
     snprintf(command, sizeof command, "rm -rf '%s'", root);
     if (system(command) != 0) fprintf(stderr, "could not remove %s\n", root);
     return check_summary(&c);
