@@ -1,6 +1,7 @@
 #include "cmd_eval.h"
 
 #include <cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "json_utf8.h"
 #include "pipeline.h"
 #include "progress.h"
+#include "shapes.h"
 
 static const char *const METRIC_NAMES[] = {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4",
                                            "ROUGE-L", "CIDEr-D"};
@@ -30,6 +32,15 @@ void eval_result_free(EvalResult *result) {
     memset(result, 0, sizeof *result);
 }
 
+/* Counts the agreement of a caption as the metrics tokenise it. */
+static int count_agreement(AgreementCounts *counts, const char *caption, Error *err) {
+    char *tokens = metrics_tokenize(caption, err);
+    if (!tokens) return -1;
+    agreement_count(counts, tokens);
+    free(tokens);
+    return 0;
+}
+
 int eval_score(const CaptionSet *refs, const CaptionSet *hyps, bool intersection,
                EvalResult *result, Error *err) {
     memset(result, 0, sizeof *result);
@@ -47,6 +58,9 @@ int eval_score(const CaptionSet *refs, const CaptionSet *hyps, bool intersection
         rc = metrics_scorer_add(scorer, hypothesis->captions[0],
                                 (const char *const *)references->captions,
                                 references->caption_count, err);
+        if (rc == 0) rc = count_agreement(&result->agreement, hypothesis->captions[0], err);
+        for (size_t k = 0; rc == 0 && k < references->caption_count; k++)
+            rc = count_agreement(&result->reference_agreement, references->captions[k], err);
     }
     if (rc == 0) {
         result->per_image = malloc(pairing->count * sizeof *result->per_image);
@@ -55,6 +69,7 @@ int eval_score(const CaptionSet *refs, const CaptionSet *hyps, bool intersection
     }
     if (rc == 0) rc = metrics_scorer_compute(scorer, &result->corpus, result->per_image, err);
     result->distinct_hypotheses = metrics_scorer_distinct_hypotheses(scorer);
+    result->most_frequent_images = metrics_scorer_most_frequent(scorer, &result->most_frequent_pair);
     metrics_scorer_free(scorer);
     if (rc < 0) eval_result_free(result);
     return rc;
@@ -87,7 +102,26 @@ static int write_per_image(const EvalResult *result, const CaptionSet *refs,
     return 0;
 }
 
-static int print_json(const EvalResult *result, FILE *out, Error *err) {
+/* The attention keys of the JSON report, in the order of the table's rows. */
+static bool add_grounding_json(cJSON *object, const Grounding *g) {
+    const char *names[] = {"attention_objects", "attention_named", "attention_named_share", "attention_named_min",
+                           "attention_color", "attention_other", "attention_other_share"};
+    double values[] = {g->objects, grounding_named_mean(g), grounding_named_share(g), g->objects ? g->min_named_mass : 0.0,
+                       grounding_color_mean(g), grounding_other_mean(g), grounding_other_share(g)};
+    bool ok = true;
+    for (size_t k = 0; ok && k < sizeof names / sizeof *names; k++)
+        ok = cJSON_AddNumberToObject(object, names[k], values[k]) != NULL;
+    return ok;
+}
+
+/* The most frequent hypothesis, as the hypotheses file gives it. */
+static const char *most_frequent_text(const EvalResult *result, const CaptionSet *hyps) {
+    if (!result->most_frequent_images) return "";
+    return hyps->images[result->pairing.hyps_index[result->most_frequent_pair]].captions[0];
+}
+
+static int print_json(const EvalResult *result, const CaptionSet *hyps, const Grounding *grounding, FILE *out,
+                      Error *err) {
     double values[METRIC_COUNT];
     metric_values(&result->corpus, values);
     cJSON *object = cJSON_CreateObject();
@@ -95,6 +129,15 @@ static int print_json(const EvalResult *result, FILE *out, Error *err) {
     for (size_t m = 0; ok && m < METRIC_COUNT; m++)
         ok = cJSON_AddNumberToObject(object, METRIC_NAMES[m], values[m]) != NULL;
     if (ok) ok = cJSON_AddNumberToObject(object, "images", (double)result->pairing.count) != NULL;
+    if (ok) ok = cJSON_AddNumberToObject(object, "distinct", (double)result->distinct_hypotheses) != NULL;
+    if (ok) ok = cJSON_AddNumberToObject(object, "most_frequent_images", (double)result->most_frequent_images) != NULL;
+    if (ok) ok = cJSON_AddStringToObject(object, "most_frequent_caption", most_frequent_text(result, hyps)) != NULL;
+    const char *agreement_keys[] = {"agreement_judged", "agreement_errors", "agreement_references_judged",
+                                    "agreement_references_errors"};
+    const int agreement_values[] = {result->agreement.judged, result->agreement.errors,
+                                    result->reference_agreement.judged, result->reference_agreement.errors};
+    for (int k = 0; ok && k < 4; k++) ok = cJSON_AddNumberToObject(object, agreement_keys[k], agreement_values[k]) != NULL;
+    if (ok && grounding) ok = add_grounding_json(object, grounding);
     char *text = ok ? cJSON_Print(object) : NULL;
     cJSON_Delete(object);
     if (!text) return error_set(err, "out of memory formatting the JSON report");
@@ -103,13 +146,32 @@ static int print_json(const EvalResult *result, FILE *out, Error *err) {
     return 0;
 }
 
-static void print_table(const EvalResult *result, FILE *out) {
+static void print_table(const EvalResult *result, const CaptionSet *hyps, FILE *out) {
     double values[METRIC_COUNT];
     metric_values(&result->corpus, values);
     fprintf(out, "%-20s %10s\n", "metric", "score");
     for (size_t m = 0; m < METRIC_COUNT; m++) fprintf(out, "%-20s %10.4f\n", METRIC_NAMES[m], values[m]);
     fprintf(out, "%-20s %10zu\n", "images", result->pairing.count);
     fprintf(out, "%-20s %10zu\n", "distinct hypotheses", result->distinct_hypotheses);
+    size_t images = result->pairing.count ? result->pairing.count : 1;
+    fprintf(out, "%-20s %10zu   (%.1f%% of the images: \"%s\")\n", "most frequent", result->most_frequent_images,
+            100.0 * (double)result->most_frequent_images / (double)images, most_frequent_text(result, hyps));
+    const AgreementCounts *a = &result->agreement, *r = &result->reference_agreement;
+    fprintf(out, "%-20s %10d   (%.1f%% of the %d judged, subject-verb; references: %.1f%% of %d)\n",
+            "agreement errors", a->errors, a->judged ? 100.0 * a->errors / a->judged : 0.0, a->judged,
+            r->judged ? 100.0 * r->errors / r->judged : 0.0, r->judged);
+}
+
+static void print_grounding_table(const Grounding *g, size_t images, FILE *out) {
+    fprintf(out, "\nattention at each noun's step, on the %d objects of the %d images captioned exactly (of %zu):\n",
+            g->objects, g->images, images);
+    fprintf(out, "%-28s %10.4f\n", "on the named object (mean)", grounding_named_mean(g));
+    fprintf(out, "%-28s %10.4f\n", "objects with >= 0.5 on it", grounding_named_share(g));
+    fprintf(out, "%-28s %10.4f\n", "least on its object", g->objects ? g->min_named_mass : 0.0);
+    fprintf(out, "%-28s %10.4f\n", "at the colour word (mean)", grounding_color_mean(g));
+    fprintf(out, "%-28s %10.4f   (the control: low when attention follows the word)\n",
+            "on the other objects (mean)", grounding_other_mean(g));
+    fprintf(out, "%-28s %10.4f\n", "objects with >= 0.5 there", grounding_other_share(g));
 }
 
 int eval_report(const EvalResult *result, const CaptionSet *refs, const CaptionSet *hyps,
@@ -121,12 +183,13 @@ int eval_report(const EvalResult *result, const CaptionSet *refs, const CaptionS
                 "images without a hypothesis and %zu hypotheses without references\n",
                 pairing->count, pairing->refs_without_hypothesis, pairing->hyps_without_refs);
     if (options->json) {
-        if (print_json(result, out, err) < 0) return -1;
+        if (print_json(result, hyps, options->grounding, out, err) < 0) return -1;
         if (options->notes)
             fprintf(options->notes, "caption eval: %zu distinct hypotheses\n",
                     result->distinct_hypotheses);
     } else {
-        print_table(result, out);
+        print_table(result, hyps, out);
+        if (options->grounding) print_grounding_table(options->grounding, pairing->count, out);
     }
     if (fflush(out) != 0 || ferror(out)) return error_set(err, "cannot write the report");
     if (options->per_image_path &&
@@ -180,6 +243,11 @@ static const char USAGE[] =
     "  --length-penalty A  rank beams by logprob / (words+1)^A (default 0)\n"
     "  --hyps-out FILE   with --model, also write the captions as JSON Lines\n"
     "  -h, --help        show this help\n"
+    "\n"
+    "On a shapes dataset (`caption shapes`: its objects.tsv gives every object's\n"
+    "box), --model also measures where attention lands: over the images captioned\n"
+    "exactly, the share of the attention map at each noun's step that falls on\n"
+    "the named object, and (the control) on the scene's other objects.\n"
     "\n"
     "Images are matched by base file name. Captions are lower-cased and stripped of\n"
     "punctuation before scoring. CIDEr-D document frequencies come from the\n"
@@ -263,8 +331,59 @@ static void write_hypothesis(FILE *out, const CaptionPipeline *p, const char *pa
     cJSON_Delete(record);
 }
 
-/* Captions every image of the dataset split into hyps; refs get its captions. */
-static int caption_dataset(const EvalArguments *a, CaptionSet *refs, CaptionSet *hyps, Error *err) {
+/* A word of punctuation only: tokenising drops it. */
+static bool is_punctuation(const char *word, size_t length) {
+    for (size_t i = 0; i < length; i++)
+        if (!ispunct((unsigned char)word[i]) || word[i] == '\'' || word[i] == '_') return false;
+    return length > 0;
+}
+
+/* objects.tsv counts words without punctuation; a model whose vocabulary
+ * kept "," emits it as a step of its own. Copies the scene's objects into
+ * named with noun_index moved to the step of the model's caption (text,
+ * space-separated) that emitted the noun. False when a noun is past the end. */
+static bool map_nouns_to_steps(const ShapesImageObjects *scene, const char *text, ShapeObject *named) {
+    int steps[64], words = 0, step = 0;
+    for (const char *p = text; *p && words < 64; step++) {
+        size_t length = strcspn(p, " ");
+        if (!is_punctuation(p, length)) steps[words++] = step;
+        p += length;
+        p += *p == ' ';
+    }
+    for (int o = 0; o < scene->object_count; o++) {
+        named[o] = scene->objects[o];
+        if (named[o].noun_index >= words) return false;
+        named[o].noun_index = steps[named[o].noun_index];
+    }
+    return true;
+}
+
+/* Where the caption's attention lands, for an image of a shapes dataset that
+ * the model captioned exactly as its reference (so that each object's noun
+ * is the word at its noun_index). */
+static int measure_grounding(Grounding *g, const ShapesObjectTable *objects, const DatasetImage *image,
+                             const Caption *caption, const char *text, const Image *picture, Error *err) {
+    const ShapesImageObjects *scene = shapes_find_objects(objects, image->name);
+    if (!scene || !caption->alpha || !caption->finished || picture->width != picture->height) return 0;
+    char *tokens = metrics_tokenize(text, err);
+    if (!tokens) return -1;
+    bool exact = false;
+    for (int c = 0; c < image->caption_count && !exact; c++) exact = strcmp(tokens, image->captions[c]) == 0;
+    free(tokens);
+    if (!exact) return 0;
+    ShapeObject named[SHAPES_MAX_OBJECTS];
+    if (!map_nouns_to_steps(scene, text, named)) return 0;
+    if (grounding_add(g, named, scene->object_count, picture->width, caption->alpha, caption->length,
+                      caption->grid_h, caption->grid_w))
+        return error_set(err, "out of memory measuring attention on %s", image->name);
+    return 0;
+}
+
+/* Captions every image of the dataset split into hyps; refs get its captions.
+ * On a shapes dataset (objects.tsv beside the captions) *grounded is set and
+ * grounding measures where attention lands. */
+static int caption_dataset(const EvalArguments *a, CaptionSet *refs, CaptionSet *hyps, Grounding *grounding,
+                           bool *grounded, Error *err) {
     /* Checked here, when there is something to caption: a bad value exits
      * with status 1 like the other errors of this mode (the options mean
      * nothing to --refs/--hyps scoring, which has never checked them). */
@@ -275,11 +394,19 @@ static int caption_dataset(const EvalArguments *a, CaptionSet *refs, CaptionSet 
         return -1;
     Dataset data;
     if (dataset_load(&data, a->data_path, a->images_path, a->split ? a->split : "dev", err) != 0) return -1;
+    ShapesObjectTable objects;
+    int has_objects = shapes_read_objects(a->data_path, &objects, err);
     CaptionPipeline pipeline;
-    if (cli_pipeline_open(&pipeline, a->model_path, &options, 1, 1, err) != 0) {
+    if (has_objects < 0 || cli_pipeline_open(&pipeline, a->model_path, &options, 1, 1, err) != 0) {
+        shapes_object_table_free(&objects);
         dataset_free(&data);
         return -1;
     }
+    grounding_init(grounding);
+    *grounded = objects.count > 0 && pipeline.model.config.use_attention;
+    if (objects.count > 0 && !*grounded)
+        fprintf(stderr, "caption eval: the model has no attention maps (bottleneck decoder): attention on the "
+                        "named objects is not measured\n");
     FILE *hyps_out = a->hyps_out ? fopen(a->hyps_out, "w") : NULL;
     int status = a->hyps_out && !hyps_out ? error_set(err, "%s: %s", a->hyps_out, strerror(errno)) : 0;
     Progress progress;
@@ -287,12 +414,16 @@ static int caption_dataset(const EvalArguments *a, CaptionSet *refs, CaptionSet 
     for (int i = 0; i < data.count && status == 0; i++) {
         const DatasetImage *image = &data.images[i];
         Caption caption;
+        Image picture = {0};
         char text[4096];
-        if ((status = pipeline_caption_file(&pipeline, image->path, &caption, NULL, err)) != 0) break;
+        if ((status = pipeline_caption_file(&pipeline, image->path, &caption, *grounded ? &picture : NULL, err)) != 0)
+            break;
         caption_text(&pipeline.model, &caption, text, sizeof text);
+        if (*grounded) status = measure_grounding(grounding, &objects, image, &caption, text, &picture, err);
+        image_free(&picture);
         write_hypothesis(hyps_out, &pipeline, image->path, &caption);
         caption_free(&caption);
-        status = caption_set_add(hyps, image->name, text, (size_t)i + 1, err);
+        if (status == 0) status = caption_set_add(hyps, image->name, text, (size_t)i + 1, err);
         for (int c = 0; c < image->caption_count && status == 0; c++)
             status = caption_set_add(refs, image->name, image->captions[c], (size_t)i + 1, err);
         progress_update(&progress, 1, 1, i + 1, data.count, -1.0, 0.0);
@@ -300,6 +431,7 @@ static int caption_dataset(const EvalArguments *a, CaptionSet *refs, CaptionSet 
     progress_finish(&progress);
     if (hyps_out && fclose(hyps_out) != 0 && status == 0) status = error_set(err, "%s: write failed", a->hyps_out);
     pipeline_close(&pipeline);
+    shapes_object_table_free(&objects);
     dataset_free(&data);
     return status;
 }
@@ -315,8 +447,11 @@ int cmd_eval(int argc, char **argv) {
     caption_set_init(&refs);
     caption_set_init(&hyps);
     int rc;
+    Grounding grounding;
+    bool grounded = false;
     if (arguments.model_path) {
-        rc = caption_dataset(&arguments, &refs, &hyps, &err);
+        rc = caption_dataset(&arguments, &refs, &hyps, &grounding, &grounded, &err);
+        if (grounded) arguments.options.grounding = &grounding;
     } else {
         rc = caption_sets_read_refs(arguments.refs_path, &refs, &err);
         if (rc == 0 && arguments.split) rc = caption_set_keep_split(&refs, arguments.split, &err);

@@ -8,7 +8,9 @@
 #include <stdio.h>
 
 #include "caption_sets.h"
+#include "agreement.h"
 #include "error.h"
+#include "grounding.h"
 #include "metrics.h"
 
 typedef struct {
@@ -17,6 +19,8 @@ typedef struct {
     const char *per_image_path; /* write per-image TSV here, or NULL */
     FILE *notes;                /* side remarks (skipped images; under --json the
                                    distinct-hypothesis count), or NULL for none */
+    const Grounding *grounding; /* attention on named objects, reported when
+                                   not NULL (a shapes dataset captioned by --model) */
 } EvalOptions;
 
 typedef struct {
@@ -24,6 +28,10 @@ typedef struct {
     MetricScores corpus;      /* the numbers coco-caption reports */
     MetricScores *per_image;  /* pairing.count entries, in pairing order */
     size_t distinct_hypotheses;
+    size_t most_frequent_images; /* images given the most frequent hypothesis */
+    size_t most_frequent_pair;   /* the pairing index of the first of them */
+    AgreementCounts agreement;   /* subject-verb agreement of the hypotheses */
+    AgreementCounts reference_agreement; /* the same of the references: the rules' own noise */
 } EvalResult;
 
 /* Pairs the sets (see caption_sets_pair) and scores them. */

@@ -122,7 +122,9 @@ int cmd_shapes(int argc, char **argv) {
             printf("usage: caption shapes --out DIR [--train N] [--dev N] [--seed N]\n"
                    "Writes a procedural dataset of coloured shapes with captions such as\n"
                    "\"a red circle above a blue square\" in the Flickr8k layout (images/,\n"
-                   "captions.txt, train.txt, dev.txt), for `caption train --data DIR`.\n");
+                   "captions.txt, train.txt, dev.txt), for `caption train --data DIR`, and\n"
+                   "objects.tsv (each object's noun position and box), with which\n"
+                   "`caption eval --model M --data DIR` measures where attention lands.\n");
             return 0;
         }
         if (!value) {

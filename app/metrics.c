@@ -282,7 +282,9 @@ struct MetricsScorer {
     Scratch scratch;
     /* Set of distinct hypotheses: slots hold hypothesis sentence index + 1. */
     size_t *distinct_slots;
+    size_t *distinct_uses; /* per slot: images given that hypothesis */
     size_t distinct_capacity, distinct_count;
+    size_t top_uses, top_slot; /* the most frequent hypothesis: its images, its slot */
 };
 
 MetricsScorer *metrics_scorer_new(Error *err) {
@@ -299,6 +301,7 @@ void metrics_scorer_free(MetricsScorer *scorer) {
     free(scorer->images);
     free(scorer->scratch.data);
     free(scorer->distinct_slots);
+    free(scorer->distinct_uses);
     free(scorer);
 }
 
@@ -307,6 +310,7 @@ size_t metrics_scorer_image_count(const MetricsScorer *scorer) { return scorer->
 size_t metrics_scorer_distinct_hypotheses(const MetricsScorer *scorer) {
     return scorer->distinct_count;
 }
+
 
 static int push_token(void *context, const char *token, size_t length) {
     MetricsScorer *scorer = context;
@@ -357,25 +361,55 @@ static size_t distinct_slot(const MetricsScorer *scorer, const size_t *slots, si
     return slot;
 }
 
+/* Counts hypothesis `sentence` in the set. */
 static int distinct_insert(MetricsScorer *scorer, size_t sentence) {
     if (2 * (scorer->distinct_count + 1) > scorer->distinct_capacity) {
         size_t capacity = scorer->distinct_capacity ? 2 * scorer->distinct_capacity : 256;
-        size_t *slots = calloc(capacity, sizeof *slots);
-        if (!slots) return -1;
+        size_t *slots = calloc(capacity, sizeof *slots), *uses = calloc(capacity, sizeof *uses);
+        if (!slots || !uses) {
+            free(slots);
+            free(uses);
+            return -1;
+        }
+        size_t top_slot = 0;
         for (size_t i = 0; i < scorer->distinct_capacity; i++) {
             size_t kept = scorer->distinct_slots[i];
-            if (kept) slots[distinct_slot(scorer, slots, capacity, kept - 1)] = kept;
+            if (!kept) continue;
+            size_t slot = distinct_slot(scorer, slots, capacity, kept - 1);
+            slots[slot] = kept;
+            uses[slot] = scorer->distinct_uses[i];
+            if (i == scorer->top_slot) top_slot = slot;
         }
         free(scorer->distinct_slots);
+        free(scorer->distinct_uses);
         scorer->distinct_slots = slots;
+        scorer->distinct_uses = uses;
         scorer->distinct_capacity = capacity;
+        scorer->top_slot = top_slot;
     }
     size_t slot = distinct_slot(scorer, scorer->distinct_slots, scorer->distinct_capacity, sentence);
     if (!scorer->distinct_slots[slot]) {
         scorer->distinct_slots[slot] = sentence + 1;
         scorer->distinct_count++;
     }
+    if (++scorer->distinct_uses[slot] > scorer->top_uses) {
+        scorer->top_uses = scorer->distinct_uses[slot];
+        scorer->top_slot = slot;
+    }
     return 0;
+}
+
+size_t metrics_scorer_most_frequent(const MetricsScorer *scorer, size_t *first_image) {
+    if (first_image) {
+        *first_image = 0;
+        size_t sentence = scorer->top_uses ? scorer->distinct_slots[scorer->top_slot] - 1 : 0;
+        for (size_t i = 0; i < scorer->image_count; i++)
+            if (same_sentence(scorer, scorer->images[i].hypothesis, sentence)) {
+                *first_image = i;
+                break;
+            }
+    }
+    return scorer->top_uses;
 }
 
 int metrics_scorer_add(MetricsScorer *scorer, const char *hypothesis,

@@ -46,6 +46,11 @@ size_t metrics_scorer_image_count(const MetricsScorer *scorer);
  * a model that says the same thing for every image scores 1). */
 size_t metrics_scorer_distinct_hypotheses(const MetricsScorer *scorer);
 
+/* How many images share the most frequent hypothesis (after tokenisation),
+ * and (first_image, may be NULL) the first image, in the order added, that
+ * has it; 0 before any image. The earliest-reached maximum wins ties. */
+size_t metrics_scorer_most_frequent(const MetricsScorer *scorer, size_t *first_image);
+
 /* Scores every image added so far. corpus receives the numbers coco-caption
  * reports (corpus BLEU, mean ROUGE-L, mean CIDEr-D). per_image, when not
  * NULL, must hold metrics_scorer_image_count() entries and receives the

@@ -329,7 +329,22 @@ static void text_output_close(TextOutput *out) {
     *out = (TextOutput){0};
 }
 
-enum { OUTPUT_CAPTIONS, OUTPUT_TRAIN, OUTPUT_DEV, OUTPUT_COUNT };
+enum { OUTPUT_CAPTIONS, OUTPUT_TRAIN, OUTPUT_DEV, OUTPUT_OBJECTS, OUTPUT_COUNT };
+
+static const char OBJECTS_HEADER[] = "image\tnoun_index\tnoun\tcolor\tx0\ty0\tx1\ty1";
+
+/* Word `index` of a caption counted without its punctuation tokens (","):
+ * its position once tokenised as training and evaluation tokenise. */
+static int index_without_punctuation(const char *caption, int index) {
+    int kept = 0, word = 0;
+    for (const char *p = caption; *p && word < index; word++) {
+        size_t length = strcspn(p, " ");
+        kept += !(length == 1 && *p == ',');
+        p += length;
+        p += *p == ' ';
+    }
+    return kept;
+}
 
 static int write_scene(const char *images_dir, TextOutput outputs[OUTPUT_COUNT], int index, int train_count,
                        uint64_t seed, const ShapesOptions *options, Error *err) {
@@ -343,6 +358,11 @@ static int write_scene(const char *images_dir, TextOutput outputs[OUTPUT_COUNT],
     if (status == 0) {
         fprintf(outputs[OUTPUT_CAPTIONS].file, "%s#0\t%s\n", name, scene.caption);
         fprintf(outputs[index < train_count ? OUTPUT_TRAIN : OUTPUT_DEV].file, "%s\n", name);
+        for (int o = 0; o < scene.object_count; o++) {
+            const ShapeObject *obj = &scene.objects[o];
+            fprintf(outputs[OUTPUT_OBJECTS].file, "%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\n", name,
+                    index_without_punctuation(scene.caption, obj->noun_index), shapes_kind_word(obj->kind), shapes_color_word(obj->color), obj->x0, obj->y0, obj->x1, obj->y1);
+        }
     }
     shapes_scene_free(&scene);
     free(image_path);
@@ -368,12 +388,141 @@ int shapes_write_dataset(const char *dir, int train_count, int dev_count, uint64
     ShapesOptions resolved;
     if (resolve_options(options, &resolved, err)) return -1;
     if (ensure_directory(dir, err)) return -1;
-    static const char *const names[OUTPUT_COUNT] = {"captions.txt", "train.txt", "dev.txt"};
+    static const char *const names[OUTPUT_COUNT] = {"captions.txt", "train.txt", "dev.txt", SHAPES_OBJECTS_FILE};
     TextOutput outputs[OUTPUT_COUNT] = {{0}};
     int status = 0;
     for (int i = 0; status == 0 && i < OUTPUT_COUNT; i++) status = text_output_open(&outputs[i], dir, names[i], err);
+    if (status == 0) fprintf(outputs[OUTPUT_OBJECTS].file, "%s\n", OBJECTS_HEADER);
     if (status == 0) status = write_all_scenes(dir, outputs, train_count, dev_count, seed, &resolved, err);
     for (int i = 0; status == 0 && i < OUTPUT_COUNT; i++) status = text_output_commit(&outputs[i], err);
     for (int i = 0; i < OUTPUT_COUNT; i++) text_output_close(&outputs[i]);
     return status;
+}
+
+/* ---- objects.tsv reader ---- */
+
+void shapes_object_table_free(ShapesObjectTable *table) {
+    for (int i = 0; i < table->count; i++) free(table->images[i].image);
+    free(table->images);
+    *table = (ShapesObjectTable){0};
+}
+
+static int word_index(const char *word, const char *const *words, int count) {
+    for (int i = 0; i < count; i++)
+        if (strcmp(word, words[i]) == 0) return i;
+    return -1;
+}
+
+/* Splits a line at tabs in place; returns the number of fields (at most max). */
+static int split_tabs(char *line, char **fields, int max) {
+    int n = 0;
+    line[strcspn(line, "\r\n")] = '\0';
+    for (char *field = line; n < max; n++) {
+        fields[n] = field;
+        char *tab = strchr(field, '\t');
+        if (!tab) return n + 1;
+        *tab = '\0';
+        field = tab + 1;
+    }
+    return max + 1;
+}
+
+static int parse_object(char **fields, ShapeObject *obj) {
+    int kind = word_index(fields[2], kind_words, SHAPE_KIND_COUNT);
+    int color = word_index(fields[3], color_words, SHAPE_COLOR_COUNT);
+    int values[5];
+    for (int k = 0; k < 5; k++) {
+        char *end;
+        long v = strtol(fields[k == 0 ? 1 : k + 3], &end, 10);
+        if (*end || end == fields[k == 0 ? 1 : k + 3] || v < 0 || v > 1000000) return -1;
+        values[k] = (int)v;
+    }
+    if (kind < 0 || color < 0 || values[1] >= values[3] || values[2] >= values[4]) return -1;
+    *obj = (ShapeObject){.kind = (ShapeKind)kind, .color = (ShapeColor)color, .row = -1, .col = -1,
+                         .noun_index = values[0], .x0 = values[1], .y0 = values[2], .x1 = values[3], .y1 = values[4]};
+    return 0;
+}
+
+/* Adds obj to the table's last image, or starts a new image. */
+static int table_add(ShapesObjectTable *table, int *capacity, const char *image, const ShapeObject *obj) {
+    ShapesImageObjects *last = table->count ? &table->images[table->count - 1] : NULL;
+    if (!last || strcmp(last->image, image) != 0) {
+        if (table->count == *capacity) {
+            int grown = *capacity ? 2 * *capacity : 256;
+            ShapesImageObjects *images = realloc(table->images, (size_t)grown * sizeof *images);
+            if (!images) return -1;
+            table->images = images;
+            *capacity = grown;
+        }
+        last = &table->images[table->count];
+        *last = (ShapesImageObjects){.image = strdup(image)};
+        if (!last->image) return -1;
+        table->count++;
+    }
+    if (last->object_count == SHAPES_MAX_OBJECTS) return -2;
+    last->objects[last->object_count++] = *obj;
+    return 0;
+}
+
+static int compare_images(const void *a, const void *b) {
+    return strcmp(((const ShapesImageObjects *)a)->image, ((const ShapesImageObjects *)b)->image);
+}
+
+int shapes_read_objects(const char *dir, ShapesObjectTable *table, Error *err) {
+    *table = (ShapesObjectTable){0};
+    char *path = join_path(dir, SHAPES_OBJECTS_FILE, err);
+    if (!path) return -1;
+    FILE *file = fopen(path, "r");
+    if (!file) {
+        int missing = errno == ENOENT || errno == ENOTDIR;
+        if (!missing) error_set(err, "cannot read '%s': %s", path, strerror(errno));
+        free(path);
+        return missing ? 1 : -1;
+    }
+    char line[1024], *fields[9];
+    int capacity = 0, status = 0, number = 0;
+    while (status == 0 && fgets(line, sizeof line, file)) {
+        number++;
+        int n = split_tabs(line, fields, 8);
+        if (number == 1) {
+            if (n != 8 || strcmp(fields[0], "image") != 0 || strcmp(fields[7], "y1") != 0)
+                status = error_set(err, "%s: line 1 is not the header 'image, noun_index, noun, color, x0, y0, x1, "
+                                   "y1' (tab-separated); write the dataset again with `caption shapes`", path);
+            continue;
+        }
+        ShapeObject obj;
+        if (n != 8 || parse_object(fields, &obj) != 0) {
+            status = error_set(err, "%s: line %d is not 'image, noun_index, noun (circle/square/triangle), color "
+                               "(red/green/blue/yellow), x0, y0, x1, y1' with x0 < x1 and y0 < y1", path, number);
+            break;
+        }
+        int added = table_add(table, &capacity, fields[0], &obj);
+        if (added == -1) status = error_set(err, "out of memory reading '%s'", path);
+        if (added == -2)
+            status = error_set(err, "%s: line %d gives image '%s' more than %d objects, or its lines are not "
+                               "together", path, number, fields[0], SHAPES_MAX_OBJECTS);
+    }
+    if (status == 0 && ferror(file)) status = error_set(err, "cannot read '%s': %s", path, strerror(errno));
+    if (status == 0 && number == 0) status = error_set(err, "%s is empty: it needs its header line", path);
+    fclose(file);
+    free(path);
+    if (status != 0) {
+        shapes_object_table_free(table);
+        return -1;
+    }
+    qsort(table->images, (size_t)table->count, sizeof *table->images, compare_images);
+    for (int i = 1; i < table->count; i++)
+        if (strcmp(table->images[i - 1].image, table->images[i].image) == 0) {
+            error_set(err, "%s/%s: the lines of image '%s' are not together", dir, SHAPES_OBJECTS_FILE,
+                      table->images[i].image);
+            shapes_object_table_free(table);
+            return -1;
+        }
+    return 0;
+}
+
+const ShapesImageObjects *shapes_find_objects(const ShapesObjectTable *table, const char *image) {
+    ShapesImageObjects key = {.image = (char *)image};
+    return table->count ? bsearch(&key, table->images, (size_t)table->count, sizeof *table->images, compare_images)
+                        : NULL;
 }

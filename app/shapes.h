@@ -81,8 +81,36 @@ void shapes_object_cell_mask(const ShapeObject *obj, int canvas, int grid_h, int
  *   dir/captions.txt       "NNNNN.png#0<TAB>caption", one line per image
  *   dir/train.txt          the first train_count image names, one per line
  *   dir/dev.txt            the remaining dev_count names
+ *   dir/objects.tsv        one line per object, after a header line:
+ *                          image, noun_index, noun, color, x0, y0, x1, y1
+ *                          (ShapeObject's fields; the box in pixels, half-open;
+ *                          noun_index counts the caption's words without its
+ *                          punctuation, as training and evaluation tokenise)
  * Text files are written to temporaries and renamed when complete. */
 int shapes_write_dataset(const char *dir, int train_count, int dev_count, uint64_t seed,
                          const ShapesOptions *options, Error *err);
+
+#define SHAPES_OBJECTS_FILE "objects.tsv"
+
+/* The objects of each image of a written dataset, as read back from its
+ * objects.tsv: what `caption eval` measures attention against. */
+typedef struct {
+    char *image; /* file name, e.g. "00012.png"; owned */
+    int object_count;
+    ShapeObject objects[SHAPES_MAX_OBJECTS]; /* row and col are -1: not in the file */
+} ShapesImageObjects;
+
+typedef struct {
+    ShapesImageObjects *images; /* sorted by image name */
+    int count;
+} ShapesObjectTable;
+
+/* Reads dir/objects.tsv. Returns 1 when the dataset has none (not a shapes
+ * dataset: the table is left empty), 0 when read, -1 on a malformed file
+ * (the error names the line and what was wrong). */
+int shapes_read_objects(const char *dir, ShapesObjectTable *table, Error *err);
+/* The image's objects, or NULL when the table has none for it. */
+const ShapesImageObjects *shapes_find_objects(const ShapesObjectTable *table, const char *image);
+void shapes_object_table_free(ShapesObjectTable *table);
 
 #endif

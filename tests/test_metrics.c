@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agreement.h"
 #include "caption_sets.h"
 #include "cmd_eval.h"
 #include "metrics.h"
@@ -272,6 +273,57 @@ static void test_corpus_bleu(Context *context) {
     CHECK_NEAR(per_image[1].bleu[0], 1e-15 / (2 + 1e-9), 1e-15, "sentence BLEU-1 of the miss");
 }
 
+/* Subject-verb agreement: the errors a captioner makes are found, plain
+ * sentences of either number agree, and what the rules cannot place (a
+ * second clause, a collective, "there is") is not judged. */
+static void test_agreement(Context *context) {
+    static const struct {
+        const char *caption;
+        Agreement expected;
+    } cases[] = {
+        {"a man and a woman in a black shirt is smiling", AGREEMENT_PLURAL_IS},
+        {"a man and a woman are smiling", AGREEMENT_AGREES},
+        {"two dogs is running in the grass", AGREEMENT_PLURAL_IS},
+        {"the two dogs are running", AGREEMENT_AGREES},
+        {"the little kids is jumping off a ledge", AGREEMENT_PLURAL_IS},
+        {"children are playing in the water", AGREEMENT_AGREES},
+        {"a brown and black dog are fighting on snow", AGREEMENT_SINGULAR_ARE},
+        {"a black and white dog is running", AGREEMENT_AGREES},
+        {"a man in a red shirt is climbing a rock", AGREEMENT_AGREES},
+        {"a woman with four children are eating ice cream", AGREEMENT_SINGULAR_ARE},
+        {"the dog is wet", AGREEMENT_AGREES},
+        {"a group of people are standing in the street", AGREEMENT_UNJUDGED},
+        {"a couple are holding hands", AGREEMENT_UNJUDGED},
+        {"there are two dogs in the snow", AGREEMENT_UNJUDGED},
+        {"two women outside and one is smoking", AGREEMENT_UNJUDGED},
+        {"three girls walking one is checking her phone", AGREEMENT_UNJUDGED},
+        {"a man and woman are walking", AGREEMENT_UNJUDGED},
+        {"the four wheel drive car is driving through a river", AGREEMENT_UNJUDGED},
+        {"a dog runs through the grass", AGREEMENT_UNJUDGED},
+        {"", AGREEMENT_UNJUDGED},
+        {"is", AGREEMENT_UNJUDGED},
+    };
+    AgreementCounts counts = {0};
+    int judged = 0, errors = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Agreement got = agreement_check(cases[i].caption);
+        CHECK(got == cases[i].expected, "agreement of \"%s\": %d, expected %d", cases[i].caption, got,
+              cases[i].expected);
+        agreement_count(&counts, cases[i].caption);
+        judged += cases[i].expected != AGREEMENT_UNJUDGED;
+        errors += cases[i].expected == AGREEMENT_PLURAL_IS || cases[i].expected == AGREEMENT_SINGULAR_ARE;
+    }
+    CHECK(counts.captions == (int)(sizeof cases / sizeof cases[0]) && counts.judged == judged &&
+              counts.errors == errors, "agreement counts %d %d %d", counts.captions, counts.judged, counts.errors);
+    /* A word longer than the rules keep, and more words than they read, are handled. */
+    char long_caption[600] = "a";
+    for (int i = 0; i < 100; i++) strcat(long_caption, " dog");
+    strcat(long_caption, " is");
+    CHECK(agreement_check(long_caption) == AGREEMENT_UNJUDGED, "the verb after the words read is not judged");
+    CHECK(agreement_check("the dooooooooooooooooooooooooooooooooooooooooooooooooooog are running") ==
+              AGREEMENT_SINGULAR_ARE, "a word longer than the rules keep is cut, not overrun");
+}
+
 static void test_distinct(Context *context) {
     Error err;
     MetricsScorer *scorer = metrics_scorer_new(&err);
@@ -281,6 +333,17 @@ static void test_distinct(Context *context) {
     metrics_scorer_add(scorer, "a cat", refs, 1, &err);
     CHECK(metrics_scorer_image_count(scorer) == 3, "image count");
     CHECK(metrics_scorer_distinct_hypotheses(scorer) == 2, "distinct hypotheses %zu",
+          metrics_scorer_distinct_hypotheses(scorer));
+    size_t first = 99;
+    CHECK(metrics_scorer_most_frequent(scorer, &first) == 2 && first == 0, "most frequent: \"a dog\", twice");
+    /* A later hypothesis that overtakes it, across the set's growth (256 slots). */
+    for (int i = 0; i < 300; i++) {
+        char hypothesis[32];
+        snprintf(hypothesis, sizeof hypothesis, "caption %d", i);
+        metrics_scorer_add(scorer, i % 100 == 7 ? "a cat" : hypothesis, refs, 1, &err);
+    }
+    CHECK(metrics_scorer_most_frequent(scorer, &first) == 4 && first == 2, "most frequent: \"a cat\", 4 times");
+    CHECK(metrics_scorer_distinct_hypotheses(scorer) == 299, "distinct hypotheses %zu",
           metrics_scorer_distinct_hypotheses(scorer));
     MetricScores corpus;
     metrics_scorer_free(scorer);
@@ -546,16 +609,20 @@ static void test_report(Context *context, const char *data_dir) {
     cJSON *json = text ? cJSON_Parse(text) : NULL;
     CHECK(json != NULL, "--json output is one JSON object: %s", text ? text : "(none)");
     if (json) {
-        static const char *const keys[] = {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4",
-                                           "ROUGE-L", "CIDEr-D", "images"};
+        static const char *const keys[] = {"BLEU-1",   "BLEU-2",  "BLEU-3", "BLEU-4",
+                                           "ROUGE-L",  "CIDEr-D", "images", "distinct",
+                                           "most_frequent_images", "most_frequent_caption", "agreement_judged",
+                                           "agreement_errors", "agreement_references_judged",
+                                           "agreement_references_errors"};
         int index = 0;
         const cJSON *item;
         cJSON_ArrayForEach(item, json) {
-            CHECK(index < 7 && strcmp(item->string, keys[index]) == 0 && cJSON_IsNumber(item),
+            CHECK(index < 14 && strcmp(item->string, keys[index]) == 0 &&
+                      (index == 9 ? cJSON_IsString(item) : cJSON_IsNumber(item)),
                   "JSON key %d is %s", index, item->string);
             index++;
         }
-        CHECK(index == 7, "JSON has %d keys, expected 7", index);
+        CHECK(index == 14, "JSON has %d keys, expected 14", index);
         const cJSON *images = cJSON_GetObjectItemCaseSensitive(json, "images");
         CHECK(cJSON_IsNumber(images) && images->valuedouble == 20, "JSON images");
         CHECK_NEAR(cJSON_GetObjectItemCaseSensitive(json, "BLEU-4")->valuedouble,
@@ -585,7 +652,7 @@ static void test_report(Context *context, const char *data_dir) {
     if (out) fclose(out);
     text = read_text(out_path);
     CHECK(text && strstr(text, "BLEU-1") && strstr(text, "CIDEr-D") &&
-              strstr(text, "distinct hypotheses") && strstr(text, "images"),
+              strstr(text, "distinct hypotheses") && strstr(text, "images") && strstr(text, "most frequent"),
           "table output: %s", text ? text : "(none)");
     free(text);
     caption_set_free(&refs);
@@ -634,6 +701,7 @@ int main(void) {
     test_brevity_penalty(context);
     test_corpus_bleu(context);
     test_distinct(context);
+    test_agreement(context);
     test_flickr_reader(context);
     test_coco_readers(context);
     test_karpathy_and_json_lines(context);

@@ -237,6 +237,71 @@ static int count_lines(const char *path, char lines[][256], int max_lines) {
     return count;
 }
 
+/* Writes text to root/objects.tsv. */
+static void write_objects_file(const char *root, const char *text) {
+    char path[160];
+    snprintf(path, sizeof path, "%s/objects.tsv", root);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* objects.tsv reads back as the scenes' objects, with the noun positions of
+ * the tokenised caption (no ","); malformed files name their line. */
+static void test_object_table(CheckCounts *c, const char *root) {
+    ShapesObjectTable table;
+    Error err = {0};
+    CHECK(c, shapes_read_objects(root, &table, &err) == 0);
+    CHECK(c, table.count == 8);
+    for (int i = 0; i < 8; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%05d.png", i);
+        ShapesScene scene;
+        CHECK(c, shapes_scene_generate(&scene, 99, i, NULL, &err) == 0);
+        const ShapesImageObjects *found = shapes_find_objects(&table, name);
+        CHECK(c, found && found->object_count == scene.object_count);
+        for (int o = 0; found && o < found->object_count; o++) {
+            const ShapeObject *a = &found->objects[o], *b = &scene.objects[o];
+            CHECK(c, a->kind == b->kind && a->color == b->color && a->x0 == b->x0 && a->y0 == b->y0 &&
+                         a->x1 == b->x1 && a->y1 == b->y1);
+            /* The word at noun_index of the caption without "," is the noun. */
+            char words[200], *tokens[32];
+            int n = 0;
+            snprintf(words, sizeof words, "%s", scene.caption);
+            for (char *w = strtok(words, " "); w && n < 32; w = strtok(NULL, " "))
+                if (strcmp(w, ",") != 0) tokens[n++] = w;
+            CHECK(c, a->noun_index < n && strcmp(tokens[a->noun_index], shapes_kind_word(b->kind)) == 0 &&
+                         strcmp(tokens[a->noun_index - 1], shapes_color_word(b->color)) == 0);
+        }
+        shapes_scene_free(&scene);
+    }
+    CHECK(c, shapes_find_objects(&table, "nothing.png") == NULL);
+    shapes_object_table_free(&table);
+
+    char missing[160];
+    snprintf(missing, sizeof missing, "%s/images", root);
+    CHECK(c, shapes_read_objects(missing, &table, &err) == 1 && table.count == 0);
+    const char *header = "image\tnoun_index\tnoun\tcolor\tx0\ty0\tx1\ty1\n";
+    const char *broken[][2] = {
+        {"image\tnoun\n", "line 1 is not the header"},
+        {"", "needs its header line"},
+        {"00000.png\t2\tcircle\tred\t10\t10\t5\t20\n", "line 2 is not"},
+        {"00000.png\t2\thexagon\tred\t1\t1\t5\t5\n", "line 2 is not"},
+        {"00000.png\t2\tcircle\tred\t1\t1\t5\n", "line 2 is not"},
+        {"a.png\t2\tcircle\tred\t1\t1\t5\t5\nb.png\t2\tcircle\tred\t1\t1\t5\t5\n"
+         "a.png\t2\tsquare\tred\t1\t1\t5\t5\n", "'a.png' are not together"},
+    };
+    for (size_t k = 0; k < sizeof broken / sizeof broken[0]; k++) {
+        char text[400];
+        snprintf(text, sizeof text, "%s%s", k < 2 ? "" : header, broken[k][0]);
+        write_objects_file(root, text);
+        CHECK(c, shapes_read_objects(root, &table, &err) == -1 && table.count == 0);
+        CHECK_MESSAGE(c, err, broken[k][1]);
+    }
+}
+
 static void test_dataset_writer(CheckCounts *c) {
     char dir[] = "/tmp/test_shapes_XXXXXX";
     if (!mkdtemp(dir)) {
@@ -275,6 +340,8 @@ static void test_dataset_writer(CheckCounts *c) {
     snprintf(path, sizeof path, "%s/dev.txt", root);
     CHECK(c, count_lines(path, lines, 16) == 3);
     CHECK(c, strcmp(lines[0], "00005.png\n") == 0 && strcmp(lines[2], "00007.png\n") == 0);
+
+    test_object_table(c, root);
 
     /* Rewriting over an existing dataset works and leaves no temporaries. */
     CHECK(c, shapes_write_dataset(root, 2, 1, 99, NULL, &err) == 0);
