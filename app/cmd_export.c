@@ -11,7 +11,7 @@
 #include "pipeline.h"
 
 typedef struct {
-    const char *image, *output, *frames;
+    const char *image, *output, *frames, *words;
     CaptionOptions caption;
     FigureOptions figure;
 } ExportArgs;
@@ -39,6 +39,8 @@ static void print_help(FILE *out) {
             "  --columns N           panels per row, the image included (default %d)\n"
             "  --show-beta           print the gate beta and the word's probability under each word\n"
             "  --frames DIR          also write one PNG per word to DIR: 00-word.png, 01-word.png, ...\n"
+            "  --words LIST          only the panels of these words, comma-separated (e.g. dog,ball:\n"
+            "                        the nouns); the title keeps the whole caption\n"
             "  --max-pixels N        refuse images larger than N pixels (default 67108864)\n"
             "  -h, --help            this help\n"
             "\n"
@@ -64,6 +66,7 @@ static int parse_value(ExportArgs *a, const char *arg, const char *value) {
     if (taken != 0) return taken < 0 ? usage_error("%s", err.message) : 0;
     if (strcmp(arg, "-o") == 0 || strcmp(arg, "--output") == 0) a->output = value;
     else if (strcmp(arg, "--frames") == 0) a->frames = value;
+    else if (strcmp(arg, "--words") == 0) a->words = value;
     else return usage_error("unknown option %s", arg);
     return 0;
 }
@@ -137,35 +140,72 @@ static int write_frames(const Image *image, const char *const *words, const Capt
     return 0;
 }
 
+/* Whether word is one of the comma-separated list. */
+static int listed(const char *list, const char *word) {
+    size_t length = strlen(word);
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == length && strncmp(p, word, n) == 0) return 1;
+        p += n;
+        p += *p == ',';
+    }
+    return 0;
+}
+
+/* The panels to draw: every word of c, or those listed in only_words, with
+ * their maps, gates and probabilities packed in caption order into view
+ * (whose arrays are allocated here and freed by the caller). */
+static int select_panels(const SatModel *model, const Caption *c, const char *only_words, Caption *view,
+                         const char **words, float *prob, Error *err) {
+    int cells = c->cells;
+    *view = *c;
+    view->length = 0;
+    view->alpha = malloc(sizeof(float) * (size_t)cells * (size_t)(c->length > 0 ? c->length : 1));
+    view->beta = c->beta ? malloc(sizeof(float) * (size_t)(c->length > 0 ? c->length : 1)) : NULL;
+    if (!view->alpha || (c->beta && !view->beta)) return error_set(err, "out of memory");
+    for (int k = 0; k < c->length; k++) {
+        int t = c->tokens[k];
+        const char *word = t >= 0 && t < model->config.vocab_size ? model->vocab[t] : "?";
+        if (only_words && !listed(only_words, word)) continue;
+        int at = view->length++;
+        words[at] = word;
+        prob[at] = expf(c->token_logprobs[k]);
+        memcpy(view->alpha + (size_t)at * cells, c->alpha + (size_t)k * cells, sizeof(float) * (size_t)cells);
+        if (view->beta) view->beta[at] = c->beta[k];
+    }
+    if (only_words && view->length == 0) {
+        char text[4096];
+        return error_set(err, "none of the words '%s' is in the caption \"%s\"; list words of the caption",
+                         only_words, caption_text(model, c, text, sizeof text));
+    }
+    return 0;
+}
+
 int export_caption(const SatModel *model, const Caption *c, const Image *image, const char *out_path,
-                   const char *frames_dir, const FigureOptions *opts, const Font *font, Error *err) {
+                   const char *frames_dir, const char *only_words, const FigureOptions *opts, const Font *font,
+                   Error *err) {
     if (!c->alpha) return error_set(err, "the model has no attention (a bottleneck model): there is nothing to draw");
     int n = c->length > 0 ? c->length : 1;
     const char **words = malloc(sizeof *words * (size_t)n);
     float *prob = malloc(sizeof *prob * (size_t)n);
     char title[4096];
-    if (!words || !prob) {
-        free(words), free(prob);
-        return error_set(err, "out of memory");
-    }
-    for (int k = 0; k < c->length; k++) {
-        int t = c->tokens[k];
-        words[k] = t >= 0 && t < model->config.vocab_size ? model->vocab[t] : "?";
-        prob[k] = expf(c->token_logprobs[k]);
-    }
+    Caption view = {0};
+    int status = words && prob ? select_panels(model, c, only_words, &view, words, prob, err)
+                               : error_set(err, "out of memory");
     FigureOptions o = *opts;
     o.title = caption_text(model, c, title, sizeof title);
-    o.beta = c->beta;
+    o.beta = view.beta;
     o.prob = o.show_beta ? prob : NULL; /* the two numbers go together under --show-beta */
     Image figure = {0};
-    int status = 0;
-    if (out_path) {
-        status = figure_render(&figure, image, words, c->alpha, c->grid_h, c->grid_w, c->length, &o, font, err);
+    if (status == 0 && out_path) {
+        status = figure_render(&figure, image, words, view.alpha, view.grid_h, view.grid_w, view.length, &o, font,
+                               err);
         if (status == 0) status = image_write_png(&figure, out_path, err);
         image_free(&figure);
     }
-    if (status == 0 && frames_dir) status = write_frames(image, words, c, frames_dir, &o, font, err);
+    if (status == 0 && frames_dir) status = write_frames(image, words, &view, frames_dir, &o, font, err);
     free(words), free(prob);
+    free(view.alpha), free(view.beta);
     return status;
 }
 
@@ -207,7 +247,7 @@ int cmd_export(int argc, char **argv) {
     Font *font = NULL;
     status = load_font(&font, &err) != 0 ||
              pipeline_caption_file(&pipeline, a.image, &caption, &image, &err) != 0 ||
-             export_caption(&pipeline.model, &caption, &image, a.output, a.frames, &a.figure, font, &err) != 0;
+             export_caption(&pipeline.model, &caption, &image, a.output, a.frames, a.words, &a.figure, font, &err) != 0;
     if (status) {
         error_print(stderr, "caption export", &err);
     } else {

@@ -22,10 +22,13 @@ int cmd_export(int argc, char **argv);
  * and overlay settings of opts are used (its title/beta/prob are replaced).
  * Writes it to out_path (atomically; NULL = don't) and, when frames_dir is
  * not NULL, one frame per word there (created if missing) named by
- * export_frame_name. -1 with err (naming the file) on failure, e.g. a
- * caption without attention maps. */
+ * export_frame_name. only_words (NULL = all) keeps the panels of the
+ * comma-separated words listed, the title still the whole caption. -1 with
+ * err (naming the file) on failure, e.g. a caption without attention maps,
+ * or none of only_words in it. */
 int export_caption(const SatModel *model, const Caption *caption, const Image *image, const char *out_path,
-                   const char *frames_dir, const FigureOptions *opts, const Font *font, Error *err);
+                   const char *frames_dir, const char *only_words, const FigureOptions *opts, const Font *font,
+                   Error *err);
 
 /* "07-dog.png": the step, zero-padded to at least two digits (more when
  * count > 100), and the word reduced to letters, digits, '-' and '_' (other

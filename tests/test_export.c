@@ -105,6 +105,42 @@ typedef struct {
     char model[512], bottleneck[512], out[512], err[512];
 } Fixture;
 
+/* --words keeps the listed words' panels (every occurrence), in process as
+ * with the CLI, and their frames; a list none of whose words is in the
+ * caption is an error that says so. */
+static void test_word_selection(CheckCounts *c, const Fixture *f, const char *picture, const SatModel *model,
+                                const Caption *caption, const Image *image, const FigureOptions *o,
+                                const Font *font) {
+    char list[200], png[600], mine[600], frames[600];
+    const char *second = model->vocab[caption->tokens[1]], *last = model->vocab[caption->tokens[3]];
+    snprintf(list, sizeof list, "%s,%s,zebra-not-a-word", second, last);
+    int expected = 0;
+    for (int k = 0; k < caption->length; k++) {
+        const char *word = model->vocab[caption->tokens[k]];
+        expected += strcmp(word, second) == 0 || strcmp(word, last) == 0;
+    }
+    snprintf(png, sizeof png, "%s/words.png", f->dir);
+    snprintf(mine, sizeof mine, "%s/words-mine.png", f->dir);
+    snprintf(frames, sizeof frames, "%s/words-frames", f->dir);
+    char *args[] = {"caption", "export", (char *)picture, "-o", png, "--model", (char *)f->model, "--panel-size",
+                    "48", "--columns", "3", "--max-length", "4", "--colormap", "inferno", "--show-beta",
+                    "--words", list, "--frames", frames, NULL};
+    CHECK(c, run(f->exe, args, f->out, f->err) == 0);
+    Error err;
+    Image cli = {0}, figure = {0};
+    CHECK(c, export_caption(model, caption, image, mine, NULL, list, o, font, &err) == 0);
+    CHECK(c, image_load(&cli, png, NULL, &err) == 0 && image_load(&figure, mine, NULL, &err) == 0);
+    CHECK(c, cli.pixels && figure.pixels && same_pixels(&cli, &figure));
+    CHECK(c, count_files(frames) == expected);
+    printf("--words %s: %d panels, figure %dx%d\n", list, expected, cli.width, cli.height);
+    image_free(&cli), image_free(&figure);
+    char *none[] = {"caption", "export", (char *)picture, "-o", png, "--model", (char *)f->model,
+                    "--words", "zebra-not-a-word", NULL};
+    CHECK(c, run(f->exe, none, f->out, f->err) == 1);
+    char line[1024];
+    CHECK(c, one_line(f->err, line, sizeof line) && strstr(line, "none of the words 'zebra-not-a-word'"));
+}
+
 /* Exports one picture with the CLI and in process; compares them. */
 static void test_picture(CheckCounts *c, const Fixture *f, const char *picture, int expect_w, int expect_h) {
     char png[600], frames[600];
@@ -136,7 +172,7 @@ static void test_picture(CheckCounts *c, const Fixture *f, const char *picture, 
     o.panel_height = 48, o.columns = 3, o.overlay.colormap = COLORMAP_INFERNO, o.show_beta = 1;
     char mine[600];
     snprintf(mine, sizeof mine, "%s/mine.png", f->dir);
-    CHECK(c, export_caption(&p.model, &caption, &image, mine, NULL, &o, font, &err) == 0);
+    CHECK(c, export_caption(&p.model, &caption, &image, mine, NULL, NULL, &o, font, &err) == 0);
     CHECK(c, image_load(&cli, png, NULL, &err) == 0);
     CHECK(c, image_load(&figure, mine, NULL, &err) == 0);
     CHECK(c, cli.pixels && figure.pixels && same_pixels(&cli, &figure));
@@ -155,6 +191,7 @@ static void test_picture(CheckCounts *c, const Fixture *f, const char *picture, 
         CHECK(c, image_load(&frame, path, NULL, &err) == 0 && frame.width >= pw && frame.height > ph);
         image_free(&frame);
     }
+    test_word_selection(c, f, picture, &p.model, &caption, &image, &o, font);
     image_free(&cli), image_free(&figure), image_free(&image);
     caption_free(&caption);
     pipeline_close(&p);
