@@ -96,6 +96,11 @@ static int prepare_image(const Loader *l, long epoch, int dataset_index, float *
                                      o->image_size, o->image_size, err);
     if (status == 0) {
         if (o->shuffle && o->flip && rng_uniform(&rng) < 0.5f) image_flip_horizontal(&resized);
+        if (o->shuffle && o->color_jitter > 0.0f) {
+            float factor[3];
+            for (int k = 0; k < 3; k++) factor[k] = 1.0f + o->color_jitter * (2.0f * rng_uniform(&rng) - 1.0f);
+            image_adjust_color(&resized, factor[0], factor[1], factor[2]);
+        }
         image_to_tensor(out, &resized, o->mean, o->std);
     }
     image_free(&image);

@@ -6,7 +6,8 @@
 #include "vocab.h"
 
 /* Training batches, prepared by a background thread while the model trains
- * on the previous one: decode, augment (random crop and horizontal flip),
+ * on the previous one: decode, augment (random crop, horizontal flip and
+ * colour jitter),
  * resize, normalise, and encode the captions. A batch depends only on (seed,
  * epoch, batch index) — never on thread timing — so training resumes exactly. */
 typedef struct {
@@ -17,6 +18,8 @@ typedef struct {
     float mean[3], std[3];
     int flip;                /* random horizontal flip */
     float crop_min_area;     /* random square crop of this fraction of the area or more; 1 = none */
+    float color_jitter;      /* brightness, contrast and saturation factors drawn from
+                                [1 - j, 1 + j] (image_adjust_color); 0 = none */
     unsigned long long seed;
     int shuffle;             /* 0: dataset order (evaluation) */
 } LoaderOptions;

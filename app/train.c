@@ -116,7 +116,8 @@ static LoaderOptions loader_options(const Run *r, int training) {
     const TrainOptions *o = r->o;
     LoaderOptions lo = {.batch_images = o->batch, .captions_per_image = o->captions_per_image,
                         .max_words = o->max_words, .image_size = r->model.config.image_size,
-                        .flip = o->flip, .crop_min_area = o->crop_min_area, .seed = o->seed, .shuffle = training};
+                        .flip = o->flip, .crop_min_area = o->crop_min_area,
+                        .color_jitter = o->color_jitter, .seed = o->seed, .shuffle = training};
     memcpy(lo.mean, r->model.config.image_mean, sizeof lo.mean);
     memcpy(lo.std, r->model.config.image_std, sizeof lo.std);
     return lo;

@@ -52,6 +52,7 @@ static const OptionSpec specs[] = {
     {"freeze-encoder", KIND_BOOL, OPT(freeze_encoder), 0, 0, 1, "1: keep the CNN as it is (as at inference: running batch-norm statistics) and train only the decoder, e.g. in self-critical training after --init (default 0)"},
     {"flip", KIND_BOOL, OPT(flip), 0, 0, 1, "random horizontal flips: 1 or 0 (default 1)"},
     {"crop", KIND_FLOAT, OPT(crop_min_area), 0, 0.05, 1, "random crops of at least this area fraction, 1 = off (default 0.8)"},
+    {"color-jitter", KIND_FLOAT, OPT(color_jitter), 0, 0, 0.9, "random brightness, contrast and saturation: each scaled by a factor drawn from [1 - J, 1 + J], 0 = off (default 0)"},
     {"patience", KIND_INT, OPT(patience), 0, 0, 100000, "stop after this many epochs without a better dev CIDEr-D, 0 = never (default 5)"},
     {"eval-beam", KIND_INT, OPT(eval_beam), 0, 1, 64, "beam width for the dev captions (default 3)"},
     {"eval-length-penalty", KIND_FLOAT, OPT(eval_length_penalty), 0, 0, 10, "length normalisation for the dev captions (default 0)"},

@@ -19,7 +19,7 @@ typedef struct {
     SatConfig model;
     /* optimisation */
     int epochs, batch, warmup_steps, patience, eval_beam, threads;
-    float lr, min_lr, weight_decay, clip, label_smoothing, crop_min_area, eval_length_penalty;
+    float lr, min_lr, weight_decay, clip, label_smoothing, crop_min_area, color_jitter, eval_length_penalty;
     float ema; /* decay of the weight average, 0: none */
     int flip;
     int freeze_encoder; /* train the decoder only, the CNN as at inference */

@@ -283,6 +283,32 @@ static void test_resize_and_tensor(CheckCounts *c) {
     image_free(&zeroed);
 }
 
+/* Colour jitter: 1,1,1 changes nothing; each factor does what torchvision's
+ * ColorJitter does, computed here by hand on two pixels. */
+static void test_adjust_color(CheckCounts *c) {
+    Error err = {0};
+    Image img;
+    const unsigned char values[6] = {200, 100, 50, 20, 40, 60};
+    CHECK(c, image_alloc(&img, 2, 1, 3, &err) == 0);
+    memcpy(img.pixels, values, 6);
+    image_adjust_color(&img, 1.0f, 1.0f, 1.0f);
+    CHECK(c, memcmp(img.pixels, values, 6) == 0);
+    image_adjust_color(&img, 1.5f, 1.0f, 1.0f); /* 300 clamps to 255 */
+    const unsigned char brighter[6] = {255, 150, 75, 30, 60, 90};
+    CHECK(c, memcmp(img.pixels, brighter, 6) == 0);
+    memcpy(img.pixels, values, 6);
+    image_adjust_color(&img, 1.0f, 1.0f, 0.0f); /* greyscale: the 601 luma of each pixel */
+    CHECK(c, img.pixels[0] == 124 && img.pixels[1] == 124 && img.pixels[2] == 124); /* 123.5 */
+    CHECK(c, img.pixels[3] == 36 && img.pixels[4] == 36 && img.pixels[5] == 36);    /* 36.26 */
+    memcpy(img.pixels, values, 6);
+    image_adjust_color(&img, 1.0f, 0.0f, 1.0f); /* no contrast: the mean grey level everywhere */
+    for (int k = 0; k < 6; k++) CHECK(c, img.pixels[k] == 80); /* (123.5 + 36.26) / 2 = 79.88 */
+    memcpy(img.pixels, values, 6);
+    image_adjust_color(&img, 1.0f, 0.5f, 1.0f); /* halfway to it */
+    CHECK(c, img.pixels[0] == 140 && img.pixels[3] == 50 && img.pixels[5] == 70);
+    image_free(&img);
+}
+
 static int count_temporaries(const char *dir) {
     DIR *d = opendir(dir);
     int count = 0;
@@ -430,6 +456,7 @@ int main(void) {
     test_file_errors(&c, &temp);
     test_truncated(&c, &temp);
     test_resize_and_tensor(&c);
+    test_adjust_color(&c);
     test_write_png(&c, &temp);
     test_exif_orientation(&c, &temp);
     remove_temp_dir(temp.dir);

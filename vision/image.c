@@ -1,6 +1,7 @@
 #include "image.h"
 
 #include <errno.h>
+#include <math.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -644,6 +645,31 @@ void image_flip_horizontal(Image *img) {
                 row[left * c + k] = row[right * c + k];
                 row[right * c + k] = t;
             }
+    }
+}
+
+static float luma(const float *rgb) { return 0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2]; }
+
+static unsigned char clamp_byte(float v) { return (unsigned char)(v <= 0.0f ? 0 : v >= 255.0f ? 255 : v + 0.5f); }
+
+void image_adjust_color(Image *img, float brightness, float contrast, float saturation) {
+    if (img->channels != 3) return;
+    size_t count = (size_t)img->width * (size_t)img->height;
+    double grey_sum = 0.0;
+    for (size_t i = 0; i < count; i++) {
+        float rgb[3];
+        for (int k = 0; k < 3; k++) rgb[k] = fminf(255.0f, img->pixels[3 * i + k] * brightness);
+        grey_sum += luma(rgb);
+    }
+    float mean_grey = count ? (float)(grey_sum / (double)count) : 0.0f;
+    for (size_t i = 0; i < count; i++) {
+        float rgb[3];
+        for (int k = 0; k < 3; k++) {
+            float v = fminf(255.0f, img->pixels[3 * i + k] * brightness);
+            rgb[k] = fminf(255.0f, fmaxf(0.0f, contrast * v + (1.0f - contrast) * mean_grey));
+        }
+        float grey = luma(rgb);
+        for (int k = 0; k < 3; k++) img->pixels[3 * i + k] = clamp_byte(saturation * rgb[k] + (1.0f - saturation) * grey);
     }
 }
 

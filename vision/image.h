@@ -64,6 +64,14 @@ int image_resize_region(Image *out, const Image *in, float x0, float y0, float x
 /* Mirrors the image left-right in place. */
 void image_flip_horizontal(Image *img);
 
+/* Colour jitter of an RGB image in place, as torchvision's ColorJitter
+ * without hue, in a fixed order: brightness (pixels x brightness), contrast
+ * (blend with the mean grey level: 0 = flat grey, 1 = unchanged) and
+ * saturation (blend with each pixel's grey level: 0 = greyscale). Results
+ * are rounded and clamped to 0..255; grey levels are the ITU-R 601 luma.
+ * Images without 3 channels are left as they are. */
+void image_adjust_color(Image *img, float brightness, float contrast, float saturation);
+
 /* Writes planar CHW floats (3 x height x width) computed as
  * (sample / 255 - mean[c]) / std[c]. Meant for RGB images; a 1- or 2-channel
  * image has its gray replicated into all three planes, alpha is ignored. */
