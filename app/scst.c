@@ -8,7 +8,8 @@
 struct Scst {
     CiderReward *cider;
     int samples, max_words, row_capacity;
-    int *sampled;    /* [rows, max_words + 2] as decoder_sample writes them */
+    float xe_weight; /* weight of the reference captions' rows; 0 = none */
+    int *sampled;    /* [rows, max_words + 2] as decoder_sample writes them, then the references */
     int *captions;   /* the same, longest first, [rows, steps + 1] */
     int *row_image, *sorted_row_image, *length, *order;
     float *reward, *advantage, *sorted_advantage;
@@ -30,7 +31,7 @@ void scst_free(Scst *s) {
 }
 
 int scst_create(Scst **out, const Dataset *train, const Vocab *vocab, int batch_images, int samples, int max_words,
-                Error *err) {
+                float xe_weight, int captions_per_image, Error *err) {
     *out = NULL;
     if (samples < 2)
         return error_set(err, "--scst-samples %d: self-critical training needs at least 2 samples per image "
@@ -39,7 +40,8 @@ int scst_create(Scst **out, const Dataset *train, const Vocab *vocab, int batch_
     if (!s) return error_set(err, "out of memory");
     s->samples = samples;
     s->max_words = max_words;
-    s->row_capacity = batch_images * samples;
+    s->xe_weight = xe_weight;
+    s->row_capacity = batch_images * (samples + (xe_weight > 0.0f ? captions_per_image : 0));
     size_t rows = (size_t)s->row_capacity, columns = (size_t)max_words + 2;
     s->sampled = malloc(rows * columns * sizeof(int));
     s->captions = malloc(rows * columns * sizeof(int));
@@ -114,12 +116,33 @@ static DecoderBatch sorted_batch(Scst *s, int rows, int steps) {
                           .label_smoothing = 0.0f, .training = 0, .row_weight = s->sorted_advantage};
 }
 
+/* Appends the batch's reference captions after the samples, each weighted
+ * xe_weight (cross-entropy alongside the self-critical term); returns the
+ * rows in all and raises *steps to the longest reference. */
+static int append_references(Scst *s, const TrainBatch *batch, int rows, int *steps) {
+    int columns = s->max_words + 2, width = batch->steps + 1;
+    if (s->xe_weight <= 0.0f || width > columns) return rows; /* the loader cuts captions to max_words */
+    for (int k = 0; k < batch->rows; k++) {
+        int *row = s->sampled + (size_t)(rows + k) * columns;
+        memcpy(row, batch->captions + (size_t)k * width, (size_t)width * sizeof(int));
+        for (int i = width; i < columns; i++) row[i] = TOKEN_PAD;
+        int tokens = 0;
+        while (tokens < width && row[tokens] != TOKEN_PAD) tokens++;
+        s->length[rows + k] = tokens - 1; /* targets: the words and <end> */
+        s->row_image[rows + k] = batch->row_image[k];
+        s->advantage[rows + k] = s->xe_weight;
+    }
+    if (batch->steps > *steps) *steps = batch->steps;
+    return rows + batch->rows;
+}
+
 SatLoss scst_forward_backward(Scst *s, SatTrainer *t, const TrainBatch *batch, Rng *rng, double *mean_reward) {
     int rows = batch->image_count * s->samples;
     for (int r = 0; r < rows; r++) s->row_image[r] = r / s->samples;
     sat_encode_train(t, batch->images, batch->image_count);
     int steps = decoder_sample(t->model, &t->decoder, t->z, s->row_image, rows, s->max_words, rng, s->sampled);
     *mean_reward = score_samples(s, batch, rows);
+    rows = append_references(s, batch, rows, &steps);
     order_longest_first(s, rows);
     DecoderBatch db = sorted_batch(s, rows, steps > 0 ? steps : 1);
     return sat_decode_backward(t, batch->images, batch->image_count, &db, 0, rng);

@@ -17,13 +17,21 @@
  * decoding and does not depend on the sample it is subtracted from. */
 typedef struct Scst Scst;
 
-/* train: the training split the loader's image_index refers to. */
+/* train: the training split the loader's image_index refers to. With
+ * xe_weight > 0 the batch's reference captions (up to captions_per_image per
+ * image) are trained on in the same pass, each token weighted xe_weight
+ * where a sample's tokens are weighted by its advantage: the loss is
+ *   (sum over sampled tokens of -advantage log p
+ *    + xe_weight * sum over reference tokens of -log p) / all tokens,
+ * the mixed objective that keeps the model near the references' wording
+ * (Paulus et al. 2018) against the formulaic captions CIDEr-D alone
+ * rewards. */
 int scst_create(Scst **scst, const Dataset *train, const Vocab *vocab, int batch_images, int samples, int max_words,
-                Error *err);
+                float xe_weight, int captions_per_image, Error *err);
 void scst_free(Scst *scst);
 
 /* Forward and backward on the images of batch (its reference captions are
- * not used): fills the trainer's gradients. The CNN runs in training mode;
+ * used only with xe_weight > 0): fills the trainer's gradients. The CNN runs in training mode;
  * sampling and the decoder's loss run without dropout, so the loss is taken
  * under the distribution the captions were drawn from. *mean_reward receives
  * the mean CIDEr-D of the samples. */

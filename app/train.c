@@ -146,14 +146,16 @@ static int setup(Run *r, const char *resume, Error *err) {
     if (create_model(r, resume, err) != 0) return -1;
     r->options_json = train_options_to_json(o);
     if (!r->options_json) return error_set(err, "out of memory");
-    int rows = o->batch * (o->scst_samples > o->captions_per_image ? o->scst_samples : o->captions_per_image);
+    int scst_rows = o->scst_samples + (o->scst_xe_weight > 0.0f ? o->captions_per_image : 0);
+    int rows = o->batch * (scst_rows > o->captions_per_image ? scst_rows : o->captions_per_image);
     if (sat_trainer_init(&r->trainer, &r->model, o->batch, rows, o->max_words + 1, err) != 0) return -1;
     r->trainer_ready = 1;
     r->trainer.frozen_encoder = o->freeze_encoder;
     if (o->ema > 0.0f && sat_trainer_enable_ema(&r->trainer, err) != 0) return -1;
     if (resume && checkpoint_restore(resume, &r->trainer, &r->state, err) != 0) return -1;
     if (o->scst_samples > 0 &&
-        scst_create(&r->scst, &r->train, &r->vocab, o->batch, o->scst_samples, o->max_words, err) != 0)
+        scst_create(&r->scst, &r->train, &r->vocab, o->batch, o->scst_samples, o->max_words, o->scst_xe_weight,
+                    o->captions_per_image, err) != 0)
         return -1;
     LoaderOptions train_lo = loader_options(r, 1), dev_lo = loader_options(r, 0);
     if (loader_create(&r->train_loader, &r->train, &r->vocab, &train_lo, err) != 0 ||

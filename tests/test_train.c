@@ -26,8 +26,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "dataset.h"
+#include "loader.h"
 #include "model.h"
 #include "safetensors.h"
+#include "scst.h"
 #include "shapes.h"
 #include "test_util.h"
 #include "train.h"
@@ -366,6 +369,83 @@ static void test_self_critical(CheckCounts *c, const Setup *setup, const char *x
     CHECK(c, train_run(&o, NULL, &stop) == 1); /* one sample has no baseline: refused */
 }
 
+/* One self-critical pass of the model with the references at weight w: the
+ * loss, and the gradients copied to grads. */
+static float scst_pass(SatTrainer *t, const Dataset *train, const Vocab *vocab, const TrainBatch *batch, float w,
+                       float *grads) {
+    Scst *scst;
+    Error err;
+    if (scst_create(&scst, train, vocab, batch->image_count, 3, 8, w, 5, &err) != 0) return NAN;
+    Rng rng;
+    rng_seed(&rng, 77); /* the same samples for every weight */
+    double reward;
+    SatLoss loss = scst_forward_backward(scst, t, batch, &rng, &reward);
+    memcpy(grads, t->grads, t->model->table.total * sizeof(float));
+    scst_free(scst);
+    return loss.loss;
+}
+
+/* --scst-xe-weight: the reference captions enter the self-critical pass
+ * linearly at the weight given, as plain cross-entropy. With the same
+ * samples, the passes at weights 0.5 and 1.5 differ by the cross-entropy of
+ * the references alone (frozen CNN, no smoothing, no dropout) times the
+ * references' share r of all tokens: in the loss (which gives r) and in
+ * every gradient element. */
+static void test_scst_reference_mix(CheckCounts *c, const char *xe_run, const char *data) {
+    char path[400];
+    snprintf(path, sizeof path, "%s/model.safetensors", xe_run);
+    SatModel model;
+    Dataset train = {0};
+    Vocab vocab = {0};
+    Loader *loader = NULL;
+    SatTrainer t = {0};
+    Error err;
+    int ready = sat_model_load(&model, path, &err) == 0;
+    CHECK(c, ready && sat_model_prepare_inference(&model, &err) == 0);
+    if (!ready) return;
+    model.config.doubly_stochastic = 0.0f; /* the attention penalty is not the references' cross-entropy */
+    CHECK(c, dataset_load(&train, data, NULL, "train", &err) == 0);
+    CHECK(c, vocab_from_words(&vocab, (const char *const *)model.vocab, model.config.vocab_size, &err) == 0);
+    LoaderOptions lo = {.batch_images = 4, .captions_per_image = 5, .max_words = 8,
+                        .image_size = model.config.image_size, .crop_min_area = 1.0f, .seed = 3};
+    memcpy(lo.mean, model.config.image_mean, sizeof lo.mean);
+    memcpy(lo.std, model.config.image_std, sizeof lo.std);
+    const TrainBatch *batch = NULL;
+    CHECK(c, loader_create(&loader, &train, &vocab, &lo, &err) == 0);
+    if (loader) loader_seek(loader, 0, 0);
+    CHECK(c, loader && loader_next(loader, &batch, &err) == 0 && batch);
+    CHECK(c, sat_trainer_init(&t, &model, 4, 4 * (3 + 5), 9, &err) == 0);
+    t.frozen_encoder = 1;
+    size_t total = model.table.total;
+    float *low = malloc(total * sizeof(float)), *high = malloc(total * sizeof(float));
+    float *plain = malloc(total * sizeof(float));
+    if (batch && low && high && plain) {
+        float loss_low = scst_pass(&t, &train, &vocab, batch, 0.5f, low);
+        float loss_high = scst_pass(&t, &train, &vocab, batch, 1.5f, high);
+        DecoderBatch references = {.captions = batch->captions, .row_image = batch->row_image, .rows = batch->rows,
+                                   .steps = batch->steps, .label_smoothing = 0.0f, .training = 0};
+        sat_encode_train(&t, batch->images, batch->image_count);
+        float xe = sat_decode_backward(&t, batch->images, batch->image_count, &references, 0, NULL).cross_entropy;
+        memcpy(plain, t.grads, total * sizeof(float));
+        double share = (loss_high - loss_low) / xe, worst = 0.0, largest = 0.0;
+        for (size_t i = 0; i < total; i++) {
+            worst = fmax(worst, fabs((double)(high[i] - low[i]) - share * plain[i]));
+            largest = fmax(largest, fabs(share * plain[i]));
+        }
+        printf("self-critical + references: loss %.5f at weight 0.5, %.5f at 1.5; references' share of the tokens "
+               "%.4f; gradient difference vs share x cross-entropy gradient: worst %.2e of largest %.2e\n",
+               loss_low, loss_high, share, worst, largest);
+        CHECK(c, share > 0.05 && share < 0.95);
+        CHECK(c, largest > 0.0 && worst <= 1e-4 * largest);
+    }
+    free(low), free(high), free(plain);
+    sat_trainer_free(&t);
+    loader_free(loader);
+    vocab_free(&vocab);
+    dataset_free(&train);
+    sat_model_free(&model);
+}
+
 /* Bytes of the tensor `name` in two models equal? -1 when either cannot be read. */
 static int same_tensor(const SatModel *a, const SatModel *b, const char *name) {
     const TensorSpec *x = tensor_table_find(&a->table, name), *y = tensor_table_find(&b->table, name);
@@ -452,6 +532,7 @@ int main(int argc, char **argv) {
     test_self_critical(&c, &setup, xe_run, root);
     double scst_seconds = now_seconds() - scst_start;
     test_frozen_encoder(&c, &setup, xe_run, root);
+    test_scst_reference_mix(&c, xe_run, data);
     printf("wall time %.1f s (self-critical %.1f s)\n", now_seconds() - start, scst_seconds);
     snprintf(command, sizeof command, "rm -rf '%s'", root);
     if (system(command) != 0) fprintf(stderr, "could not remove %s\n", root);
