@@ -130,9 +130,8 @@ static int set_special(TrainOptions *o, const char *name, const char *value, Err
         return 1;
     }
     if (strcmp(name, "decoder") == 0) {
-        if (strcmp(value, "attention") == 0) o->model.use_attention = 1;
-        else if (strcmp(value, "bottleneck") == 0) o->model.use_attention = 0;
-        else return error_set(err, "--decoder takes attention or bottleneck, not '%s'", value);
+        if (sat_decoder_parse(value, &o->model) != 0)
+            return error_set(err, "--decoder takes attention, adaptive or bottleneck, not '%s'", value);
         return 1;
     }
     return 0;
@@ -222,7 +221,8 @@ char *train_options_to_json(const TrainOptions *o) {
         }
     }
     cJSON_AddStringToObject(root, "score", attention_score_name(o->model.score));
-    cJSON_AddStringToObject(root, "decoder", o->model.use_attention ? "attention" : "bottleneck");
+    cJSON_AddStringToObject(root, "decoder",
+                            !o->model.use_attention ? "bottleneck" : o->model.sentinel ? "adaptive" : "attention");
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     return text;
@@ -230,7 +230,7 @@ char *train_options_to_json(const TrainOptions *o) {
 
 void train_options_print_help(FILE *out) {
     fprintf(out, "  %-25s %s\n  %-25s %s\n", "--score NAME", "attention score: additive, dot or general (default additive)",
-            "--decoder NAME", "attention, or bottleneck (one fixed context vector)");
+            "--decoder NAME", "attention; adaptive (attention with a visual sentinel, Lu et al. 2017); or bottleneck (one fixed context vector)");
     for (int i = 0; i < SPEC_COUNT; i++) {
         char flag[64];
         snprintf(flag, sizeof flag, "--%s %s", specs[i].name, specs[i].kind == KIND_STRING ? "TEXT" : "N");

@@ -83,7 +83,7 @@ class Model:
         self.P = {n: tensors[n].contiguous().requires_grad_(True) for n, _, _, t in specs if t}
         self.stats = {n: tensors[n].clone() for n, _, _, t in specs if not t}
         self.decayed = [n for n, _, decay, t in specs if t and decay]
-        self.attention = self.cfg["decoder"] == "attention"
+        self.attention = self.cfg["decoder"] in ("attention", "adaptive")
         self.additive = self.cfg["score"] == "additive"
 
     def encode(self, images, training):
@@ -122,8 +122,16 @@ class Model:
                 scores = ref.attention_scores(P, self.cfg["score"], h, z)
             alpha = torch.softmax(scores, dim=1)
             context = torch.bmm(alpha.unsqueeze(1), z).squeeze(1)
-            beta = torch.sigmoid(F.linear(h, P["decoder.gate.weight"], P["decoder.gate.bias"]))
-            zhat = beta * context
+            if self.cfg["decoder"] == "adaptive":  # the visual sentinel (nn/sentinel.h)
+                g = torch.sigmoid(F.linear(emb, P["decoder.sentinel.input_weight"])
+                                  + F.linear(h, P["decoder.sentinel.hidden_weight"], P["decoder.sentinel.bias"]))
+                u = F.linear(g * torch.tanh(c), P["decoder.sentinel.projection"])
+                e_s = ref.attention_scores(P, self.cfg["score"], h, u.unsqueeze(1)).squeeze(1)
+                beta = torch.sigmoid(torch.logsumexp(scores, dim=1) - e_s).unsqueeze(1)
+                zhat = beta * context + (1 - beta) * u
+            else:
+                beta = torch.sigmoid(F.linear(h, P["decoder.gate.weight"], P["decoder.gate.bias"]))
+                zhat = beta * context
         else:
             zhat = z_mean
         h, c = torch.lstm_cell(torch.cat([emb, zhat], dim=1), (h, c), P["decoder.lstm.weight_ih"],

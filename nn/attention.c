@@ -28,11 +28,22 @@ size_t attention_projection_floats(const AttentionShape *s) {
 }
 
 /* Cache layout. additive: query [batch, attention] then tanh activations
- * [batch, cells, attention]. dot/general: query [batch, features]. */
-size_t attention_cache_floats(const AttentionShape *s) {
+ * [batch, cells, attention]. dot/general: query [batch, features]. Then the
+ * log-normaliser of each row's softmax [batch]. */
+static size_t query_and_activation_floats(const AttentionShape *s) {
     if (s->score == ATTENTION_ADDITIVE)
         return (size_t)s->batch * s->attention * (1 + (size_t)s->cells);
     return (size_t)s->batch * s->features;
+}
+
+size_t attention_cache_floats(const AttentionShape *s) { return query_and_activation_floats(s) + (size_t)s->batch; }
+
+const float *attention_cached_lse(const float *cache, const AttentionShape *s) {
+    return cache + query_and_activation_floats(s);
+}
+
+size_t attention_extra_cache_floats(const AttentionShape *s) {
+    return s->score == ATTENTION_ADDITIVE ? (size_t)s->batch * s->attention : 0;
 }
 
 size_t attention_workspace_floats(const AttentionShape *s) {
@@ -109,6 +120,15 @@ void attention_step_forward(float *alpha, float *context, float *cache, const fl
                         p->score_vector, s);
     else
         bilinear_scores(alpha, query, z, dot_scale(s), s);
+    float *lse = cache + query_and_activation_floats(s);
+    for (int b = 0; b < s->batch; b++) {
+        const float *e = alpha + (long)b * s->cells;
+        float top = e[0];
+        for (int i = 1; i < s->cells; i++) top = e[i] > top ? e[i] : top;
+        double sum = 0.0;
+        for (int i = 0; i < s->cells; i++) sum += expf(e[i] - top);
+        lse[b] = top + (float)log(sum);
+    }
     softmax_forward(alpha, alpha, s->batch, s->cells);
     for (int b = 0; b < s->batch; b++)
         cblas_sgemv(CblasRowMajor, CblasTrans, s->cells, s->features, 1.0f,
@@ -171,10 +191,9 @@ static void query_backward(float *d_h, AttentionParams *g, const float *d_query,
 }
 
 void attention_step_backward(float *d_h, float *d_z, float *d_projection, AttentionParams *g,
-                             const float *d_context, const float *d_alpha, const float *alpha,
-                             const float *cache, const float *h, const float *z,
-                             const AttentionParams *p, const AttentionShape *s,
-                             float *workspace) {
+                             const float *d_context, const float *d_alpha, const float *d_lse,
+                             const float *alpha, const float *cache, const float *h, const float *z,
+                             const AttentionParams *p, const AttentionShape *s, float *workspace) {
     long rows = (long)s->batch * s->cells;
     int D = s->features;
     float *d_alpha_total = workspace, *d_scores = workspace + rows, *d_query = workspace + 2 * rows;
@@ -192,6 +211,8 @@ void attention_step_backward(float *d_h, float *d_z, float *d_projection, Attent
         }
     memset(d_scores, 0, sizeof(float) * rows);
     softmax_backward(d_scores, d_alpha_total, alpha, s->batch, s->cells);
+    /* d lse / d e_i = alpha_i */
+    for (long row = 0; d_lse && row < rows; row++) d_scores[row] += d_lse[row / s->cells] * alpha[row];
     int query_width = s->score == ATTENTION_ADDITIVE ? s->attention : D;
     memset(d_query, 0, sizeof(float) * s->batch * query_width);
     if (s->score == ATTENTION_ADDITIVE)
@@ -199,5 +220,41 @@ void attention_step_backward(float *d_h, float *d_z, float *d_projection, Attent
                           p->score_vector, s);
     else
         bilinear_backward(d_z, d_query, d_scores, cache, z, dot_scale(s), s);
+    query_backward(d_h, g, d_query, h, p, s);
+}
+
+void attention_extra_score_forward(float *scores, float *extra_cache, const float *vectors, const float *cache,
+                                   const AttentionParams *p, const AttentionShape *s) {
+    const float *query = cache;
+    if (s->score != ATTENTION_ADDITIVE) {
+        AttentionShape one = *s;
+        one.cells = 1;
+        bilinear_scores(scores, query, vectors, dot_scale(s), &one);
+        return;
+    }
+    int A = s->attention;
+    linear_forward(extra_cache, vectors, p->feature_weight, p->feature_bias, s->batch, s->features, A);
+    for (long i = 0; i < (long)s->batch * A; i++) extra_cache[i] = fast_tanhf(extra_cache[i] + query[i]);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, s->batch, A, 1.0f, extra_cache, A, p->score_vector, 1, 0.0f, scores,
+                1);
+}
+
+void attention_extra_score_backward(float *d_h, float *d_vectors, AttentionParams *g, const float *d_scores,
+                                    const float *extra_cache, const float *vectors, const float *cache,
+                                    const float *h, const AttentionParams *p, const AttentionShape *s,
+                                    float *workspace) {
+    AttentionShape one = *s;
+    one.cells = 1;
+    int width = s->score == ATTENTION_ADDITIVE ? s->attention : s->features;
+    float *d_query = workspace, *d_pre = workspace + (size_t)s->batch * width;
+    memset(d_query, 0, sizeof(float) * s->batch * width);
+    if (s->score != ATTENTION_ADDITIVE) {
+        bilinear_backward(d_vectors, d_query, d_scores, cache, vectors, dot_scale(s), &one);
+    } else {
+        memset(d_pre, 0, sizeof(float) * s->batch * width);
+        additive_backward(d_pre, d_query, g, d_scores, extra_cache, p->score_vector, &one);
+        linear_backward(d_vectors, g->feature_weight, g->feature_bias, d_pre, vectors, p->feature_weight, s->batch,
+                        s->features, s->attention);
+    }
     query_backward(d_h, g, d_query, h, p, s);
 }

@@ -58,13 +58,34 @@ void attention_step_forward(float *alpha, float *context, float *cache, const fl
                             const float *z, const float *projection, const AttentionParams *params,
                             const AttentionShape *shape);
 
+/* The log of each row's softmax normaliser, lse = log sum_i exp(e_i), as
+ * the step kept it in its cache ([batch]). */
+const float *attention_cached_lse(const float *cache, const AttentionShape *shape);
+
 /* Accumulates into d_h, d_z, d_projection (additive only) and grads, given the
- * gradient of the context and, optionally (may be NULL), a direct gradient on
- * alpha (from the doubly stochastic penalty). */
+ * gradient of the context and, optionally (each may be NULL), a direct
+ * gradient on alpha (from the doubly stochastic penalty) and one on lse
+ * ([batch]; from a score compared against the cells', adaptive attention's
+ * sentinel). */
 void attention_step_backward(float *d_h, float *d_z, float *d_projection, AttentionParams *grads,
-                             const float *d_context, const float *d_alpha, const float *alpha,
-                             const float *cache, const float *h, const float *z,
-                             const AttentionParams *params, const AttentionShape *shape,
-                             float *workspace);
+                             const float *d_context, const float *d_alpha, const float *d_lse,
+                             const float *alpha, const float *cache, const float *h, const float *z,
+                             const AttentionParams *params, const AttentionShape *shape, float *workspace);
+
+/* The score of one more D-vector per row (vectors [batch, features]) with the
+ * step's query and the cells' score function, e.g. adaptive attention's
+ * visual sentinel (Lu et al. 2017): additive v . tanh(W_h h + W_z x + b),
+ * dot (W_q h) . x / sqrt(D), general h^T W x. cache is the step's (after
+ * attention_step_forward); extra_cache keeps attention_extra_cache_floats
+ * for the backward. */
+size_t attention_extra_cache_floats(const AttentionShape *shape);
+void attention_extra_score_forward(float *scores, float *extra_cache, const float *vectors, const float *cache,
+                                   const AttentionParams *params, const AttentionShape *shape);
+/* Accumulates into d_h, d_vectors and grads from d_scores [batch];
+ * workspace: 2 * batch * max(attention, features) floats. */
+void attention_extra_score_backward(float *d_h, float *d_vectors, AttentionParams *grads, const float *d_scores,
+                                    const float *extra_cache, const float *vectors, const float *cache,
+                                    const float *h, const AttentionParams *params, const AttentionShape *shape,
+                                    float *workspace);
 
 #endif

@@ -25,7 +25,7 @@ struct Captioner {
     EncoderBuffers encoder;
     /* per row (up to max_beam): */
     float *z, *projection, *z_mean, *h, *c, *h_next, *c_next, *gates, *x, *embedded;
-    float *context, *zhat, *out, *logits, *alpha, *beta, *attention_cache;
+    float *context, *zhat, *out, *logits, *alpha, *beta, *attention_cache, *sentinel_cache;
     int *prev_tokens, *parents;
     unsigned char *no_end_after; /* [vocab]: words a caption may not end with */
     Hypothesis *alive, *next_alive, *finished;
@@ -37,6 +37,11 @@ static AttentionShape attention_shape(const SatModel *m, int rows) {
     return (AttentionShape){.score = m->config.score, .batch = rows, .cells = m->cells,
                             .features = m->features, .hidden = m->config.hidden_dim,
                             .attention = m->config.attention_dim};
+}
+
+static SentinelShape sentinel_shape(const SatModel *m, int rows) {
+    return (SentinelShape){.batch = rows, .embed = m->config.embed_dim, .hidden = m->config.hidden_dim,
+                           .features = m->features};
 }
 
 static int hypothesis_alloc(Hypothesis *h, int max_length, int cells) {
@@ -72,7 +77,7 @@ void captioner_free(Captioner *cap) {
     encoder_buffers_free(&cap->encoder);
     float *buffers[] = {cap->z, cap->projection, cap->z_mean, cap->h, cap->c, cap->h_next, cap->c_next,
                         cap->gates, cap->x, cap->embedded, cap->context, cap->zhat, cap->out,
-                        cap->logits, cap->alpha, cap->beta, cap->attention_cache};
+                        cap->logits, cap->alpha, cap->beta, cap->attention_cache, cap->sentinel_cache};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; i++) free(buffers[i]);
     free(cap->prev_tokens);
     free(cap->parents);
@@ -100,13 +105,15 @@ static int alloc_rows(Captioner *cap, Error *err) {
     size_t E = m->config.embed_dim, V = m->config.vocab_size;
     AttentionShape as = attention_shape(m, (int)k);
     size_t proj = attention_projection_floats(&as), cache = attention_cache_floats(&as);
+    SentinelShape ss = sentinel_shape(m, (int)k);
+    size_t sentinel_cache = m->config.sentinel ? sentinel_cache_floats(&ss, &as) : 0;
     struct { float **ptr; size_t count; } plan[] = {
         {&cap->z, k * L * D}, {&cap->projection, proj + 1}, {&cap->z_mean, k * D}, {&cap->h, k * H},
         {&cap->c, k * H}, {&cap->h_next, k * H}, {&cap->c_next, k * H}, {&cap->gates, k * 4 * H},
         {&cap->x, k * (E + D)}, {&cap->embedded, k * E}, {&cap->context, k * D}, {&cap->zhat, k * D},
         {&cap->out, k * E}, {&cap->logits, k * (V > E ? V : E)}, /* also scratch for L_z zhat (k * E) */
         {&cap->alpha, k * L}, {&cap->beta, k},
-        {&cap->attention_cache, cache + 1},
+        {&cap->attention_cache, cache + 1}, {&cap->sentinel_cache, sentinel_cache + 1},
     };
     for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
         *plan[i].ptr = malloc(plan[i].count * sizeof(float));
@@ -203,10 +210,16 @@ static void decoder_step(Captioner *cap, int rows) {
         AttentionShape as = attention_shape(m, rows);
         attention_step_forward(cap->alpha, cap->context, cap->attention_cache, cap->h, cap->z,
                                cap->projection, &m->p.attention, &as);
-        linear_forward(cap->beta, cap->h, m->p.gate_weight, m->p.gate_bias, rows, H, 1);
-        sigmoid_forward(cap->beta, cap->beta, rows);
-        for (int r = 0; r < rows; r++)
-            for (int d = 0; d < D; d++) cap->zhat[r * D + d] = cap->beta[r] * cap->context[r * D + d];
+        if (m->config.sentinel) {
+            SentinelShape ss = sentinel_shape(m, rows);
+            sentinel_forward(cap->zhat, cap->beta, cap->sentinel_cache, cap->embedded, cap->h, cap->c, cap->context,
+                             cap->attention_cache, &m->p.sentinel, &m->p.attention, &ss, &as);
+        } else {
+            linear_forward(cap->beta, cap->h, m->p.gate_weight, m->p.gate_bias, rows, H, 1);
+            sigmoid_forward(cap->beta, cap->beta, rows);
+            for (int r = 0; r < rows; r++)
+                for (int d = 0; d < D; d++) cap->zhat[r * D + d] = cap->beta[r] * cap->context[r * D + d];
+        }
     } else {
         memcpy(cap->zhat, cap->z_mean, sizeof(float) * rows * D);
     }

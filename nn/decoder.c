@@ -17,6 +17,11 @@ static AttentionShape attention_shape(const SatModel *m, int rows) {
                             .attention = m->config.attention_dim};
 }
 
+static SentinelShape sentinel_shape(const SatModel *m, int rows) {
+    return (SentinelShape){.batch = rows, .embed = m->config.embed_dim, .hidden = m->config.hidden_dim,
+                           .features = m->features};
+}
+
 static LstmShape lstm_shape(const SatModel *m, int rows) {
     return (LstmShape){.batch = rows, .input = m->config.embed_dim + m->features,
                        .hidden = m->config.hidden_dim};
@@ -40,7 +45,8 @@ static LstmShape lstm_shape(const SatModel *m, int rows) {
     X(d_context, (size_t)R * D) X(d_alpha, (size_t)R * L) X(d_gate, (size_t)R)         \
     X(d_z, (size_t)R * L * D) X(d_projection, att_proj) X(d_z_mean, (size_t)R * D)     \
     X(lstm_workspace, (size_t)R * 4 * H) X(attention_workspace, att_work)             \
-    X(target_weights, (size_t)T * R)
+    X(target_weights, (size_t)T * R)                                                   \
+    X(sentinel_cache, (size_t)T * sentinel_cache) X(sentinel_workspace, sentinel_work) X(d_lse, (size_t)R)
 
 static float *alloc_floats(size_t count) { return malloc((count > 0 ? count : 1) * sizeof(float)); }
 
@@ -55,6 +61,10 @@ int decoder_buffers_alloc(DecoderBuffers *b, const SatModel *m, int R, int T, Er
     size_t att_cache = m->config.use_attention ? attention_cache_floats(&as) : 0;
     size_t att_work = m->config.use_attention ? attention_workspace_floats(&as) : 0;
     b->attention_cache_stride = att_cache;
+    SentinelShape ss = sentinel_shape(m, R);
+    size_t sentinel_cache = m->config.sentinel ? sentinel_cache_floats(&ss, &as) : 0;
+    size_t sentinel_work = m->config.sentinel ? sentinel_workspace_floats(&ss, &as) : 0;
+    b->sentinel_cache_stride = sentinel_cache;
     int failed = 0;
 #define ALLOC(name, count) \
     b->name = alloc_floats(count); failed |= !b->name;
@@ -146,9 +156,17 @@ static void context_step(const SatModel *m, DecoderBuffers *b, int t) {
     }
     const float *h_prev = b->h + state_before(b, t) * H;
     float *context = b->context + at * D, *beta = b->beta + at;
+    float *attention_cache = b->attention_cache + t * b->attention_cache_stride;
     AttentionShape as = attention_shape(m, rows);
-    attention_step_forward(b->alpha + at * L, context, b->attention_cache + t * b->attention_cache_stride,
-                           h_prev, b->z, b->projection, &m->p.attention, &as);
+    attention_step_forward(b->alpha + at * L, context, attention_cache, h_prev, b->z, b->projection,
+                           &m->p.attention, &as);
+    if (m->config.sentinel) {
+        SentinelShape ss = sentinel_shape(m, rows);
+        sentinel_forward(zhat, beta, b->sentinel_cache + t * b->sentinel_cache_stride,
+                         b->embedded + at * m->config.embed_dim, h_prev, b->c + state_before(b, t) * H, context,
+                         attention_cache, &m->p.sentinel, &m->p.attention, &ss, &as);
+        return;
+    }
     linear_forward(beta, h_prev, m->p.gate_weight, m->p.gate_bias, rows, H, 1);
     sigmoid_forward(beta, beta, rows);
     for (int r = 0; r < rows; r++)
@@ -319,14 +337,11 @@ static void penalty_gradient(const SatModel *m, DecoderBuffers *b, int t) {
     }
 }
 
-static void context_step_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b, int t) {
-    int D = m->features, H = m->config.hidden_dim, L = m->cells, rows = b->active[t];
+/* Xu's gate: zhat = beta * context, beta = sigmoid(w . h_{t-1} + b). */
+static void gate_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b, int t) {
+    int D = m->features, H = m->config.hidden_dim, rows = b->active[t];
     size_t at = (size_t)b->offset[t];
     const float *d_zhat = b->d_zhat_all + at * D;
-    if (!m->config.use_attention) {
-        for (long i = 0; i < (long)rows * D; i++) b->d_z_mean[i] += d_zhat[i];
-        return;
-    }
     const float *context = b->context + at * D, *beta = b->beta + at;
     const float *h_prev = b->h + state_before(b, t) * H;
     for (int r = 0; r < rows; r++) {
@@ -338,13 +353,38 @@ static void context_step_backward(const SatModel *m, const SatTensors *g, Decode
         b->d_gate[r] = d_beta * beta[r] * (1.0f - beta[r]);
     }
     linear_backward(b->d_h_prev, g->gate_weight, g->gate_bias, b->d_gate, h_prev, m->p.gate_weight, rows, H, 1);
-    penalty_gradient(m, b, t);
+}
+
+static void context_step_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b, int t) {
+    int D = m->features, H = m->config.hidden_dim, L = m->cells, rows = b->active[t];
+    size_t at = (size_t)b->offset[t];
+    const float *d_zhat = b->d_zhat_all + at * D;
+    if (!m->config.use_attention) {
+        for (long i = 0; i < (long)rows * D; i++) b->d_z_mean[i] += d_zhat[i];
+        return;
+    }
+    const float *context = b->context + at * D, *beta = b->beta + at;
+    const float *h_prev = b->h + state_before(b, t) * H;
+    const float *attention_cache = b->attention_cache + t * b->attention_cache_stride;
     AttentionShape as = attention_shape(m, rows);
     AttentionParams grads = g->attention;
+    if (m->config.sentinel) {
+        SentinelShape ss = sentinel_shape(m, rows);
+        SentinelParams sentinel_grads = g->sentinel;
+        int E = m->config.embed_dim;
+        sentinel_backward(b->d_embedded + at * E, b->d_h_prev, b->d_c_prev, b->d_context, b->d_lse, &sentinel_grads,
+                          &grads, d_zhat, beta, b->sentinel_cache + t * b->sentinel_cache_stride,
+                          b->embedded + at * E, h_prev, context, attention_cache, &m->p.sentinel, &m->p.attention,
+                          &ss, &as, b->sentinel_workspace);
+    } else {
+        gate_backward(m, g, b, t);
+    }
+    penalty_gradient(m, b, t);
     attention_step_backward(b->d_h_prev, b->d_z, b->d_projection, &grads, b->d_context, b->d_alpha,
-                            b->alpha + at * L, b->attention_cache + t * b->attention_cache_stride,
-                            h_prev, b->z, &m->p.attention, &as, b->attention_workspace);
+                            m->config.sentinel ? b->d_lse : NULL, b->alpha + at * L, attention_cache, h_prev, b->z,
+                            &m->p.attention, &as, b->attention_workspace);
 }
+
 
 /* A row whose caption ends at step t took no part in later steps: its d_h and
  * d_c are still zero when step t adds its output gradient. */

@@ -26,7 +26,8 @@ typedef struct {
     float *d_logits, *d_out_drop, *d_out_pre, *d_embedded, *d_h_all, *d_zhat_all;
     float *d_h, *d_c, *d_h_prev, *d_c_prev, *d_x, *d_context, *d_alpha, *d_gate;
     float *d_z, *d_projection, *d_z_mean, *lstm_workspace, *attention_workspace;
-    size_t attention_cache_stride;
+    float *sentinel_cache, *sentinel_workspace, *d_lse; /* adaptive attention only */
+    size_t attention_cache_stride, sentinel_cache_stride;
     int rows, steps; /* of the last forward */
 } DecoderBuffers;
 

@@ -145,8 +145,19 @@ static void walk_attention(Walker *w, const SatModel *m, SatTensors *v) {
     } else {
         a->query_weight = walk(w, "decoder.attention.bilinear.weight", W, INIT_UNIFORM, fan_in_bound(D), 2, H, D, 0, 0);
     }
-    v->gate_weight = walk(w, "decoder.gate.weight", W, INIT_UNIFORM, fan_in_bound(H), 2, 1, H, 0, 0);
-    v->gate_bias = walk(w, "decoder.gate.bias", B, INIT_UNIFORM, fan_in_bound(H), 1, 1, 0, 0, 0);
+    if (!c->sentinel) {
+        v->gate_weight = walk(w, "decoder.gate.weight", W, INIT_UNIFORM, fan_in_bound(H), 2, 1, H, 0, 0);
+        v->gate_bias = walk(w, "decoder.gate.bias", B, INIT_UNIFORM, fan_in_bound(H), 1, 1, 0, 0, 0);
+        return;
+    }
+    /* The sentinel's gate is one linear layer over [x; h] (fan-in E + H), stored as its two halves. */
+    long E = c->embed_dim;
+    float gate_bound = fan_in_bound(E + H);
+    SentinelParams *s = &v->sentinel;
+    s->input_weight = walk(w, "decoder.sentinel.input_weight", W, INIT_UNIFORM, gate_bound, 2, H, E, 0, 0);
+    s->hidden_weight = walk(w, "decoder.sentinel.hidden_weight", W, INIT_UNIFORM, gate_bound, 2, H, H, 0, 0);
+    s->bias = walk(w, "decoder.sentinel.bias", B, INIT_UNIFORM, gate_bound, 1, H, 0, 0, 0);
+    s->projection = walk(w, "decoder.sentinel.projection", W, INIT_UNIFORM, fan_in_bound(H), 2, D, H, 0, 0);
 }
 
 static void walk_decoder(Walker *w, const SatModel *m, SatTensors *v) {
@@ -193,6 +204,14 @@ void sat_model_init_params(SatModel *m, uint64_t seed) {
     walk_model(&w, m, &m->p);
 }
 
+int sat_decoder_parse(const char *name, SatConfig *config) {
+    if (strcmp(name, "attention") == 0) config->use_attention = 1, config->sentinel = 0;
+    else if (strcmp(name, "adaptive") == 0) config->use_attention = 1, config->sentinel = 1;
+    else if (strcmp(name, "bottleneck") == 0) config->use_attention = 0, config->sentinel = 0;
+    else return -1;
+    return 0;
+}
+
 static int check_config(const SatConfig *c, Error *err) {
     if (c->vocab_size < 5 || c->vocab_size > 1000000)
         return error_set(err, "vocabulary size %d out of range (5 to 1000000)", c->vocab_size);
@@ -201,6 +220,7 @@ static int check_config(const SatConfig *c, Error *err) {
         return error_set(err, "embedding, hidden and attention sizes must be 1 to 65536 (got %d, %d, %d)",
                          c->embed_dim, c->hidden_dim, c->attention_dim);
     if ((unsigned)c->score > ATTENTION_GENERAL) return error_set(err, "unknown attention score function %d", (int)c->score);
+    if (c->sentinel && !c->use_attention) return error_set(err, "a visual sentinel needs attention (decoder adaptive)");
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f)) return error_set(err, "dropout %g must be in [0, 1)", c->dropout);
     if (!(c->doubly_stochastic >= 0.0f)) return error_set(err, "doubly stochastic lambda %g must be >= 0", c->doubly_stochastic);
     if (!(c->aux_weight >= 0.0f && isfinite(c->aux_weight)))
@@ -328,7 +348,7 @@ char *sat_config_to_json(const SatConfig *c) {
     cJSON_AddNumberToObject(root, "embed_dim", c->embed_dim);
     cJSON_AddNumberToObject(root, "hidden_dim", c->hidden_dim);
     cJSON_AddNumberToObject(root, "attention_dim", c->attention_dim);
-    cJSON_AddStringToObject(root, "decoder", c->use_attention ? "attention" : "bottleneck");
+    cJSON_AddStringToObject(root, "decoder", !c->use_attention ? "bottleneck" : c->sentinel ? "adaptive" : "attention");
     cJSON_AddStringToObject(root, "score", attention_score_name(c->score));
     cJSON_AddNumberToObject(root, "dropout", c->dropout);
     cJSON_AddNumberToObject(root, "doubly_stochastic", c->doubly_stochastic);
@@ -445,9 +465,9 @@ int sat_config_from_json(SatConfig *c, const char *json, Error *err) {
         else snprintf(c->encoder_spec, sizeof c->encoder_spec, "%s", encoder);
     }
     if (status == 0) {
-        if (strcmp(decoder, "attention") == 0) c->use_attention = 1;
-        else if (strcmp(decoder, "bottleneck") == 0) c->use_attention = 0;
-        else status = error_set(err, "config: decoder \"%s\" is neither \"attention\" nor \"bottleneck\"", decoder);
+        if (sat_decoder_parse(decoder, c) != 0)
+            status = error_set(err, "config: decoder \"%s\" is not \"attention\", \"adaptive\" or \"bottleneck\"",
+                               decoder);
     }
     if (status == 0 && attention_score_parse(score, &c->score) != 0)
         status = error_set(err, "config: score \"%s\" is not additive, dot or general", score);

@@ -7,6 +7,7 @@
 #include "error.h"
 #include "rng.h"
 #include "safetensors.h"
+#include "sentinel.h"
 #include "tensor_table.h"
 
 /* Show, Attend and Tell (Xu et al. 2015), sections 3.1.2 and 4.2.
@@ -24,6 +25,10 @@
  *   p(y_t) = softmax(L_o dropout(E y_{t-1} + L_h h_t + L_z zhat_t))
  *   loss = mean token cross-entropy + lambda * mean_b sum_i (1 - sum_t alpha_ti)^2
  *          + aux_weight * mean_{images, v >= 4} BCE(W_aux zbar + b_aux, t)
+ * Adaptive attention (sentinel = 1; decoder "adaptive") replaces the gate by
+ * a visual sentinel (sentinel.h): zhat_t = beta_t * sum_i alpha_ti z_i +
+ * (1 - beta_t) * u_t, beta_t the weight of the cells in a softmax over the
+ * cells and the sentinel u_t.
  * The bottleneck baseline (use_attention = 0) feeds zhat_t = mean_i z_i at
  * every step: no alpha, no beta, no penalty. The auxiliary term (training
  * only; its two tensors exist only when aux_weight > 0) predicts from each
@@ -41,6 +46,7 @@ typedef struct {
     char encoder_spec[SAT_SPEC_MAX];   /* e.g. "32s2,64p,128p,256p": channels, s2 = stride 2, p = then max-pool */
     int vocab_size, embed_dim, hidden_dim, attention_dim;
     int use_attention;                 /* 0: the single-context bottleneck baseline */
+    int sentinel;                      /* 1: adaptive attention (a visual sentinel instead of the gate) */
     AttentionScore score;
     float dropout;                     /* before L_o, training only */
     float doubly_stochastic;           /* lambda */
@@ -64,7 +70,8 @@ typedef struct {
     float *init_h_weight, *init_h_bias, *init_c_weight, *init_c_bias;
     float *embedding;
     AttentionParams attention;
-    float *gate_weight, *gate_bias;
+    float *gate_weight, *gate_bias;       /* NULL with a sentinel */
+    SentinelParams sentinel;              /* all NULL without one */
     float *lstm_weight_ih, *lstm_weight_hh, *lstm_bias;
     float *out_hidden_weight, *out_hidden_bias;
     float *out_context_weight, *out_context_bias;
@@ -84,6 +91,10 @@ typedef struct {
     float *folded;
     float *folded_weight[SAT_MAX_CONV], *folded_bias[SAT_MAX_CONV];
 } SatModel;
+
+/* Sets use_attention and sentinel from a decoder name: "attention",
+ * "adaptive" or "bottleneck"; -1 for anything else. */
+int sat_decoder_parse(const char *name, SatConfig *config);
 
 /* Sensible defaults for everything but vocab_size. */
 void sat_config_defaults(SatConfig *config);

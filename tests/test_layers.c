@@ -50,6 +50,7 @@
 #include "maxpool.h"
 #include "optimizer.h"
 #include "rng.h"
+#include "sentinel.h"
 #include "softmax.h"
 
 #define GRAD_TOL 1e-2  /* numerical vs analytic gradient */
@@ -1496,48 +1497,56 @@ static void test_binary_cross_entropy(Report *rep) {
 /* ------------------------------------------------------------------------ */
 /* attention */
 
-/* Scores, alpha and context in double, straight from the formulas in attention.h. */
-static void attention_reference(double *alpha, double *context, const double *h,
-                                const double *z, const AttentionParams *p,
-                                const AttentionShape *s) {
-    int L = s->cells, D = s->features, H = s->hidden, A = s->attention;
+/* The score of one vector against h, in double, from the formulas in attention.h. */
+static double score_reference(const double *hb, const double *zi, const AttentionParams *p, const AttentionShape *s) {
+    int D = s->features, H = s->hidden, A = s->attention;
+    double e = 0.0;
+    if (s->score == ATTENTION_ADDITIVE) {
+        for (int a = 0; a < A; a++) {
+            double pre = p->feature_bias[a];
+            for (int d = 0; d < D; d++) pre += p->feature_weight[(long)a * D + d] * zi[d];
+            for (int k = 0; k < H; k++) pre += p->query_weight[(long)a * H + k] * hb[k];
+            e += p->score_vector[a] * tanh(pre);
+        }
+    } else if (s->score == ATTENTION_DOT) {
+        for (int d = 0; d < D; d++) {
+            double q = 0.0;
+            for (int k = 0; k < H; k++) q += p->query_weight[(long)d * H + k] * hb[k];
+            e += q * zi[d];
+        }
+        e /= sqrt((double)D);
+    } else {
+        for (int k = 0; k < H; k++)
+            for (int d = 0; d < D; d++) e += hb[k] * p->query_weight[(long)k * D + d] * zi[d];
+    }
+    return e;
+}
+
+/* Alpha and context in double; lse (may be NULL) gets log sum_i exp(e_i). */
+static void attention_reference_lse(double *alpha, double *context, double *lse, const double *h, const double *z,
+                                    const AttentionParams *p, const AttentionShape *s) {
+    int L = s->cells, D = s->features, H = s->hidden;
     for (int b = 0; b < s->batch; b++) {
-        const double *hb = h + (long)b * H;
         double *al = alpha + (long)b * L, max = -INFINITY;
         for (int i = 0; i < L; i++) {
-            const double *zi = z + ((long)b * L + i) * D;
-            double e = 0.0;
-            if (s->score == ATTENTION_ADDITIVE) {
-                for (int a = 0; a < A; a++) {
-                    double pre = p->feature_bias[a];
-                    for (int d = 0; d < D; d++) pre += p->feature_weight[(long)a * D + d] * zi[d];
-                    for (int k = 0; k < H; k++) pre += p->query_weight[(long)a * H + k] * hb[k];
-                    e += p->score_vector[a] * tanh(pre);
-                }
-            } else if (s->score == ATTENTION_DOT) {
-                for (int d = 0; d < D; d++) {
-                    double q = 0.0;
-                    for (int k = 0; k < H; k++) q += p->query_weight[(long)d * H + k] * hb[k];
-                    e += q * zi[d];
-                }
-                e /= sqrt((double)D);
-            } else {
-                for (int k = 0; k < H; k++)
-                    for (int d = 0; d < D; d++)
-                        e += hb[k] * p->query_weight[(long)k * D + d] * zi[d];
-            }
-            al[i] = e;
-            if (e > max) max = e;
+            al[i] = score_reference(h + (long)b * H, z + ((long)b * L + i) * D, p, s);
+            if (al[i] > max) max = al[i];
         }
         double sum = 0.0;
         for (int i = 0; i < L; i++) sum += al[i] = exp(al[i] - max);
         for (int i = 0; i < L; i++) al[i] /= sum;
+        if (lse) lse[b] = max + log(sum);
         for (int d = 0; d < D; d++) {
             double acc = 0.0;
             for (int i = 0; i < L; i++) acc += al[i] * z[((long)b * L + i) * D + d];
             context[(long)b * D + d] = acc;
         }
     }
+}
+
+static void attention_reference(double *alpha, double *context, const double *h, const double *z,
+                                const AttentionParams *p, const AttentionShape *s) {
+    attention_reference_lse(alpha, context, NULL, h, z, p, s);
 }
 
 typedef struct {
@@ -1603,7 +1612,7 @@ static double attn_loss_ref(void *ptr) {
 static void attn_back(void *ptr) {
     AttnCtx *c = ptr;
     memset(c->dproj, 0, sizeof(float) * (size_t)(c->nproj > 0 ? c->nproj : 1));
-    attention_step_backward(c->dh, c->dz, c->dproj, &c->g, c->r_ctx, c->r_alpha, c->alpha,
+    attention_step_backward(c->dh, c->dz, c->dproj, &c->g, c->r_ctx, c->r_alpha, NULL, c->alpha,
                             c->cache, c->h, c->z, &c->p, &c->s, c->ws);
     attention_precompute_backward(c->dz, &c->g, c->dproj, c->z, &c->p, &c->s);
 }
@@ -1747,7 +1756,7 @@ static void chain_back(void *ptr) {
             memcpy(c->dctx + (long)b * D, c->dx + (long)b * I + E, sizeof(float) * (size_t)D);
         }
         attention_step_backward(c->dh + prev, c->dz, c->dproj, &c->g, c->dctx,
-                                c->ralpha + (t - 1) * c->nalpha, c->alphas + (t - 1) * c->nalpha,
+                                c->ralpha + (t - 1) * c->nalpha, NULL, c->alphas + (t - 1) * c->nalpha,
                                 c->caches + (t - 1) * c->ncache, c->hs + prev, c->z, &c->p, &c->as,
                                 c->attn_ws);
     }
@@ -1833,6 +1842,129 @@ static void test_attention_chain(Report *rep, AttentionScore score) {
     pool_free(&pool);
 }
 
+/* Adaptive attention's visual sentinel with the attention step it mixes
+ * into: L = r . zhat, against a double reference of sentinel.h's formulas,
+ * through x, h, c, z and every parameter of both layers. */
+typedef struct {
+    AttentionShape as;
+    SentinelShape ss;
+    AttentionParams p, g;
+    SentinelParams sp, sg;
+    long nh, nz, nx, nctx, nalpha;
+    float *x, *h, *c, *z, *proj, *dproj, *alpha, *context, *att_cache, *cache, *zhat, *beta, *r;
+    float *dx, *dh, *dc, *dz, *dctx, *dlse, *att_ws, *ws;
+    double *xd, *hd, *cd, *zd, *alpha_d, *ctx_d, *lse_d;
+} SentinelCtx;
+
+static double sentinel_loss(void *ptr) {
+    SentinelCtx *c = ptr;
+    attention_precompute_forward(c->proj, c->z, &c->p, &c->as);
+    attention_step_forward(c->alpha, c->context, c->att_cache, c->h, c->z, c->proj, &c->p, &c->as);
+    sentinel_forward(c->zhat, c->beta, c->cache, c->x, c->h, c->c, c->context, c->att_cache, &c->sp, &c->p, &c->ss,
+                     &c->as);
+    return dot_double(c->zhat, c->r, c->nctx);
+}
+
+static double sentinel_loss_ref(void *ptr) {
+    SentinelCtx *c = ptr;
+    int B = c->ss.batch, E = c->ss.embed, H = c->ss.hidden, D = c->ss.features;
+    to_double(c->xd, c->x, c->nx);
+    to_double(c->hd, c->h, c->nh);
+    to_double(c->cd, c->c, c->nh);
+    to_double(c->zd, c->z, c->nz);
+    attention_reference_lse(c->alpha_d, c->ctx_d, c->lse_d, c->hd, c->zd, &c->p, &c->as);
+    double loss = 0.0;
+    for (int b = 0; b < B; b++) {
+        double sv[64], u[64];
+        for (int k = 0; k < H; k++) {
+            double pre = c->sp.bias[k];
+            for (int e = 0; e < E; e++) pre += c->sp.input_weight[(long)k * E + e] * c->xd[(long)b * E + e];
+            for (int j = 0; j < H; j++) pre += c->sp.hidden_weight[(long)k * H + j] * c->hd[(long)b * H + j];
+            sv[k] = 1.0 / (1.0 + exp(-pre)) * tanh(c->cd[(long)b * H + k]);
+        }
+        for (int d = 0; d < D; d++) {
+            u[d] = 0.0;
+            for (int k = 0; k < H; k++) u[d] += c->sp.projection[(long)d * H + k] * sv[k];
+        }
+        double score = score_reference(c->hd + (long)b * H, u, &c->p, &c->as);
+        double beta = 1.0 / (1.0 + exp(-(c->lse_d[b] - score)));
+        for (int d = 0; d < D; d++)
+            loss += (beta * c->ctx_d[(long)b * D + d] + (1.0 - beta) * u[d]) * c->r[(long)b * D + d];
+    }
+    return loss;
+}
+
+static void sentinel_back(void *ptr) {
+    SentinelCtx *c = ptr;
+    memset(c->dproj, 0, sizeof(float) * (attention_projection_floats(&c->as) + 1));
+    sentinel_backward(c->dx, c->dh, c->dc, c->dctx, c->dlse, &c->sg, &c->g, c->r, c->beta, c->cache, c->x, c->h,
+                      c->context, c->att_cache, &c->sp, &c->p, &c->ss, &c->as, c->ws);
+    attention_step_backward(c->dh, c->dz, c->dproj, &c->g, c->dctx, NULL, c->dlse, c->alpha, c->att_cache, c->h, c->z,
+                            &c->p, &c->as, c->att_ws);
+    attention_precompute_backward(c->dz, &c->g, c->dproj, c->z, &c->p, &c->as);
+}
+
+static void test_sentinel(Report *rep, AttentionScore score) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 1700 + (unsigned)score);
+    SentinelCtx c = {.as = {.score = score, .batch = 2, .cells = 5, .features = 4, .hidden = 3, .attention = 6},
+                     .ss = {.batch = 2, .embed = 3, .hidden = 3, .features = 4}};
+    int B = 2, E = 3, H = 3, D = 4;
+    c.nh = (long)B * H, c.nx = (long)B * E, c.nctx = (long)B * D, c.nalpha = (long)B * c.as.cells;
+    c.nz = c.nalpha * D;
+    c.x = pool_normal(&pool, &rng, c.nx, 1.0f);
+    c.h = pool_normal(&pool, &rng, c.nh, 1.0f);
+    c.c = pool_normal(&pool, &rng, c.nh, 1.0f);
+    c.z = pool_normal(&pool, &rng, c.nz, 1.0f);
+    attn_params_alloc(&c.p, &c.g, &pool, &rng, &c.as);
+    c.sp = (SentinelParams){pool_normal(&pool, &rng, (long)H * E, 0.7f), pool_normal(&pool, &rng, (long)H * H, 0.7f),
+                            pool_normal(&pool, &rng, H, 0.5f), pool_normal(&pool, &rng, (long)D * H, 0.8f)};
+    c.sg = (SentinelParams){pool_floats(&pool, (long)H * E), pool_floats(&pool, (long)H * H), pool_floats(&pool, H),
+                            pool_floats(&pool, (long)D * H)};
+    c.proj = pool_floats(&pool, (long)attention_projection_floats(&c.as) + 1);
+    c.dproj = pool_floats(&pool, (long)attention_projection_floats(&c.as) + 1);
+    c.alpha = pool_floats(&pool, c.nalpha);
+    c.context = pool_floats(&pool, c.nctx);
+    c.att_cache = pool_floats(&pool, (long)attention_cache_floats(&c.as));
+    c.cache = pool_floats(&pool, (long)sentinel_cache_floats(&c.ss, &c.as));
+    c.zhat = pool_floats(&pool, c.nctx);
+    c.beta = pool_floats(&pool, B);
+    c.r = pool_normal(&pool, &rng, c.nctx, 1.0f);
+    c.dx = pool_floats(&pool, c.nx);
+    c.dh = pool_floats(&pool, c.nh);
+    c.dc = pool_floats(&pool, c.nh);
+    c.dz = pool_floats(&pool, c.nz);
+    c.dctx = pool_floats(&pool, c.nctx);
+    c.dlse = pool_floats(&pool, B);
+    c.att_ws = pool_floats(&pool, (long)attention_workspace_floats(&c.as));
+    c.ws = pool_floats(&pool, (long)sentinel_workspace_floats(&c.ss, &c.as));
+    c.xd = pool_doubles(&pool, c.nx);
+    c.hd = pool_doubles(&pool, c.nh);
+    c.cd = pool_doubles(&pool, c.nh);
+    c.zd = pool_doubles(&pool, c.nz);
+    c.alpha_d = pool_doubles(&pool, c.nalpha);
+    c.ctx_d = pool_doubles(&pool, c.nctx);
+    c.lse_d = pool_doubles(&pool, B);
+    char label[LABEL_MAX];
+    snprintf(label, sizeof label, "sentinel %s", attention_score_name(score));
+    double forward = fabs(sentinel_loss(&c) - sentinel_loss_ref(&c)) / fmax(1.0, fabs(sentinel_loss_ref(&c)));
+    record(rep, label, "zhat . r", "vs f64", forward, FWD_TOL);
+    Check chk = {.layer = label, .loss = sentinel_loss, .loss_ref = sentinel_loss_ref, .backward = sentinel_back,
+                 .ctx = &c, .eps = 1e-2f};
+    add_param(&chk, "d_x", c.x, c.dx, c.nx);
+    add_param(&chk, "d_h", c.h, c.dh, c.nh);
+    add_param(&chk, "d_c", c.c, c.dc, c.nh);
+    add_param(&chk, "d_z", c.z, c.dz, c.nz);
+    add_param(&chk, "d_input_weight", c.sp.input_weight, c.sg.input_weight, (long)H * E);
+    add_param(&chk, "d_hidden_weight", c.sp.hidden_weight, c.sg.hidden_weight, (long)H * H);
+    add_param(&chk, "d_bias", c.sp.bias, c.sg.bias, H);
+    add_param(&chk, "d_projection", c.sp.projection, c.sg.projection, (long)D * H);
+    attn_add_params(&chk, &c.p, &c.g, &c.as);
+    check_gradients(rep, &chk);
+    pool_free(&pool);
+}
+
 static void test_attention(Report *rep) {
     const AttentionScore scores[3] = {ATTENTION_ADDITIVE, ATTENTION_DOT, ATTENTION_GENERAL};
     for (int k = 0; k < 3; k++) {
@@ -1840,6 +1972,7 @@ static void test_attention(Report *rep) {
         test_attention_score(rep, scores[k], 1);
     }
     for (int k = 0; k < 3; k++) test_attention_chain(rep, scores[k]);
+    for (int k = 0; k < 3; k++) test_sentinel(rep, scores[k]);
 
     AttentionScore parsed = ATTENTION_ADDITIVE;
     int ok = attention_score_parse("general", &parsed) == 0 && parsed == ATTENTION_GENERAL &&

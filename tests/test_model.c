@@ -19,7 +19,8 @@
 
 static const char *const VOCAB[] = {"<pad>", "<start>", "<end>", "<unk>", "dog", "runs"};
 
-static int make_model(SatModel *m, AttentionScore score, int use_attention, uint64_t seed) {
+/* decoder: 0 bottleneck, 1 attention (Xu's gate), 2 adaptive (visual sentinel). */
+static int make_model(SatModel *m, AttentionScore score, int decoder, uint64_t seed) {
     SatConfig c;
     sat_config_defaults(&c);
     c.image_size = 16;
@@ -29,7 +30,8 @@ static int make_model(SatModel *m, AttentionScore score, int use_attention, uint
     c.hidden_dim = 7;
     c.attention_dim = 4;
     c.score = score;
-    c.use_attention = use_attention;
+    c.use_attention = decoder > 0;
+    c.sentinel = decoder == 2;
     Error err;
     if (sat_model_create(m, &c, VOCAB, &err) != 0) {
         fprintf(stderr, "%s\n", err.message);
@@ -63,6 +65,18 @@ static void test_round_trip(CheckCounts *c, const char *dir) {
     }
     printf("F16 round trip: max relative error %.2g\n", worst);
     CHECK(c, worst < 1e-3);
+    sat_model_free(&loaded);
+    sat_model_free(&m);
+    /* An adaptive-attention model: its sentinel tensors, no gate, and its decoder name. */
+    CHECK(c, make_model(&m, ATTENTION_DOT, 2, 4) == 0);
+    CHECK(c, sat_model_save(&m, path, 0, &err) == 0);
+    CHECK(c, sat_model_load(&loaded, path, &err) == 0);
+    CHECK(c, loaded.config.sentinel == 1 && loaded.config.use_attention == 1 && !loaded.p.gate_weight &&
+                 loaded.p.sentinel.projection && loaded.table.total == m.table.total &&
+                 memcmp(loaded.params, m.params, sizeof(float) * m.table.total) == 0);
+    char *config = sat_config_to_json(&loaded.config);
+    CHECK(c, config && strstr(config, "\"decoder\":\"adaptive\""));
+    free(config);
     sat_model_free(&loaded);
     sat_model_free(&m);
 }
@@ -222,10 +236,14 @@ static double caption_logprob(SatTrainer *t, const float *image, const int *word
 /* With a beam wider than the number of captions, beam search must return the
  * best finished caption of all: compare with brute force over every caption
  * of at most 2 words from {dog, runs}. */
-static void test_beam_is_exact(CheckCounts *c, AttentionScore score, int use_attention) {
+/* (The adaptive models' seeds are chosen so that the best caption has words:
+ * 2 with the additive score, 1 with the dot product, so the sentinel's
+ * recurrence through c_{t-1} is compared too.) */
+static void test_beam_is_exact(CheckCounts *c, AttentionScore score, int decoder) {
     SatModel m;
     Error err;
-    CHECK(c, make_model(&m, score, use_attention, 11 + score) == 0);
+    int use_attention = decoder > 0;
+    CHECK(c, make_model(&m, score, decoder, 11 + score + (decoder == 2 ? (score == ATTENTION_ADDITIVE ? 5 : 1) : 0)) == 0);
     SatTrainer t;
     CHECK(c, sat_trainer_init(&t, &m, 1, 1, 4, &err) == 0);
     Captioner *cap = NULL;
@@ -247,8 +265,8 @@ static void test_beam_is_exact(CheckCounts *c, AttentionScore score, int use_att
     CHECK(c, captioner_run(cap, image, &options, &caption, &err) == 0);
     int same = caption.length == best_count;
     for (int i = 0; same && i < best_count; i++) same = caption.tokens[i] == best[i];
-    printf("beam (%s): %d words, logprob %.5f; brute force %d words, logprob %.5f\n",
-           use_attention ? attention_score_name(score) : "bottleneck", caption.length, caption.logprob, best_count,
+    printf("beam (%s%s): %d words, logprob %.5f; brute force %d words, logprob %.5f\n",
+           use_attention ? attention_score_name(score) : "bottleneck", decoder == 2 ? ", adaptive" : "", caption.length, caption.logprob, best_count,
            best_lp);
     CHECK(c, same);
     CHECK(c, fabs(caption.logprob - best_lp) < 1e-4);
@@ -609,6 +627,8 @@ int main(int argc, char **argv) {
     test_beam_is_exact(&c, ATTENTION_DOT, 1);
     test_beam_is_exact(&c, ATTENTION_GENERAL, 1);
     test_beam_is_exact(&c, ATTENTION_ADDITIVE, 0);
+    test_beam_is_exact(&c, ATTENTION_ADDITIVE, 2);
+    test_beam_is_exact(&c, ATTENTION_DOT, 2);
     test_packed_rows(&c);
     test_sampling(&c);
     if (argc > 1) test_cli(&c, argv[1], dir);

@@ -32,7 +32,7 @@
 #include "safetensors.h"
 #include "trainer.h"
 
-static const char *const FIXTURES[] = {"small", "dot", "general", "bottleneck", "aux"};
+static const char *const FIXTURES[] = {"small", "dot", "general", "bottleneck", "aux", "adaptive"};
 enum { FIXTURE_COUNT = sizeof FIXTURES / sizeof FIXTURES[0] };
 
 static const double TOL_VALUES = 1e-4; /* loss terms, logits, alpha, beta, losses, stats */
@@ -385,7 +385,7 @@ static void run_fixture(const char *data_dir, const char *name) {
     trainer_ready = 1;
     printf("%-11s %s, %s score, encoder \"%s\" on %dx%d (grid %dx%d, D %d), %d images, %d captions x %d steps, "
            "label smoothing %g, lambda %g, aux weight %g\n",
-           name, model.config.use_attention ? "attention" : "bottleneck",
+           name, !model.config.use_attention ? "bottleneck" : model.config.sentinel ? "adaptive attention" : "attention",
            attention_score_name(model.config.score), model.config.encoder_spec, S, S, model.grid_h, model.grid_w,
            model.features, image_count, rows, steps, label_smoothing, model.config.doubly_stochastic,
            model.config.aux_weight);

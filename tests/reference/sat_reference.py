@@ -125,7 +125,7 @@ def tensor_specs(cfg):
     specs += [("decoder.init_h.weight", (H, D), True, True), ("decoder.init_h.bias", (H,), False, True),
               ("decoder.init_c.weight", (H, D), True, True), ("decoder.init_c.bias", (H,), False, True),
               ("decoder.embedding.weight", (V, E), True, True)]
-    if cfg["decoder"] == "attention":
+    if cfg["decoder"] in ("attention", "adaptive"):
         if cfg["score"] == "additive":
             specs += [("decoder.attention.feature.weight", (A, D), True, True),
                       ("decoder.attention.feature.bias", (A,), False, True),
@@ -135,7 +135,13 @@ def tensor_specs(cfg):
             specs += [("decoder.attention.query.weight", (D, H), True, True)]
         else:
             specs += [("decoder.attention.bilinear.weight", (H, D), True, True)]
-        specs += [("decoder.gate.weight", (1, H), True, True), ("decoder.gate.bias", (1,), False, True)]
+        if cfg["decoder"] == "attention":
+            specs += [("decoder.gate.weight", (1, H), True, True), ("decoder.gate.bias", (1,), False, True)]
+        else:  # the visual sentinel (nn/sentinel.h)
+            specs += [("decoder.sentinel.input_weight", (H, E), True, True),
+                      ("decoder.sentinel.hidden_weight", (H, H), True, True),
+                      ("decoder.sentinel.bias", (H,), False, True),
+                      ("decoder.sentinel.projection", (D, H), True, True)]
     specs += [("decoder.lstm.weight_ih", (4 * H, E + D), True, True),
               ("decoder.lstm.weight_hh", (4 * H, H), True, True),
               ("decoder.lstm.bias", (4 * H,), False, True),
@@ -203,10 +209,21 @@ def forward(P, stats, cfg, images, captions, row_image, label_smoothing, trainin
     T = captions.shape[1] - 1
     inputs, targets = captions[:, :T], captions[:, 1:]
     embedded = F.embedding(inputs, P["decoder.embedding.weight"])   # [R, T, E]
-    attention = cfg["decoder"] == "attention"
+    attention = cfg["decoder"] in ("attention", "adaptive")
     logits, alphas, betas = [], [], []
     for t in range(T):
-        if attention:
+        if cfg["decoder"] == "adaptive":
+            # Lu et al. 2017: a softmax over the L cells and the sentinel u, scored alike.
+            e = attention_scores(P, cfg["score"], h, z)                                    # [R, L]
+            g = torch.sigmoid(F.linear(embedded[:, t], P["decoder.sentinel.input_weight"])
+                              + F.linear(h, P["decoder.sentinel.hidden_weight"], P["decoder.sentinel.bias"]))
+            u = F.linear(g * torch.tanh(c), P["decoder.sentinel.projection"])             # [R, D]
+            e_s = attention_scores(P, cfg["score"], h, u.unsqueeze(1))                     # [R, 1]
+            weights = torch.softmax(torch.cat([e, e_s], dim=1), dim=1)                     # [R, L + 1]
+            zhat = torch.bmm(weights[:, :-1].unsqueeze(1), z).squeeze(1) + weights[:, -1:] * u
+            alphas.append(torch.softmax(e, dim=1))
+            betas.append(weights[:, :-1].sum(1))
+        elif attention:
             alpha = torch.softmax(attention_scores(P, cfg["score"], h, z), dim=1)
             context = torch.bmm(alpha.unsqueeze(1), z).squeeze(1)
             beta = torch.sigmoid(F.linear(h, P["decoder.gate.weight"], P["decoder.gate.bias"]))  # [R, 1]
@@ -264,6 +281,9 @@ VARIANTS = [
     # The auxiliary word loss; images 0 and 1 have two captions each (targets are their union).
     dict(name="aux", image_size=16, encoder="4,6p,8p", decoder="attention", score="additive",
          label_smoothing=0.1, images=3, lengths=[6, 3, 4, 5, 2], row_image=[0, 1, 0, 2, 1], aux_weight=0.5),
+    # Adaptive attention: the visual sentinel instead of the gate, scored by the additive MLP.
+    dict(name="adaptive", image_size=24, encoder="4s2,6p,8", decoder="adaptive", score="additive",
+         label_smoothing=0.1, images=2, lengths=[5, 6, 3], row_image=[1, 0, 1]),
 ]
 
 
