@@ -105,9 +105,10 @@ static int write_per_image(const EvalResult *result, const CaptionSet *refs,
 /* The attention keys of the JSON report, in the order of the table's rows. */
 static bool add_grounding_json(cJSON *object, const Grounding *g) {
     const char *names[] = {"attention_objects", "attention_named", "attention_named_share", "attention_named_min",
-                           "attention_color", "attention_other", "attention_other_share"};
+                           "attention_color", "attention_other", "attention_other_share", "attention_noun_beta"};
     double values[] = {g->objects, grounding_named_mean(g), grounding_named_share(g), g->objects ? g->min_named_mass : 0.0,
-                       grounding_color_mean(g), grounding_other_mean(g), grounding_other_share(g)};
+                       grounding_color_mean(g), grounding_other_mean(g), grounding_other_share(g),
+                       grounding_noun_beta_mean(g)};
     bool ok = true;
     for (size_t k = 0; ok && k < sizeof names / sizeof *names; k++)
         ok = cJSON_AddNumberToObject(object, names[k], values[k]) != NULL;
@@ -172,6 +173,8 @@ static void print_grounding_table(const Grounding *g, size_t images, FILE *out) 
     fprintf(out, "%-28s %10.4f   (the control: low when attention follows the word)\n",
             "on the other objects (mean)", grounding_other_mean(g));
     fprintf(out, "%-28s %10.4f\n", "objects with >= 0.5 there", grounding_other_share(g));
+    fprintf(out, "%-28s %10.4f   (how much it looks at the image when it names the object)\n",
+            "beta at the noun (mean)", grounding_noun_beta_mean(g));
 }
 
 int eval_report(const EvalResult *result, const CaptionSet *refs, const CaptionSet *hyps,
@@ -373,7 +376,7 @@ static int measure_grounding(Grounding *g, const ShapesObjectTable *objects, con
     if (!exact) return 0;
     ShapeObject named[SHAPES_MAX_OBJECTS];
     if (!map_nouns_to_steps(scene, text, named)) return 0;
-    if (grounding_add(g, named, scene->object_count, picture->width, caption->alpha, caption->length,
+    if (grounding_add(g, named, scene->object_count, picture->width, caption->alpha, caption->beta, caption->length,
                       caption->grid_h, caption->grid_w))
         return error_set(err, "out of memory measuring attention on %s", image->name);
     return 0;

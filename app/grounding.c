@@ -29,7 +29,7 @@ static void mark_other_objects(const ShapeObject *objects, int count, int o, int
 }
 
 int grounding_add(Grounding *g, const ShapeObject *objects, int object_count, int canvas, const float *alpha,
-                  int word_count, int grid_h, int grid_w) {
+                  const float *beta, int word_count, int grid_h, int grid_w) {
     int cells = grid_h * grid_w;
     unsigned char *masks = malloc(3 * (size_t)cells);
     if (!masks) return -1;
@@ -46,6 +46,7 @@ int grounding_add(Grounding *g, const ShapeObject *objects, int object_count, in
         g->named_strong += named >= 0.5;
         if (named < g->min_named_mass) g->min_named_mass = named;
         g->color_mass += mass_on(noun_map - cells, own, cells);
+        g->noun_beta += beta ? beta[obj->noun_index] : 1.0;
         if (object_count > 1) {
             mark_other_objects(objects, object_count, o, canvas, grid_h, grid_w, own, other, scratch);
             double elsewhere = mass_on(noun_map, other, cells);
@@ -63,5 +64,6 @@ static double ratio(double part, int whole) { return whole > 0 ? part / whole : 
 double grounding_named_mean(const Grounding *g) { return ratio(g->named_mass, g->objects); }
 double grounding_named_share(const Grounding *g) { return ratio(g->named_strong, g->objects); }
 double grounding_color_mean(const Grounding *g) { return ratio(g->color_mass, g->objects); }
+double grounding_noun_beta_mean(const Grounding *g) { return ratio(g->noun_beta, g->objects); }
 double grounding_other_mean(const Grounding *g) { return ratio(g->other_mass, g->other_objects); }
 double grounding_other_share(const Grounding *g) { return ratio(g->other_strong, g->other_objects); }

@@ -17,6 +17,7 @@ typedef struct {
     int named_strong;      /* objects with that mass >= 0.5 */
     double min_named_mass; /* the smallest such mass; 1 before any object */
     double color_mass;     /* sum of the same at the colour word's step (the word before the noun) */
+    double noun_beta;      /* sum of beta (how much the model looks at the image) at the noun's step */
     int other_objects;     /* objects of scenes with several objects */
     double other_mass;     /* sum of their mass at the noun's step on the other objects' cells */
     int other_strong;      /* of those, objects with that mass >= 0.5 */
@@ -26,16 +27,18 @@ void grounding_init(Grounding *g);
 
 /* Adds one image captioned exactly as its reference, so that each object's
  * noun_index is the step that named it: alpha holds word_count maps of
- * grid_h x grid_w cells, the canvas is canvas x canvas pixels. Objects whose
+ * grid_h x grid_w cells (beta, may be NULL, the word_count gates), the
+ * canvas is canvas x canvas pixels. Objects whose
  * noun_index is outside the caption (or has no colour word before it) are
  * skipped. Returns -1 only when out of memory. */
 int grounding_add(Grounding *g, const ShapeObject *objects, int object_count, int canvas, const float *alpha,
-                  int word_count, int grid_h, int grid_w);
+                  const float *beta, int word_count, int grid_h, int grid_w);
 
 /* Means and shares over what was added; 0 when nothing was. */
 double grounding_named_mean(const Grounding *g);
 double grounding_named_share(const Grounding *g);
 double grounding_color_mean(const Grounding *g);
+double grounding_noun_beta_mean(const Grounding *g);
 double grounding_other_mean(const Grounding *g);
 double grounding_other_share(const Grounding *g);
 
