@@ -13,6 +13,12 @@ void tanh_backward(float *d_in, const float *d_out, const float *out, long n);
 void sigmoid_forward(float *out, const float *in, long n);
 void sigmoid_backward(float *d_in, const float *d_out, const float *out, long n);
 
+/* GELU, the exact form PyTorch's nn.GELU() and activation="gelu" use:
+ * x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)). Its backward takes the forward
+ * *input* (the output does not determine it). */
+void gelu_forward(float *out, const float *in, long n);
+void gelu_backward(float *d_in, const float *d_out, const float *in, long n);
+
 /* Scalar exp, tanh and sigmoid written without branches or calls, so that the
  * loops of the layers that use them vectorise (glibc's tanhf alone was a fifth
  * of a training step). Cephes' polynomials; the error against the correctly

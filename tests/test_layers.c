@@ -45,9 +45,11 @@
 #include "cross_entropy.h"
 #include "dropout.h"
 #include "embedding.h"
+#include "layernorm.h"
 #include "linear.h"
 #include "lstm.h"
 #include "maxpool.h"
+#include "multihead_attention.h"
 #include "optimizer.h"
 #include "rng.h"
 #include "sentinel.h"
@@ -2063,6 +2065,262 @@ static void test_clip(Report *rep) {
 
 /* ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------ */
+/* Transformer layers: layer norm, GELU, multi-head attention */
+
+typedef struct {
+    int rows, dim;
+    float *x, *w, *b, *y, *mean, *rstd, *r, *dx, *dw, *db;
+    double *xd;
+} LayerNormCtx;
+
+static double layernorm_loss(void *ptr) {
+    LayerNormCtx *c = ptr;
+    layernorm_forward(c->y, c->mean, c->rstd, c->x, c->w, c->b, c->rows, c->dim, 1e-5f);
+    return dot_double(c->y, c->r, (long)c->rows * c->dim);
+}
+
+static double layernorm_loss_ref(void *ptr) {
+    LayerNormCtx *c = ptr;
+    double loss = 0.0;
+    for (int r = 0; r < c->rows; r++) {
+        const float *x = c->x + (long)r * c->dim;
+        double mean = 0.0, var = 0.0;
+        for (int i = 0; i < c->dim; i++) mean += x[i];
+        mean /= c->dim;
+        for (int i = 0; i < c->dim; i++) var += ((double)x[i] - mean) * ((double)x[i] - mean);
+        double rstd = 1.0 / sqrt(var / c->dim + 1e-5);
+        for (int i = 0; i < c->dim; i++)
+            loss += (((double)x[i] - mean) * rstd * c->w[i] + c->b[i]) * c->r[(long)r * c->dim + i];
+    }
+    return loss;
+}
+
+static void layernorm_back(void *ptr) {
+    LayerNormCtx *c = ptr;
+    layernorm_backward(c->dx, c->dw, c->db, c->r, c->x, c->mean, c->rstd, c->w, c->rows, c->dim);
+}
+
+static void test_layernorm(Report *rep) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 2100);
+    LayerNormCtx c = {.rows = 3, .dim = 7};
+    long n = (long)c.rows * c.dim;
+    c.x = pool_normal(&pool, &rng, n, 2.0f);
+    for (long i = 0; i < n; i++) c.x[i] += 1.5f; /* a mean far from 0 */
+    c.w = pool_normal(&pool, &rng, c.dim, 1.0f);
+    c.b = pool_normal(&pool, &rng, c.dim, 1.0f);
+    c.y = pool_floats(&pool, n);
+    c.mean = pool_floats(&pool, c.rows);
+    c.rstd = pool_floats(&pool, c.rows);
+    c.r = pool_normal(&pool, &rng, n, 1.0f);
+    c.dx = pool_floats(&pool, n);
+    c.dw = pool_floats(&pool, c.dim);
+    c.db = pool_floats(&pool, c.dim);
+    double fwd = fabs(layernorm_loss(&c) - layernorm_loss_ref(&c)) / fmax(1.0, fabs(layernorm_loss_ref(&c)));
+    record(rep, "layernorm 3x7", "out . r", "vs f64", fwd, FWD_TOL);
+    Check chk = {.layer = "layernorm 3x7", .loss = layernorm_loss, .loss_ref = layernorm_loss_ref,
+                 .backward = layernorm_back, .ctx = &c, .eps = 1e-2f};
+    add_param(&chk, "d_in", c.x, c.dx, n);
+    add_param(&chk, "d_weight", c.w, c.dw, c.dim);
+    add_param(&chk, "d_bias", c.b, c.db, c.dim);
+    check_gradients(rep, &chk);
+    /* A constant row normalises to the bias (variance 0: rstd = 1/sqrt(eps), no NaN). */
+    float flat[4] = {3.0f, 3.0f, 3.0f, 3.0f}, one[4] = {1, 1, 1, 1}, bias[4] = {0.5f, -1, 2, 0}, out[4], m, sd;
+    layernorm_forward(out, &m, &sd, flat, one, bias, 1, 4, 1e-5f);
+    const double expect[4] = {0.5, -1.0, 2.0, 0.0};
+    record(rep, "layernorm constant row", "out = bias", "vs hand", max_rel_fd(out, expect, 4), EXACT_TOL);
+    pool_free(&pool);
+}
+
+typedef struct {
+    long n;
+    float *x, *y, *r, *dx;
+} GeluCtx;
+
+static double gelu_loss(void *ptr) {
+    GeluCtx *c = ptr;
+    gelu_forward(c->y, c->x, c->n);
+    return dot_double(c->y, c->r, c->n);
+}
+
+static double gelu_loss_ref(void *ptr) {
+    GeluCtx *c = ptr;
+    double loss = 0.0;
+    for (long i = 0; i < c->n; i++) loss += 0.5 * c->x[i] * (1.0 + erf(c->x[i] / sqrt(2.0))) * c->r[i];
+    return loss;
+}
+
+static void gelu_back(void *ptr) {
+    GeluCtx *c = ptr;
+    gelu_backward(c->dx, c->r, c->x, c->n);
+}
+
+static void test_gelu(Report *rep) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 2200);
+    GeluCtx c = {.n = 40};
+    c.x = pool_normal(&pool, &rng, c.n, 2.5f);
+    c.y = pool_floats(&pool, c.n);
+    c.r = pool_normal(&pool, &rng, c.n, 1.0f);
+    c.dx = pool_floats(&pool, c.n);
+    double fwd = fabs(gelu_loss(&c) - gelu_loss_ref(&c)) / fmax(1.0, fabs(gelu_loss_ref(&c)));
+    record(rep, "gelu", "out . r", "vs f64", fwd, FWD_TOL);
+    Check chk = {.layer = "gelu", .loss = gelu_loss, .loss_ref = gelu_loss_ref, .backward = gelu_back, .ctx = &c,
+                 .eps = 1e-2f};
+    add_param(&chk, "d_in", c.x, c.dx, c.n);
+    check_gradients(rep, &chk);
+    pool_free(&pool);
+}
+
+/* Multi-head attention in double, straight from multihead_attention.h. */
+static double mha_loss_reference(const float *q, const float *k, const float *v, const int *key_lengths,
+                                 const MhaShape *s, const float *r) {
+    int dh = s->channels / s->heads;
+    double loss = 0.0;
+    for (int b = 0; b < s->batch; b++)
+        for (int h = 0; h < s->heads; h++)
+            for (int i = 0; i < s->queries; i++) {
+                int visible = key_lengths ? key_lengths[b] : s->keys;
+                if (s->causal && i + s->query_offset + 1 < visible) visible = i + s->query_offset + 1;
+                double e[64], top = -INFINITY, sum = 0.0;
+                const float *qi = q + ((long)b * s->queries + i) * s->q_stride + h * dh;
+                for (int j = 0; j < visible; j++) {
+                    const float *kj = k + ((long)b * s->keys + j) * s->kv_stride + h * dh;
+                    e[j] = 0.0;
+                    for (int d = 0; d < dh; d++) e[j] += (double)qi[d] * kj[d];
+                    e[j] /= sqrt((double)dh);
+                    top = fmax(top, e[j]);
+                }
+                for (int j = 0; j < visible; j++) sum += e[j] = exp(e[j] - top);
+                for (int d = 0; d < dh; d++) {
+                    double out = 0.0;
+                    for (int j = 0; j < visible; j++) out += e[j] / sum * v[((long)b * s->keys + j) * s->kv_stride + h * dh + d];
+                    loss += out * r[((long)b * s->queries + i) * s->channels + h * dh + d];
+                }
+            }
+    return loss;
+}
+
+typedef struct {
+    MhaShape s;
+    const int *key_lengths;
+    long nq, nkv;
+    float *q, *k, *v, *out, *probs, *r, *dq, *dk, *dv, *ws;
+} MhaCtx;
+
+static double mha_loss(void *ptr) {
+    MhaCtx *c = ptr;
+    mha_forward(c->out, c->probs, c->q, c->k, c->v, c->key_lengths, &c->s);
+    return dot_double(c->out, c->r, (long)c->s.batch * c->s.queries * c->s.channels);
+}
+
+static double mha_loss_ref(void *ptr) {
+    MhaCtx *c = ptr;
+    return mha_loss_reference(c->q, c->k, c->v, c->key_lengths, &c->s, c->r);
+}
+
+static void mha_back(void *ptr) {
+    MhaCtx *c = ptr;
+    mha_backward(c->dq, c->dk, c->dv, c->r, c->probs, c->q, c->k, c->v, &c->s, c->ws);
+}
+
+/* fused: q, k and v are the thirds of one [batch, T, 3C] buffer (self-attention). */
+static void test_mha_case(Report *rep, const char *label, MhaShape s, const int *key_lengths, int fused,
+                          unsigned seed) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, seed);
+    MhaCtx c = {.s = s, .key_lengths = key_lengths};
+    long C = s.channels;
+    if (fused) {
+        long n = (long)s.batch * s.keys * 3 * C;
+        float *qkv = pool_normal(&pool, &rng, n, 1.0f), *d = pool_floats(&pool, n);
+        c.q = qkv, c.k = qkv + C, c.v = qkv + 2 * C, c.dq = d, c.dk = d + C, c.dv = d + 2 * C;
+        c.s.q_stride = c.s.kv_stride = 3 * (int)C;
+        c.nq = n;
+    } else {
+        c.nq = (long)s.batch * s.queries * C, c.nkv = (long)s.batch * s.keys * C;
+        c.q = pool_normal(&pool, &rng, c.nq, 1.0f), c.k = pool_normal(&pool, &rng, c.nkv, 1.0f);
+        c.v = pool_normal(&pool, &rng, c.nkv, 1.0f);
+        c.dq = pool_floats(&pool, c.nq), c.dk = pool_floats(&pool, c.nkv), c.dv = pool_floats(&pool, c.nkv);
+        c.s.q_stride = c.s.kv_stride = (int)C;
+    }
+    c.out = pool_floats(&pool, (long)s.batch * s.queries * C);
+    c.probs = pool_floats(&pool, (long)s.batch * s.heads * s.queries * s.keys);
+    c.r = pool_normal(&pool, &rng, (long)s.batch * s.queries * C, 1.0f);
+    c.ws = pool_floats(&pool, (long)mha_workspace_floats(&c.s));
+    double fwd = fabs(mha_loss(&c) - mha_loss_ref(&c)) / fmax(1.0, fabs(mha_loss_ref(&c)));
+    record(rep, label, "out . r", "vs f64", fwd, FWD_TOL);
+    /* Every row of probs sums to 1 over the keys it may see and is 0 beyond. */
+    double row_err = 0.0;
+    for (int b = 0; b < s.batch; b++)
+        for (int h = 0; h < s.heads; h++)
+            for (int i = 0; i < s.queries; i++) {
+                const float *p = c.probs + (((long)b * s.heads + h) * s.queries + i) * s.keys;
+                int visible = key_lengths ? key_lengths[b] : s.keys;
+                if (s.causal && i + s.query_offset + 1 < visible) visible = i + s.query_offset + 1;
+                double sum = 0.0;
+                for (int j = 0; j < s.keys; j++) {
+                    sum += p[j];
+                    if (j >= visible) row_err = fmax(row_err, fabs(p[j]));
+                }
+                row_err = fmax(row_err, fabs(sum - 1.0));
+            }
+    record(rep, label, "probs: rows, mask", "sum 1, 0", row_err, FWD_TOL);
+    Check chk = {.layer = label, .loss = mha_loss, .loss_ref = mha_loss_ref, .backward = mha_back, .ctx = &c,
+                 .eps = 1e-2f};
+    if (fused) {
+        add_param(&chk, "d_qkv", c.q, c.dq, c.nq);
+    } else {
+        add_param(&chk, "d_q", c.q, c.dq, c.nq);
+        add_param(&chk, "d_k", c.k, c.dk, c.nkv);
+        add_param(&chk, "d_v", c.v, c.dv, c.nkv);
+    }
+    check_gradients(rep, &chk);
+    pool_free(&pool);
+}
+
+/* With a key/value cache, one new query at position t (query_offset t, keys
+ * 0..t) gives row t of the whole causal self-attention: the same bits. */
+static void test_mha_cache(Report *rep) {
+    enum { B = 2, T = 5, C = 6, HEADS = 3 };
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 2340);
+    float *q = pool_normal(&pool, &rng, B * T * C, 1.0f), *k = pool_normal(&pool, &rng, B * T * C, 1.0f);
+    float *v = pool_normal(&pool, &rng, B * T * C, 1.0f);
+    float *whole = pool_floats(&pool, B * T * C), *probs = pool_floats(&pool, B * HEADS * T * T);
+    MhaShape all = {.batch = B, .queries = T, .keys = T, .channels = C, .heads = HEADS, .causal = 1,
+                    .q_stride = C, .kv_stride = C};
+    mha_forward(whole, probs, q, k, v, NULL, &all);
+    int same = 1;
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < B; b++) {
+            float one[C], p[HEADS * T];
+            /* Keys 0..t of item b, the query of step t: a batch of one. */
+            MhaShape step = {.batch = 1, .queries = 1, .keys = t + 1, .channels = C, .heads = HEADS, .causal = 1,
+                             .query_offset = t, .q_stride = C, .kv_stride = C};
+            mha_forward(one, p, q + ((long)b * T + t) * C, k + (long)b * T * C, v + (long)b * T * C, NULL, &step);
+            same &= memcmp(one, whole + ((long)b * T + t) * C, sizeof one) == 0;
+        }
+    record_bool(rep, "mha cache: step t alone", "row t, bit for bit", same);
+    pool_free(&pool);
+}
+
+static void test_multihead_attention(Report *rep) {
+    static const int lengths[2] = {4, 2};
+    test_mha_case(rep, "mha cross, padded keys", (MhaShape){.batch = 2, .queries = 3, .keys = 4, .channels = 4,
+                                                            .heads = 2}, lengths, 0, 2300);
+    test_mha_case(rep, "mha self, causal, fused", (MhaShape){.batch = 2, .queries = 4, .keys = 4, .channels = 6,
+                                                             .heads = 3, .causal = 1}, NULL, 1, 2310);
+    test_mha_case(rep, "mha causal, offset 2", (MhaShape){.batch = 1, .queries = 2, .keys = 4, .channels = 4,
+                                                          .heads = 1, .causal = 1, .query_offset = 2}, NULL, 0, 2320);
+    test_mha_cache(rep);
+}
+
 int main(void) {
     Report rep = {0};
     printf("%-30s %-18s %-10s %9s  %7s\n", "layer", "tensor / check", "reference", "max err",
@@ -2083,6 +2341,9 @@ int main(void) {
     test_cross_entropy(&rep);
     test_binary_cross_entropy(&rep);
     test_attention(&rep);
+    test_layernorm(&rep);
+    test_gelu(&rep);
+    test_multihead_attention(&rep);
     test_adam(&rep);
     test_clip(&rep);
     test_ema_update(&rep);
