@@ -32,9 +32,10 @@ void mha_forward(float *out, float *probs, const float *q, const float *k, const
     float scale = 1.0f / sqrtf((float)dh);
     for (int b = 0; b < s->batch; b++)
         for (int h = 0; h < s->heads; h++) {
+            size_t kv_item = s->kv_items ? (size_t)s->kv_items[b] : (size_t)b;
             const float *qh = q + (size_t)b * Tq * s->q_stride + h * dh;
-            const float *kh = k + (size_t)b * Tk * s->kv_stride + h * dh;
-            const float *vh = v + (size_t)b * Tk * s->kv_stride + h * dh;
+            const float *kh = k + kv_item * Tk * s->kv_stride + h * dh;
+            const float *vh = v + kv_item * Tk * s->kv_stride + h * dh;
             float *p = probs + ((size_t)b * s->heads + h) * Tq * Tk;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, dh, scale, qh, s->q_stride, kh,
                         s->kv_stride, 0.0f, p, Tk);
@@ -53,7 +54,8 @@ void mha_backward(float *d_q, float *d_k, float *d_v, const float *d_out, const 
     float *dp = workspace;
     for (int b = 0; b < s->batch; b++)
         for (int h = 0; h < s->heads; h++) {
-            size_t q_at = (size_t)b * Tq * s->q_stride + h * dh, kv_at = (size_t)b * Tk * s->kv_stride + h * dh;
+            size_t kv_item = s->kv_items ? (size_t)s->kv_items[b] : (size_t)b;
+            size_t q_at = (size_t)b * Tq * s->q_stride + h * dh, kv_at = kv_item * Tk * s->kv_stride + h * dh;
             const float *p = probs + ((size_t)b * s->heads + h) * Tq * Tk;
             const float *dout = d_out + (size_t)b * Tq * C + h * dh;
             /* dV += P^T dOut;  dP = dOut V^T */

@@ -14,13 +14,17 @@
  * position among the keys: 0 in training, the cached length with a
  * key/value cache). q is [batch, queries, C] with rows q_stride floats
  * apart, k and v [batch, keys, C] with rows kv_stride apart (so a fused
- * [Q K V] projection needs no copy); out is [batch, queries, C]. probs
+ * [Q K V] projection needs no copy); out is [batch, queries, C]. With
+ * kv_items set, item b attends to the keys and values of item kv_items[b]
+ * (k and v then hold those items: several caption rows read one image's
+ * grid; key_lengths stays per query item). probs
  * ([batch, heads, queries, keys], zero where masked) is kept for the
  * backward, and is what users look at. */
 typedef struct {
     int batch, queries, keys, channels, heads;
     int causal, query_offset;
     int q_stride, kv_stride;
+    const int *kv_items; /* NULL: item b's own */
 } MhaShape;
 
 void mha_forward(float *out, float *probs, const float *q, const float *k, const float *v, const int *key_lengths,
@@ -29,7 +33,8 @@ void mha_forward(float *out, float *probs, const float *q, const float *k, const
 /* Scratch floats mha_backward needs. */
 size_t mha_workspace_floats(const MhaShape *shape);
 
-/* Accumulates into d_q, d_k and d_v (same layouts and strides as q, k, v). */
+/* Accumulates into d_q, d_k and d_v (same layouts and strides as q, k, v;
+ * items sharing keys add their gradients into them). */
 void mha_backward(float *d_q, float *d_k, float *d_v, const float *d_out, const float *probs, const float *q,
                   const float *k, const float *v, const MhaShape *shape, float *workspace);
 

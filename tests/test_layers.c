@@ -2188,7 +2188,8 @@ static double mha_loss_reference(const float *q, const float *k, const float *v,
                 double e[64], top = -INFINITY, sum = 0.0;
                 const float *qi = q + ((long)b * s->queries + i) * s->q_stride + h * dh;
                 for (int j = 0; j < visible; j++) {
-                    const float *kj = k + ((long)b * s->keys + j) * s->kv_stride + h * dh;
+                    long item = s->kv_items ? s->kv_items[b] : b;
+                    const float *kj = k + (item * s->keys + j) * s->kv_stride + h * dh;
                     e[j] = 0.0;
                     for (int d = 0; d < dh; d++) e[j] += (double)qi[d] * kj[d];
                     e[j] /= sqrt((double)dh);
@@ -2197,7 +2198,8 @@ static double mha_loss_reference(const float *q, const float *k, const float *v,
                 for (int j = 0; j < visible; j++) sum += e[j] = exp(e[j] - top);
                 for (int d = 0; d < dh; d++) {
                     double out = 0.0;
-                    for (int j = 0; j < visible; j++) out += e[j] / sum * v[((long)b * s->keys + j) * s->kv_stride + h * dh + d];
+                    long item = s->kv_items ? s->kv_items[b] : b;
+                    for (int j = 0; j < visible; j++) out += e[j] / sum * v[(item * s->keys + j) * s->kv_stride + h * dh + d];
                     loss += out * r[((long)b * s->queries + i) * s->channels + h * dh + d];
                 }
             }
@@ -2229,7 +2231,7 @@ static void mha_back(void *ptr) {
 
 /* fused: q, k and v are the thirds of one [batch, T, 3C] buffer (self-attention). */
 static void test_mha_case(Report *rep, const char *label, MhaShape s, const int *key_lengths, int fused,
-                          unsigned seed) {
+                          int kv_count, unsigned seed) {
     Pool pool = {0};
     Rng rng;
     rng_seed(&rng, seed);
@@ -2242,7 +2244,7 @@ static void test_mha_case(Report *rep, const char *label, MhaShape s, const int 
         c.s.q_stride = c.s.kv_stride = 3 * (int)C;
         c.nq = n;
     } else {
-        c.nq = (long)s.batch * s.queries * C, c.nkv = (long)s.batch * s.keys * C;
+        c.nq = (long)s.batch * s.queries * C, c.nkv = (long)kv_count * s.keys * C;
         c.q = pool_normal(&pool, &rng, c.nq, 1.0f), c.k = pool_normal(&pool, &rng, c.nkv, 1.0f);
         c.v = pool_normal(&pool, &rng, c.nkv, 1.0f);
         c.dq = pool_floats(&pool, c.nq), c.dk = pool_floats(&pool, c.nkv), c.dv = pool_floats(&pool, c.nkv);
@@ -2311,13 +2313,15 @@ static void test_mha_cache(Report *rep) {
 }
 
 static void test_multihead_attention(Report *rep) {
-    static const int lengths[2] = {4, 2};
+    static const int lengths[2] = {4, 2}, shared[3] = {1, 0, 1};
     test_mha_case(rep, "mha cross, padded keys", (MhaShape){.batch = 2, .queries = 3, .keys = 4, .channels = 4,
-                                                            .heads = 2}, lengths, 0, 2300);
+                                                            .heads = 2}, lengths, 0, 2, 2300);
+    test_mha_case(rep, "mha cross, shared grids", (MhaShape){.batch = 3, .queries = 2, .keys = 5, .channels = 4,
+                                                             .heads = 2, .kv_items = shared}, NULL, 0, 2, 2305);
     test_mha_case(rep, "mha self, causal, fused", (MhaShape){.batch = 2, .queries = 4, .keys = 4, .channels = 6,
-                                                             .heads = 3, .causal = 1}, NULL, 1, 2310);
+                                                             .heads = 3, .causal = 1}, NULL, 1, 2, 2310);
     test_mha_case(rep, "mha causal, offset 2", (MhaShape){.batch = 1, .queries = 2, .keys = 4, .channels = 4,
-                                                          .heads = 1, .causal = 1, .query_offset = 2}, NULL, 0, 2320);
+                                                          .heads = 1, .causal = 1, .query_offset = 2}, NULL, 0, 1, 2320);
     test_mha_cache(rep);
 }
 
