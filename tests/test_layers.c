@@ -51,6 +51,7 @@
 #include "maxpool.h"
 #include "multihead_attention.h"
 #include "optimizer.h"
+#include "positional.h"
 #include "rng.h"
 #include "sentinel.h"
 #include "softmax.h"
@@ -2325,6 +2326,71 @@ static void test_multihead_attention(Report *rep) {
     test_mha_cache(rep);
 }
 
+typedef struct {
+    int batch, height, width, dim;
+    float *x0, *x, *rows, *columns, *r, *d_rows, *d_columns;
+} GridPosCtx;
+
+static double grid_position_loss(void *ptr) {
+    GridPosCtx *c = ptr;
+    long n = (long)c->batch * c->height * c->width * c->dim;
+    memcpy(c->x, c->x0, sizeof(float) * n);
+    grid_position_forward(c->x, c->rows, c->columns, c->batch, c->height, c->width, c->dim);
+    return dot_double(c->x, c->r, n);
+}
+
+static void grid_position_back(void *ptr) {
+    GridPosCtx *c = ptr;
+    grid_position_backward(c->d_rows, c->d_columns, c->r, c->batch, c->height, c->width, c->dim);
+}
+
+static void test_positional(Report *rep) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 2400);
+    GridPosCtx c = {.batch = 2, .height = 3, .width = 4, .dim = 5};
+    long n = (long)c.batch * c.height * c.width * c.dim;
+    c.x0 = pool_normal(&pool, &rng, n, 1.0f);
+    c.x = pool_floats(&pool, n);
+    c.rows = pool_normal(&pool, &rng, (long)c.height * c.dim, 1.0f);
+    c.columns = pool_normal(&pool, &rng, (long)c.width * c.dim, 1.0f);
+    c.r = pool_normal(&pool, &rng, n, 1.0f);
+    c.d_rows = pool_floats(&pool, (long)c.height * c.dim);
+    c.d_columns = pool_floats(&pool, (long)c.width * c.dim);
+    grid_position_loss(&c);
+    /* Cell (b, y, x), channel d: x0 + rows[y, d] + columns[x, d]. */
+    double value_err = 0.0;
+    for (int b = 0; b < c.batch; b++)
+        for (int y = 0; y < c.height; y++)
+            for (int x = 0; x < c.width; x++)
+                for (int d = 0; d < c.dim; d++) {
+                    long i = (((long)b * c.height + y) * c.width + x) * c.dim + d;
+                    value_err = fmax(value_err, fabs(c.x[i] - ((double)c.x0[i] + c.rows[y * c.dim + d] +
+                                                               c.columns[x * c.dim + d])));
+                }
+    record(rep, "grid positions 3x4", "cell = x + row + col", "vs hand", value_err, FWD_TOL);
+    Check chk = {.layer = "grid positions 3x4", .loss = grid_position_loss, .backward = grid_position_back,
+                 .ctx = &c, .eps = 1e-2f};
+    add_param(&chk, "d_rows", c.rows, c.d_rows, (long)c.height * c.dim);
+    add_param(&chk, "d_columns", c.columns, c.d_columns, (long)c.width * c.dim);
+    check_gradients(rep, &chk);
+    /* Sinusoids: the formula in double, positions 3..6 of a 7-wide (odd) encoding, rows 9 apart. */
+    enum { B = 2, T = 4, DIM = 7, STRIDE = 9 };
+    float pe[B * T * STRIDE] = {0};
+    sinusoid_position_add(pe, B, 3, T, DIM, STRIDE);
+    double pe_err = 0.0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int d = 0; d < STRIDE; d++) {
+                int i = d / 2;
+                double angle = (3 + t) / pow(10000.0, 2.0 * i / DIM);
+                double expect = d >= DIM ? 0.0 : d % 2 ? cos(angle) : sin(angle);
+                pe_err = fmax(pe_err, fabs(pe[(b * T + t) * STRIDE + d] - expect));
+            }
+    record(rep, "sinusoid positions", "PE[p, 2i], [p, 2i+1]", "vs f64", pe_err, 1e-6);
+    pool_free(&pool);
+}
+
 int main(void) {
     Report rep = {0};
     printf("%-30s %-18s %-10s %9s  %7s\n", "layer", "tensor / check", "reference", "max err",
@@ -2348,6 +2414,7 @@ int main(void) {
     test_layernorm(&rep);
     test_gelu(&rep);
     test_multihead_attention(&rep);
+    test_positional(&rep);
     test_adam(&rep);
     test_clip(&rep);
     test_ema_update(&rep);
