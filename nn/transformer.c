@@ -1,0 +1,368 @@
+#include "transformer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "activation.h"
+#include "cross_entropy.h"
+#include "dropout.h"
+#include "embedding.h"
+#include "layernorm.h"
+#include "linear.h"
+#include "model.h"
+#include "multihead_attention.h"
+#include "positional.h"
+
+static const float LN_EPS = 1e-5f;
+
+/* What one layer keeps for its backward; n = the tokens it runs on. An
+ * encoder layer leaves the cross-attention and norm3 parts unused. */
+typedef struct {
+    float *x_in, *ln1, *mean1, *rstd1, *qkv, *probs1, *att1, *mask1, *x1;
+    float *ln2, *mean2, *rstd2, *q, *kv, *probs2, *att2, *mask2, *x2;
+    float *ln3, *mean3, *rstd3, *f1, *act, *dropped, *mask_act, *mask3;
+} LayerActs;
+
+struct TransformerBuffers {
+    TransformerShape shape;
+    int images, rows, steps;
+    float *arena;
+    /* encoder: m0 = projected grid + positions; memory = its final norm */
+    LayerActs encoder[TRANSFORMER_MAX_LAYERS];
+    float *m0, *encoder_out, *memory, *memory_mean, *memory_rstd;
+    /* decoder */
+    int *inputs, *targets;
+    float *token_weights;
+    LayerActs decoder[TRANSFORMER_MAX_LAYERS];
+    float *x0, *decoder_out, *y, *y_mean, *y_rstd, *logits, *probs;
+    /* gradients flowing back, and scratch */
+    float *d_stream, *d_branch, *d_att, *d_qkv, *d_ln, *d_ff, *d_ff2, *d_memory, *d_kv, *d_logits, *mha_workspace;
+};
+
+/* ---- buffers ---- */
+
+typedef struct {
+    float *base;
+    size_t used;
+    int counting;
+} Arena;
+
+static float *take(Arena *a, size_t count) {
+    float *at = a->counting ? NULL : a->base + a->used;
+    a->used += (count + 15) & ~(size_t)15; /* 64-byte steps */
+    return at;
+}
+
+/* n tokens in groups of `group` (a grid of L cells, or a caption of T steps);
+ * kv_tokens the memory's tokens for the cross attention (0 = none). */
+static void layer_acts(Arena *a, LayerActs *l, const TransformerShape *s, size_t n, size_t group, size_t kv_tokens) {
+    size_t C = (size_t)s->dim, F = (size_t)s->ff, heads = (size_t)s->heads;
+    l->x_in = take(a, n * C), l->ln1 = take(a, n * C), l->mean1 = take(a, n), l->rstd1 = take(a, n);
+    l->qkv = take(a, n * 3 * C), l->probs1 = take(a, n * heads * group), l->att1 = take(a, n * C);
+    l->mask1 = take(a, n * C), l->x1 = take(a, n * C);
+    if (kv_tokens) {
+        l->ln2 = take(a, n * C), l->mean2 = take(a, n), l->rstd2 = take(a, n), l->q = take(a, n * C);
+        l->kv = take(a, kv_tokens * 2 * C), l->att2 = take(a, n * C), l->mask2 = take(a, n * C), l->x2 = take(a, n * C);
+        l->ln3 = take(a, n * C), l->mean3 = take(a, n), l->rstd3 = take(a, n);
+    } else {
+        l->ln2 = take(a, n * C), l->mean2 = take(a, n), l->rstd2 = take(a, n);
+    }
+    l->f1 = take(a, n * F), l->act = take(a, n * F), l->dropped = take(a, n * F), l->mask_act = take(a, n * F);
+    l->mask3 = take(a, n * C);
+}
+
+static void plan(Arena *a, TransformerBuffers *b) {
+    const TransformerShape *s = &b->shape;
+    size_t C = (size_t)s->dim, V = (size_t)s->vocab, L = (size_t)s->grid_h * s->grid_w;
+    size_t grid_tokens = (size_t)b->images * L, words = (size_t)b->rows * b->steps;
+    for (int l = 0; l < s->encoder_layers; l++) layer_acts(a, &b->encoder[l], s, grid_tokens, L, 0);
+    b->m0 = take(a, grid_tokens * C), b->encoder_out = take(a, grid_tokens * C), b->memory = take(a, grid_tokens * C);
+    b->memory_mean = take(a, grid_tokens), b->memory_rstd = take(a, grid_tokens);
+    for (int l = 0; l < s->decoder_layers; l++) {
+        layer_acts(a, &b->decoder[l], s, words, (size_t)b->steps, grid_tokens);
+        /* The cross attention's probabilities are [rows, heads, steps, L], wider than the self attention's. */
+        b->decoder[l].probs2 = take(a, words * (size_t)s->heads * L);
+    }
+    b->token_weights = take(a, words);
+    b->x0 = take(a, words * C), b->decoder_out = take(a, words * C), b->y = take(a, words * C);
+    b->y_mean = take(a, words), b->y_rstd = take(a, words);
+    b->logits = take(a, words * V), b->probs = take(a, words * V);
+    size_t tokens = words > grid_tokens ? words : grid_tokens, widest = (size_t)s->ff > 3 * C ? (size_t)s->ff : 3 * C;
+    b->d_stream = take(a, tokens * C), b->d_branch = take(a, tokens * C), b->d_att = take(a, tokens * C);
+    b->d_qkv = take(a, tokens * widest), b->d_ln = take(a, tokens * C), b->d_ff = take(a, tokens * (size_t)s->ff);
+    b->d_ff2 = take(a, tokens * (size_t)s->ff);
+    b->d_memory = take(a, grid_tokens * C), b->d_kv = take(a, grid_tokens * 2 * C), b->d_logits = take(a, words * V);
+    size_t longest = (size_t)b->steps > L ? (size_t)b->steps : L;
+    b->mha_workspace = take(a, longest * longest);
+}
+
+int transformer_buffers_create(TransformerBuffers **out, const TransformerShape *s, int images, int rows, int steps,
+                               Error *err) {
+    *out = NULL;
+    if (s->dim % s->heads != 0)
+        return error_set(err, "transformer: width %d does not split into %d heads", s->dim, s->heads);
+    if (s->encoder_layers < 0 || s->encoder_layers > TRANSFORMER_MAX_LAYERS || s->decoder_layers < 1 ||
+        s->decoder_layers > TRANSFORMER_MAX_LAYERS)
+        return error_set(err, "transformer: %d encoder and %d decoder layers; use 0..%d and 1..%d", s->encoder_layers,
+                         s->decoder_layers, TRANSFORMER_MAX_LAYERS, TRANSFORMER_MAX_LAYERS);
+    TransformerBuffers *b = calloc(1, sizeof *b);
+    if (!b) return error_set(err, "out of memory");
+    b->shape = *s, b->images = images, b->rows = rows, b->steps = steps;
+    Arena count = {.counting = 1};
+    plan(&count, b);
+    b->arena = malloc(count.used * sizeof(float));
+    b->inputs = malloc((size_t)rows * steps * sizeof(int));
+    b->targets = malloc((size_t)rows * steps * sizeof(int));
+    if (!b->arena || !b->inputs || !b->targets) {
+        transformer_buffers_free(b);
+        return error_set(err, "out of memory for the transformer's activations (%zu MB)",
+                         count.used * sizeof(float) >> 20);
+    }
+    Arena fill = {.base = b->arena};
+    plan(&fill, b);
+    *out = b;
+    return 0;
+}
+
+void transformer_buffers_free(TransformerBuffers *b) {
+    if (!b) return;
+    free(b->arena);
+    free(b->inputs);
+    free(b->targets);
+    free(b);
+}
+
+const float *transformer_logits(const TransformerBuffers *b) { return b->logits; }
+const float *transformer_self_attention(const TransformerBuffers *b, int layer) { return b->decoder[layer].probs1; }
+const float *transformer_cross_attention(const TransformerBuffers *b, int layer) { return b->decoder[layer].probs2; }
+
+/* ---- sublayers ---- */
+
+static void accumulate(float *out, const float *in, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] += in[i];
+}
+
+/* x1 = x_in + dropout(SelfAttention(LN1(x_in))): `groups` sequences of `length` tokens. */
+static void self_block_forward(const TransformerShape *s, const TransformerLayer *p, LayerActs *a, int groups,
+                               int length, int causal, float dropout, Rng *rng) {
+    int n = groups * length, C = s->dim;
+    layernorm_forward(a->ln1, a->mean1, a->rstd1, a->x_in, p->norm1_weight, p->norm1_bias, n, C, LN_EPS);
+    linear_forward(a->qkv, a->ln1, p->self_in_weight, p->self_in_bias, n, C, 3 * C);
+    MhaShape ms = {.batch = groups, .queries = length, .keys = length, .channels = C, .heads = s->heads,
+                   .causal = causal, .q_stride = 3 * C, .kv_stride = 3 * C};
+    mha_forward(a->att1, a->probs1, a->qkv, a->qkv + C, a->qkv + 2 * C, NULL, &ms);
+    linear_forward(a->x1, a->att1, p->self_out_weight, p->self_out_bias, n, C, C);
+    dropout_forward(a->x1, a->mask1, a->x1, (long)n * C, dropout, rng);
+    accumulate(a->x1, a->x_in, (size_t)n * C);
+}
+
+/* Given d_x1 (in b->d_stream), leaves d_x_in there. */
+static void self_block_backward(const TransformerShape *s, const TransformerLayer *p, const TransformerLayer *g,
+                                const LayerActs *a, TransformerBuffers *b, int groups, int length, int causal) {
+    int n = groups * length, C = s->dim;
+    size_t nc = (size_t)n * C;
+    memset(b->d_branch, 0, nc * sizeof(float));
+    dropout_backward(b->d_branch, b->d_stream, a->mask1, (long)nc);
+    memset(b->d_att, 0, nc * sizeof(float));
+    linear_backward(b->d_att, g->self_out_weight, g->self_out_bias, b->d_branch, a->att1, p->self_out_weight, n, C, C);
+    memset(b->d_qkv, 0, nc * 3 * sizeof(float));
+    MhaShape ms = {.batch = groups, .queries = length, .keys = length, .channels = C, .heads = s->heads,
+                   .causal = causal, .q_stride = 3 * C, .kv_stride = 3 * C};
+    mha_backward(b->d_qkv, b->d_qkv + C, b->d_qkv + 2 * C, b->d_att, a->probs1, a->qkv, a->qkv + C, a->qkv + 2 * C,
+                 &ms, b->mha_workspace);
+    memset(b->d_ln, 0, nc * sizeof(float));
+    linear_backward(b->d_ln, g->self_in_weight, g->self_in_bias, b->d_qkv, a->ln1, p->self_in_weight, n, C, 3 * C);
+    layernorm_backward(b->d_stream, g->norm1_weight, g->norm1_bias, b->d_ln, a->x_in, a->mean1, a->rstd1,
+                       p->norm1_weight, n, C);
+}
+
+/* x2 = x1 + dropout(CrossAttention(LN2(x1), memory)); the keys and values of
+ * every image's memory are projected once. */
+static void cross_block_forward(const TransformerShape *s, const TransformerLayer *p, LayerActs *a,
+                                const float *memory, int images, const int *row_image, int rows, int steps,
+                                float dropout, Rng *rng) {
+    int n = rows * steps, C = s->dim, L = s->grid_h * s->grid_w;
+    layernorm_forward(a->ln2, a->mean2, a->rstd2, a->x1, p->norm2_weight, p->norm2_bias, n, C, LN_EPS);
+    linear_forward(a->q, a->ln2, p->cross_in_weight, p->cross_in_bias, n, C, C);
+    linear_forward(a->kv, memory, p->cross_in_weight + (size_t)C * C, p->cross_in_bias + C, images * L, C, 2 * C);
+    MhaShape ms = {.batch = rows, .queries = steps, .keys = L, .channels = C, .heads = s->heads, .q_stride = C,
+                   .kv_stride = 2 * C, .kv_items = row_image};
+    mha_forward(a->att2, a->probs2, a->q, a->kv, a->kv + C, NULL, &ms);
+    linear_forward(a->x2, a->att2, p->cross_out_weight, p->cross_out_bias, n, C, C);
+    dropout_forward(a->x2, a->mask2, a->x2, (long)n * C, dropout, rng);
+    accumulate(a->x2, a->x1, (size_t)n * C);
+}
+
+/* Given d_x2 in b->d_stream: leaves d_x1 there and adds the memory's gradient to b->d_memory. */
+static void cross_block_backward(const TransformerShape *s, const TransformerLayer *p, const TransformerLayer *g,
+                                 const LayerActs *a, TransformerBuffers *b, const float *memory, int images,
+                                 const int *row_image, int rows, int steps) {
+    int n = rows * steps, C = s->dim, L = s->grid_h * s->grid_w;
+    size_t nc = (size_t)n * C;
+    memset(b->d_branch, 0, nc * sizeof(float));
+    dropout_backward(b->d_branch, b->d_stream, a->mask2, (long)nc);
+    memset(b->d_att, 0, nc * sizeof(float));
+    linear_backward(b->d_att, g->cross_out_weight, g->cross_out_bias, b->d_branch, a->att2, p->cross_out_weight, n, C,
+                    C);
+    memset(b->d_qkv, 0, nc * sizeof(float));
+    memset(b->d_kv, 0, (size_t)images * L * 2 * C * sizeof(float));
+    MhaShape ms = {.batch = rows, .queries = steps, .keys = L, .channels = C, .heads = s->heads, .q_stride = C,
+                   .kv_stride = 2 * C, .kv_items = row_image};
+    mha_backward(b->d_qkv, b->d_kv, b->d_kv + C, b->d_att, a->probs2, a->q, a->kv, a->kv + C, &ms, b->mha_workspace);
+    linear_backward(b->d_memory, g->cross_in_weight + (size_t)C * C, g->cross_in_bias + C, b->d_kv, memory,
+                    p->cross_in_weight + (size_t)C * C, images * L, C, 2 * C);
+    memset(b->d_ln, 0, nc * sizeof(float));
+    linear_backward(b->d_ln, g->cross_in_weight, g->cross_in_bias, b->d_qkv, a->ln2, p->cross_in_weight, n, C, C);
+    layernorm_backward(b->d_stream, g->norm2_weight, g->norm2_bias, b->d_ln, a->x1, a->mean2, a->rstd2,
+                       p->norm2_weight, n, C);
+}
+
+/* out = in + dropout(W2 dropout(act(W1 LN(in) + b1)) + b2), with the norm
+ * of the layer's last sublayer (norm2 in an encoder layer, norm3 in a
+ * decoder layer). */
+static void ff_block_forward(const TransformerShape *s, const TransformerLayer *p, LayerActs *a, const float *in,
+                             float *out, int n, int decoder, float dropout, Rng *rng) {
+    int C = s->dim, F = s->ff;
+    float *ln = decoder ? a->ln3 : a->ln2, *mean = decoder ? a->mean3 : a->mean2, *rstd = decoder ? a->rstd3 : a->rstd2;
+    const float *w = decoder ? p->norm3_weight : p->norm2_weight, *bias = decoder ? p->norm3_bias : p->norm2_bias;
+    layernorm_forward(ln, mean, rstd, in, w, bias, n, C, LN_EPS);
+    linear_forward(a->f1, ln, p->ff1_weight, p->ff1_bias, n, C, F);
+    if (s->gelu) gelu_forward(a->act, a->f1, (long)n * F);
+    else relu_forward(a->act, a->f1, (long)n * F);
+    dropout_forward(a->dropped, a->mask_act, a->act, (long)n * F, dropout, rng);
+    linear_forward(out, a->dropped, p->ff2_weight, p->ff2_bias, n, F, C);
+    dropout_forward(out, a->mask3, out, (long)n * C, dropout, rng);
+    accumulate(out, in, (size_t)n * C);
+}
+
+/* Given d_out in b->d_stream: leaves d_in there. */
+static void ff_block_backward(const TransformerShape *s, const TransformerLayer *p, const TransformerLayer *g,
+                              const LayerActs *a, TransformerBuffers *b, const float *in, int n, int decoder) {
+    int C = s->dim, F = s->ff;
+    size_t nc = (size_t)n * C, nf = (size_t)n * F;
+    const float *ln = decoder ? a->ln3 : a->ln2, *mean = decoder ? a->mean3 : a->mean2;
+    const float *rstd = decoder ? a->rstd3 : a->rstd2, *w = decoder ? p->norm3_weight : p->norm2_weight;
+    float *gw = decoder ? g->norm3_weight : g->norm2_weight, *gb = decoder ? g->norm3_bias : g->norm2_bias;
+    memset(b->d_branch, 0, nc * sizeof(float));
+    dropout_backward(b->d_branch, b->d_stream, a->mask3, (long)nc);
+    memset(b->d_ff, 0, nf * sizeof(float));
+    linear_backward(b->d_ff, g->ff2_weight, g->ff2_bias, b->d_branch, a->dropped, p->ff2_weight, n, F, C);
+    memset(b->d_ff2, 0, nf * sizeof(float));
+    dropout_backward(b->d_ff2, b->d_ff, a->mask_act, (long)nf);
+    memset(b->d_ff, 0, nf * sizeof(float));
+    if (s->gelu) gelu_backward(b->d_ff, b->d_ff2, a->f1, (long)nf);
+    else relu_backward(b->d_ff, b->d_ff2, a->act, (long)nf);
+    memset(b->d_ln, 0, nc * sizeof(float));
+    linear_backward(b->d_ln, g->ff1_weight, g->ff1_bias, b->d_ff, ln, p->ff1_weight, n, C, F);
+    layernorm_backward(b->d_stream, gw, gb, b->d_ln, in, mean, rstd, w, n, C);
+}
+
+/* ---- the grid encoder ---- */
+
+static const float *encode_grid(const TransformerShape *s, const TransformerParams *p, TransformerBuffers *b,
+                                const float *z_images, int images, float dropout, Rng *rng) {
+    int C = s->dim, L = s->grid_h * s->grid_w, n = images * L;
+    linear_forward(b->m0, z_images, p->grid_weight, p->grid_bias, n, s->features, C);
+    grid_position_forward(b->m0, p->grid_rows, p->grid_columns, images, s->grid_h, s->grid_w, C);
+    if (s->encoder_layers == 0) return b->m0;
+    const float *x = b->m0;
+    for (int l = 0; l < s->encoder_layers; l++) {
+        LayerActs *a = &b->encoder[l];
+        float *out = l + 1 < s->encoder_layers ? b->encoder[l + 1].x_in : b->encoder_out;
+        memcpy(a->x_in, x, (size_t)n * C * sizeof(float));
+        self_block_forward(s, &p->encoder[l], a, images, L, 0, dropout, rng);
+        ff_block_forward(s, &p->encoder[l], a, a->x1, out, n, 0, dropout, rng);
+        x = out;
+    }
+    layernorm_forward(b->memory, b->memory_mean, b->memory_rstd, b->encoder_out, p->encoder_norm_weight,
+                      p->encoder_norm_bias, n, C, LN_EPS);
+    return b->memory;
+}
+
+/* d_memory (in b->d_memory) back to d_z_images. */
+static void encode_grid_backward(const TransformerShape *s, const TransformerParams *p, const TransformerParams *g,
+                                 TransformerBuffers *b, const float *z_images, float *d_z_images, int images) {
+    int C = s->dim, L = s->grid_h * s->grid_w, n = images * L;
+    size_t nc = (size_t)n * C;
+    if (s->encoder_layers > 0) {
+        memset(b->d_stream, 0, nc * sizeof(float));
+        layernorm_backward(b->d_stream, g->encoder_norm_weight, g->encoder_norm_bias, b->d_memory, b->encoder_out,
+                           b->memory_mean, b->memory_rstd, p->encoder_norm_weight, n, C);
+        for (int l = s->encoder_layers - 1; l >= 0; l--) {
+            const LayerActs *a = &b->encoder[l];
+            ff_block_backward(s, &p->encoder[l], &g->encoder[l], a, b, a->x1, n, 0);
+            self_block_backward(s, &p->encoder[l], &g->encoder[l], a, b, images, L, 0);
+        }
+    } else {
+        memcpy(b->d_stream, b->d_memory, nc * sizeof(float));
+    }
+    grid_position_backward(g->grid_rows, g->grid_columns, b->d_stream, images, s->grid_h, s->grid_w, C);
+    linear_backward(d_z_images, g->grid_weight, g->grid_bias, b->d_stream, z_images, p->grid_weight, n, s->features,
+                    C);
+}
+
+/* ---- the whole pass ---- */
+
+static void split_captions(TransformerBuffers *b, const DecoderBatch *batch) {
+    int T = batch->steps;
+    for (int r = 0; r < batch->rows; r++)
+        for (int t = 0; t < T; t++) {
+            b->inputs[r * T + t] = batch->captions[r * (T + 1) + t];
+            b->targets[r * T + t] = batch->captions[r * (T + 1) + t + 1];
+            b->token_weights[r * T + t] = batch->row_weight ? batch->row_weight[r] : 1.0f;
+        }
+}
+
+SatLoss transformer_forward_train(const TransformerShape *s, const TransformerParams *p, TransformerBuffers *b,
+                                  const float *z_images, int images, const DecoderBatch *batch, Rng *rng) {
+    int R = batch->rows, T = batch->steps, C = s->dim, n = R * T;
+    float dropout = batch->training ? s->dropout : 0.0f;
+    split_captions(b, batch);
+    const float *memory = encode_grid(s, p, b, z_images, images, dropout, rng);
+    embedding_forward(b->x0, b->inputs, p->embedding, n, C);
+    sinusoid_position_add(b->x0, R, 0, T, C, C);
+    const float *x = b->x0;
+    for (int l = 0; l < s->decoder_layers; l++) {
+        LayerActs *a = &b->decoder[l];
+        float *out = l + 1 < s->decoder_layers ? b->decoder[l + 1].x_in : b->decoder_out;
+        memcpy(a->x_in, x, (size_t)n * C * sizeof(float));
+        self_block_forward(s, &p->decoder[l], a, R, T, 1, dropout, rng);
+        cross_block_forward(s, &p->decoder[l], a, memory, images, batch->row_image, R, T, dropout, rng);
+        ff_block_forward(s, &p->decoder[l], a, a->x2, out, n, 1, dropout, rng);
+        x = out;
+    }
+    layernorm_forward(b->y, b->y_mean, b->y_rstd, b->decoder_out, p->decoder_norm_weight, p->decoder_norm_bias, n, C,
+                      LN_EPS);
+    linear_forward(b->logits, b->y, s->tied ? p->embedding : p->out_weight, p->out_bias, n, C, s->vocab);
+    SatLoss loss = {0};
+    loss.cross_entropy = cross_entropy_forward(b->probs, b->logits, b->targets, b->token_weights, n, s->vocab,
+                                               TOKEN_PAD, batch->label_smoothing, &loss.tokens);
+    loss.loss = loss.cross_entropy;
+    return loss;
+}
+
+void transformer_backward(const TransformerShape *s, const TransformerParams *p, const TransformerParams *g,
+                          TransformerBuffers *b, const float *z_images, float *d_z_images, const DecoderBatch *batch) {
+    int R = batch->rows, T = batch->steps, C = s->dim, n = R * T, images = 0;
+    for (int r = 0; r < R; r++) images = batch->row_image[r] + 1 > images ? batch->row_image[r] + 1 : images;
+    size_t nc = (size_t)n * C;
+    memset(b->d_logits, 0, (size_t)n * s->vocab * sizeof(float));
+    cross_entropy_backward(b->d_logits, b->probs, b->targets, b->token_weights, n, s->vocab, TOKEN_PAD,
+                           batch->label_smoothing, 1.0f);
+    memset(b->d_ln, 0, nc * sizeof(float));
+    linear_backward(b->d_ln, s->tied ? g->embedding : g->out_weight, g->out_bias, b->d_logits, b->y,
+                    s->tied ? p->embedding : p->out_weight, n, C, s->vocab);
+    memset(b->d_stream, 0, nc * sizeof(float));
+    layernorm_backward(b->d_stream, g->decoder_norm_weight, g->decoder_norm_bias, b->d_ln, b->decoder_out, b->y_mean,
+                       b->y_rstd, p->decoder_norm_weight, n, C);
+    const float *memory = s->encoder_layers > 0 ? b->memory : b->m0;
+    memset(b->d_memory, 0, (size_t)images * s->grid_h * s->grid_w * C * sizeof(float));
+    for (int l = s->decoder_layers - 1; l >= 0; l--) {
+        const LayerActs *a = &b->decoder[l];
+        ff_block_backward(s, &p->decoder[l], &g->decoder[l], a, b, a->x2, n, 1);
+        cross_block_backward(s, &p->decoder[l], &g->decoder[l], a, b, memory, images, batch->row_image, R, T);
+        self_block_backward(s, &p->decoder[l], &g->decoder[l], a, b, R, T, 1);
+    }
+    embedding_backward(g->embedding, b->d_stream, b->inputs, n, C);
+    encode_grid_backward(s, p, g, b, z_images, d_z_images, images);
+}
