@@ -6,8 +6,24 @@
  * Everything is seeded and OpenBLAS runs on one thread, so the run is
  * deterministic. It takes well under two minutes on one core.
  *
- * Usage: test_learning [MODEL.safetensors]
- *   With a path, the trained model is also saved there (float32). */
+ * Usage: test_learning [CAPTION_EXE [MODEL.safetensors]]
+ *   With the caption executable, `caption eval` on the held-out scenes
+ *   (written as a shapes dataset) must measure the same attention on the
+ *   named objects as this test does; with a path, the trained model is also
+ *   saved there (float32).
+ *
+ * Environment (tools/seed-sweep sets both; see tools/SEEDS.md):
+ *   CAPTION_TEST_SEED=S     seeds S + 1000 (training scenes), S + 777000
+ *                           (held-out scenes), S + 41 (initial weights) and
+ *                           S + 6 (dropout); default 1, the seeds the test
+ *                           always used
+ *   CAPTION_TEST_CONTROL=1  wrong pairs: each training image is given the
+ *                           caption of the next scene, which it says nothing
+ *                           about; the model can learn only the captions'
+ *                           grammar, and every learning check must fail
+ * Each learning check prints "stat NAME VALUE OP BAR", the line
+ * tools/seed-sweep collects; the bars come from the distributions over seeds
+ * and OpenBLAS kernels recorded beside them. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,9 +32,11 @@
 #include <time.h>
 
 #include "decode.h"
+#include "grounding.h"
 #include "image.h"
 #include "model.h"
 #include "shapes.h"
+#include "test_util.h"
 #include "trainer.h"
 #include "vocab.h"
 
@@ -47,9 +65,12 @@ typedef struct {
     int vocab_scenes;          /* training scenes whose captions make the vocabulary */
     int eval_count;            /* held-out scenes captioned */
     uint64_t train_seed, eval_seed, init_seed, dropout_seed;
+    int wrong_pairs;           /* the control: image i trained with scene i + 1's caption */
 } Setup;
 
 static Setup default_setup(void) {
+    const char *seed_text = getenv("CAPTION_TEST_SEED"), *control = getenv("CAPTION_TEST_CONTROL");
+    uint64_t seed = seed_text && *seed_text ? strtoull(seed_text, NULL, 10) : 1;
     Setup s = {0};
     shapes_options_default(&s.shapes);
     s.shapes.canvas_size = 96;
@@ -76,10 +97,11 @@ static Setup default_setup(void) {
     s.weight_decay = 0.0f;
     s.vocab_scenes = 500;
     s.eval_count = 200;
-    s.train_seed = 1001;
-    s.eval_seed = 777001;
-    s.init_seed = 42;
-    s.dropout_seed = 7;
+    s.train_seed = 1000 + seed;
+    s.eval_seed = 777000 + seed;
+    s.init_seed = 41 + seed;
+    s.dropout_seed = 6 + seed;
+    s.wrong_pairs = control && atoi(control) == 1;
     return s;
 }
 
@@ -151,6 +173,12 @@ static void test_vocab(void) {
     free(many);
 }
 
+/* One line per learning check, for tools/seed-sweep: passes when value OP bar. */
+static int stat_check(const char *name, double value, char op, double bar) {
+    printf("stat %s %.6g %c %.6g\n", name, value, op, bar);
+    return op == '<' ? value < bar : value > bar;
+}
+
 static double now_seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -189,6 +217,10 @@ static int make_batch(Batch *b, const Setup *s, const SatConfig *config, const V
     for (int i = 0; i < s->batch; i++) {
         ShapesScene scene;
         if (scene_tensor(&scene, b->images + i * image_floats, s, config, s->train_seed, first + i, err)) return -1;
+        if (s->wrong_pairs) {
+            shapes_scene_free(&scene);
+            if (shapes_scene_generate(&scene, s->train_seed, first + i + 1, &s->shapes, err)) return -1;
+        }
         int ids[MAX_IDS];
         int n = vocab_encode(vocab, scene.caption, ids, MAX_IDS);
         shapes_scene_free(&scene);
@@ -280,21 +312,16 @@ done:
 
 typedef struct {
     int scenes, exact;
-    int objects;             /* objects of exactly captioned scenes */
-    double noun_mass;        /* summed attention mass on the object at its noun step */
-    int noun_strong;         /* objects with noun mass >= 0.5 */
-    double color_mass;       /* the same at the colour word's step, for information */
-    double min_noun_mass;
+    Grounding attention; /* over the exactly captioned scenes (app/grounding.h) */
 } EvalResult;
 
 static int evaluate(const SatModel *model, const Setup *s, int beam, EvalResult *r, Error *err) {
     memset(r, 0, sizeof *r);
-    r->min_noun_mass = 1.0;
+    grounding_init(&r->attention);
     Captioner *cap;
     if (captioner_create(&cap, model, beam, MAX_WORDS, err)) return -1;
     float *tensor = malloc(sizeof(float) * 3 * (size_t)s->input_size * (size_t)s->input_size);
-    unsigned char *mask = malloc((size_t)model->cells);
-    int status = tensor && mask ? 0 : error_set(err, "out of memory");
+    int status = tensor ? 0 : error_set(err, "out of memory");
     DecodeOptions options = {.beam_width = beam, .max_length = MAX_WORDS, .length_penalty = 0.0f};
     int shown = 0;
     for (int i = 0; status == 0 && i < s->eval_count; i++) {
@@ -308,21 +335,9 @@ static int evaluate(const SatModel *model, const Setup *s, int beam, EvalResult 
             r->scenes++;
             if (strcmp(text, scene.caption) == 0 && caption.finished) {
                 r->exact++;
-                for (int o = 0; o < scene.object_count; o++) {
-                    const ShapeObject *obj = &scene.objects[o];
-                    shapes_object_cell_mask(obj, scene.image.width, model->grid_h, model->grid_w, mask);
-                    double noun = 0.0, color = 0.0;
-                    for (int c = 0; c < model->cells; c++)
-                        if (mask[c]) {
-                            noun += caption.alpha[(size_t)obj->noun_index * model->cells + c];
-                            color += caption.alpha[(size_t)(obj->noun_index - 1) * model->cells + c];
-                        }
-                    r->objects++;
-                    r->noun_mass += noun;
-                    r->color_mass += color;
-                    r->noun_strong += noun >= 0.5;
-                    if (noun < r->min_noun_mass) r->min_noun_mass = noun;
-                }
+                if (grounding_add(&r->attention, scene.objects, scene.object_count, scene.image.width, caption.alpha,
+                                  caption.beta, caption.length, model->grid_h, model->grid_w))
+                    status = error_set(err, "out of memory");
             } else if (shown++ < 5) {
                 printf("  beam %d miss: \"%s\" vs \"%s\"\n", beam, text, scene.caption);
             }
@@ -331,8 +346,51 @@ static int evaluate(const SatModel *model, const Setup *s, int beam, EvalResult 
         shapes_scene_free(&scene);
     }
     free(tensor);
-    free(mask);
     captioner_free(cap);
+    return status;
+}
+
+/* The number after "key": in a JSON text, or -1. */
+static double json_number(const char *json, const char *key) {
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "\"%s\":", key);
+    const char *at = strstr(json, quoted);
+    return at ? strtod(at + strlen(quoted), NULL) : -1.0;
+}
+
+/* `caption eval --model` on the held-out scenes, written as a shapes dataset
+ * (PNG images, objects.tsv), measures the attention this test measured with
+ * greedy decoding: the dataset's object table, its noun positions (which do
+ * not count the "," this model's vocabulary keeps) and the report agree. */
+static int check_eval_command(const char *caption_exe, const SatModel *model, const Setup *s,
+                              const Grounding *expected) {
+    char root[] = "/tmp/caption-test-learning-XXXXXX", path[200], data[200], command[800];
+    if (!mkdtemp(root)) return -1;
+    snprintf(path, sizeof path, "%s/model.safetensors", root);
+    snprintf(data, sizeof data, "%s/shapes", root);
+    Error err;
+    int status = sat_model_save(model, path, 0, &err) || shapes_write_dataset(data, 0, s->eval_count, s->eval_seed,
+                                                                              &s->shapes, &err);
+    char *json = NULL;
+    if (status == 0) {
+        snprintf(command, sizeof command, "'%s' eval --model '%s' --data '%s' --beam 1 --json 2>/dev/null > '%s/eval.json'",
+                 caption_exe, path, data, root);
+        snprintf(path, sizeof path, "%s/eval.json", root);
+        status = system(command) != 0 || !(json = read_whole_file(path, NULL));
+    } else {
+        fprintf(stderr, "%s\n", err.message);
+    }
+    if (json) {
+        double objects = json_number(json, "attention_objects"), named = json_number(json, "attention_named"),
+               other = json_number(json, "attention_other");
+        printf("caption eval on the held-out scenes: %g objects, mass on the named object %.6f, on the others %.6f\n",
+               objects, named, other);
+        status = objects != expected->objects || fabs(named - grounding_named_mean(expected)) > 1e-5 ||
+                 fabs(other - grounding_other_mean(expected)) > 1e-5;
+    }
+    free(json);
+    snprintf(command, sizeof command, "rm -rf '%s'", root);
+    if (system(command) != 0) fprintf(stderr, "could not remove %s\n", root);
     return status;
 }
 
@@ -411,6 +469,11 @@ int main(int argc, char **argv) {
            "clip %g, lambda %g\n",
            s.shapes.grid, s.shapes.min_objects, s.shapes.max_objects, s.shapes.canvas_size, s.steps, s.batch,
            (double)s.lr, (double)s.lr_final, (double)s.clip, (double)s.doubly_stochastic);
+    printf("seeds: training scenes %llu, held-out scenes %llu, weights %llu, dropout %llu%s\n",
+           (unsigned long long)s.train_seed, (unsigned long long)s.eval_seed, (unsigned long long)s.init_seed,
+           (unsigned long long)s.dropout_seed,
+           s.wrong_pairs ? "; CONTROL: each image trained with the next scene's caption, the learning checks must fail"
+                         : "");
 
     double train_start = now_seconds();
     float final_loss = train(&model, &s, &vocab, &err);
@@ -418,32 +481,49 @@ int main(int argc, char **argv) {
     if (final_loss < 0.0f) goto fail;
     printf("trained: %d steps in %.1f s, final training loss (cross-entropy, mean of last 50 steps) %.4f\n", s.steps,
            train_time, (double)final_loss);
-    CHECK(final_loss < 0.1f);
+    /* Over 20 seeds x Haswell and Sandybridge (tools/SEEDS.md): 0.0060 +- 0.0028,
+     * max 0.0146; control (wrong pairs): CONTROL_FINAL_LOSS. */
+    CHECK(stat_check("learning.final_loss", final_loss, '<', 0.1));
 
     if (sat_model_prepare_inference(&model, &err)) goto fail;
-    if (argc > 1) {
-        if (sat_model_save(&model, argv[1], 0, &err) || check_reload(&model, argv[1], &s, &err)) goto fail;
-        printf("saved the model to %s (reloaded: same captions)\n", argv[1]);
+    if (argc > 2) {
+        if (sat_model_save(&model, argv[2], 0, &err) || check_reload(&model, argv[2], &s, &err)) goto fail;
+        printf("saved the model to %s (reloaded: same captions)\n", argv[2]);
     }
 
     EvalResult greedy, beam3;
     if (evaluate(&model, &s, 1, &greedy, &err) || evaluate(&model, &s, 3, &beam3, &err)) goto fail;
     double greedy_rate = (double)greedy.exact / greedy.scenes, beam_rate = (double)beam3.exact / beam3.scenes;
-    double mean_noun = greedy.objects ? greedy.noun_mass / greedy.objects : 0.0;
-    double mean_color = greedy.objects ? greedy.color_mass / greedy.objects : 0.0;
-    double strong = greedy.objects ? (double)greedy.noun_strong / greedy.objects : 0.0;
+    const Grounding *attention = &greedy.attention;
+    double mean_noun = grounding_named_mean(attention), strong = grounding_named_share(attention);
+    double mean_other = grounding_other_mean(attention), other_strong = grounding_other_share(attention);
     printf("exact match on %d held-out scenes: greedy %.1f%% (%d), beam 3 %.1f%% (%d)\n", greedy.scenes,
            100.0 * greedy_rate, greedy.exact, 100.0 * beam_rate, beam3.exact);
     printf("attention on the object at its noun step (%d objects, greedy): mean mass %.3f, min %.3f, "
            "%.1f%% of objects >= 0.5\n",
-           greedy.objects, mean_noun, greedy.min_noun_mass, 100.0 * strong);
-    printf("for information, at the colour word's step: mean mass %.3f\n", mean_color);
+           attention->objects, mean_noun, attention->min_named_mass, 100.0 * strong);
+    printf("for information, at the colour word's step: mean mass %.3f\n", grounding_color_mean(attention));
+    printf("control: at the noun step on the scene's other objects (%d objects of scenes of several): mean mass "
+           "%.3f, %.1f%% of objects >= 0.5\n", attention->other_objects, mean_other, 100.0 * other_strong);
+    printf("stat learning.other_objects_mass %.6g\nstat learning.other_objects_strong %.6g\n", mean_other,
+           other_strong);
     CHECK(greedy.scenes >= 100);
-    CHECK(greedy_rate >= 0.90);
-    CHECK(beam_rate >= 0.90);
-    CHECK(greedy.objects > 0);
-    CHECK(mean_noun >= 0.5);
-    CHECK(strong >= 0.80);
+    CHECK(attention->objects > 0);
+    /* Greedy 0.989 +- 0.008, min 0.97; beam 3 0.990 +- 0.008, min 0.975 (20
+     * seeds x 2 kernels); control: CONTROL_EXACT. */
+    CHECK(stat_check("learning.exact_greedy", greedy_rate, '>', 0.90));
+    CHECK(stat_check("learning.exact_beam3", beam_rate, '>', 0.90));
+    /* Mean mass on the named object: 0.787 +- 0.033, min 0.688; the share of
+     * objects with half their noun's map or more: 0.913 +- 0.052, min 0.715
+     * (seed 2 on Haswell, whose model attends less sharply everywhere: the
+     * bar of 0.80 the test had until issue 12 failed 1 seed in 20 on each
+     * kernel). The control measures the same maps on the scene's *other*
+     * objects: mass 0.238 +- 0.035, max 0.368; share 0.093 +- 0.061, max
+     * 0.335. The bars sit between the control's largest and the smallest
+     * seen, 5.9 and 8.2 sd below the means. */
+    CHECK(stat_check("learning.noun_mass", mean_noun, '>', 0.5));
+    CHECK(stat_check("learning.noun_strong", strong, '>', 0.60));
+    if (argc > 1) CHECK(check_eval_command(argv[1], &model, &s, attention) == 0);
     printf("wall time %.1f s\n", now_seconds() - start);
     goto done;
 
