@@ -132,6 +132,17 @@ int cli_take_option(CaptionOptions *o, FigureOptions *figure, unsigned taken, co
 }
 
 const char *cli_model_path(const CaptionOptions *o, const char *command, char *buffer, size_t size) {
+    if (o->model && model_path_is_name(o->model)) {
+        const char *named = model_path_named(o->model, buffer, size);
+        if (!named) {
+            char names[512];
+            model_path_list_names(names, sizeof names);
+            fprintf(stderr, "%s: --model %s: no such file, and no bundled model of that name (bundled: %s); "
+                            "pass a .safetensors file or one of those names\n", command, o->model,
+                    *names ? names : "none found");
+        }
+        return named;
+    }
     const char *model = o->model ? o->model : model_path_default(buffer, size);
     if (!model)
         fprintf(stderr, "%s: no model given and no default model found; pass --model FILE "

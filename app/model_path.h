@@ -10,6 +10,18 @@
  * Returns the first that exists, or NULL. */
 const char *model_path_default(char *buffer, size_t size);
 
+/* A bundled model by name: NAME-model.safetensors in the source tree's
+ * assets/ or the install prefix's share/caption/ ("default" also honours
+ * $CAPTION_MODEL first). Returns the first that exists, or NULL. */
+const char *model_path_named(const char *name, char *buffer, size_t size);
+
+/* Whether --model's value names a bundled model rather than a file: only
+ * lower-case letters, digits and '-', and no file of that name here. */
+int model_path_is_name(const char *text);
+
+/* The names of the bundled models found (", "-separated, sorted), or "" . */
+void model_path_list_names(char *buffer, size_t size);
+
 /* Writes the candidate list (one per line, with whether each exists) for --help. */
 void model_path_describe(char *buffer, size_t size);
 

@@ -532,6 +532,25 @@ static void test_cli(CheckCounts *c, const char *caption_exe, const char *dir) {
     snprintf(command, sizeof command, "'%s' --beam 0 x.png 2>/dev/null", caption_exe);
     status = system(command);
     CHECK(c, WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    /* A bundled model by name: "default" is the default model; an unknown name
+     * is refused with the names there are. */
+    char with_name[1024] = "", without[1024] = "";
+    snprintf(command, sizeof command, "'%s' --model default '%s' 2>&1", caption_exe, good);
+    p = popen(command, "r");
+    if (p && !fgets(with_name, sizeof with_name, p)) with_name[0] = '\0';
+    if (p) pclose(p);
+    snprintf(command, sizeof command, "'%s' '%s' 2>&1", caption_exe, good);
+    p = popen(command, "r");
+    if (p && !fgets(without, sizeof without, p)) without[0] = '\0';
+    if (p) pclose(p);
+    CHECK(c, *without && strcmp(with_name, without) == 0);
+    snprintf(command, sizeof command, "'%s' --model no-such-model '%s' 2>&1", caption_exe, good);
+    p = popen(command, "r");
+    char message[1024] = "";
+    if (p && !fgets(message, sizeof message, p)) message[0] = '\0';
+    status = p ? pclose(p) : -1;
+    CHECK(c, WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    CHECK(c, strstr(message, "no bundled model of that name") && strstr(message, "bundled: default"));
 }
 
 /* The bundled default model loads and captions an example photo, the same
