@@ -1,5 +1,6 @@
 #include "transformer.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -320,6 +321,8 @@ SatLoss transformer_forward_train(const TransformerShape *s, const TransformerPa
     split_captions(b, batch);
     const float *memory = encode_grid(s, p, b, z_images, images, dropout, rng);
     embedding_forward(b->x0, b->inputs, p->embedding, n, C);
+    float scale = sqrtf((float)C);
+    for (size_t i = 0; i < (size_t)n * C; i++) b->x0[i] *= scale;
     sinusoid_position_add(b->x0, R, 0, T, C, C);
     const float *x = b->x0;
     for (int l = 0; l < s->decoder_layers; l++) {
@@ -363,6 +366,8 @@ void transformer_backward(const TransformerShape *s, const TransformerParams *p,
         cross_block_backward(s, &p->decoder[l], &g->decoder[l], a, b, memory, images, batch->row_image, R, T);
         self_block_backward(s, &p->decoder[l], &g->decoder[l], a, b, R, T, 1);
     }
+    float scale = sqrtf((float)C);
+    for (size_t i = 0; i < nc; i++) b->d_stream[i] *= scale;
     embedding_backward(g->embedding, b->d_stream, b->inputs, n, C);
     encode_grid_backward(s, p, g, b, z_images, d_z_images, images);
 }

@@ -15,7 +15,8 @@
  * when N_enc = 0):
  *   m = m + SelfAttention(LN1(m));  m = m + FF(LN2(m))
  * Decoder, over the words y_0 .. y_{T-1} (y_0 = <start>):
- *   x = E y + PE(positions)                     (sinusoids, positional.h)
+ *   x = sqrt(C) E y + PE(positions)             (sinusoids, positional.h; the
+ *                                               scale of Vaswani et al.)
  *   x = x + dropout(CausalSelfAttention(LN1(x)))
  *   x = x + dropout(CrossAttention(LN2(x), m))  (every cell of the image)
  *   x = x + dropout(FF(LN3(x)))                 FF = W2 dropout(act(W1 x + b1)) + b2, act ReLU or GELU

@@ -90,7 +90,7 @@ def run_variant(v, seed):
         "transformer.grid.bias": rng.uniform(-0.2, 0.2, (C,)),
         "transformer.grid.rows": rng.normal(0, 0.5, (H, C)),
         "transformer.grid.columns": rng.normal(0, 0.5, (W, C)),
-        "transformer.embedding.weight": rng.normal(0, 1.0, (V, C)),
+        "transformer.embedding.weight": rng.normal(0, 1.0 / math.sqrt(C), (V, C)),
         "transformer.out.bias": rng.uniform(-0.2, 0.2, (V,)),
     }
     if not v["tied"]:
@@ -115,7 +115,7 @@ def run_variant(v, seed):
     m = m + (P["transformer.grid.rows"][:, None, :] + P["transformer.grid.columns"][None, :, :]).reshape(L, C)
     memory = encoder(m) if encoder is not None else m
     memory_rows = memory[row_image]
-    x = F.embedding(inputs, P["transformer.embedding.weight"]) + sinusoids(T, C)
+    x = F.embedding(inputs, P["transformer.embedding.weight"]) * math.sqrt(C) + sinusoids(T, C)
     causal = torch.triu(torch.full((T, T), float("-inf")), diagonal=1)
     selfs, crosses, h = [], [], x
     for layer in decoder.layers:  # the maps, from the modules' own attention with need_weights
