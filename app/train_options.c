@@ -132,6 +132,10 @@ static int set_special(TrainOptions *o, const char *name, const char *value, Err
     if (strcmp(name, "decoder") == 0) {
         if (sat_decoder_parse(value, &o->model) != 0)
             return error_set(err, "--decoder takes attention, adaptive or bottleneck, not '%s'", value);
+        if (o->model.transformer)
+            return error_set(err, "--decoder transformer: its layers and training pass are in nn/ (checked against "
+                                  "PyTorch), but caption train and the captioning tools cannot run it yet; use "
+                                  "attention, adaptive or bottleneck");
         return 1;
     }
     return 0;

@@ -159,6 +159,9 @@ int captioner_create(Captioner **out, const SatModel *m, int max_beam, int max_l
     if (max_beam < 1 || max_beam > 64) return error_set(err, "beam width %d out of range (1 to 64)", max_beam);
     if (max_length < 1 || max_length > 1000) return error_set(err, "max length %d out of range (1 to 1000)", max_length);
     if (!m->folded) return error_set(err, "model not prepared for inference (sat_model_prepare_inference)");
+    if (m->config.transformer)
+        return error_set(err, "this is a Transformer model, which this build cannot caption with yet; use an LSTM "
+                              "model (decoder attention, adaptive or bottleneck)");
     Captioner *cap = calloc(1, sizeof *cap);
     if (!cap) return error_set(err, "out of memory");
     cap->model = m;

@@ -52,6 +52,8 @@ static float *alloc_floats(size_t count) { return malloc((count > 0 ? count : 1)
 
 int decoder_buffers_alloc(DecoderBuffers *b, const SatModel *m, int R, int T, Error *err) {
     memset(b, 0, sizeof *b);
+    if (m->config.transformer)
+        return error_set(err, "the LSTM decoder's buffers cannot run a Transformer model (transformer.h has its own)");
     b->row_capacity = R;
     b->step_capacity = T;
     size_t L = m->cells, D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim;

@@ -24,6 +24,12 @@ void sat_config_defaults(SatConfig *c) {
     c->score = ATTENTION_ADDITIVE;
     c->dropout = 0.5f;
     c->doubly_stochastic = 0.005f;
+    c->heads = 4;
+    c->encoder_layers = 1;
+    c->decoder_layers = 2;
+    c->ff_dim = 1024;
+    c->gelu = 1;
+    c->tied = 1;
     const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
     memcpy(c->image_mean, mean, sizeof mean);
     memcpy(c->image_std, std, sizeof std);
@@ -186,10 +192,82 @@ static void walk_decoder(Walker *w, const SatModel *m, SatTensors *v) {
     }
 }
 
+/* PyTorch's initialisations: nn.MultiheadAttention's Xavier-uniform in_proj
+ * and zero biases, nn.Linear's uniform(+-1/sqrt(fan_in)), LayerNorm 1 and 0. */
+static void walk_transformer_layer(Walker *w, const SatModel *m, const char *prefix, int decoder, TransformerLayer *v) {
+    const SatConfig *c = &m->config;
+    long C = c->embed_dim, F = c->ff_dim;
+    float xavier = sqrtf(6.0f / (float)(C + 3 * C));
+    char name[TENSOR_NAME_MAX];
+#define NAMED(suffix) (snprintf(name, sizeof name, "%s%s", prefix, suffix), name)
+    v->norm1_weight = walk(w, NAMED("norm1.weight"), B, INIT_CONSTANT, 1.0f, 1, C, 0, 0, 0);
+    v->norm1_bias = walk(w, NAMED("norm1.bias"), B, INIT_CONSTANT, 0.0f, 1, C, 0, 0, 0);
+    v->self_in_weight = walk(w, NAMED("self_attn.in_proj_weight"), W, INIT_UNIFORM, xavier, 2, 3 * C, C, 0, 0);
+    v->self_in_bias = walk(w, NAMED("self_attn.in_proj_bias"), B, INIT_CONSTANT, 0.0f, 1, 3 * C, 0, 0, 0);
+    v->self_out_weight = walk(w, NAMED("self_attn.out_proj.weight"), W, INIT_UNIFORM, fan_in_bound(C), 2, C, C, 0, 0);
+    v->self_out_bias = walk(w, NAMED("self_attn.out_proj.bias"), B, INIT_CONSTANT, 0.0f, 1, C, 0, 0, 0);
+    if (decoder) {
+        v->cross_in_weight = walk(w, NAMED("multihead_attn.in_proj_weight"), W, INIT_UNIFORM, xavier, 2, 3 * C, C, 0, 0);
+        v->cross_in_bias = walk(w, NAMED("multihead_attn.in_proj_bias"), B, INIT_CONSTANT, 0.0f, 1, 3 * C, 0, 0, 0);
+        v->cross_out_weight =
+            walk(w, NAMED("multihead_attn.out_proj.weight"), W, INIT_UNIFORM, fan_in_bound(C), 2, C, C, 0, 0);
+        v->cross_out_bias = walk(w, NAMED("multihead_attn.out_proj.bias"), B, INIT_CONSTANT, 0.0f, 1, C, 0, 0, 0);
+    }
+    v->norm2_weight = walk(w, NAMED("norm2.weight"), B, INIT_CONSTANT, 1.0f, 1, C, 0, 0, 0);
+    v->norm2_bias = walk(w, NAMED("norm2.bias"), B, INIT_CONSTANT, 0.0f, 1, C, 0, 0, 0);
+    if (decoder) {
+        v->norm3_weight = walk(w, NAMED("norm3.weight"), B, INIT_CONSTANT, 1.0f, 1, C, 0, 0, 0);
+        v->norm3_bias = walk(w, NAMED("norm3.bias"), B, INIT_CONSTANT, 0.0f, 1, C, 0, 0, 0);
+    }
+    v->ff1_weight = walk(w, NAMED("linear1.weight"), W, INIT_UNIFORM, fan_in_bound(C), 2, F, C, 0, 0);
+    v->ff1_bias = walk(w, NAMED("linear1.bias"), B, INIT_UNIFORM, fan_in_bound(C), 1, F, 0, 0, 0);
+    v->ff2_weight = walk(w, NAMED("linear2.weight"), W, INIT_UNIFORM, fan_in_bound(F), 2, C, F, 0, 0);
+    v->ff2_bias = walk(w, NAMED("linear2.bias"), B, INIT_UNIFORM, fan_in_bound(F), 1, C, 0, 0, 0);
+#undef NAMED
+}
+
+static void walk_transformer(Walker *w, const SatModel *m, SatTensors *v) {
+    const SatConfig *c = &m->config;
+    long C = c->embed_dim, D = m->features, V = c->vocab_size;
+    TransformerParams *t = &v->transformer;
+    memset(t, 0, sizeof *t);
+    t->grid_weight = walk(w, "transformer.grid.weight", W, INIT_UNIFORM, fan_in_bound(D), 2, C, D, 0, 0);
+    t->grid_bias = walk(w, "transformer.grid.bias", B, INIT_UNIFORM, fan_in_bound(D), 1, C, 0, 0, 0);
+    t->grid_rows = walk(w, "transformer.grid.rows", B, INIT_NORMAL, 0.1f, 2, m->grid_h, C, 0, 0);
+    t->grid_columns = walk(w, "transformer.grid.columns", B, INIT_NORMAL, 0.1f, 2, m->grid_w, C, 0, 0);
+    char prefix[64];
+    for (int l = 0; l < c->encoder_layers; l++) {
+        snprintf(prefix, sizeof prefix, "transformer.encoder.layers.%d.", l);
+        walk_transformer_layer(w, m, prefix, 0, &t->encoder[l]);
+    }
+    if (c->encoder_layers > 0) {
+        t->encoder_norm_weight = walk(w, "transformer.encoder.norm.weight", B, INIT_CONSTANT, 1.0f, 1, C, 0, 0, 0);
+        t->encoder_norm_bias = walk(w, "transformer.encoder.norm.bias", B, INIT_CONSTANT, 0.0f, 1, C, 0, 0, 0);
+    }
+    t->embedding = walk(w, "transformer.embedding.weight", W, INIT_NORMAL, 1.0f / sqrtf((float)C), 2, V, C, 0, 0);
+    for (int l = 0; l < c->decoder_layers; l++) {
+        snprintf(prefix, sizeof prefix, "transformer.decoder.layers.%d.", l);
+        walk_transformer_layer(w, m, prefix, 1, &t->decoder[l]);
+    }
+    t->decoder_norm_weight = walk(w, "transformer.decoder.norm.weight", B, INIT_CONSTANT, 1.0f, 1, C, 0, 0, 0);
+    t->decoder_norm_bias = walk(w, "transformer.decoder.norm.bias", B, INIT_CONSTANT, 0.0f, 1, C, 0, 0, 0);
+    if (!c->tied) t->out_weight = walk(w, "transformer.out.weight", W, INIT_UNIFORM, fan_in_bound(C), 2, V, C, 0, 0);
+    t->out_bias = walk(w, "transformer.out.bias", B, INIT_UNIFORM, fan_in_bound(C), 1, V, 0, 0, 0);
+}
+
+TransformerShape sat_transformer_shape(const SatModel *m) {
+    const SatConfig *c = &m->config;
+    return (TransformerShape){.grid_h = m->grid_h, .grid_w = m->grid_w, .features = m->features, .dim = c->embed_dim,
+                              .heads = c->heads, .ff = c->ff_dim, .vocab = c->vocab_size,
+                              .encoder_layers = c->encoder_layers, .decoder_layers = c->decoder_layers,
+                              .gelu = c->gelu, .tied = c->tied, .dropout = c->dropout};
+}
+
 static void walk_model(Walker *w, const SatModel *m, SatTensors *v) {
     memset(v, 0, sizeof *v);
     walk_encoder(w, m, v);
-    walk_decoder(w, m, v);
+    if (m->config.transformer) walk_transformer(w, m, v);
+    else walk_decoder(w, m, v);
 }
 
 void sat_tensors_bind(const SatModel *m, float *block, SatTensors *views) {
@@ -205,10 +283,30 @@ void sat_model_init_params(SatModel *m, uint64_t seed) {
 }
 
 int sat_decoder_parse(const char *name, SatConfig *config) {
-    if (strcmp(name, "attention") == 0) config->use_attention = 1, config->sentinel = 0;
-    else if (strcmp(name, "adaptive") == 0) config->use_attention = 1, config->sentinel = 1;
-    else if (strcmp(name, "bottleneck") == 0) config->use_attention = 0, config->sentinel = 0;
-    else return -1;
+    static const char *const names[] = {"attention", "adaptive", "bottleneck", "transformer"};
+    int kind = -1;
+    for (int k = 0; k < 4; k++)
+        if (strcmp(name, names[k]) == 0) kind = k;
+    if (kind < 0) return -1;
+    config->use_attention = kind != 2;
+    config->sentinel = kind == 1;
+    config->transformer = kind == 3;
+    return 0;
+}
+
+static const char *decoder_name(const SatConfig *c) {
+    return c->transformer ? "transformer" : !c->use_attention ? "bottleneck" : c->sentinel ? "adaptive" : "attention";
+}
+
+static int check_transformer(const SatConfig *c, Error *err) {
+    if (c->heads < 1 || c->embed_dim % c->heads != 0)
+        return error_set(err, "transformer: width %d must split into %d heads", c->embed_dim, c->heads);
+    if (c->encoder_layers < 0 || c->encoder_layers > TRANSFORMER_MAX_LAYERS || c->decoder_layers < 1 ||
+        c->decoder_layers > TRANSFORMER_MAX_LAYERS)
+        return error_set(err, "transformer: %d encoder and %d decoder layers; use 0 to %d and 1 to %d",
+                         c->encoder_layers, c->decoder_layers, TRANSFORMER_MAX_LAYERS, TRANSFORMER_MAX_LAYERS);
+    if (c->ff_dim < 1 || c->ff_dim > 65536) return error_set(err, "transformer: feed-forward width %d out of range (1 to 65536)", c->ff_dim);
+    if (c->aux_weight > 0.0f) return error_set(err, "transformer: the auxiliary word loss is for the LSTM decoders");
     return 0;
 }
 
@@ -221,6 +319,7 @@ static int check_config(const SatConfig *c, Error *err) {
                          c->embed_dim, c->hidden_dim, c->attention_dim);
     if ((unsigned)c->score > ATTENTION_GENERAL) return error_set(err, "unknown attention score function %d", (int)c->score);
     if (c->sentinel && !c->use_attention) return error_set(err, "a visual sentinel needs attention (decoder adaptive)");
+    if (c->transformer && check_transformer(c, err) != 0) return -1;
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f)) return error_set(err, "dropout %g must be in [0, 1)", c->dropout);
     if (!(c->doubly_stochastic >= 0.0f)) return error_set(err, "doubly stochastic lambda %g must be >= 0", c->doubly_stochastic);
     if (!(c->aux_weight >= 0.0f && isfinite(c->aux_weight)))
@@ -348,11 +447,19 @@ char *sat_config_to_json(const SatConfig *c) {
     cJSON_AddNumberToObject(root, "embed_dim", c->embed_dim);
     cJSON_AddNumberToObject(root, "hidden_dim", c->hidden_dim);
     cJSON_AddNumberToObject(root, "attention_dim", c->attention_dim);
-    cJSON_AddStringToObject(root, "decoder", !c->use_attention ? "bottleneck" : c->sentinel ? "adaptive" : "attention");
+    cJSON_AddStringToObject(root, "decoder", decoder_name(c));
     cJSON_AddStringToObject(root, "score", attention_score_name(c->score));
     cJSON_AddNumberToObject(root, "dropout", c->dropout);
     cJSON_AddNumberToObject(root, "doubly_stochastic", c->doubly_stochastic);
     cJSON_AddNumberToObject(root, "aux_weight", c->aux_weight);
+    if (c->transformer) {
+        cJSON_AddNumberToObject(root, "heads", c->heads);
+        cJSON_AddNumberToObject(root, "encoder_layers", c->encoder_layers);
+        cJSON_AddNumberToObject(root, "decoder_layers", c->decoder_layers);
+        cJSON_AddNumberToObject(root, "ff_dim", c->ff_dim);
+        cJSON_AddStringToObject(root, "activation", c->gelu ? "gelu" : "relu");
+        cJSON_AddBoolToObject(root, "tied", c->tied);
+    }
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return text;
@@ -441,6 +548,24 @@ static int json_string(const cJSON *root, const char *key, const char **out, Err
     return 0;
 }
 
+/* The Transformer's keys, required when the decoder is "transformer". */
+static int transformer_from_json(const cJSON *root, SatConfig *c, Error *err) {
+    const char *activation = NULL;
+    int status = json_int(root, "heads", &c->heads, err);
+    status |= status ? 0 : json_int(root, "encoder_layers", &c->encoder_layers, err);
+    status |= status ? 0 : json_int(root, "decoder_layers", &c->decoder_layers, err);
+    status |= status ? 0 : json_int(root, "ff_dim", &c->ff_dim, err);
+    status |= status ? 0 : json_string(root, "activation", &activation, err);
+    if (status) return -1;
+    if (strcmp(activation, "gelu") != 0 && strcmp(activation, "relu") != 0)
+        return error_set(err, "config: activation \"%s\" is neither \"gelu\" nor \"relu\"", activation);
+    c->gelu = strcmp(activation, "gelu") == 0;
+    const cJSON *tied = cJSON_GetObjectItemCaseSensitive(root, "tied");
+    if (!cJSON_IsBool(tied)) return error_set(err, "config: \"tied\" must be true or false");
+    c->tied = cJSON_IsTrue(tied);
+    return 0;
+}
+
 int sat_config_from_json(SatConfig *c, const char *json, Error *err) {
     sat_config_defaults(c);
     cJSON *root = cJSON_Parse(json);
@@ -466,11 +591,12 @@ int sat_config_from_json(SatConfig *c, const char *json, Error *err) {
     }
     if (status == 0) {
         if (sat_decoder_parse(decoder, c) != 0)
-            status = error_set(err, "config: decoder \"%s\" is not \"attention\", \"adaptive\" or \"bottleneck\"",
-                               decoder);
+            status = error_set(err, "config: decoder \"%s\" is not \"attention\", \"adaptive\", \"bottleneck\" or "
+                               "\"transformer\"", decoder);
     }
     if (status == 0 && attention_score_parse(score, &c->score) != 0)
         status = error_set(err, "config: score \"%s\" is not additive, dot or general", score);
+    if (status == 0 && c->transformer) status = transformer_from_json(root, c, err);
     cJSON_Delete(root);
     return status ? -1 : 0;
 }

@@ -8,6 +8,7 @@
 #include "rng.h"
 #include "safetensors.h"
 #include "sentinel.h"
+#include "transformer.h"
 #include "tensor_table.h"
 
 /* Show, Attend and Tell (Xu et al. 2015), sections 3.1.2 and 4.2.
@@ -47,6 +48,9 @@ typedef struct {
     int vocab_size, embed_dim, hidden_dim, attention_dim;
     int use_attention;                 /* 0: the single-context bottleneck baseline */
     int sentinel;                      /* 1: adaptive attention (a visual sentinel instead of the gate) */
+    int transformer;                   /* 1: the Transformer decoder (transformer.h); its width is embed_dim */
+    int heads, encoder_layers, decoder_layers, ff_dim; /* the Transformer's */
+    int gelu, tied;                    /* the Transformer's feed-forward activation (0: ReLU), tied output */
     AttentionScore score;
     float dropout;                     /* before L_o, training only */
     float doubly_stochastic;           /* lambda */
@@ -72,6 +76,7 @@ typedef struct {
     AttentionParams attention;
     float *gate_weight, *gate_bias;       /* NULL with a sentinel */
     SentinelParams sentinel;              /* all NULL without one */
+    TransformerParams transformer;        /* the Transformer decoder's; the LSTM's views above are then NULL */
     float *lstm_weight_ih, *lstm_weight_hh, *lstm_bias;
     float *out_hidden_weight, *out_hidden_bias;
     float *out_context_weight, *out_context_bias;
@@ -92,9 +97,13 @@ typedef struct {
     float *folded_weight[SAT_MAX_CONV], *folded_bias[SAT_MAX_CONV];
 } SatModel;
 
-/* Sets use_attention and sentinel from a decoder name: "attention",
- * "adaptive" or "bottleneck"; -1 for anything else. */
+/* Sets use_attention, sentinel and transformer from a decoder name:
+ * "attention", "adaptive", "bottleneck" or "transformer"; -1 for anything
+ * else. */
 int sat_decoder_parse(const char *name, SatConfig *config);
+
+/* The Transformer decoder's shape of a model whose config has transformer set. */
+TransformerShape sat_transformer_shape(const SatModel *model);
 
 /* Sensible defaults for everything but vocab_size. */
 void sat_config_defaults(SatConfig *config);

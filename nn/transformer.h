@@ -3,7 +3,8 @@
 
 #include <stddef.h>
 
-#include "decoder.h"
+#include "caption_batch.h"
+#include "error.h"
 #include "rng.h"
 
 /* The Transformer captioner's decoder (issue 14; Vaswani et al. 2017, pre-norm
