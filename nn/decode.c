@@ -31,6 +31,8 @@ struct Captioner {
     Hypothesis *alive, *next_alive, *finished;
     int finished_count;
     CoreHelper *helper; /* NULL: one thread */
+    TransformerCache *transformer; /* the Transformer's state; NULL for the LSTMs */
+    int recompute;                 /* Transformer: rebuild the key/value cache every step (tests) */
 };
 
 static AttentionShape attention_shape(const SatModel *m, int rows) {
@@ -74,6 +76,7 @@ static void hypothesis_copy(Hypothesis *dst, const Hypothesis *src, int cells) {
 void captioner_free(Captioner *cap) {
     if (!cap) return;
     core_helper_free(cap->helper);
+    transformer_cache_free(cap->transformer);
     encoder_buffers_free(&cap->encoder);
     float *buffers[] = {cap->z, cap->projection, cap->z_mean, cap->h, cap->c, cap->h_next, cap->c_next,
                         cap->gates, cap->x, cap->embedded, cap->context, cap->zhat, cap->out,
@@ -159,16 +162,15 @@ int captioner_create(Captioner **out, const SatModel *m, int max_beam, int max_l
     if (max_beam < 1 || max_beam > 64) return error_set(err, "beam width %d out of range (1 to 64)", max_beam);
     if (max_length < 1 || max_length > 1000) return error_set(err, "max length %d out of range (1 to 1000)", max_length);
     if (!m->folded) return error_set(err, "model not prepared for inference (sat_model_prepare_inference)");
-    if (m->config.transformer)
-        return error_set(err, "this is a Transformer model, which this build cannot caption with yet; use an LSTM "
-                              "model (decoder attention, adaptive or bottleneck)");
     Captioner *cap = calloc(1, sizeof *cap);
     if (!cap) return error_set(err, "out of memory");
     cap->model = m;
     cap->max_beam = max_beam;
     cap->max_length = max_length;
+    TransformerShape shape = sat_transformer_shape(m);
     if (encoder_buffers_alloc(&cap->encoder, m, 1, err) != 0 || alloc_rows(cap, err) != 0 ||
-        mark_bad_endings(cap, err) != 0) {
+        mark_bad_endings(cap, err) != 0 ||
+        (m->config.transformer && transformer_cache_create(&cap->transformer, &shape, max_beam, max_length + 1, err))) {
         captioner_free(cap);
         return -1;
     }
@@ -180,12 +182,19 @@ const float *captioner_encode_only(Captioner *cap, const float *image) {
     return encoder_forward_infer(cap->model, &cap->encoder, image, 1, cap->helper);
 }
 
-/* Encodes the image into row 0, then replicates it to every beam row. */
+void captioner_use_kv_cache(Captioner *cap, int on) { cap->recompute = !on; }
+
+/* Encodes the image into row 0, then replicates it to every beam row (the
+ * Transformer's rows share the image in its cache). */
 static void encode(Captioner *cap, const float *image) {
     const SatModel *m = cap->model;
     size_t L = m->cells, D = m->features, H = m->config.hidden_dim;
     const float *features = captioner_encode_only(cap, image);
     features_to_annotations(cap->z, features, 1, (int)D, (int)L);
+    if (m->config.transformer) {
+        transformer_cache_encode(cap->transformer, &m->p.transformer, cap->z);
+        return;
+    }
     memset(cap->z_mean, 0, D * sizeof(float));
     for (size_t i = 0; i < L; i++)
         for (size_t d = 0; d < D; d++) cap->z_mean[d] += cap->z[i * D + d] / (float)L;
@@ -203,10 +212,27 @@ static void encode(Captioner *cap, const float *image) {
     tanh_forward(cap->c, cap->c, (long)H);
 }
 
-/* One decoder step for `rows` hypotheses: logits become log-probabilities;
- * the new state goes to h_next / c_next. */
-static void decoder_step(Captioner *cap, int rows) {
+/* The Transformer's step t: with the cache only position t is computed;
+ * without it (recompute) the cache is rebuilt from each hypothesis's words. */
+static void transformer_step(Captioner *cap, int rows, int t) {
     const SatModel *m = cap->model;
+    for (int p = cap->recompute ? 0 : t; p <= t; p++) {
+        for (int r = 0; cap->recompute && r < rows; r++)
+            cap->prev_tokens[r] = p == 0 ? TOKEN_START : cap->alive[r].tokens[p - 1];
+        transformer_cache_step(cap->transformer, &m->p.transformer, cap->prev_tokens, rows, p, cap->logits,
+                               cap->alpha);
+    }
+    for (int r = 0; r < rows; r++) cap->beta[r] = 1.0f; /* no gate: it always looks */
+}
+
+/* One decoder step for `rows` hypotheses at step t: logits become
+ * log-probabilities; the LSTM's new state goes to h_next / c_next. */
+static void decoder_step(Captioner *cap, int rows, int t) {
+    const SatModel *m = cap->model;
+    if (m->config.transformer) {
+        transformer_step(cap, rows, t);
+        return;
+    }
     int D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim, V = m->config.vocab_size;
     embedding_forward(cap->embedded, cap->prev_tokens, m->p.embedding, rows, E);
     if (m->config.use_attention) {
@@ -293,8 +319,12 @@ static void add_finished(Captioner *cap, const Hypothesis *h, int finished, floa
     slot->score = score;
 }
 
-/* Moves the chosen rows' states into place for the next step. */
-static void reorder_states(Captioner *cap, int rows) {
+/* Moves the chosen rows' states into place for the next step (after step t). */
+static void reorder_states(Captioner *cap, int rows, int t) {
+    if (cap->transformer) {
+        if (!cap->recompute) transformer_cache_reorder(cap->transformer, cap->parents, rows, t);
+        return;
+    }
     size_t H = cap->model->config.hidden_dim;
     for (int r = 0; r < rows; r++) {
         memcpy(cap->h + r * H, cap->h_next + (size_t)cap->parents[r] * H, H * sizeof(float));
@@ -305,7 +335,7 @@ static void reorder_states(Captioner *cap, int rows) {
 static int is_word(int token) { return token != TOKEN_PAD && token != TOKEN_START && token != TOKEN_UNK; }
 
 /* One beam step; returns the number of hypotheses still alive. */
-static int beam_step(Captioner *cap, int alive, int beam, const DecodeOptions *o) {
+static int beam_step(Captioner *cap, int alive, int beam, int t, const DecodeOptions *o) {
     const SatModel *m = cap->model;
     int V = m->config.vocab_size;
     Candidate best[2 * 64];
@@ -336,7 +366,7 @@ static int beam_step(Captioner *cap, int alive, int beam, const DecodeOptions *o
     Hypothesis *swap = cap->alive;
     cap->alive = cap->next_alive;
     cap->next_alive = swap;
-    reorder_states(cap, next);
+    reorder_states(cap, next, t);
     return next;
 }
 
@@ -420,9 +450,9 @@ int captioner_run(Captioner *cap, const float *image, const DecodeOptions *o, Ca
     cap->prev_tokens[0] = TOKEN_START;
     int alive = 1;
     for (int step = 0; step <= o->max_length && !search_done(cap, alive, beam, o); step++) {
-        decoder_step(cap, alive);
+        decoder_step(cap, alive, step);
         if (step == o->max_length) close_at_max_length(cap, alive, o);
-        else alive = beam_step(cap, alive, beam, o);
+        else alive = beam_step(cap, alive, beam, step, o);
     }
     return export_caption(cap, &cap->finished[best_finished(cap)], out, err);
 }

@@ -40,6 +40,11 @@ void captioner_free(Captioner *captioner);
  * cores made latency depend on the scheduler's luck). Results are the same
  * either way, bit for bit. With CAPTION_PORTABLE set (cpu.h) it does
  * nothing: the portable paths run on one thread plus OpenBLAS's. */
+/* Transformer models: keep the key/value cache between steps (on, the
+ * default) or rebuild it from the hypotheses' words at every step (off; the
+ * two give the same bits, which the tests check). */
+void captioner_use_kv_cache(Captioner *cap, int on);
+
 int captioner_use_second_thread(Captioner *captioner, Error *err);
 
 /* Only the CNN of captioner_run, with the captioner's buffers and second

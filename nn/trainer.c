@@ -54,8 +54,11 @@ int sat_trainer_init(SatTrainer *t, SatModel *m, int image_capacity, int row_cap
         sat_trainer_free(t);
         return error_set(err, "out of memory for training state (%zu parameters)", total);
     }
+    TransformerShape shape = sat_transformer_shape(m);
     if (encoder_buffers_alloc(&t->encoder, m, image_capacity, err) != 0 ||
-        decoder_buffers_alloc(&t->decoder, m, row_capacity, step_capacity, err) != 0) {
+        (m->config.transformer
+             ? transformer_buffers_create(&t->transformer, &shape, image_capacity, row_capacity, step_capacity, err)
+             : decoder_buffers_alloc(&t->decoder, m, row_capacity, step_capacity, err)) != 0) {
         sat_trainer_free(t);
         return -1;
     }
@@ -73,6 +76,7 @@ void sat_trainer_free(SatTrainer *t) {
     free(t->d_features);
     encoder_buffers_free(&t->encoder);
     decoder_buffers_free(&t->decoder);
+    transformer_buffers_free(t->transformer);
     aux_buffers_free(&t->aux);
     memset(t, 0, sizeof *t);
 }
@@ -131,12 +135,18 @@ SatLoss sat_decode_backward(SatTrainer *t, const float *images, int image_count,
                             int with_aux, Rng *rng) {
     const SatModel *m = t->model;
     size_t grid = (size_t)image_count * m->cells * m->features;
-    SatLoss loss = decoder_forward_train(m, &t->decoder, t->z, batch, rng);
+    TransformerShape shape = sat_transformer_shape(m);
+    SatLoss loss = m->config.transformer
+                       ? transformer_forward_train(&shape, &m->p.transformer, t->transformer, t->z, image_count, batch, rng)
+                       : decoder_forward_train(m, &t->decoder, t->z, batch, rng);
     if (with_aux) loss.aux = aux_forward(m, &t->aux, t->z, image_count, batch);
     loss.loss += loss.aux;
     memset(t->grads, 0, m->table.total * sizeof(float));
     memset(t->d_z, 0, grid * sizeof(float));
-    decoder_backward(m, &t->g, &t->decoder, t->d_z, batch);
+    if (m->config.transformer)
+        transformer_backward(&shape, &m->p.transformer, &t->g.transformer, t->transformer, t->z, t->d_z, batch);
+    else
+        decoder_backward(m, &t->g, &t->decoder, t->d_z, batch);
     if (with_aux) aux_backward(m, &t->g, &t->aux, t->d_z, image_count);
     if (t->frozen_encoder) return loss;
     memset(t->d_features, 0, grid * sizeof(float));
@@ -157,7 +167,10 @@ SatLoss sat_evaluate_loss(SatTrainer *t, const float *images, int image_count, c
     features_to_annotations(t->z, features, image_count, m->features, m->cells);
     DecoderBatch eval = *batch;
     eval.training = 0;
-    SatLoss loss = decoder_forward_train(m, &t->decoder, t->z, &eval, NULL);
+    TransformerShape shape = sat_transformer_shape(m);
+    SatLoss loss = m->config.transformer
+                       ? transformer_forward_train(&shape, &m->p.transformer, t->transformer, t->z, image_count, &eval, NULL)
+                       : decoder_forward_train(m, &t->decoder, t->z, &eval, NULL);
     loss.aux = aux_forward(m, &t->aux, t->z, image_count, batch);
     loss.loss += loss.aux;
     return loss;

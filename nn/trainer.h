@@ -25,7 +25,8 @@ typedef struct {
     float *ema;                     /* moving average of the trainable tensors; NULL: off */
     SatTensors g;
     EncoderBuffers encoder;
-    DecoderBuffers decoder;
+    DecoderBuffers decoder;          /* the LSTM decoders' */
+    TransformerBuffers *transformer; /* the Transformer's; NULL for the LSTMs */
     AuxBuffers aux;
     float *z, *d_z, *d_features;    /* [images, cells, features] and [images, D, H, W] */
     int image_capacity;

@@ -13,6 +13,7 @@
 #include "model.h"
 #include "multihead_attention.h"
 #include "positional.h"
+#include "softmax.h"
 
 static const float LN_EPS = 1e-5f;
 
@@ -370,4 +371,150 @@ void transformer_backward(const TransformerShape *s, const TransformerParams *p,
     for (size_t i = 0; i < nc; i++) b->d_stream[i] *= scale;
     embedding_backward(g->embedding, b->d_stream, b->inputs, n, C);
     encode_grid_backward(s, p, g, b, z_images, d_z_images, images);
+}
+
+/* ---- inference with a key/value cache ---- */
+
+struct TransformerCache {
+    TransformerShape shape;
+    int rows, max_steps;
+    TransformerBuffers *grid; /* the grid encoder's activations, one image */
+    float *memory;            /* [L, C] */
+    float *cross_kv[TRANSFORMER_MAX_LAYERS];          /* [L, 2C] */
+    float *self_k[TRANSFORMER_MAX_LAYERS], *self_v[TRANSFORMER_MAX_LAYERS];   /* [rows, max_steps, C] */
+    float *spare_k[TRANSFORMER_MAX_LAYERS], *spare_v[TRANSFORMER_MAX_LAYERS]; /* the same, for reordering */
+    float *self_probs[TRANSFORMER_MAX_LAYERS];        /* [rows, heads, max_steps] */
+    float *cross_probs[TRANSFORMER_MAX_LAYERS];       /* [rows, heads, L] */
+    float *x, *ln, *qkv, *att, *branch, *q, *ff, *act, *mean, *rstd;
+    int *image_of_row; /* all 0: every row reads the one image */
+    float *arena;
+};
+
+static void cache_plan(Arena *a, TransformerCache *c) {
+    const TransformerShape *s = &c->shape;
+    size_t C = (size_t)s->dim, L = (size_t)s->grid_h * s->grid_w, R = (size_t)c->rows, T = (size_t)c->max_steps;
+    size_t H = (size_t)s->heads;
+    c->memory = take(a, L * C);
+    for (int l = 0; l < s->decoder_layers; l++) {
+        c->cross_kv[l] = take(a, L * 2 * C);
+        c->self_k[l] = take(a, R * T * C), c->self_v[l] = take(a, R * T * C);
+        c->spare_k[l] = take(a, R * T * C), c->spare_v[l] = take(a, R * T * C);
+        c->self_probs[l] = take(a, R * H * T), c->cross_probs[l] = take(a, R * H * L);
+    }
+    c->x = take(a, R * C), c->ln = take(a, R * C), c->qkv = take(a, R * 3 * C), c->att = take(a, R * C);
+    c->branch = take(a, R * C), c->q = take(a, R * C), c->ff = take(a, R * (size_t)s->ff);
+    c->act = take(a, R * (size_t)s->ff), c->mean = take(a, R), c->rstd = take(a, R);
+}
+
+int transformer_cache_create(TransformerCache **out, const TransformerShape *s, int rows, int max_steps, Error *err) {
+    *out = NULL;
+    TransformerCache *c = calloc(1, sizeof *c);
+    if (!c) return error_set(err, "out of memory");
+    c->shape = *s, c->rows = rows, c->max_steps = max_steps;
+    c->shape.dropout = 0.0f;
+    Arena count = {.counting = 1};
+    cache_plan(&count, c);
+    c->arena = malloc(count.used * sizeof(float));
+    c->image_of_row = calloc((size_t)rows, sizeof(int));
+    int status = c->arena && c->image_of_row ? transformer_buffers_create(&c->grid, &c->shape, 1, 1, 1, err)
+                                             : error_set(err, "out of memory for the transformer's cache");
+    if (status != 0) {
+        transformer_cache_free(c);
+        return -1;
+    }
+    Arena fill = {.base = c->arena};
+    cache_plan(&fill, c);
+    *out = c;
+    return 0;
+}
+
+void transformer_cache_free(TransformerCache *c) {
+    if (!c) return;
+    transformer_buffers_free(c->grid);
+    free(c->arena);
+    free(c->image_of_row);
+    free(c);
+}
+
+void transformer_cache_encode(TransformerCache *c, const TransformerParams *p, const float *z) {
+    const TransformerShape *s = &c->shape;
+    int C = s->dim, L = s->grid_h * s->grid_w;
+    const float *memory = encode_grid(s, p, c->grid, z, 1, 0.0f, NULL);
+    memcpy(c->memory, memory, (size_t)L * C * sizeof(float));
+    for (int l = 0; l < s->decoder_layers; l++)
+        linear_forward(c->cross_kv[l], c->memory, p->decoder[l].cross_in_weight + (size_t)C * C,
+                       p->decoder[l].cross_in_bias + C, L, C, 2 * C);
+}
+
+/* One decoder layer at position t for every row; x in c->x is updated. */
+static void cache_layer(TransformerCache *c, const TransformerLayer *p, int l, int rows, int t) {
+    const TransformerShape *s = &c->shape;
+    int C = s->dim, L = s->grid_h * s->grid_w, T = c->max_steps;
+    layernorm_forward(c->ln, c->mean, c->rstd, c->x, p->norm1_weight, p->norm1_bias, rows, C, LN_EPS);
+    linear_forward(c->qkv, c->ln, p->self_in_weight, p->self_in_bias, rows, C, 3 * C);
+    for (int r = 0; r < rows; r++) {
+        float *k = c->self_k[l] + ((size_t)r * T + t) * C, *v = c->self_v[l] + ((size_t)r * T + t) * C;
+        memcpy(k, c->qkv + (size_t)r * 3 * C + C, (size_t)C * sizeof(float));
+        memcpy(v, c->qkv + (size_t)r * 3 * C + 2 * C, (size_t)C * sizeof(float));
+        MhaShape one = {.batch = 1, .queries = 1, .keys = t + 1, .channels = C, .heads = s->heads, .causal = 1,
+                        .query_offset = t, .q_stride = 3 * C, .kv_stride = C};
+        mha_forward(c->att + (size_t)r * C, c->self_probs[l] + (size_t)r * s->heads * T, c->qkv + (size_t)r * 3 * C,
+                    c->self_k[l] + (size_t)r * T * C, c->self_v[l] + (size_t)r * T * C, NULL, &one);
+    }
+    linear_forward(c->branch, c->att, p->self_out_weight, p->self_out_bias, rows, C, C);
+    accumulate(c->x, c->branch, (size_t)rows * C);
+    layernorm_forward(c->ln, c->mean, c->rstd, c->x, p->norm2_weight, p->norm2_bias, rows, C, LN_EPS);
+    linear_forward(c->q, c->ln, p->cross_in_weight, p->cross_in_bias, rows, C, C);
+    MhaShape cross = {.batch = rows, .queries = 1, .keys = L, .channels = C, .heads = s->heads, .q_stride = C,
+                      .kv_stride = 2 * C, .kv_items = c->image_of_row};
+    mha_forward(c->att, c->cross_probs[l], c->q, c->cross_kv[l], c->cross_kv[l] + C, NULL, &cross);
+    linear_forward(c->branch, c->att, p->cross_out_weight, p->cross_out_bias, rows, C, C);
+    accumulate(c->x, c->branch, (size_t)rows * C);
+    layernorm_forward(c->ln, c->mean, c->rstd, c->x, p->norm3_weight, p->norm3_bias, rows, C, LN_EPS);
+    linear_forward(c->ff, c->ln, p->ff1_weight, p->ff1_bias, rows, C, s->ff);
+    if (s->gelu) gelu_forward(c->act, c->ff, (long)rows * s->ff);
+    else relu_forward(c->act, c->ff, (long)rows * s->ff);
+    linear_forward(c->branch, c->act, p->ff2_weight, p->ff2_bias, rows, s->ff, C);
+    accumulate(c->x, c->branch, (size_t)rows * C);
+}
+
+void transformer_cache_step(TransformerCache *c, const TransformerParams *p, const int *prev, int rows, int t,
+                            float *log_probs, float *alpha) {
+    const TransformerShape *s = &c->shape;
+    int C = s->dim, L = s->grid_h * s->grid_w;
+    embedding_forward(c->x, prev, p->embedding, rows, C);
+    float scale = sqrtf((float)C);
+    for (size_t i = 0; i < (size_t)rows * C; i++) c->x[i] *= scale;
+    sinusoid_position_add(c->x, rows, t, 1, C, C);
+    for (int l = 0; l < s->decoder_layers; l++) cache_layer(c, &p->decoder[l], l, rows, t);
+    layernorm_forward(c->ln, c->mean, c->rstd, c->x, p->decoder_norm_weight, p->decoder_norm_bias, rows, C, LN_EPS);
+    linear_forward(log_probs, c->ln, s->tied ? p->embedding : p->out_weight, p->out_bias, rows, C, s->vocab);
+    log_softmax_forward(log_probs, log_probs, rows, s->vocab);
+    if (!alpha) return;
+    const float *last = c->cross_probs[s->decoder_layers - 1];
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < L; i++) {
+            float sum = 0.0f;
+            for (int h = 0; h < s->heads; h++) sum += last[((size_t)r * s->heads + h) * L + i];
+            alpha[(size_t)r * L + i] = sum / (float)s->heads;
+        }
+}
+
+void transformer_cache_reorder(TransformerCache *c, const int *parents, int rows, int t) {
+    size_t span = (size_t)(t + 1) * c->shape.dim, row = (size_t)c->max_steps * c->shape.dim;
+    for (int l = 0; l < c->shape.decoder_layers; l++) {
+        for (int r = 0; r < rows; r++) {
+            memcpy(c->spare_k[l] + r * row, c->self_k[l] + (size_t)parents[r] * row, span * sizeof(float));
+            memcpy(c->spare_v[l] + r * row, c->self_v[l] + (size_t)parents[r] * row, span * sizeof(float));
+        }
+        float *k = c->self_k[l], *v = c->self_v[l];
+        c->self_k[l] = c->spare_k[l], c->self_v[l] = c->spare_v[l];
+        c->spare_k[l] = k, c->spare_v[l] = v;
+    }
+}
+
+const float *transformer_cache_cross_attention(const TransformerCache *c, int layer) { return c->cross_probs[layer]; }
+
+const float *transformer_cache_self_attention(const TransformerCache *c, int layer, int row) {
+    return c->self_probs[layer] + (size_t)row * c->shape.heads * c->max_steps;
 }

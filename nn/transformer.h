@@ -87,4 +87,33 @@ const float *transformer_logits(const TransformerBuffers *buffers);
 const float *transformer_self_attention(const TransformerBuffers *buffers, int layer);
 const float *transformer_cross_attention(const TransformerBuffers *buffers, int layer);
 
+/* ---- inference, one position at a time ----
+ * A key/value cache keeps, for each decoder layer and hypothesis row, the
+ * self-attention keys and values of the positions so far, so a step
+ * computes only the new position; the cross-attention's keys and values of
+ * the image are projected once per image. */
+typedef struct TransformerCache TransformerCache;
+
+int transformer_cache_create(TransformerCache **cache, const TransformerShape *shape, int rows, int max_steps,
+                             Error *err);
+void transformer_cache_free(TransformerCache *cache);
+
+/* The grid encoder on one image's annotations z [H*W, D]. */
+void transformer_cache_encode(TransformerCache *cache, const TransformerParams *params, const float *z);
+
+/* Position t (0-based) of `rows` hypotheses whose previous tokens are prev:
+ * log-probabilities [rows, V], and (alpha, may be NULL) each row's
+ * cross-attention map of the last layer averaged over its heads [rows,
+ * H*W]. Positions 0 .. t-1 must be in the cache. */
+void transformer_cache_step(TransformerCache *cache, const TransformerParams *params, const int *prev, int rows, int t,
+                            float *log_probs, float *alpha);
+
+/* Row r of the cache becomes what row parents[r] was, for positions 0 .. t. */
+void transformer_cache_reorder(TransformerCache *cache, const int *parents, int rows, int t);
+
+/* Every layer's cross-attention of the last step [rows, heads, H*W] and
+ * self-attention of row r [heads, t + 1]. */
+const float *transformer_cache_cross_attention(const TransformerCache *cache, int layer);
+const float *transformer_cache_self_attention(const TransformerCache *cache, int layer, int row);
+
 #endif

@@ -20,7 +20,7 @@
 
 static const char *const VOCAB[] = {"<pad>", "<start>", "<end>", "<unk>", "dog", "runs"};
 
-/* decoder: 0 bottleneck, 1 attention (Xu's gate), 2 adaptive (visual sentinel). */
+/* decoder: 0 bottleneck, 1 attention (Xu's gate), 2 adaptive (visual sentinel), 3 Transformer. */
 static int make_model(SatModel *m, AttentionScore score, int decoder, uint64_t seed) {
     SatConfig c;
     sat_config_defaults(&c);
@@ -33,6 +33,11 @@ static int make_model(SatModel *m, AttentionScore score, int decoder, uint64_t s
     c.score = score;
     c.use_attention = decoder > 0;
     c.sentinel = decoder == 2;
+    if (decoder == 3) {
+        sat_decoder_parse("transformer", &c);
+        c.embed_dim = 8, c.heads = 2, c.ff_dim = 12, c.encoder_layers = 1, c.decoder_layers = 2, c.tied = 0;
+        c.dropout = 0.0f;
+    }
     Error err;
     if (sat_model_create(m, &c, VOCAB, &err) != 0) {
         fprintf(stderr, "%s\n", err.message);
@@ -41,8 +46,10 @@ static int make_model(SatModel *m, AttentionScore score, int decoder, uint64_t s
     sat_model_init_params(m, seed);
     /* Larger output weights make the word distribution peaked, so the best
      * caption is well separated from the runner-up. */
-    for (long i = 0; i < 6 * 5; i++) m->p.out_weight[i] *= 6.0f;
-    m->p.out_bias[TOKEN_END] -= 5.0f; /* and captions longer than nothing */
+    float *out_weight = decoder == 3 ? m->p.transformer.out_weight : m->p.out_weight;
+    float *out_bias = decoder == 3 ? m->p.transformer.out_bias : m->p.out_bias;
+    for (long i = 0; i < 6L * c.embed_dim; i++) out_weight[i] *= 6.0f;
+    out_bias[TOKEN_END] -= 5.0f; /* and captions longer than nothing */
     return sat_model_prepare_inference(m, &err);
 }
 
@@ -71,10 +78,6 @@ static void test_transformer_round_trip(CheckCounts *c, const char *path) {
                  loaded.config.ff_dim == 12 && !loaded.config.gelu && !loaded.config.tied &&
                  loaded.table.total == m.table.total &&
                  memcmp(loaded.params, m.params, sizeof(float) * m.table.total) == 0);
-    /* Captioning with it is refused with a message, not attempted with the LSTM's code. */
-    Captioner *cap = NULL;
-    CHECK(c, sat_model_prepare_inference(&loaded, &err) == 0);
-    CHECK(c, captioner_create(&cap, &loaded, 1, 5, &err) != 0 && !cap && strstr(err.message, "Transformer model"));
     sat_model_free(&loaded);
     sat_model_free(&m);
     config.heads = 3; /* 8 channels do not split into 3 heads */
@@ -273,14 +276,15 @@ static double caption_logprob(SatTrainer *t, const float *image, const int *word
 /* With a beam wider than the number of captions, beam search must return the
  * best finished caption of all: compare with brute force over every caption
  * of at most 2 words from {dog, runs}. */
-/* (The adaptive models' seeds are chosen so that the best caption has words:
- * 2 with the additive score, 1 with the dot product, so the sentinel's
- * recurrence through c_{t-1} is compared too.) */
+/* (The adaptive and Transformer models' seeds are chosen so that the best
+ * caption has words: adaptive 2 with the additive score, 1 with the dot
+ * product, so the sentinel's recurrence through c_{t-1} is compared too;
+ * the Transformer 2, so its cached keys are.) */
 static void test_beam_is_exact(CheckCounts *c, AttentionScore score, int decoder) {
     SatModel m;
     Error err;
     int use_attention = decoder > 0;
-    CHECK(c, make_model(&m, score, decoder, 11 + score + (decoder == 2 ? (score == ATTENTION_ADDITIVE ? 5 : 1) : 0)) == 0);
+    CHECK(c, make_model(&m, score, decoder, 11 + score + (decoder == 2 ? (score == ATTENTION_ADDITIVE ? 5 : 1) : decoder == 3 ? 41 : 0)) == 0);
     SatTrainer t;
     CHECK(c, sat_trainer_init(&t, &m, 1, 1, 4, &err) == 0);
     Captioner *cap = NULL;
@@ -303,7 +307,8 @@ static void test_beam_is_exact(CheckCounts *c, AttentionScore score, int decoder
     int same = caption.length == best_count;
     for (int i = 0; same && i < best_count; i++) same = caption.tokens[i] == best[i];
     printf("beam (%s%s): %d words, logprob %.5f; brute force %d words, logprob %.5f\n",
-           use_attention ? attention_score_name(score) : "bottleneck", decoder == 2 ? ", adaptive" : "", caption.length, caption.logprob, best_count,
+           decoder == 3 ? "transformer" : use_attention ? attention_score_name(score) : "bottleneck",
+           decoder == 2 ? ", adaptive" : "", caption.length, caption.logprob, best_count,
            best_lp);
     CHECK(c, same);
     CHECK(c, fabs(caption.logprob - best_lp) < 1e-4);
@@ -325,6 +330,44 @@ static void test_beam_is_exact(CheckCounts *c, AttentionScore score, int decoder
     caption_free(&caption);
     captioner_free(cap);
     sat_trainer_free(&t);
+    sat_model_free(&m);
+}
+
+/* A Transformer's captions, with its key/value cache and with the cache
+ * rebuilt from the words at every step: the same bits (tokens, log
+ * probabilities, maps), greedy and with beams whose rows are reordered. */
+static void test_kv_cache(CheckCounts *c) {
+    SatModel m;
+    Error err;
+    CHECK(c, make_model(&m, ATTENTION_DOT, 3, 21) == 0);
+    Captioner *cached = NULL, *rebuilt = NULL;
+    CHECK(c, captioner_create(&cached, &m, 5, 8, &err) == 0 && captioner_create(&rebuilt, &m, 5, 8, &err) == 0);
+    if (!cached || !rebuilt) return;
+    captioner_use_kv_cache(rebuilt, 0);
+    Rng rng;
+    rng_seed(&rng, 4);
+    int same = 1, words = 0;
+    for (int trial = 0; trial < 6; trial++) {
+        float image[3 * 16 * 16];
+        for (int i = 0; i < 3 * 16 * 16; i++) image[i] = rng_normal(&rng);
+        for (int beam = 1; beam <= 5; beam += 2) {
+            DecodeOptions o = {beam, 8, 0.0f};
+            Caption a, b;
+            CHECK(c, captioner_run(cached, image, &o, &a, &err) == 0 && captioner_run(rebuilt, image, &o, &b, &err) == 0);
+            same &= a.length == b.length && a.logprob == b.logprob &&
+                    memcmp(a.tokens, b.tokens, sizeof(int) * a.length) == 0 &&
+                    memcmp(a.token_logprobs, b.token_logprobs, sizeof(float) * a.length) == 0 &&
+                    memcmp(a.alpha, b.alpha, sizeof(float) * a.length * a.cells) == 0;
+            words += a.length;
+            caption_free(&a);
+            caption_free(&b);
+        }
+    }
+    printf("transformer key/value cache: %d words in 18 captions, %s without the cache\n", words,
+           same ? "the same bits as" : "DIFFERENT FROM");
+    CHECK(c, same && words > 18);
+    captioner_free(cached);
+    captioner_free(rebuilt);
     sat_model_free(&m);
 }
 
@@ -685,6 +728,8 @@ int main(int argc, char **argv) {
     test_beam_is_exact(&c, ATTENTION_ADDITIVE, 0);
     test_beam_is_exact(&c, ATTENTION_ADDITIVE, 2);
     test_beam_is_exact(&c, ATTENTION_DOT, 2);
+    test_beam_is_exact(&c, ATTENTION_DOT, 3);
+    test_kv_cache(&c);
     test_packed_rows(&c);
     test_sampling(&c);
     if (argc > 1) test_cli(&c, argv[1], dir);
