@@ -13,6 +13,8 @@ struct Scst {
     int *captions;   /* the same, longest first, [rows, steps + 1] */
     int *row_image, *sorted_row_image, *length, *order;
     float *reward, *advantage, *sorted_advantage;
+    TransformerCache *sampler; /* a Transformer model's sampling state; NULL for the LSTMs */
+    float *sample_scratch;     /* its [rows, V] log-probabilities */
 };
 
 void scst_free(Scst *s) {
@@ -27,11 +29,13 @@ void scst_free(Scst *s) {
     free(s->reward);
     free(s->advantage);
     free(s->sorted_advantage);
+    transformer_cache_free(s->sampler);
+    free(s->sample_scratch);
     free(s);
 }
 
-int scst_create(Scst **out, const Dataset *train, const Vocab *vocab, int batch_images, int samples, int max_words,
-                float xe_weight, int captions_per_image, Error *err) {
+int scst_create(Scst **out, const SatModel *model, const Dataset *train, const Vocab *vocab, int batch_images,
+                int samples, int max_words, float xe_weight, int captions_per_image, Error *err) {
     *out = NULL;
     if (samples < 2)
         return error_set(err, "--scst-samples %d: self-critical training needs at least 2 samples per image "
@@ -56,6 +60,18 @@ int scst_create(Scst **out, const Dataset *train, const Vocab *vocab, int batch_
         !s->reward || !s->advantage || !s->sorted_advantage) {
         scst_free(s);
         return error_set(err, "out of memory for self-critical training (%zu sampled captions)", rows);
+    }
+    TransformerShape shape = sat_transformer_shape(model);
+    if (model->config.transformer) {
+        int status = transformer_cache_create(&s->sampler, &shape, batch_images * samples, max_words + 1,
+                                              batch_images, err);
+        size_t scratch = (size_t)batch_images * samples * model->config.vocab_size;
+        if (status == 0 && !(s->sample_scratch = malloc(scratch * sizeof(float))))
+            status = error_set(err, "out of memory for sampling");
+        if (status != 0) {
+            scst_free(s);
+            return -1;
+        }
     }
     if (cider_reward_create(&s->cider, train, vocab, err) != 0) {
         scst_free(s);
@@ -140,7 +156,10 @@ SatLoss scst_forward_backward(Scst *s, SatTrainer *t, const TrainBatch *batch, R
     int rows = batch->image_count * s->samples;
     for (int r = 0; r < rows; r++) s->row_image[r] = r / s->samples;
     sat_encode_train(t, batch->images, batch->image_count);
-    int steps = decoder_sample(t->model, &t->decoder, t->z, s->row_image, rows, s->max_words, rng, s->sampled);
+    int steps = t->model->config.transformer
+                    ? transformer_sample(s->sampler, &t->model->p.transformer, t->z, batch->image_count, s->row_image,
+                                         rows, s->max_words, rng, s->sampled, s->sample_scratch)
+                    : decoder_sample(t->model, &t->decoder, t->z, s->row_image, rows, s->max_words, rng, s->sampled);
     *mean_reward = score_samples(s, batch, rows);
     rows = append_references(s, batch, rows, &steps);
     order_longest_first(s, rows);

@@ -26,8 +26,8 @@ typedef struct Scst Scst;
  * the mixed objective that keeps the model near the references' wording
  * (Paulus et al. 2018) against the formulaic captions CIDEr-D alone
  * rewards. */
-int scst_create(Scst **scst, const Dataset *train, const Vocab *vocab, int batch_images, int samples, int max_words,
-                float xe_weight, int captions_per_image, Error *err);
+int scst_create(Scst **scst, const SatModel *model, const Dataset *train, const Vocab *vocab, int batch_images,
+                int samples, int max_words, float xe_weight, int captions_per_image, Error *err);
 void scst_free(Scst *scst);
 
 /* Forward and backward on the images of batch (its reference captions are

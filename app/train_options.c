@@ -37,7 +37,12 @@ static const OptionSpec specs[] = {
     {"embed", KIND_INT, OPT(model.embed_dim), 0, 1, 65536, "word embedding size (default 256)"},
     {"hidden", KIND_INT, OPT(model.hidden_dim), 0, 1, 65536, "LSTM size (default 512)"},
     {"attention-dim", KIND_INT, OPT(model.attention_dim), 0, 1, 65536, "additive attention MLP width (default 256)"},
-    {"dropout", KIND_FLOAT, OPT(model.dropout), 0, 0, 0.99, "dropout before the output layer (default 0.5)"},
+    {"dropout", KIND_FLOAT, OPT(model.dropout), 0, 0, 0.99, "dropout before the output layer; the Transformer's on every residual branch and in its feed-forward layers (default 0.5; 0.1 suits a Transformer)"},
+    {"heads", KIND_INT, OPT(model.heads), 0, 1, 256, "Transformer: attention heads; --embed is its width and must be a multiple (default 4)"},
+    {"encoder-layers", KIND_INT, OPT(model.encoder_layers), 0, 0, TRANSFORMER_MAX_LAYERS, "Transformer: self-attention layers over the grid's cells, 0 = none (default 1)"},
+    {"decoder-layers", KIND_INT, OPT(model.decoder_layers), 0, 1, TRANSFORMER_MAX_LAYERS, "Transformer: decoder layers (default 2)"},
+    {"ff-dim", KIND_INT, OPT(model.ff_dim), 0, 1, 65536, "Transformer: feed-forward width (default 1024)"},
+    {"tied", KIND_BOOL, OPT(model.tied), 0, 0, 1, "Transformer: 1 = the output layer shares the word embedding's weights (default 1)"},
     {"lambda", KIND_FLOAT, OPT(model.doubly_stochastic), 0, 0, 1e6, "doubly stochastic attention penalty (default 0.005)"},
     {"aux-weight", KIND_FLOAT, OPT(model.aux_weight), 0, 0, 1e6, "auxiliary loss: predict each image's caption words from its mean features, 0 = off (default 0)"},
     {"epochs", KIND_INT, OPT(epochs), 0, 1, 100000, "epochs (default 20)"},
@@ -131,11 +136,13 @@ static int set_special(TrainOptions *o, const char *name, const char *value, Err
     }
     if (strcmp(name, "decoder") == 0) {
         if (sat_decoder_parse(value, &o->model) != 0)
-            return error_set(err, "--decoder takes attention, adaptive or bottleneck, not '%s'", value);
-        if (o->model.transformer)
-            return error_set(err, "--decoder transformer: its layers and training pass are in nn/ (checked against "
-                                  "PyTorch), but caption train and the captioning tools cannot run it yet; use "
-                                  "attention, adaptive or bottleneck");
+            return error_set(err, "--decoder takes attention, adaptive, bottleneck or transformer, not '%s'", value);
+        return 1;
+    }
+    if (strcmp(name, "activation") == 0) {
+        if (strcmp(value, "gelu") != 0 && strcmp(value, "relu") != 0)
+            return error_set(err, "--activation takes gelu or relu, not '%s'", value);
+        o->model.gelu = strcmp(value, "gelu") == 0;
         return 1;
     }
     return 0;
@@ -225,8 +232,11 @@ char *train_options_to_json(const TrainOptions *o) {
         }
     }
     cJSON_AddStringToObject(root, "score", attention_score_name(o->model.score));
-    cJSON_AddStringToObject(root, "decoder",
-                            !o->model.use_attention ? "bottleneck" : o->model.sentinel ? "adaptive" : "attention");
+    cJSON_AddStringToObject(root, "decoder", o->model.transformer      ? "transformer"
+                                             : !o->model.use_attention ? "bottleneck"
+                                             : o->model.sentinel       ? "adaptive"
+                                                                       : "attention");
+    cJSON_AddStringToObject(root, "activation", o->model.gelu ? "gelu" : "relu");
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     return text;
@@ -234,7 +244,8 @@ char *train_options_to_json(const TrainOptions *o) {
 
 void train_options_print_help(FILE *out) {
     fprintf(out, "  %-25s %s\n  %-25s %s\n", "--score NAME", "attention score: additive, dot or general (default additive)",
-            "--decoder NAME", "attention; adaptive (attention with a visual sentinel, Lu et al. 2017); or bottleneck (one fixed context vector)");
+            "--decoder NAME", "attention; adaptive (attention with a visual sentinel, Lu et al. 2017); bottleneck (one fixed context vector); or transformer (multi-head self- and cross-attention; --embed is its width)");
+    fprintf(out, "  %-25s %s\n", "--activation NAME", "Transformer: feed-forward activation, gelu or relu (default gelu)");
     for (int i = 0; i < SPEC_COUNT; i++) {
         char flag[64];
         snprintf(flag, sizeof flag, "--%s %s", specs[i].name, specs[i].kind == KIND_STRING ? "TEXT" : "N");

@@ -170,7 +170,7 @@ int captioner_create(Captioner **out, const SatModel *m, int max_beam, int max_l
     TransformerShape shape = sat_transformer_shape(m);
     if (encoder_buffers_alloc(&cap->encoder, m, 1, err) != 0 || alloc_rows(cap, err) != 0 ||
         mark_bad_endings(cap, err) != 0 ||
-        (m->config.transformer && transformer_cache_create(&cap->transformer, &shape, max_beam, max_length + 1, err))) {
+        (m->config.transformer && transformer_cache_create(&cap->transformer, &shape, max_beam, max_length + 1, 1, err))) {
         captioner_free(cap);
         return -1;
     }
@@ -192,7 +192,7 @@ static void encode(Captioner *cap, const float *image) {
     const float *features = captioner_encode_only(cap, image);
     features_to_annotations(cap->z, features, 1, (int)D, (int)L);
     if (m->config.transformer) {
-        transformer_cache_encode(cap->transformer, &m->p.transformer, cap->z);
+        transformer_cache_encode(cap->transformer, &m->p.transformer, cap->z, 1, NULL);
         return;
     }
     memset(cap->z_mean, 0, D * sizeof(float));

@@ -256,8 +256,7 @@ SatLoss decoder_forward_train(const SatModel *m, DecoderBuffers *b, const float 
     return loss;
 }
 
-/* A word from probs (a softmax row), never <pad> or <start>. */
-static int draw_word(float *probs, int V, Rng *rng) {
+int decoder_draw_word(float *probs, int V, Rng *rng) {
     probs[TOKEN_PAD] = 0.0f;
     probs[TOKEN_START] = 0.0f;
     double total = 0.0;
@@ -299,7 +298,7 @@ int decoder_sample(const SatModel *m, DecoderBuffers *b, const float *z_images, 
             if (t > 0 && (previous == TOKEN_END || previous == TOKEN_PAD)) continue;
             float *probs = b->probs + (at + r) * V;
             softmax_row(probs, b->logits + (at + r) * V, V);
-            int word = t == max_words ? TOKEN_PAD : draw_word(probs, V, rng);
+            int word = t == max_words ? TOKEN_PAD : decoder_draw_word(probs, V, rng);
             if (word != TOKEN_PAD) captions[r * columns + t + 1] = word;
             if (word == TOKEN_END || word == TOKEN_PAD) running--;
             if (word != TOKEN_PAD && t + 1 > steps) steps = t + 1;

@@ -47,6 +47,10 @@ SatLoss decoder_forward_train(const SatModel *model, DecoderBuffers *buffers,
  * there (the caption had ended and no later row was still running). */
 long decoder_packed_row(const DecoderBuffers *buffers, int step, int row);
 
+/* A word drawn from probs (a softmax row, changed in place), never <pad> or
+ * <start>. */
+int decoder_draw_word(float *probs, int vocab, Rng *rng);
+
 /* Samples one caption per row from the model's distribution (no dropout), as
  * self-critical training needs: row r describes image row_image[r] of
  * z_images ([images, cells, features]). Words are drawn from the softmax over

@@ -6,6 +6,7 @@
 
 #include "activation.h"
 #include "cross_entropy.h"
+#include "decoder.h"
 #include "dropout.h"
 #include "embedding.h"
 #include "layernorm.h"
@@ -377,26 +378,26 @@ void transformer_backward(const TransformerShape *s, const TransformerParams *p,
 
 struct TransformerCache {
     TransformerShape shape;
-    int rows, max_steps;
-    TransformerBuffers *grid; /* the grid encoder's activations, one image */
-    float *memory;            /* [L, C] */
-    float *cross_kv[TRANSFORMER_MAX_LAYERS];          /* [L, 2C] */
+    int rows, max_steps, images;
+    TransformerBuffers *grid; /* the grid encoder's activations */
+    float *memory;            /* [images, L, C] */
+    float *cross_kv[TRANSFORMER_MAX_LAYERS];          /* [images, L, 2C] */
     float *self_k[TRANSFORMER_MAX_LAYERS], *self_v[TRANSFORMER_MAX_LAYERS];   /* [rows, max_steps, C] */
     float *spare_k[TRANSFORMER_MAX_LAYERS], *spare_v[TRANSFORMER_MAX_LAYERS]; /* the same, for reordering */
     float *self_probs[TRANSFORMER_MAX_LAYERS];        /* [rows, heads, max_steps] */
     float *cross_probs[TRANSFORMER_MAX_LAYERS];       /* [rows, heads, L] */
     float *x, *ln, *qkv, *att, *branch, *q, *ff, *act, *mean, *rstd;
-    int *image_of_row; /* all 0: every row reads the one image */
+    int *image_of_row; /* which image each row reads (all 0 for one image) */
     float *arena;
 };
 
 static void cache_plan(Arena *a, TransformerCache *c) {
     const TransformerShape *s = &c->shape;
     size_t C = (size_t)s->dim, L = (size_t)s->grid_h * s->grid_w, R = (size_t)c->rows, T = (size_t)c->max_steps;
-    size_t H = (size_t)s->heads;
-    c->memory = take(a, L * C);
+    size_t H = (size_t)s->heads, images = (size_t)c->images;
+    c->memory = take(a, images * L * C);
     for (int l = 0; l < s->decoder_layers; l++) {
-        c->cross_kv[l] = take(a, L * 2 * C);
+        c->cross_kv[l] = take(a, images * L * 2 * C);
         c->self_k[l] = take(a, R * T * C), c->self_v[l] = take(a, R * T * C);
         c->spare_k[l] = take(a, R * T * C), c->spare_v[l] = take(a, R * T * C);
         c->self_probs[l] = take(a, R * H * T), c->cross_probs[l] = take(a, R * H * L);
@@ -406,17 +407,18 @@ static void cache_plan(Arena *a, TransformerCache *c) {
     c->act = take(a, R * (size_t)s->ff), c->mean = take(a, R), c->rstd = take(a, R);
 }
 
-int transformer_cache_create(TransformerCache **out, const TransformerShape *s, int rows, int max_steps, Error *err) {
+int transformer_cache_create(TransformerCache **out, const TransformerShape *s, int rows, int max_steps, int images,
+                             Error *err) {
     *out = NULL;
     TransformerCache *c = calloc(1, sizeof *c);
     if (!c) return error_set(err, "out of memory");
-    c->shape = *s, c->rows = rows, c->max_steps = max_steps;
+    c->shape = *s, c->rows = rows, c->max_steps = max_steps, c->images = images;
     c->shape.dropout = 0.0f;
     Arena count = {.counting = 1};
     cache_plan(&count, c);
     c->arena = malloc(count.used * sizeof(float));
-    c->image_of_row = calloc((size_t)rows, sizeof(int));
-    int status = c->arena && c->image_of_row ? transformer_buffers_create(&c->grid, &c->shape, 1, 1, 1, err)
+    c->image_of_row = calloc(2 * (size_t)rows, sizeof(int)); /* then the sampler's previous tokens */
+    int status = c->arena && c->image_of_row ? transformer_buffers_create(&c->grid, &c->shape, images, 1, 1, err)
                                              : error_set(err, "out of memory for the transformer's cache");
     if (status != 0) {
         transformer_cache_free(c);
@@ -436,14 +438,16 @@ void transformer_cache_free(TransformerCache *c) {
     free(c);
 }
 
-void transformer_cache_encode(TransformerCache *c, const TransformerParams *p, const float *z) {
+void transformer_cache_encode(TransformerCache *c, const TransformerParams *p, const float *z, int images,
+                              const int *row_image) {
     const TransformerShape *s = &c->shape;
     int C = s->dim, L = s->grid_h * s->grid_w;
-    const float *memory = encode_grid(s, p, c->grid, z, 1, 0.0f, NULL);
-    memcpy(c->memory, memory, (size_t)L * C * sizeof(float));
+    const float *memory = encode_grid(s, p, c->grid, z, images, 0.0f, NULL);
+    memcpy(c->memory, memory, (size_t)images * L * C * sizeof(float));
     for (int l = 0; l < s->decoder_layers; l++)
         linear_forward(c->cross_kv[l], c->memory, p->decoder[l].cross_in_weight + (size_t)C * C,
-                       p->decoder[l].cross_in_bias + C, L, C, 2 * C);
+                       p->decoder[l].cross_in_bias + C, images * L, C, 2 * C);
+    for (int r = 0; r < c->rows; r++) c->image_of_row[r] = row_image ? row_image[r] : 0;
 }
 
 /* One decoder layer at position t for every row; x in c->x is updated. */
@@ -498,6 +502,32 @@ void transformer_cache_step(TransformerCache *c, const TransformerParams *p, con
             for (int h = 0; h < s->heads; h++) sum += last[((size_t)r * s->heads + h) * L + i];
             alpha[(size_t)r * L + i] = sum / (float)s->heads;
         }
+}
+
+int transformer_sample(TransformerCache *c, const TransformerParams *p, const float *z_images, int images,
+                       const int *row_image, int rows, int max_words, Rng *rng, int *captions, float *scratch) {
+    int V = c->shape.vocab, columns = max_words + 2, running = rows, steps = 0;
+    transformer_cache_encode(c, p, z_images, images, row_image);
+    int *prev = c->image_of_row + c->rows; /* rows more ints, allocated with the cache */
+    for (int r = 0; r < rows; r++) {
+        for (int k = 0; k < columns; k++) captions[r * columns + k] = TOKEN_PAD;
+        captions[r * columns] = TOKEN_START;
+    }
+    for (int t = 0; t <= max_words && running > 0; t++) {
+        for (int r = 0; r < rows; r++) prev[r] = captions[r * columns + t];
+        transformer_cache_step(c, p, prev, rows, t, scratch, NULL);
+        for (int r = 0; r < rows; r++) {
+            int previous = captions[r * columns + t];
+            if (t > 0 && (previous == TOKEN_END || previous == TOKEN_PAD)) continue;
+            float *probs = scratch + (size_t)r * V;
+            for (int v = 0; v < V; v++) probs[v] = expf(probs[v]);
+            int word = t == max_words ? TOKEN_PAD : decoder_draw_word(probs, V, rng);
+            if (word != TOKEN_PAD) captions[r * columns + t + 1] = word;
+            if (word == TOKEN_END || word == TOKEN_PAD) running--;
+            if (word != TOKEN_PAD && t + 1 > steps) steps = t + 1;
+        }
+    }
+    return steps;
 }
 
 void transformer_cache_reorder(TransformerCache *c, const int *parents, int rows, int t) {

@@ -94,12 +94,16 @@ const float *transformer_cross_attention(const TransformerBuffers *buffers, int 
  * the image are projected once per image. */
 typedef struct TransformerCache TransformerCache;
 
+/* For up to `rows` hypotheses of up to `max_steps` positions, over up to
+ * `images` grids. */
 int transformer_cache_create(TransformerCache **cache, const TransformerShape *shape, int rows, int max_steps,
-                             Error *err);
+                             int images, Error *err);
 void transformer_cache_free(TransformerCache *cache);
 
-/* The grid encoder on one image's annotations z [H*W, D]. */
-void transformer_cache_encode(TransformerCache *cache, const TransformerParams *params, const float *z);
+/* The grid encoder on the annotations z [images, H*W, D]; row r reads image
+ * row_image[r] (NULL: all read image 0). */
+void transformer_cache_encode(TransformerCache *cache, const TransformerParams *params, const float *z, int images,
+                              const int *row_image);
 
 /* Position t (0-based) of `rows` hypotheses whose previous tokens are prev:
  * log-probabilities [rows, V], and (alpha, may be NULL) each row's
@@ -107,6 +111,13 @@ void transformer_cache_encode(TransformerCache *cache, const TransformerParams *
  * H*W]. Positions 0 .. t-1 must be in the cache. */
 void transformer_cache_step(TransformerCache *cache, const TransformerParams *params, const int *prev, int rows, int t,
                             float *log_probs, float *alpha);
+
+/* Samples one caption per row as decoder_sample does for the LSTMs (the same
+ * rules, decoder.h), with the cache: row r describes image row_image[r] of
+ * z_images. scratch holds rows x V floats. Returns the steps the captions
+ * need. */
+int transformer_sample(TransformerCache *cache, const TransformerParams *params, const float *z_images, int images,
+                       const int *row_image, int rows, int max_words, Rng *rng, int *captions, float *scratch);
 
 /* Row r of the cache becomes what row parents[r] was, for positions 0 .. t. */
 void transformer_cache_reorder(TransformerCache *cache, const int *parents, int rows, int t);

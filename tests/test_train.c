@@ -375,7 +375,7 @@ static float scst_pass(SatTrainer *t, const Dataset *train, const Vocab *vocab, 
                        float *grads) {
     Scst *scst;
     Error err;
-    if (scst_create(&scst, train, vocab, batch->image_count, 3, 8, w, 5, &err) != 0) return NAN;
+    if (scst_create(&scst, t->model, train, vocab, batch->image_count, 3, 8, w, 5, &err) != 0) return NAN;
     Rng rng;
     rng_seed(&rng, 77); /* the same samples for every weight */
     double reward;
