@@ -201,6 +201,7 @@ static int scene_tensor(ShapesScene *scene, float *tensor, const Setup *s, const
 
 /* The longest caption of the grammar: "a c n , a c n and a c n" = 11 words. */
 enum { MAX_WORDS = 16, MAX_IDS = MAX_WORDS + 2 };
+enum { MIN_OBJECTS = 100 }; /* objects an attention check needs to mean something */
 
 typedef struct {
     float *images;  /* [batch, 3, S, S] */
@@ -482,7 +483,8 @@ int main(int argc, char **argv) {
     printf("trained: %d steps in %.1f s, final training loss (cross-entropy, mean of last 50 steps) %.4f\n", s.steps,
            train_time, (double)final_loss);
     /* Over 20 seeds x Haswell and Sandybridge (tools/SEEDS.md): 0.0060 +- 0.0028,
-     * max 0.0146; control (wrong pairs): CONTROL_FINAL_LOSS. */
+     * max 0.0146; control (wrong pairs; 20 seeds on Haswell): 0.772 +- 0.001,
+     * min 0.769. */
     CHECK(stat_check("learning.final_loss", final_loss, '<', 0.1));
 
     if (sat_model_prepare_inference(&model, &err)) goto fail;
@@ -495,7 +497,11 @@ int main(int argc, char **argv) {
     if (evaluate(&model, &s, 1, &greedy, &err) || evaluate(&model, &s, 3, &beam3, &err)) goto fail;
     double greedy_rate = (double)greedy.exact / greedy.scenes, beam_rate = (double)beam3.exact / beam3.scenes;
     const Grounding *attention = &greedy.attention;
-    double mean_noun = grounding_named_mean(attention), strong = grounding_named_share(attention);
+    /* Measured on fewer than MIN_OBJECTS objects (the control captions 0-9 of
+     * its 200 scenes exactly) the attention means nothing, and counts as 0. */
+    int measured = attention->objects >= MIN_OBJECTS;
+    double mean_noun = measured ? grounding_named_mean(attention) : 0.0;
+    double strong = measured ? grounding_named_share(attention) : 0.0;
     double mean_other = grounding_other_mean(attention), other_strong = grounding_other_share(attention);
     printf("exact match on %d held-out scenes: greedy %.1f%% (%d), beam 3 %.1f%% (%d)\n", greedy.scenes,
            100.0 * greedy_rate, greedy.exact, 100.0 * beam_rate, beam3.exact);
@@ -509,18 +515,21 @@ int main(int argc, char **argv) {
            other_strong);
     CHECK(greedy.scenes >= 100);
     CHECK(attention->objects > 0);
+    printf("stat learning.attention_objects %d\n", attention->objects);
     /* Greedy 0.989 +- 0.008, min 0.97; beam 3 0.990 +- 0.008, min 0.975 (20
-     * seeds x 2 kernels); control: CONTROL_EXACT. */
+     * seeds x 2 kernels); control: greedy 0.024 +- 0.011, max 0.045. */
     CHECK(stat_check("learning.exact_greedy", greedy_rate, '>', 0.90));
     CHECK(stat_check("learning.exact_beam3", beam_rate, '>', 0.90));
-    /* Mean mass on the named object: 0.787 +- 0.033, min 0.688; the share of
-     * objects with half their noun's map or more: 0.913 +- 0.052, min 0.715
-     * (seed 2 on Haswell, whose model attends less sharply everywhere: the
-     * bar of 0.80 the test had until issue 12 failed 1 seed in 20 on each
-     * kernel). The control measures the same maps on the scene's *other*
-     * objects: mass 0.238 +- 0.035, max 0.368; share 0.093 +- 0.061, max
-     * 0.335. The bars sit between the control's largest and the smallest
-     * seen, 5.9 and 8.2 sd below the means. */
+    /* Over 20 seeds x Haswell and Sandybridge (about 400 objects each): mean
+     * mass on the named object 0.790 +- 0.034, min 0.688; the share of objects
+     * with half their noun's map or more 0.916 +- 0.051, min 0.715 (seed 2 on
+     * Haswell, whose model attends less sharply everywhere: the bar of 0.80
+     * the test had until issue 12 failed seed 2 on both kernels). Two
+     * controls: the same maps on the scene's *other* objects (mass 0.236 +-
+     * 0.036, max 0.368; share 0.090 +- 0.060, max 0.335), and the wrong-pairs
+     * run, whose few exact captions left 1 seed in 20 above both bars before
+     * the MIN_OBJECTS rule (0 after it). The bars sit between the largest
+     * control and the smallest seen: 8.5 and 6.3 sd below the means. */
     CHECK(stat_check("learning.noun_mass", mean_noun, '>', 0.5));
     CHECK(stat_check("learning.noun_strong", strong, '>', 0.60));
     if (argc > 1) CHECK(check_eval_command(argv[1], &model, &s, attention) == 0);
