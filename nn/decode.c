@@ -17,6 +17,7 @@ typedef struct {
     float logprob, score;
     int *tokens;
     float *token_logprobs, *alpha, *beta;
+    float *head_alpha, *self_rows; /* the Transformer's maps per word (decode.h), rows max_length + 1 wide */
 } Hypothesis;
 
 struct Captioner {
@@ -46,23 +47,40 @@ static SentinelShape sentinel_shape(const SatModel *m, int rows) {
                            .features = m->features};
 }
 
-static int hypothesis_alloc(Hypothesis *h, int max_length, int cells) {
+/* Floats of the Transformer's maps per word: cross-attention (all layers and
+ * heads) and self-attention rows; 0 for the LSTMs. */
+static size_t head_map_floats(const SatModel *m) {
+    return m->config.transformer ? (size_t)m->config.decoder_layers * m->config.heads * m->cells : 0;
+}
+static size_t self_row_floats(const SatModel *m, int max_length) {
+    return m->config.transformer ? (size_t)m->config.decoder_layers * m->config.heads * (max_length + 1) : 0;
+}
+
+static int hypothesis_alloc(Hypothesis *h, const SatModel *m, int max_length) {
     memset(h, 0, sizeof *h);
     h->tokens = malloc(sizeof(int) * max_length);
     h->token_logprobs = malloc(sizeof(float) * max_length);
-    h->alpha = malloc(sizeof(float) * max_length * cells);
+    h->alpha = malloc(sizeof(float) * max_length * m->cells);
     h->beta = malloc(sizeof(float) * max_length);
+    if (m->config.transformer) {
+        h->head_alpha = malloc(sizeof(float) * max_length * head_map_floats(m));
+        h->self_rows = malloc(sizeof(float) * max_length * self_row_floats(m, max_length));
+        if (!h->head_alpha || !h->self_rows) return -1;
+    }
     return h->tokens && h->token_logprobs && h->alpha && h->beta ? 0 : -1;
 }
 
 static void hypothesis_free(Hypothesis *h) {
+    free(h->head_alpha);
+    free(h->self_rows);
     free(h->tokens);
     free(h->token_logprobs);
     free(h->alpha);
     free(h->beta);
 }
 
-static void hypothesis_copy(Hypothesis *dst, const Hypothesis *src, int cells) {
+static void hypothesis_copy(Hypothesis *dst, const Hypothesis *src, int cells, size_t head_floats,
+                            size_t self_floats) {
     dst->length = src->length;
     dst->finished = src->finished;
     dst->logprob = src->logprob;
@@ -71,6 +89,8 @@ static void hypothesis_copy(Hypothesis *dst, const Hypothesis *src, int cells) {
     memcpy(dst->token_logprobs, src->token_logprobs, sizeof(float) * src->length);
     memcpy(dst->alpha, src->alpha, sizeof(float) * src->length * cells);
     memcpy(dst->beta, src->beta, sizeof(float) * src->length);
+    if (head_floats) memcpy(dst->head_alpha, src->head_alpha, sizeof(float) * src->length * head_floats);
+    if (self_floats) memcpy(dst->self_rows, src->self_rows, sizeof(float) * src->length * self_floats);
 }
 
 void captioner_free(Captioner *cap) {
@@ -130,9 +150,9 @@ static int alloc_rows(Captioner *cap, Error *err) {
     if (!cap->prev_tokens || !cap->parents || !cap->alive || !cap->next_alive || !cap->finished)
         return error_set(err, "out of memory for captioning buffers");
     for (size_t i = 0; i < k; i++)
-        if (hypothesis_alloc(&cap->alive[i], cap->max_length, (int)L) != 0 ||
-            hypothesis_alloc(&cap->next_alive[i], cap->max_length, (int)L) != 0 ||
-            hypothesis_alloc(&cap->finished[i], cap->max_length, (int)L) != 0)
+        if (hypothesis_alloc(&cap->alive[i], m, cap->max_length) != 0 ||
+            hypothesis_alloc(&cap->next_alive[i], m, cap->max_length) != 0 ||
+            hypothesis_alloc(&cap->finished[i], m, cap->max_length) != 0)
             return error_set(err, "out of memory for beam hypotheses");
     return 0;
 }
@@ -288,16 +308,34 @@ static void offer(Candidate *best, int *count, int capacity, Candidate c) {
     best[i] = c;
 }
 
+/* The Transformer's maps of row `row` at step t (its every layer's and
+ * head's cross-attention, and self-attention rows over positions 0..t). */
+static void keep_transformer_maps(Captioner *cap, Hypothesis *dst, int row, int t) {
+    const SatModel *m = cap->model;
+    int layers = m->config.decoder_layers, heads = m->config.heads, L = m->cells, width = cap->max_length + 1;
+    float *cross = dst->head_alpha + (size_t)t * head_map_floats(m);
+    float *rows = dst->self_rows + (size_t)t * self_row_floats(m, cap->max_length);
+    memset(rows, 0, sizeof(float) * self_row_floats(m, cap->max_length));
+    for (int l = 0; l < layers; l++) {
+        memcpy(cross + (size_t)l * heads * L, transformer_cache_cross_attention(cap->transformer, l) +
+                                                  (size_t)row * heads * L, sizeof(float) * heads * L);
+        const float *self = transformer_cache_self_attention(cap->transformer, l, row);
+        for (int h = 0; h < heads; h++)
+            memcpy(rows + ((size_t)l * heads + h) * width, self + (size_t)h * (t + 1), sizeof(float) * (t + 1));
+    }
+}
+
 static void extend(Captioner *cap, Hypothesis *dst, const Hypothesis *parent, int row, int token, float lp) {
     const SatModel *m = cap->model;
     int L = m->cells;
-    hypothesis_copy(dst, parent, L);
+    hypothesis_copy(dst, parent, L, head_map_floats(m), self_row_floats(m, cap->max_length));
     dst->tokens[dst->length] = token;
     dst->token_logprobs[dst->length] = lp;
     if (m->config.use_attention) {
         memcpy(dst->alpha + (size_t)dst->length * L, cap->alpha + (size_t)row * L, sizeof(float) * L);
         dst->beta[dst->length] = cap->beta[row];
     }
+    if (cap->transformer) keep_transformer_maps(cap, dst, row, dst->length);
     dst->length++;
     dst->logprob += lp;
 }
@@ -314,7 +352,7 @@ static void add_finished(Captioner *cap, const Hypothesis *h, int finished, floa
         if (cap->finished[worst].score >= score) return;
         slot = &cap->finished[worst];
     }
-    hypothesis_copy(slot, h, cap->model->cells);
+    hypothesis_copy(slot, h, cap->model->cells, head_map_floats(cap->model), self_row_floats(cap->model, cap->max_length));
     slot->finished = finished;
     slot->score = score;
 }
@@ -405,6 +443,27 @@ static int best_finished(const Captioner *cap) {
     return best;
 }
 
+/* The kept maps into the caption, the self-attention rows trimmed to the caption's length. */
+static int export_transformer_maps(const Captioner *cap, const Hypothesis *h, Caption *out, Error *err) {
+    const SatModel *m = cap->model;
+    int n = h->length > 0 ? h->length : 1, width = cap->max_length + 1;
+    size_t pairs = (size_t)m->config.decoder_layers * m->config.heads;
+    out->layers = m->config.decoder_layers;
+    out->heads = m->config.heads;
+    out->head_alpha = malloc(sizeof(float) * n * head_map_floats(m));
+    out->self_attention = calloc((size_t)n * pairs * n, sizeof(float));
+    if (!out->head_alpha || !out->self_attention) {
+        caption_free(out);
+        return error_set(err, "out of memory");
+    }
+    memcpy(out->head_alpha, h->head_alpha, sizeof(float) * h->length * head_map_floats(m));
+    for (int t = 0; t < h->length; t++)
+        for (size_t k = 0; k < pairs; k++)
+            memcpy(out->self_attention + ((size_t)t * pairs + k) * h->length,
+                   h->self_rows + ((size_t)t * pairs + k) * width, sizeof(float) * (t + 1));
+    return 0;
+}
+
 static int export_caption(const Captioner *cap, const Hypothesis *h, Caption *out, Error *err) {
     const SatModel *m = cap->model;
     int L = m->cells, n = h->length > 0 ? h->length : 1;
@@ -432,7 +491,7 @@ static int export_caption(const Captioner *cap, const Hypothesis *h, Caption *ou
         memcpy(out->alpha, h->alpha, sizeof(float) * h->length * L);
         memcpy(out->beta, h->beta, sizeof(float) * h->length);
     }
-    return 0;
+    return m->config.transformer ? export_transformer_maps(cap, h, out, err) : 0;
 }
 
 int captioner_run(Captioner *cap, const float *image, const DecodeOptions *o, Caption *out, Error *err) {
@@ -458,6 +517,8 @@ int captioner_run(Captioner *cap, const float *image, const DecodeOptions *o, Ca
 }
 
 void caption_free(Caption *c) {
+    free(c->head_alpha);
+    free(c->self_attention);
     free(c->tokens);
     free(c->token_logprobs);
     free(c->alpha);

@@ -24,6 +24,11 @@ typedef struct {
     int cells, grid_h, grid_w;
     float *alpha;          /* [length, cells]: attention when emitting each word; NULL for the bottleneck */
     float *beta;           /* [length]: the gate beta_t; NULL for the bottleneck */
+    /* A Transformer's maps (NULL otherwise); alpha is then the last layer's cross-attention averaged over its heads. */
+    int layers, heads;
+    float *head_alpha;     /* [length, layers, heads, cells]: every layer's and head's cross-attention */
+    float *self_attention; /* [length, layers, heads, length]: word t's row over the inputs <start> w_1 .. w_t
+                              (its first t + 1 entries; the rest 0) */
 } Caption;
 
 typedef struct Captioner Captioner;
@@ -40,12 +45,12 @@ void captioner_free(Captioner *captioner);
  * cores made latency depend on the scheduler's luck). Results are the same
  * either way, bit for bit. With CAPTION_PORTABLE set (cpu.h) it does
  * nothing: the portable paths run on one thread plus OpenBLAS's. */
+int captioner_use_second_thread(Captioner *captioner, Error *err);
+
 /* Transformer models: keep the key/value cache between steps (on, the
  * default) or rebuild it from the hypotheses' words at every step (off; the
  * two give the same bits, which the tests check). */
 void captioner_use_kv_cache(Captioner *cap, int on);
-
-int captioner_use_second_thread(Captioner *captioner, Error *err);
 
 /* Only the CNN of captioner_run, with the captioner's buffers and second
  * thread: returns the feature map [D, H, W] (owned by the captioner). For

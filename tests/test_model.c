@@ -333,6 +333,34 @@ static void test_beam_is_exact(CheckCounts *c, AttentionScore score, int decoder
     sat_model_free(&m);
 }
 
+/* A Transformer caption's maps: the default map is the last layer's heads
+ * averaged; every cross-attention map and every self-attention row (word t
+ * over its t + 1 inputs, zero beyond) sums to 1. */
+static int check_transformer_maps(const Caption *c) {
+    int ok = c->layers == 2 && c->heads == 2 && c->head_alpha && c->self_attention;
+    for (int t = 0; ok && t < c->length; t++)
+        for (int l = 0; l < c->layers; l++)
+            for (int h = 0; h < c->heads; h++) {
+                size_t pair = ((size_t)t * c->layers + l) * c->heads + h;
+                double cross = 0.0, self = 0.0, beyond = 0.0;
+                for (int i = 0; i < c->cells; i++) cross += c->head_alpha[pair * c->cells + i];
+                for (int k = 0; k < c->length; k++) {
+                    double v = c->self_attention[pair * c->length + k];
+                    if (k <= t) self += v;
+                    else beyond += v;
+                }
+                ok &= fabs(cross - 1.0) < 1e-5 && fabs(self - 1.0) < 1e-5 && beyond == 0.0;
+            }
+    for (int t = 0; ok && t < c->length; t++)
+        for (int i = 0; i < c->cells; i++) {
+            double mean = 0.0;
+            for (int h = 0; h < c->heads; h++)
+                mean += c->head_alpha[(((size_t)t * c->layers + c->layers - 1) * c->heads + h) * c->cells + i];
+            ok &= fabs(mean / c->heads - c->alpha[(size_t)t * c->cells + i]) < 1e-6;
+        }
+    return ok;
+}
+
 /* A Transformer's captions, with its key/value cache and with the cache
  * rebuilt from the words at every step: the same bits (tokens, log
  * probabilities, maps), greedy and with beams whose rows are reordered. */
@@ -346,7 +374,7 @@ static void test_kv_cache(CheckCounts *c) {
     captioner_use_kv_cache(rebuilt, 0);
     Rng rng;
     rng_seed(&rng, 4);
-    int same = 1, words = 0;
+    int same = 1, words = 0, maps_ok = 1;
     for (int trial = 0; trial < 6; trial++) {
         float image[3 * 16 * 16];
         for (int i = 0; i < 3 * 16 * 16; i++) image[i] = rng_normal(&rng);
@@ -354,10 +382,14 @@ static void test_kv_cache(CheckCounts *c) {
             DecodeOptions o = {beam, 8, 0.0f};
             Caption a, b;
             CHECK(c, captioner_run(cached, image, &o, &a, &err) == 0 && captioner_run(rebuilt, image, &o, &b, &err) == 0);
+            size_t pairs = (size_t)a.layers * a.heads;
             same &= a.length == b.length && a.logprob == b.logprob &&
                     memcmp(a.tokens, b.tokens, sizeof(int) * a.length) == 0 &&
                     memcmp(a.token_logprobs, b.token_logprobs, sizeof(float) * a.length) == 0 &&
-                    memcmp(a.alpha, b.alpha, sizeof(float) * a.length * a.cells) == 0;
+                    memcmp(a.alpha, b.alpha, sizeof(float) * a.length * a.cells) == 0 &&
+                    memcmp(a.head_alpha, b.head_alpha, sizeof(float) * a.length * pairs * a.cells) == 0 &&
+                    memcmp(a.self_attention, b.self_attention, sizeof(float) * a.length * pairs * a.length) == 0;
+            maps_ok &= check_transformer_maps(&a);
             words += a.length;
             caption_free(&a);
             caption_free(&b);
@@ -366,6 +398,7 @@ static void test_kv_cache(CheckCounts *c) {
     printf("transformer key/value cache: %d words in 18 captions, %s without the cache\n", words,
            same ? "the same bits as" : "DIFFERENT FROM");
     CHECK(c, same && words > 18);
+    CHECK(c, maps_ok);
     captioner_free(cached);
     captioner_free(rebuilt);
     sat_model_free(&m);
