@@ -8,10 +8,12 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "heatmap.h"
 #include "pipeline.h"
 
 typedef struct {
     const char *image, *output, *frames, *words;
+    const char *layer, *head, *self_attention; /* Transformer models: which map, and the words x words figure */
     CaptionOptions caption;
     FigureOptions figure;
 } ExportArgs;
@@ -41,6 +43,11 @@ static void print_help(FILE *out) {
             "  --frames DIR          also write one PNG per word to DIR: 00-word.png, 01-word.png, ...\n"
             "  --words LIST          only the panels of these words, comma-separated (e.g. dog,ball:\n"
             "                        the nouns); the title keeps the whole caption\n"
+            "  --layer L             Transformer models: the cross-attention of decoder layer L\n"
+            "                        (1 = first; default: the last)\n"
+            "  --head H|mean         Transformer models: of head H (1 = first), or the heads' mean (default)\n"
+            "  --self-attention FILE also write the words x words heatmap of the decoder's\n"
+            "                        self-attention (the same layer and head) to FILE (PNG)\n"
             "  --max-pixels N        refuse images larger than N pixels (default 67108864)\n"
             "  -h, --help            this help\n"
             "\n"
@@ -67,6 +74,9 @@ static int parse_value(ExportArgs *a, const char *arg, const char *value) {
     if (strcmp(arg, "-o") == 0 || strcmp(arg, "--output") == 0) a->output = value;
     else if (strcmp(arg, "--frames") == 0) a->frames = value;
     else if (strcmp(arg, "--words") == 0) a->words = value;
+    else if (strcmp(arg, "--layer") == 0) a->layer = value;
+    else if (strcmp(arg, "--head") == 0) a->head = value;
+    else if (strcmp(arg, "--self-attention") == 0) a->self_attention = value;
     else return usage_error("unknown option %s", arg);
     return 0;
 }
@@ -232,6 +242,73 @@ static int load_font(Font **font, Error *err) {
     return font_load(font, path, err);
 }
 
+/* --layer and --head as 0-based indices (head -1 = the mean); -1 with err when
+ * they do not fit the model. */
+static int choose_layer_head(const ExportArgs *a, const SatModel *m, int *layer, int *head, Error *err) {
+    if (!m->config.transformer) {
+        if (a->layer || a->head || a->self_attention)
+            return error_set(err, "--layer, --head and --self-attention are for Transformer models; %s has one "
+                                  "attention map per word", "this model");
+        return 0;
+    }
+    long long value = 0;
+    *layer = m->config.decoder_layers - 1;
+    *head = -1;
+    if (a->layer && (cli_parse_count(a->layer, &value) != 0 || value > m->config.decoder_layers))
+        return error_set(err, "--layer %s: the model has decoder layers 1 to %d", a->layer, m->config.decoder_layers);
+    if (a->layer) *layer = (int)value - 1;
+    if (a->head && strcmp(a->head, "mean") != 0) {
+        if (cli_parse_count(a->head, &value) != 0 || value > m->config.heads)
+            return error_set(err, "--head %s: use mean or a head from 1 to %d", a->head, m->config.heads);
+        *head = (int)value - 1;
+    }
+    return 0;
+}
+
+/* The words x words figure of the chosen layer and head. */
+static int write_self_attention(const SatModel *m, const Caption *c, const float *rows, const char *path,
+                                int layer, int head, const Font *font, Error *err) {
+    int n = c->length;
+    if (n == 0) return error_set(err, "the caption has no words: there is no self-attention to draw");
+    const char **words = malloc(sizeof *words * (size_t)n), **inputs = malloc(sizeof *inputs * (size_t)n);
+    int *lengths = malloc(sizeof *lengths * (size_t)n);
+    int status = words && inputs && lengths ? 0 : error_set(err, "out of memory");
+    for (int t = 0; status == 0 && t < n; t++) {
+        words[t] = m->vocab[c->tokens[t]];
+        inputs[t] = t == 0 ? m->vocab[TOKEN_START] : m->vocab[c->tokens[t - 1]];
+        lengths[t] = t + 1;
+    }
+    char title[160];
+    if (head < 0) snprintf(title, sizeof title, "self-attention, layer %d, mean of %d heads", layer + 1, c->heads);
+    else snprintf(title, sizeof title, "self-attention, layer %d, head %d", layer + 1, head + 1);
+    HeatmapOptions options = {.title = title, .colormap = COLORMAP_VIRIDIS};
+    Image figure = {0};
+    if (status == 0) status = heatmap_render(&figure, rows, n, n, lengths, words, inputs, &options, font, err);
+    if (status == 0) status = image_write_png(&figure, path, err);
+    image_free(&figure);
+    free(words), free(inputs), free(lengths);
+    return status;
+}
+
+/* Exports the caption, with a Transformer's chosen layer and head. */
+static int export_with_maps(const ExportArgs *a, const SatModel *m, const Caption *c, const Image *image,
+                            const Font *font, Error *err) {
+    int layer = 0, head = -1;
+    if (choose_layer_head(a, m, &layer, &head, err) != 0) return -1;
+    if (!m->config.transformer)
+        return export_caption(m, c, image, a->output, a->frames, a->words, &a->figure, font, err);
+    size_t n = c->length > 0 ? (size_t)c->length : 1;
+    float *alpha = malloc(sizeof(float) * n * c->cells), *rows = malloc(sizeof(float) * n * n);
+    int status = alpha && rows ? caption_attention_map(c, layer, head, alpha, rows) : error_set(err, "out of memory");
+    Caption view = *c;
+    view.alpha = alpha;
+    if (status == 0) status = export_caption(m, &view, image, a->output, a->frames, a->words, &a->figure, font, err);
+    if (status == 0 && a->self_attention)
+        status = write_self_attention(m, c, rows, a->self_attention, layer, head, font, err);
+    free(alpha), free(rows);
+    return status;
+}
+
 int cmd_export(int argc, char **argv) {
     ExportArgs a;
     if (parse_args(argc, argv, &a) != 0) return 2;
@@ -247,7 +324,7 @@ int cmd_export(int argc, char **argv) {
     Font *font = NULL;
     status = load_font(&font, &err) != 0 ||
              pipeline_caption_file(&pipeline, a.image, &caption, &image, &err) != 0 ||
-             export_caption(&pipeline.model, &caption, &image, a.output, a.frames, a.words, &a.figure, font, &err) != 0;
+             export_with_maps(&a, &pipeline.model, &caption, &image, font, &err) != 0;
     if (status) {
         error_print(stderr, "caption export", &err);
     } else {

@@ -540,3 +540,22 @@ const char *caption_text(const SatModel *m, const Caption *c, char *buffer, size
     }
     return buffer;
 }
+
+int caption_attention_map(const Caption *c, int layer, int head, float *alpha, float *self_attention) {
+    if (!c->head_alpha || layer < 0 || layer >= c->layers || head < -1 || head >= c->heads) return -1;
+    int first = head < 0 ? 0 : head, last = head < 0 ? c->heads - 1 : head, n = last - first + 1;
+    for (int t = 0; t < c->length; t++) {
+        size_t pair = ((size_t)t * c->layers + layer) * c->heads;
+        for (int i = 0; i < c->cells; i++) {
+            float sum = 0.0f;
+            for (int h = first; h <= last; h++) sum += c->head_alpha[(pair + h) * c->cells + i];
+            alpha[(size_t)t * c->cells + i] = sum / (float)n;
+        }
+        for (int k = 0; self_attention && k < c->length; k++) {
+            float sum = 0.0f;
+            for (int h = first; h <= last; h++) sum += c->self_attention[(pair + h) * c->length + k];
+            self_attention[(size_t)t * c->length + k] = sum / (float)n;
+        }
+    }
+    return 0;
+}

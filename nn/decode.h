@@ -62,6 +62,13 @@ int captioner_run(Captioner *captioner, const float *image, const DecodeOptions 
                   Caption *caption, Error *err);
 void caption_free(Caption *caption);
 
+/* A Transformer caption's maps of decoder layer `layer` (0-based) and head
+ * `head` (0-based, or -1 for the mean of the layer's heads): cross-attention
+ * [length, cells] into alpha and, when self_attention is not NULL, the
+ * self-attention rows [length, length]. -1 when the caption has no such
+ * maps (an LSTM model's) or the layer or head does not exist. */
+int caption_attention_map(const Caption *caption, int layer, int head, float *alpha, float *self_attention);
+
 /* Joins the words with spaces into buffer (truncating safely). */
 const char *caption_text(const SatModel *model, const Caption *caption, char *buffer, size_t size);
 

@@ -22,6 +22,7 @@ static const char *const VOCAB[] = {"<pad>", "<start>", "<end>", "<unk>", "a",  
 
 /* A small model with random weights that never emits <end>, so captions are
  * exactly --max-length words. */
+/* attention: 0 bottleneck, 1 attention, 2 Transformer (2 layers of 2 heads). */
 static int write_model(const char *path, int attention) {
     SatConfig config;
     sat_config_defaults(&config);
@@ -29,12 +30,16 @@ static int write_model(const char *path, int attention) {
     snprintf(config.encoder_spec, sizeof config.encoder_spec, "%s", "8,16p,16p");
     config.embed_dim = 16, config.hidden_dim = 32, config.attention_dim = 16;
     config.vocab_size = VOCAB_SIZE;
-    config.use_attention = attention;
+    config.use_attention = attention > 0;
+    if (attention == 2) {
+        sat_decoder_parse("transformer", &config);
+        config.heads = 2, config.decoder_layers = 2, config.ff_dim = 24;
+    }
     SatModel model;
     Error err;
     if (sat_model_create(&model, &config, VOCAB, &err) != 0) return fprintf(stderr, "%s\n", err.message), -1;
     sat_model_init_params(&model, 7);
-    model.p.out_bias[TOKEN_END] = -100.0f;
+    (attention == 2 ? model.p.transformer.out_bias : model.p.out_bias)[TOKEN_END] = -100.0f;
     int status = sat_model_save(&model, path, 0, &err);
     if (status != 0) fprintf(stderr, "%s\n", err.message);
     sat_model_free(&model);
@@ -244,6 +249,58 @@ static void test_frame_names(CheckCounts *c) {
     CHECK(c, strcmp(name, "12-caf.png") == 0);
 }
 
+/* A Transformer model: --layer/--head choose the map drawn (the CLI's figure
+ * equals the in-process one with caption_attention_map's map), and
+ * --self-attention writes the words x words figure; bad choices are refused. */
+static void test_transformer_maps(CheckCounts *c, const Fixture *f) {
+    char model[600], picture[600], png[600], self[600], mine[600];
+    snprintf(model, sizeof model, "%s/transformer.safetensors", f->dir);
+    snprintf(picture, sizeof picture, "%s/picture-0.png", f->dir);
+    snprintf(png, sizeof png, "%s/transformer.png", f->dir);
+    snprintf(self, sizeof self, "%s/self.png", f->dir);
+    snprintf(mine, sizeof mine, "%s/transformer-mine.png", f->dir);
+    CHECK(c, write_model(model, 2) == 0);
+    char *args[] = {"caption", "export", picture, "-o", png, "--model", model, "--max-length", "4", "--panel-size",
+                    "48", "--layer", "1", "--head", "2", "--self-attention", self, NULL};
+    CHECK(c, run(f->exe, args, f->out, f->err) == 0);
+    CaptionPipeline p;
+    Caption caption = {0};
+    Image image = {0}, cli = {0}, figure = {0}, heat = {0};
+    Font *font = NULL;
+    Error err;
+    char font_path[4096];
+    CHECK(c, font_default_path(font_path, sizeof font_path) && font_load(&font, font_path, &err) == 0);
+    CHECK(c, pipeline_open(&p, model, 3, 4, &err) == 0);
+    if (sysconf(_SC_NPROCESSORS_ONLN) > 1) CHECK(c, captioner_use_second_thread(p.captioner, &err) == 0);
+    p.decode = (DecodeOptions){3, 4, 0.0f};
+    CHECK(c, pipeline_caption_file(&p, picture, &caption, &image, &err) == 0 && caption.length == 4);
+    float alpha[4 * 64], rows[16];
+    CHECK(c, caption.cells <= 64 && caption_attention_map(&caption, 0, 1, alpha, rows) == 0);
+    CHECK(c, caption_attention_map(&caption, 2, 0, alpha, rows) == -1 && caption_attention_map(&caption, 0, 2, alpha, NULL) == -1);
+    Caption view = caption;
+    view.alpha = alpha;
+    FigureOptions o;
+    figure_options_default(&o);
+    o.panel_height = 48;
+    CHECK(c, export_caption(&p.model, &view, &image, mine, NULL, NULL, &o, font, &err) == 0);
+    CHECK(c, image_load(&cli, png, NULL, &err) == 0 && image_load(&figure, mine, NULL, &err) == 0);
+    CHECK(c, cli.pixels && figure.pixels && same_pixels(&cli, &figure));
+    /* The self-attention figure: 4 words over 4 inputs of 36-pixel cells, plus labels. */
+    CHECK(c, image_load(&heat, self, NULL, &err) == 0 && heat.width > 4 * 36 && heat.height > 4 * 36);
+    printf("transformer export: layer 1 head 2 figure %dx%d, self-attention %dx%d\n", cli.width, cli.height,
+           heat.width, heat.height);
+    image_free(&cli), image_free(&figure), image_free(&image), image_free(&heat);
+    caption_free(&caption);
+    pipeline_close(&p);
+    font_free(font);
+    char *bad_layer[] = {"caption", "export", picture, "-o", png, "--model", model, "--layer", "3", NULL};
+    expect_failure(c, f, bad_layer, 1, "--layer 3: the model has decoder layers 1 to 2");
+    char *bad_head[] = {"caption", "export", picture, "-o", png, "--model", model, "--head", "0", NULL};
+    expect_failure(c, f, bad_head, 1, "--head 0: use mean or a head from 1 to 2");
+    char *lstm[] = {"caption", "export", picture, "-o", png, "--model", (char *)f->model, "--head", "1", NULL};
+    expect_failure(c, f, lstm, 1, "are for Transformer models");
+}
+
 int main(int argc, char **argv) {
     CheckCounts c = {0};
     if (argc < 2) {
@@ -268,6 +325,7 @@ int main(int argc, char **argv) {
         if (i == 0) test_errors(&c, &f, path);
     }
     test_frame_names(&c);
+    test_transformer_maps(&c, &f);
     if (c.failed == 0) {
         char command[700];
         snprintf(command, sizeof command, "rm -rf '%s'", dir);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "heatmap.h"
 #include "plot.h"
 #include "text.h"
 
@@ -368,6 +369,36 @@ static void test_bars(CheckCounts *c, const Font *font, const char *out_dir) {
     CHECK(c, img.pixels == NULL);
 }
 
+static int pixel_is(const Image *img, int x, int y, Rgb color) {
+    const unsigned char *p = img->pixels + ((size_t)y * img->width + x) * 3;
+    return abs(p[0] - color.r) <= 1 && abs(p[1] - color.g) <= 1 && abs(p[2] - color.b) <= 1;
+}
+
+/* The self-attention heatmap: each cell coloured by its value over the
+ * largest, cells beyond a row's length blank, a figure that grows with the
+ * labels; empty and non-finite input refused. */
+static void test_heatmap(CheckCounts *c, const Font *font) {
+    const float values[6] = {0.8f, 123.0f, 0.0f, 0.2f, 0.4f, 0.6f};
+    const int lengths[2] = {1, 3};
+    const char *rows[2] = {"a", "dog"}, *cols[3] = {"<start>", "a", "dog"};
+    HeatmapOptions o = {.colormap = COLORMAP_VIRIDIS, .cell = 20};
+    Image img;
+    Error err;
+    CHECK(c, heatmap_render(&img, values, 2, 3, lengths, rows, cols, &o, font, &err) == 0);
+    if (!img.pixels) return;
+    /* The grid's top-left corner: bottom-right of the image less the margin. */
+    int x0 = img.width - 12 - 3 * 20, y0 = img.height - 12 - 2 * 20;
+    CHECK(c, pixel_is(&img, x0 + 10, y0 + 10, colormap_color(COLORMAP_VIRIDIS, 1.0f)));      /* 0.8: the largest */
+    CHECK(c, pixel_is(&img, x0 + 30, y0 + 10, (Rgb){255, 255, 255}));                       /* beyond row 0 */
+    CHECK(c, pixel_is(&img, x0 + 10, y0 + 30, colormap_color(COLORMAP_VIRIDIS, 0.25f)));     /* 0.2 / 0.8 */
+    CHECK(c, pixel_is(&img, x0 + 50, y0 + 30, colormap_color(COLORMAP_VIRIDIS, 0.75f)));     /* 0.6 / 0.8 */
+    image_free(&img);
+    CHECK(c, heatmap_render(&img, values, 0, 3, NULL, rows, cols, &o, font, &err) == -1);
+    const float bad[2] = {0.5f, NAN};
+    CHECK(c, heatmap_render(&img, bad, 1, 2, NULL, rows, cols, &o, font, &err) == -1 && !img.pixels);
+    CHECK(c, strstr(err.message, "not finite") != NULL);
+}
+
 int main(void) {
     CheckCounts c = {0};
     char out_dir[1024];
@@ -389,6 +420,7 @@ int main(void) {
     test_drawing(&c, font, out_dir);
     test_learning_curve(&c, font, out_dir);
     test_degenerate(&c, font, out_dir);
+    test_heatmap(&c, font);
     test_bars(&c, font, out_dir);
     font_free(font);
     printf("charts in %s/test_plot_*.png\n", out_dir);
