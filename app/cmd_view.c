@@ -40,6 +40,7 @@ static void print_help(FILE *out) {
             "  + / -                 overlay opacity\n"
             "  c                     colormap (viridis, inferno, jet)\n"
             "  b                     beam width 1, 3, 5 (captions again)\n"
+            "  l / k                 a Transformer model: next layer / next head, then the heads' mean\n"
             "  g                     grid of all the words\n"
             "  s                     save what is shown as PNG (the name is printed on stderr)\n"
             "  n / p, PgDn / PgUp    next / previous image\n"

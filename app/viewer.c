@@ -46,6 +46,14 @@ static void open_image(Viewer *v, long index) {
     request_caption(v);
 }
 
+/* A Transformer's caption: the map shown for each word becomes that of the
+ * chosen layer and head (the caption keeps every layer's and head's). */
+static void show_layer_head(Viewer *v) {
+    Caption *c = &v->result.caption;
+    if (!v->has_result || !c->head_alpha || caption_attention_map(c, v->layer, v->head, c->alpha, NULL) != 0) return;
+    v->serial++, v->dirty = 1;
+}
+
 static void on_result(Viewer *v) {
     CaptionResult r;
     if (!caption_worker_take(v->worker, &r)) return;
@@ -66,12 +74,30 @@ static void on_result(Viewer *v) {
     caption_result_free(&v->result);
     v->result = r;
     v->has_result = 1, v->failed = 0;
+    if (v->result.caption.head_alpha) {
+        if (v->layer >= v->result.caption.layers) v->layer = v->result.caption.layers - 1;
+        show_layer_head(v);
+    }
     v->step = r.caption.length == 0 ? -1 : step < 0 ? 0 : step >= r.caption.length ? r.caption.length - 1 : step;
     if (v->scripted)
         fprintf(stderr, "caption view: captioned %s (beam %d): %s\n", v->files->paths[v->current], r.beam, r.text);
 }
 
 /* ---- keys, mouse, drops --------------------------------------------------------------- */
+
+/* l: the next decoder layer; k: the next head, then the heads' mean. */
+static void change_layer_head(Viewer *v, int layer_key) {
+    const Caption *c = &v->result.caption;
+    if (!v->has_result || !c->head_alpha) {
+        viewer_set_message(v, "layers and heads: a Transformer model's");
+        return;
+    }
+    if (layer_key) v->layer = (v->layer + 1) % c->layers;
+    else v->head = v->head + 1 >= c->heads ? -1 : v->head + 1;
+    show_layer_head(v);
+    if (v->head < 0) viewer_set_message(v, "layer %d of %d, mean of %d heads", v->layer + 1, c->layers, c->heads);
+    else viewer_set_message(v, "layer %d of %d, head %d of %d", v->layer + 1, c->layers, v->head + 1, c->heads);
+}
 
 static void set_step(Viewer *v, int step) {
     int count = v->has_result ? v->result.caption.length : 0;
@@ -137,6 +163,8 @@ static void on_key(Viewer *v, SDL_Keycode key) {
     case SDLK_MINUS: case SDLK_KP_MINUS: change_opacity(v, -0.1f); break;
     case SDLK_c: v->overlay.colormap = (Colormap)((v->overlay.colormap + 1) % COLORMAP_COUNT), v->dirty = 1; break;
     case SDLK_b: change_beam(v); break;
+    case SDLK_l: change_layer_head(v, 1); break;
+    case SDLK_k: change_layer_head(v, 0); break;
     case SDLK_g: v->grid = !v->grid, v->dirty = 1; break;
     case SDLK_s: save_shown(v); break;
     case SDLK_PAGEDOWN: case SDLK_n: change_image(v, 1); break;
@@ -332,6 +360,7 @@ int viewer_run(CaptionPipeline *pipeline, const ViewerOptions *o, Error *err) {
     Viewer *v = calloc(1, sizeof *v);
     if (!v) return error_set(err, "out of memory");
     v->files = o->files, v->current = -1, v->step = -1, v->beam = o->beam, v->dirty = 1;
+    v->layer = TRANSFORMER_MAX_LAYERS, v->head = -1; /* the last layer, the heads' mean */
     v->screenshot_dir = o->screenshot_dir, v->scripted = o->script != NULL;
     v->overlay_on = 1;
     overlay_options_default(&v->overlay);

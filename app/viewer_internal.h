@@ -61,6 +61,7 @@ typedef struct {
     int playing;
     Uint32 next_step_at;
     int overlay_on, grid, help, beam;
+    int layer, head;          /* a Transformer's map shown: decoder layer (0-based), head (-1 = their mean) */
     OverlayOptions overlay;
 
     char message[512];        /* shown in the status line until message_until */
@@ -98,6 +99,7 @@ int viewer_script_step(Viewer *v);
  *   caption view: step=K word=W prob=P beta=B cell=X,Y grid=WxH
  *   region=X0,Y0,X1,Y1 (that cell's frame pixels, half-open)
  *   picture=X,Y,W,H (where the picture is drawn) overlay=on|off
+ *   [layer=L head=H (a Transformer's map shown; head 0 = the heads' mean)]
  * so tests can check the pixels where the model looked. */
 void viewer_report_step(Viewer *v);
 

@@ -20,7 +20,13 @@ void viewer_status_text(const Viewer *v, char *left, size_t left_size, char *rig
                      v->current + 1, v->files->count);
     if (n < 0 || (size_t)n >= left_size) n = 0;
 #define DOT "  \xc2\xb7  "
-    snprintf(left + n, left_size - (size_t)n, "beam %d" DOT "%s" DOT "opacity %.2f%s%s%s", v->beam,
+    char maps[64] = "";
+    const Caption *c = &v->result.caption;
+    if (v->has_result && c->head_alpha && v->head < 0)
+        snprintf(maps, sizeof maps, DOT "layer %d/%d, heads' mean", v->layer + 1, c->layers);
+    else if (v->has_result && c->head_alpha)
+        snprintf(maps, sizeof maps, DOT "layer %d/%d, head %d/%d", v->layer + 1, c->layers, v->head + 1, c->heads);
+    snprintf(left + n, left_size - (size_t)n, "beam %d%s" DOT "%s" DOT "opacity %.2f%s%s%s", v->beam, maps,
              colormap_name(v->overlay.colormap), (double)v->overlay.opacity, v->overlay_on ? "" : DOT "overlay off",
              v->grid ? DOT "grid" : "", v->playing ? DOT "playing" : "");
 #undef DOT
@@ -123,6 +129,7 @@ void viewer_draw_help(Viewer *v, const ViewMetrics *m) {
         {"+  \xe2\x88\x92", "overlay opacity"},
         {"c", "colormap: viridis, inferno, jet"},
         {"b", "beam width 1 \xe2\x86\x92 3 \xe2\x86\x92 5, captions again"},
+        {"l  k", "Transformer: next layer / next head (then the heads' mean)"},
         {"g", "grid of all the words"},
         {"s", "save what is shown as PNG"},
         {"n  p  PgDn  PgUp", "next / previous image"},

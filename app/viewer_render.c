@@ -130,7 +130,7 @@ static int info_pieces(Viewer *v, const ViewMetrics *m, int x, int y, int draw, 
     snprintf(text, sizeof text, "probability %.2f", (double)p);
     x = draw_text_at(f, v->font, text, x, y, m->info_px, VIEW_TEXT) + m->pad;
     x = draw_bar(f, x, y, m, p, VIEW_ACCENT) + gap;
-    if (!c->beta) return x - gap;
+    if (!c->beta || c->head_alpha) return x - gap; /* no gate: a bottleneck or a Transformer */
     snprintf(text, sizeof text, "\xce\xb2 %.2f", (double)c->beta[v->step]);
     x = draw_text_at(f, v->font, text, x, y, m->info_px, VIEW_TEXT) + m->pad;
     x = draw_bar(f, x, y, m, c->beta[v->step], VIEW_BETA);

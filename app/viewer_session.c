@@ -100,12 +100,14 @@ void viewer_report_step(Viewer *v) {
     char line[sizeof v->last_report];
     int x0 = r->x + cx * r->w / c->grid_w, y0 = r->y + cy * r->h / c->grid_h;
     int x1 = r->x + (cx + 1) * r->w / c->grid_w, y1 = r->y + (cy + 1) * r->h / c->grid_h;
+    char map[48] = "";
+    if (c->head_alpha) snprintf(map, sizeof map, " layer=%d head=%d", v->layer + 1, v->head + 1); /* head 0: the mean */
     snprintf(line, sizeof line,
              "caption view: step=%d word=%s prob=%.4f beta=%.4f cell=%d,%d grid=%dx%d region=%d,%d,%d,%d "
-             "picture=%d,%d,%d,%d overlay=%s",
+             "picture=%d,%d,%d,%d overlay=%s%s",
              v->step, v->result.words[v->step], (double)expf(c->token_logprobs[v->step]),
              c->beta ? (double)c->beta[v->step] : -1.0, cx, cy, c->grid_w, c->grid_h, x0, y0, x1, y1, r->x, r->y,
-             r->w, r->h, v->overlay_on ? "on" : "off");
+             r->w, r->h, v->overlay_on ? "on" : "off", map);
     if (strcmp(line, v->last_report) == 0) return;
     fprintf(stderr, "%s\n", line);
     memcpy(v->last_report, line, sizeof line);

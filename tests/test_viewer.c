@@ -6,7 +6,8 @@
  * overlay_attention of that, as `caption export` draws it; the help and
  * grid views change the frame; `s` saved a file; a broken image is reported
  * without a crash; folders are expanded to their image files only; an image
- * over --max-pixels is refused with the reason. */
+ * over --max-pixels is refused with the reason; a Transformer's layers and
+ * heads are chosen with l and k. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,6 +172,71 @@ static int setup(const char *data_dir) {
     return status == 0 ? make_model("model.safetensors") : -1;
 }
 
+/* A random Transformer (2 layers of 2 heads) on the 8x8 grid. */
+static int make_transformer(const char *path) {
+    SatModel m;
+    SatConfig c;
+    Error err;
+    sat_config_defaults(&c);
+    c.image_size = 32;
+    snprintf(c.encoder_spec, sizeof c.encoder_spec, "4,6p,8p");
+    c.vocab_size = 8, c.embed_dim = 8, c.heads = 2, c.decoder_layers = 2, c.ff_dim = 12, c.tied = 0;
+    sat_decoder_parse("transformer", &c);
+    if (sat_model_create(&m, &c, VOCAB, &err) != 0) return fprintf(stderr, "%s\n", err.message), -1;
+    sat_model_init_params(&m, 12);
+    for (int i = 0; i < 8 * 8; i++) m.p.transformer.out_weight[i] *= 6.0f;
+    m.p.transformer.out_bias[TOKEN_END] -= 5.0f;
+    int status = sat_model_save(&m, path, 0, &err) == 0 ? 0 : -1;
+    sat_model_free(&m);
+    return status;
+}
+
+/* The viewer's keys l and k: each report after them names the layer and head
+ * shown, and its peak cell is that of caption_attention_map's map for them. */
+static void test_transformer_keys(CheckCounts *c, const char *caption) {
+    CHECK(c, make_transformer("transformer.safetensors") == 0);
+    const char *script = "wait-caption\nkey right\nkey k\nkey k\nkey l\nkey k\nquit\n";
+    CHECK(c, write_file("keys.txt", script, strlen(script)) == 0);
+    char command[2000];
+    snprintf(command, sizeof command, "timeout 60 '%s' view --model transformer.safetensors --script keys.txt "
+             "images/a-chelsea.png 2> keys.log", caption);
+    int status = system(command);
+    size_t size = 0;
+    char *log = read_file("keys.log", &size);
+    CHECK(c, status == 0 && log);
+    CaptionPipeline p;
+    Caption caption_made = {0};
+    Error err;
+    int reports = 0, agree = 0;
+    if (pipeline_open(&p, "transformer.safetensors", 3, 30, &err) == 0) {
+        p.decode = (DecodeOptions){3, 30, 0.0f};
+        if (pipeline_caption_file(&p, "images/a-chelsea.png", &caption_made, NULL, &err) == 0) {
+            float *alpha = malloc(sizeof(float) * caption_made.length * caption_made.cells);
+            for (const char *at = log; alpha && at && (at = strstr(at, "caption view: step=")) != NULL; at++) {
+                int step, cx, cy, layer, head;
+                const char *cell = strstr(at, "cell="), *map = strstr(at, "layer=");
+                const char *end = strchr(at, '\n');
+                if (!cell || !map || (end && map > end) || sscanf(at, "caption view: step=%d", &step) != 1 ||
+                    sscanf(cell, "cell=%d,%d", &cx, &cy) != 2 || sscanf(map, "layer=%d head=%d", &layer, &head) != 2)
+                    continue;
+                reports++;
+                if (caption_attention_map(&caption_made, layer - 1, head - 1, alpha, NULL) != 0) continue;
+                const float *row = alpha + (size_t)step * caption_made.cells;
+                int best = 0;
+                for (int i = 1; i < caption_made.cells; i++)
+                    if (row[i] > row[best]) best = i;
+                agree += best == cy * caption_made.grid_w + cx;
+            }
+            free(alpha);
+            caption_free(&caption_made);
+        }
+        pipeline_close(&p);
+    }
+    printf("transformer in the viewer: %d reports after l/k, %d on the map's peak\n", reports, agree);
+    CHECK(c, reports >= 3 && agree == reports && log && strstr(log, "layer=1 head=2"));
+    free(log);
+}
+
 int main(int argc, char **argv) {
     CheckCounts c = {0};
     const char *data_dir = getenv("CAPTION_TEST_DATA");
@@ -210,6 +276,7 @@ int main(int argc, char **argv) {
     log = read_file("limit.log", &size);
     CHECK(&c, status == 0 && log && strstr(log, "more than the limit of 1000 pixels"));
     free(log);
+    test_transformer_keys(&c, caption);
     free(caption);
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
     if (c.failed || getenv("TEST_VIEWER_KEEP")) printf("the screenshots are in %s\n", dir); /* to look at */
