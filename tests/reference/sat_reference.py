@@ -122,6 +122,8 @@ def tensor_specs(cfg):
                   (f"encoder.bn{l}.bias", (cout,), False, True),
                   (f"encoder.bn{l}.running_mean", (cout,), False, False),
                   (f"encoder.bn{l}.running_var", (cout,), False, False)]
+    if cfg["decoder"] == "transformer":
+        return specs + transformer_specs(cfg, grid, D)
     specs += [("decoder.init_h.weight", (H, D), True, True), ("decoder.init_h.bias", (H,), False, True),
               ("decoder.init_c.weight", (H, D), True, True), ("decoder.init_c.bias", (H,), False, True),
               ("decoder.embedding.weight", (V, E), True, True)]
@@ -151,6 +153,43 @@ def tensor_specs(cfg):
     if cfg.get("aux_weight", 0) > 0:
         specs += [("decoder.aux.weight", (V, D), True, True), ("decoder.aux.bias", (V,), False, True)]
     return specs
+
+
+def transformer_specs(cfg, grid, D):
+    """The Transformer decoder's tensors in nn/model.c's walk order: PyTorch's
+    TransformerEncoder/Decoder state-dict names behind a prefix."""
+    C, V, F_, E_, D_ = cfg["embed_dim"], cfg["vocab_size"], cfg["ff_dim"], cfg["encoder_layers"], cfg["decoder_layers"]
+
+    def layer(prefix, decoder):
+        s = [(prefix + "norm1.weight", (C,), False, True), (prefix + "norm1.bias", (C,), False, True),
+             (prefix + "self_attn.in_proj_weight", (3 * C, C), True, True),
+             (prefix + "self_attn.in_proj_bias", (3 * C,), False, True),
+             (prefix + "self_attn.out_proj.weight", (C, C), True, True),
+             (prefix + "self_attn.out_proj.bias", (C,), False, True)]
+        if decoder:
+            s += [(prefix + "multihead_attn.in_proj_weight", (3 * C, C), True, True),
+                  (prefix + "multihead_attn.in_proj_bias", (3 * C,), False, True),
+                  (prefix + "multihead_attn.out_proj.weight", (C, C), True, True),
+                  (prefix + "multihead_attn.out_proj.bias", (C,), False, True)]
+        s += [(prefix + "norm2.weight", (C,), False, True), (prefix + "norm2.bias", (C,), False, True)]
+        if decoder:
+            s += [(prefix + "norm3.weight", (C,), False, True), (prefix + "norm3.bias", (C,), False, True)]
+        return s + [(prefix + "linear1.weight", (F_, C), True, True), (prefix + "linear1.bias", (F_,), False, True),
+                    (prefix + "linear2.weight", (C, F_), True, True), (prefix + "linear2.bias", (C,), False, True)]
+
+    specs = [("transformer.grid.weight", (C, D), True, True), ("transformer.grid.bias", (C,), False, True),
+             ("transformer.grid.rows", (grid, C), False, True), ("transformer.grid.columns", (grid, C), False, True)]
+    for l in range(E_):
+        specs += layer(f"transformer.encoder.layers.{l}.", False)
+    if E_:
+        specs += [("transformer.encoder.norm.weight", (C,), False, True), ("transformer.encoder.norm.bias", (C,), False, True)]
+    specs.append(("transformer.embedding.weight", (V, C), True, True))
+    for l in range(D_):
+        specs += layer(f"transformer.decoder.layers.{l}.", True)
+    specs += [("transformer.decoder.norm.weight", (C,), False, True), ("transformer.decoder.norm.bias", (C,), False, True)]
+    if not cfg["tied"]:
+        specs.append(("transformer.out.weight", (V, C), True, True))
+    return specs + [("transformer.out.bias", (V,), False, True)]
 
 
 # ---------------------------------------------------------------- the model
