@@ -22,6 +22,11 @@ over the live hypotheses; a candidate ending in <end> is kept as finished;
 search stops when no live hypothesis can beat the worst of k finished ones
 or at max_length words (every live one then gets <end> appended).
 
+A Transformer model (decoder "transformer") runs as PyTorch's own
+nn.TransformerEncoder / nn.TransformerDecoder with the file's weights; they
+have no key/value cache, so its beam search runs the decoder over the whole
+prefix at each step, as their users do (the C side keeps a cache).
+
 Run by `caption bench --torch` with Debian's /usr/bin/python3 (python3-torch);
 exits with status 3 when torch cannot be imported.
 """
@@ -37,6 +42,7 @@ import time
 try:
     import numpy as np
     import torch
+    import torch.nn as nn
     import torch.nn.functional as F
 except ImportError as error:  # caption bench reports this and omits the torch_* keys
     print(json.dumps({"error": f"cannot import torch: {error}"}))
@@ -44,6 +50,7 @@ except ImportError as error:  # caption bench reports this and omits the torch_*
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
 import sat_reference as ref  # noqa: E402  (sets float64 as default; undone below)
+import transformer_reference as tref  # noqa: E402
 
 torch.set_default_dtype(torch.float32)
 
@@ -146,11 +153,97 @@ class Model:
 
 # ---------------------------------------------------------------- beam search (nn/decode.c's)
 
+class TransformerModel(Model):
+    """The Transformer decoder (nn/transformer.h) as PyTorch's own
+    nn.TransformerEncoder / nn.TransformerDecoder (pre-norm), whose
+    parameters are the file's tensors of the same names."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        cfg, C = self.cfg, self.cfg["embed_dim"]
+        common = dict(d_model=C, nhead=cfg["heads"], dim_feedforward=cfg["ff_dim"], dropout=cfg["dropout"],
+                      activation=cfg["activation"], batch_first=True, norm_first=True)
+        self.encoder = (nn.TransformerEncoder(nn.TransformerEncoderLayer(**common), cfg["encoder_layers"],
+                                              norm=nn.LayerNorm(C), enable_nested_tensor=False)
+                        if cfg["encoder_layers"] else None)
+        self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**common), cfg["decoder_layers"],
+                                             norm=nn.LayerNorm(C))
+        for prefix, module in (("transformer.encoder.", self.encoder), ("transformer.decoder.", self.decoder)):
+            if module is None:
+                continue
+            with torch.no_grad():
+                for name, p in module.named_parameters():
+                    p.copy_(self.P[prefix + name])
+                    self.P[prefix + name] = p  # the optimiser trains the modules' own parameters
+        self.attention = True
+
+    def memory(self, z, training):
+        P, C = self.P, self.cfg["embed_dim"]
+        H = W = int(round(math.sqrt(z.shape[1])))
+        m = F.linear(z, P["transformer.grid.weight"], P["transformer.grid.bias"])
+        m = m + (P["transformer.grid.rows"][:, None, :] + P["transformer.grid.columns"][None, :, :]).reshape(H * W, C)
+        for module in (self.encoder, self.decoder):
+            if module is not None:
+                module.train(training)
+        return self.encoder(m) if self.encoder is not None else m
+
+    def decode(self, tokens, memory):
+        """Logits [R, T, V] of the words tokens [R, T] over memory [R, L, C]."""
+        P, C, T = self.P, self.cfg["embed_dim"], tokens.shape[1]
+        x = F.embedding(tokens, P["transformer.embedding.weight"]) * math.sqrt(C) + tref.sinusoids(T, C).float()
+        causal = torch.triu(torch.full((T, T), float("-inf")), diagonal=1)
+        out = self.decoder(x, memory, tgt_mask=causal)
+        weight = P["transformer.embedding.weight"] if self.cfg["tied"] else P["transformer.out.weight"]
+        return F.linear(out, weight, P["transformer.out.bias"])
+
+
+def choose(alive, logp, beam, finished):
+    """One beam step over the live hypotheses' log-probabilities [rows, V]:
+    the best 2k candidates; one ending in <end> is finished. Returns the next
+    live hypotheses, their parents and their last tokens."""
+    totals = logp + torch.tensor([lp for lp, _ in alive]).unsqueeze(1)
+    totals[:, torch.tensor([PAD, START, UNK])] = -math.inf
+    best = torch.topk(totals.flatten(), min(2 * beam, totals.numel()))
+    next_alive, parents, tokens_next = [], [], []
+    V = totals.shape[1]
+    for total, index in zip(best.values.tolist(), best.indices.tolist()):
+        if len(next_alive) == beam:
+            break
+        row, token = divmod(index, V)
+        if token == END:
+            add_finished(finished, beam, total, alive[row][1])
+            continue
+        next_alive.append((total, alive[row][1] + [token]))
+        parents.append(row)
+        tokens_next.append(token)
+    return next_alive, parents, tokens_next
+
+
+def caption_transformer(model, image, beam, max_length):
+    """Beam search as nn/decode.c's; PyTorch's TransformerDecoder has no
+    key/value cache, so each step runs the decoder over the whole prefix,
+    as its users do."""
+    memory = model.memory(model.encode(image.unsqueeze(0), training=False), training=False)
+    alive, finished = [(0.0, [])], []
+    for step in range(max_length + 1):
+        if search_done(alive, finished, beam):
+            break
+        tokens = torch.tensor([[START] + t for _, t in alive])
+        logp = torch.log_softmax(model.decode(tokens, memory.expand(len(alive), -1, -1))[:, -1], dim=1)
+        if step == max_length:
+            for r, (lp, words) in enumerate(alive):
+                add_finished(finished, beam, lp + logp[r, END].item(), words)
+            break
+        alive, _, _ = choose(alive, logp, beam, finished)
+    return max(finished, key=lambda f: f[0])[1]
+
+
 def caption(model, image, beam, max_length):
+    if isinstance(model, TransformerModel):
+        return caption_transformer(model, image, beam, max_length)
     z = model.encode(image.unsqueeze(0), training=False)
     z_mean, h, c = model.init_state(z)
     projection = model.project(z)
-    banned = torch.tensor([PAD, START, UNK])
     alive = [(0.0, [])]  # (logprob, tokens)
     prev = torch.tensor([START])
     finished = []  # (score, tokens)
@@ -167,22 +260,7 @@ def caption(model, image, beam, max_length):
             for r, (lp, tokens) in enumerate(alive):
                 add_finished(finished, beam, lp + logp[r, END].item(), tokens)
             break
-        totals = logp + torch.tensor([lp for lp, _ in alive]).unsqueeze(1)
-        totals[:, banned] = -math.inf
-        best = torch.topk(totals.flatten(), min(2 * beam, totals.numel()))
-        next_alive, parents, tokens_next = [], [], []
-        V = totals.shape[1]
-        for total, index in zip(best.values.tolist(), best.indices.tolist()):
-            if len(next_alive) == beam:
-                break
-            row, token = divmod(index, V)
-            if token == END:
-                add_finished(finished, beam, total, alive[row][1])
-                continue
-            next_alive.append((total, alive[row][1] + [token]))
-            parents.append(row)
-            tokens_next.append(token)
-        alive = next_alive
+        alive, parents, tokens_next = choose(alive, logp, beam, finished)
         if alive:
             index = torch.tensor(parents)
             h, c, prev = h_next[index], c_next[index], torch.tensor(tokens_next)
@@ -209,6 +287,12 @@ def search_done(alive, finished, beam):
 # ---------------------------------------------------------------- training
 
 def train_loss(model, images, captions, row_image):
+    if isinstance(model, TransformerModel):
+        memory = model.memory(model.encode(images, training=True), training=True)
+        steps = captions.shape[1] - 1
+        logits = model.decode(captions[:, :steps], memory[row_image])
+        return F.cross_entropy(logits.reshape(-1, logits.shape[2]), captions[:, 1:].reshape(-1), ignore_index=PAD,
+                               label_smoothing=LABEL_SMOOTHING)
     z = model.encode(images, training=True)
     projection = model.project(z)
     z, projection = z[row_image], None if projection is None else projection[row_image]
@@ -306,7 +390,9 @@ def main():
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass  # already set; only matters for inter-op parallelism, unused here
-    model = Model(args.model)
+    _, metadata = load_weights(args.model)
+    transformer = json.loads(metadata["config"])["decoder"] == "transformer"
+    model = TransformerModel(args.model) if transformer else Model(args.model)
     image = load_image(args.image, model.cfg["image_size"])
     with torch.inference_mode():
         cnn_ms, _ = median_ms(lambda: model.encode(image.unsqueeze(0), training=False), args.cnn_repeats)
