@@ -146,25 +146,33 @@ static void test_converges_and_writes(CheckCounts *c, const Setup *setup, const 
     sat_model_free(&model);
 }
 
+/* Runs o into `run` to step 7 (mid-epoch, between checkpoints), resumes it
+ * from its checkpoint to the end, and compares its losses with reference's
+ * (the uninterrupted run's); `what` names the run in the line printed. */
+static int resume_matches(CheckCounts *c, TrainOptions *o, const char *run, const StepLosses *reference,
+                          const char *what) {
+    Error err;
+    volatile sig_atomic_t stop = 0;
+    char checkpoint[600];
+    snprintf(o->out, sizeof o->out, "%s", run);
+    train_options_set(o, "stop-at-step", "7", &err);
+    CHECK(c, train_run(o, NULL, &stop) == 0);
+    snprintf(checkpoint, sizeof checkpoint, "%s/checkpoint.safetensors", run);
+    train_options_set(o, "stop-at-step", "0", &err);
+    CHECK(c, train_run(o, checkpoint, &stop) == 0);
+    StepLosses resumed;
+    int same = read_losses(run, &resumed) == 0 && resumed.count == reference->count;
+    for (int i = 0; same && i < resumed.count; i++) same = resumed.loss[i] == reference->loss[i];
+    printf("%s resumed: %d steps, losses %s the uninterrupted run's\n", what, resumed.count,
+           same ? "equal" : "DIFFER FROM");
+    return same;
+}
+
 static void test_resume_is_exact(CheckCounts *c, const Setup *setup, const char *run, const StepLosses *reference) {
     TrainOptions o;
-    Error err;
     small_options(&o, setup, run);
     control_options(&o, setup);
-    train_options_set(&o, "stop-at-step", "7", &err); /* mid-epoch, between checkpoints */
-    volatile sig_atomic_t stop = 0;
-    CHECK(c, train_run(&o, NULL, &stop) == 0);
-    char checkpoint[600];
-    snprintf(checkpoint, sizeof checkpoint, "%s/checkpoint.safetensors", run);
-    train_options_set(&o, "stop-at-step", "0", &err);
-    CHECK(c, train_run(&o, checkpoint, &stop) == 0);
-    StepLosses resumed;
-    CHECK(c, read_losses(run, &resumed) == 0);
-    CHECK(c, resumed.count == reference->count);
-    int same = resumed.count == reference->count;
-    for (int i = 0; same && i < resumed.count; i++) same = resumed.loss[i] == reference->loss[i];
-    printf("resumed run: %d steps, losses %s the uninterrupted run's\n", resumed.count, same ? "equal" : "DIFFER FROM");
-    CHECK(c, same);
+    CHECK(c, resume_matches(c, &o, run, reference, "cross-entropy run"));
 }
 
 static int count_temporaries(const char *dir) {
@@ -323,7 +331,7 @@ static double mean_of(const double *x, int n) {
 enum { SCST_EPOCHS = 8 };
 
 static void test_self_critical(CheckCounts *c, const Setup *setup, const char *xe_run, const char *root) {
-    char init[400], whole[300], resumed[300], checkpoint[400], epochs[16];
+    char init[400], whole[300], resumed[300], epochs[16];
     snprintf(init, sizeof init, "%s/model.safetensors", xe_run);
     snprintf(whole, sizeof whole, "%s/scst-whole", root);
     snprintf(resumed, sizeof resumed, "%s/scst-resumed", root);
@@ -338,7 +346,7 @@ static void test_self_critical(CheckCounts *c, const Setup *setup, const char *x
         CHECK(c, train_options_set(&o, settings[i][0], settings[i][1], &err) == 1);
     control_options(&o, setup);
     CHECK(c, train_run(&o, NULL, &stop) == 0);
-    StepLosses rewards, losses, again;
+    StepLosses rewards, losses;
     CHECK(c, read_rewards(whole, &rewards) == 0 && read_losses(whole, &losses) == 0);
     CHECK(c, rewards.count == SCST_EPOCHS * STEPS_PER_EPOCH);
     double first = mean_of(rewards.loss, STEPS_PER_EPOCH);
@@ -350,18 +358,7 @@ static void test_self_critical(CheckCounts *c, const Setup *setup, const char *x
      * -0.003 +- 0.022, max 0.038, 4.4 sd below the bar at least. */
     CHECK(c, stat_check("train.scst_gain", last - first, '>', 0.1));
 
-    snprintf(o.out, sizeof o.out, "%s", resumed);
-    train_options_set(&o, "stop-at-step", "7", &err);
-    CHECK(c, train_run(&o, NULL, &stop) == 0);
-    snprintf(checkpoint, sizeof checkpoint, "%s/checkpoint.safetensors", resumed);
-    train_options_set(&o, "stop-at-step", "0", &err);
-    CHECK(c, train_run(&o, checkpoint, &stop) == 0);
-    CHECK(c, read_losses(resumed, &again) == 0);
-    int same = again.count == losses.count;
-    for (int i = 0; same && i < again.count; i++) same = again.loss[i] == losses.loss[i];
-    printf("self-critical resumed: %d steps, losses %s the uninterrupted run's\n", again.count,
-           same ? "equal" : "DIFFER FROM");
-    CHECK(c, same);
+    CHECK(c, resume_matches(c, &o, resumed, &losses, "self-critical run"));
 
     small_options(&o, setup, resumed);
     train_options_set(&o, "init", init, &err);
@@ -452,7 +449,7 @@ static void test_scst_reference_mix(CheckCounts *c, const char *xe_run, const ch
  * key/value cache sampling (the rewards are finite, the model file is a
  * Transformer's). */
 static void test_transformer_runs(CheckCounts *c, const Setup *setup, const char *root) {
-    char whole[300], resumed[300], scst[300], checkpoint[400], init[400];
+    char whole[300], resumed[300], scst[300], init[400];
     snprintf(whole, sizeof whole, "%s/transformer-whole", root);
     snprintf(resumed, sizeof resumed, "%s/transformer-resumed", root);
     snprintf(scst, sizeof scst, "%s/transformer-scst", root);
@@ -465,22 +462,13 @@ static void test_transformer_runs(CheckCounts *c, const Setup *setup, const char
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         CHECK(c, train_options_set(&o, settings[i][0], settings[i][1], &err) == 1);
     CHECK(c, train_run(&o, NULL, &stop) == 0);
-    StepLosses losses, again;
+    StepLosses losses;
     CHECK(c, read_losses(whole, &losses) == 0 && losses.count == 4 * STEPS_PER_EPOCH);
     double first = mean_of(losses.loss, STEPS_PER_EPOCH);
     double last = mean_of(losses.loss + losses.count - STEPS_PER_EPOCH, STEPS_PER_EPOCH);
-    snprintf(o.out, sizeof o.out, "%s", resumed);
-    train_options_set(&o, "stop-at-step", "7", &err);
-    CHECK(c, train_run(&o, NULL, &stop) == 0);
-    snprintf(checkpoint, sizeof checkpoint, "%s/checkpoint.safetensors", resumed);
-    train_options_set(&o, "stop-at-step", "0", &err);
-    CHECK(c, train_run(&o, checkpoint, &stop) == 0);
-    CHECK(c, read_losses(resumed, &again) == 0);
-    int same = again.count == losses.count;
-    for (int i = 0; same && i < again.count; i++) same = again.loss[i] == losses.loss[i];
-    printf("transformer: loss %.3f in the first epoch, %.3f in the last; resumed %s\n", first, last,
-           same ? "equal" : "DIFFERENT");
-    CHECK(c, same); /* the losses are shown, not judged: that it learns is test_learning's (issue 14) */
+    printf("transformer: loss %.3f in the first epoch, %.3f in the last\n", first, last);
+    /* The losses are shown, not judged: that it learns is test_learning's (issue 14). */
+    CHECK(c, resume_matches(c, &o, resumed, &losses, "transformer run"));
     snprintf(init, sizeof init, "%s/model.safetensors", whole);
     small_options(&o, setup, scst);
     const char *self_critical[][2] = {{"init", init}, {"scst-samples", "4"}, {"epochs", "1"}, {"lr", "0.0005"}};
