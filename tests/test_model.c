@@ -323,6 +323,26 @@ static void test_beam_is_exact(CheckCounts *c, AttentionScore score, int decoder
     }
     CHECK(c, use_attention ? caption.alpha != NULL : caption.alpha == NULL);
     caption_free(&caption);
+    /* With length normalisation the ranking is logprob / (words + 1)^A. */
+    for (int k = 0; k < 2; k++) {
+        float penalty = k == 0 ? 0.5f : 1.5f;
+        double best_score = -INFINITY;
+        int chosen[2] = {0}, chosen_count = -1;
+        for (int length = 0; length <= 2; length++)
+            for (int code = 0; code < (1 << length); code++) {
+                int words[2] = {4 + (code & 1), 4 + ((code >> 1) & 1)};
+                double score = caption_logprob(&t, image, words, length) / pow(length + 1, penalty);
+                if (score > best_score) best_score = score, chosen_count = length, memcpy(chosen, words, sizeof words);
+            }
+        DecodeOptions normalised = {16, 2, penalty};
+        CHECK(c, captioner_run(cap, image, &normalised, &caption, &err) == 0);
+        int agree = caption.length == chosen_count;
+        for (int i = 0; agree && i < chosen_count; i++) agree = caption.tokens[i] == chosen[i];
+        CHECK(c, agree && fabs(caption.score - best_score) < 1e-4);
+        if (!agree) printf("  length penalty %.1f: beam %d words, brute force %d\n", (double)penalty, caption.length,
+                           chosen_count);
+        caption_free(&caption);
+    }
     /* Greedy is beam 1; max length 1 stops every caption at one word. */
     DecodeOptions greedy = {1, 1, 0.0f};
     CHECK(c, captioner_run(cap, image, &greedy, &caption, &err) == 0);
