@@ -197,6 +197,11 @@ static void test_broken_files(CheckCounts *c, const char *dir) {
     memcpy(copy, data, size);
     patch(copy, size, "\\\"embed_dim\\\":5", "\\\"embed_dim\\\":4");       /* config no longer matches the tensors */
     expect_refused(c, bad, copy, size, "shape");
+    /* A shape whose values take fewer bytes than its data_offsets span: the
+     * loader would otherwise read the wrong bytes (or past the buffer). */
+    memcpy(copy, data, size);
+    patch(copy, size, "[4,3,3,3]", "[2,3,3,3]");
+    expect_refused(c, bad, copy, size, "data bytes for 54 F32 values");
     /* A NaN weight: the last 4 bytes are the last value of the last tensor. */
     memcpy(copy, data, size);
     const unsigned char nan_bits[4] = {0x00, 0x00, 0xc0, 0x7f};
