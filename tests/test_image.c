@@ -431,6 +431,39 @@ static void test_exif_orientation(CheckCounts *c, TempDir *temp) {
     image_free(&img);
     free(rotated);
 
+    /* All eight, every pixel: the same decoder on the same compressed data,
+     * so each oriented image is exactly the plain one's pixels rearranged as
+     * the EXIF table says (x, y: the shown pixel; W x H: the stored image). */
+    Image plain;
+    CHECK(c, image_load_from_memory(&plain, jpeg, size, "plain.jpg", NULL, &err) == 0);
+    int all_exact = plain.pixels != NULL;
+    for (int o = 1; all_exact && o <= 8; o++) {
+        rotated = splice_exif_orientation(jpeg, size, o, o % 2, &spliced_size);
+        all_exact &= image_load_from_memory(&img, rotated, spliced_size, "exif.jpg", NULL, &err) == 0;
+        int W = plain.width, H = plain.height, swapped = o >= 5;
+        all_exact &= img.width == (swapped ? H : W) && img.height == (swapped ? W : H);
+        for (int y = 0; all_exact && y < img.height; y++)
+            for (int x = 0; x < img.width; x++) {
+                int sx = x, sy = y;
+                switch (o) {
+                case 2: sx = W - 1 - x; break;
+                case 3: sx = W - 1 - x, sy = H - 1 - y; break;
+                case 4: sy = H - 1 - y; break;
+                case 5: sx = y, sy = x; break;
+                case 6: sx = y, sy = H - 1 - x; break;
+                case 7: sx = W - 1 - y, sy = H - 1 - x; break;
+                case 8: sx = W - 1 - y, sy = x; break;
+                }
+                all_exact &= memcmp(img.pixels + ((size_t)y * img.width + x) * 3,
+                                    plain.pixels + ((size_t)sy * W + sx) * 3, 3) == 0;
+            }
+        if (!all_exact) fprintf(stderr, "EXIF orientation %d: pixels differ from the table's rearrangement\n", o);
+        image_free(&img);
+        free(rotated);
+    }
+    CHECK(c, all_exact);
+    image_free(&plain);
+
     /* Out-of-range orientation is ignored rather than trusted. */
     rotated = splice_exif_orientation(jpeg, size, 9, 0, &spliced_size);
     CHECK(c, image_load_from_memory(&img, rotated, spliced_size, "exif9.jpg", NULL, &err) == 0);
