@@ -28,7 +28,7 @@ static void print_help(FILE *out) {
             "Prints `IMAGE<TAB>caption` on success.\n"
             "\n"
             "options:\n"
-            "  -o, --output FILE     the figure (PNG; written atomically)\n"
+            "  -o, --output FILE     the figure: PNG, or JPEG when FILE ends in .jpg (written atomically)\n"
             "  --model FILE          model weights (.safetensors); default: the bundled model\n"
             "  --beam N              beam width (default 3; 1 = greedy)\n"
             "  --max-length N        at most N words (default 30)\n"
@@ -210,7 +210,7 @@ int export_caption(const SatModel *model, const Caption *c, const Image *image, 
     if (status == 0 && out_path) {
         status = figure_render(&figure, image, words, view.alpha, view.grid_h, view.grid_w, view.length, &o, font,
                                err);
-        if (status == 0) status = image_write_png(&figure, out_path, err);
+        if (status == 0) status = image_write_by_extension(&figure, out_path, err);
         image_free(&figure);
     }
     if (status == 0 && frames_dir) status = write_frames(image, words, &view, frames_dir, &o, font, err);

@@ -15,6 +15,7 @@
 #include "cmd_export.h"
 #include "model.h"
 #include "pipeline.h"
+#include "test_util.h"
 
 static const char *const VOCAB[] = {"<pad>", "<start>", "<end>", "<unk>", "a",     "red",  "blue",
                                     "circle", "square", "left",   "of",    "above", "grass"};
@@ -249,6 +250,29 @@ static void test_frame_names(CheckCounts *c) {
     CHECK(c, strcmp(name, "12-caf.png") == 0);
 }
 
+/* -o FILE.jpg writes JPEG (any case of the extension); another extension is refused. */
+static void test_output_formats(CheckCounts *c, const Fixture *f, const char *picture_path) {
+    char *picture = (char *)picture_path;
+    Error err;
+    /* -o FILE.jpg writes JPEG, the same size as the PNG; another extension is refused. */
+    char jpeg[600], gif[600];
+    snprintf(jpeg, sizeof jpeg, "%s/figure.JPG", f->dir);
+    snprintf(gif, sizeof gif, "%s/figure.gif", f->dir);
+    char *as_jpeg[] = {"caption", "export", picture, "-o", jpeg, "--model", (char *)f->model, "--panel-size", "48",
+                       NULL};
+    CHECK(c, run(f->exe, as_jpeg, f->out, f->err) == 0);
+    size_t jpeg_size = 0;
+    unsigned char *bytes = (unsigned char *)read_whole_file(jpeg, &jpeg_size);
+    Image decoded = {0};
+    CHECK(c, bytes && jpeg_size > 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF);
+    CHECK(c, image_load(&decoded, jpeg, NULL, &err) == 0 && decoded.width > 0);
+    image_free(&decoded);
+    free(bytes);
+    char *as_gif[] = {"caption", "export", picture, "-o", gif, "--model", (char *)f->model, NULL};
+    expect_failure(c, f, as_gif, 1, "end it in .png (lossless) or .jpg");
+    CHECK(c, access(gif, F_OK) != 0);
+}
+
 /* A Transformer model: --layer/--head choose the map drawn (the CLI's figure
  * equals the in-process one with caption_attention_map's map), and
  * --self-attention writes the words x words figure; bad choices are refused. */
@@ -323,6 +347,7 @@ int main(int argc, char **argv) {
         CHECK(&c, write_picture(path, pictures[i][0], pictures[i][1], pictures[i][2]) == 0);
         test_picture(&c, &f, path, pictures[i][0], pictures[i][1]);
         if (i == 0) test_errors(&c, &f, path);
+        if (i == 0) test_output_formats(&c, &f, path);
     }
     test_frame_names(&c);
     test_transformer_maps(&c, &f);

@@ -700,30 +700,39 @@ static void png_sink_write(void *context, void *data, int size) {
 
 /* Encodes into the already-open temporary file and makes it durable.
  * Closes the file in every case. */
-static int write_png_stream(FILE *file, const Image *img, const char *path, Error *err) {
+typedef enum { WRITE_PNG, WRITE_JPEG } WriteFormat;
+
+static const char *write_format_name(WriteFormat format) { return format == WRITE_PNG ? "PNG" : "JPEG"; }
+
+static int write_stream(FILE *file, const Image *img, const char *path, WriteFormat format, Error *err) {
     PngSink sink = {.file = file, .error = 0};
     errno = 0;
-    int encoded = stbi_write_png_to_func(png_sink_write, &sink, img->width, img->height, img->channels,
-                                         img->pixels, img->width * img->channels);
+    int encoded = format == WRITE_PNG ? stbi_write_png_to_func(png_sink_write, &sink, img->width, img->height,
+                                                               img->channels, img->pixels, img->width * img->channels)
+                                      : stbi_write_jpg_to_func(png_sink_write, &sink, img->width, img->height,
+                                                               img->channels, img->pixels, 92);
     if (!sink.error && fflush(file) != 0) sink.error = errno;
     if (!sink.error && fsync(fileno(file)) != 0) sink.error = errno;
     if (fclose(file) != 0 && !sink.error) sink.error = errno ? errno : EIO;
     if (sink.error)
-        return error_set(err, "cannot write PNG '%s': %s%s", path, strerror(sink.error),
+        return error_set(err, "cannot write %s '%s': %s%s", write_format_name(format), path, strerror(sink.error),
                          sink.error == ENOSPC ? "; free some disk space and retry" : "");
-    if (!encoded) return error_set(err, "cannot write PNG '%s': the PNG encoder failed (out of memory?)", path);
+    if (!encoded)
+        return error_set(err, "cannot write %s '%s': the encoder failed (out of memory?)", write_format_name(format), path);
     return 0;
 }
 
-int image_write_png(const Image *img, const char *path, Error *err) {
+/* Encodes into a temporary file beside path, then renames it into place. */
+static int write_atomically(const Image *img, const char *path, WriteFormat format, Error *err) {
+    const char *name = write_format_name(format);
     if (!img || !img->pixels || img->width <= 0 || img->height <= 0 || img->channels < 1 || img->channels > 4)
-        return error_set(err, "cannot write PNG '%s': the image is empty or malformed", path);
+        return error_set(err, "cannot write %s '%s': the image is empty or malformed", name, path);
     if ((long long)img->width * img->channels > INT_MAX)
-        return error_set(err, "cannot write PNG '%s': rows of %d pixels are too wide for the encoder", path,
+        return error_set(err, "cannot write %s '%s': rows of %d pixels are too wide for the encoder", name, path,
                          img->width);
     size_t temp_size = strlen(path) + sizeof ".tmp-XXXXXX";
     char *temp_path = malloc(temp_size);
-    if (!temp_path) return error_set(err, "out of memory writing PNG '%s'", path);
+    if (!temp_path) return error_set(err, "out of memory writing %s '%s'", name, path);
     snprintf(temp_path, temp_size, "%s.tmp-XXXXXX", path);
     int fd = mkstemp(temp_path);
     if (fd < 0) {
@@ -740,12 +749,25 @@ int image_write_png(const Image *img, const char *path, Error *err) {
         close(fd);
         unlink(temp_path);
         free(temp_path);
-        return error_set(err, "cannot write PNG '%s': %s", path, strerror(saved));
+        return error_set(err, "cannot write %s '%s': %s", name, path, strerror(saved));
     }
-    int status = write_png_stream(file, img, path, err);
+    int status = write_stream(file, img, path, format, err);
     if (status == 0 && rename(temp_path, path) != 0)
-        status = error_set(err, "cannot move the finished PNG into place at '%s': %s", path, strerror(errno));
+        status = error_set(err, "cannot move the finished %s into place at '%s': %s", name, path, strerror(errno));
     if (status != 0) unlink(temp_path);
     free(temp_path);
     return status;
+}
+
+int image_write_png(const Image *img, const char *path, Error *err) { return write_atomically(img, path, WRITE_PNG, err); }
+
+static int has_extension(const char *path, const char *extension) {
+    size_t n = strlen(path), k = strlen(extension);
+    return n > k && strcasecmp(path + n - k, extension) == 0;
+}
+
+int image_write_by_extension(const Image *img, const char *path, Error *err) {
+    if (has_extension(path, ".png")) return write_atomically(img, path, WRITE_PNG, err);
+    if (has_extension(path, ".jpg") || has_extension(path, ".jpeg")) return write_atomically(img, path, WRITE_JPEG, err);
+    return error_set(err, "'%s': the format follows the file name; end it in .png (lossless) or .jpg", path);
 }

@@ -81,5 +81,8 @@ void image_to_tensor(float *chw, const Image *img, const float mean[3], const fl
  * which is flushed and renamed over `path` only when complete, so a failed
  * write (disk full, permission) never leaves a torn file behind. */
 int image_write_png(const Image *img, const char *path, Error *err);
+/* The same, in the format the name says: .png, or .jpg / .jpeg (JPEG,
+ * quality 92); any other name is refused with a message saying so. */
+int image_write_by_extension(const Image *img, const char *path, Error *err);
 
 #endif
