@@ -17,6 +17,7 @@
 #include "cmd_export.h"
 #include "collections.h"
 #include "figure.h"
+#include "folders.h"
 #include "pipeline.h"
 #include "progress.h"
 #include "text.h"
@@ -487,13 +488,6 @@ static const char **select_todo(const Listing *l, const BatchArgs *a, const Batc
     return todo;
 }
 
-static int make_directory(const char *path, Error *err) {
-    struct stat st;
-    if (mkdir(path, 0755) == 0) return 0;
-    if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
-    if (errno == EEXIST) return error_set(err, "%s: exists and is not a folder", path);
-    return error_set(err, "%s: cannot create the folder: %s", path, strerror(errno));
-}
 
 /* Captions s->todo with up to --threads workers, then finishes the record
  * file (the coco array). */
@@ -545,7 +539,7 @@ int cmd_batch(int argc, char **argv) {
     Error err;
     /* One model first, so a bad model fails before OUT is touched. */
     int status = !workers ? error_set(&err, "out of memory") : open_worker(&workers[0], &setup, model, &err);
-    if (status == 0 && a.export_dir) status = make_directory(a.export_dir, &err);
+    if (status == 0 && a.export_dir) status = make_folders(a.export_dir, &err);
     if (status == 0) status = run_batch(&a, model, workers, &err);
     if (status < 0) error_print(stderr, "caption batch", &err);
     if (workers && workers[0].shared) close_worker(&workers[0]);

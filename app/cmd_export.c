@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "folders.h"
 #include "heatmap.h"
 #include "pipeline.h"
 
@@ -125,17 +127,10 @@ void export_frame_name(char *buf, size_t size, int step, int count, const char *
     snprintf(buf, size, "%0*d-%s.png", digits, step, n ? clean : "word");
 }
 
-static int make_directory(const char *path, Error *err) {
-    struct stat st;
-    if (mkdir(path, 0755) == 0) return 0;
-    if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
-    if (errno == EEXIST) return error_set(err, "%s: exists and is not a folder", path);
-    return error_set(err, "%s: cannot create the folder: %s", path, strerror(errno));
-}
 
 static int write_frames(const Image *image, const char *const *words, const Caption *c, const char *dir,
                         const FigureOptions *o, const Font *font, Error *err) {
-    if (make_directory(dir, err) != 0) return -1;
+    if (make_folders(dir, err) != 0) return -1;
     for (int k = 0; k < c->length; k++) {
         char name[128], path[4200];
         export_frame_name(name, sizeof name, k, c->length, words[k]);
@@ -309,11 +304,34 @@ static int export_with_maps(const ExportArgs *a, const SatModel *m, const Captio
     return status;
 }
 
+/* Checks where the outputs go before anything is rendered, so that a path
+ * that cannot be written fails first and nothing is left half done: the
+ * figures' folders must exist and be writable; the --frames folder is made,
+ * parents included, as mkdir -p makes it. */
+static int prepare_outputs(const ExportArgs *a, Error *err) {
+    const char *outputs[2] = {a->output, a->self_attention};
+    for (int i = 0; i < 2; i++) {
+        if (!outputs[i]) continue;
+        const char *slash = strrchr(outputs[i], '/');
+        char folder[4096];
+        snprintf(folder, sizeof folder, "%.*s", slash ? (int)(slash - outputs[i]) + (slash == outputs[i]) : 1,
+                 slash ? outputs[i] : ".");
+        if (access(folder, W_OK) != 0)
+            return error_set(err, "cannot write %s: its folder %s %s", outputs[i], folder,
+                             errno == ENOENT ? "does not exist; create it first" : "is not writable");
+    }
+    return a->frames ? make_folders(a->frames, err) : 0;
+}
+
 int cmd_export(int argc, char **argv) {
     ExportArgs a;
     if (parse_args(argc, argv, &a) != 0) return 2;
     CaptionPipeline pipeline;
     Error err;
+    if (prepare_outputs(&a, &err) != 0) {
+        error_print(stderr, "caption export", &err);
+        return 1;
+    }
     int status = open_pipeline(&pipeline, &a, &err);
     if (status != 0) {
         if (status == 1) error_print(stderr, "caption export", &err);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "folders.h"
 #include "rng.h"
 
 static const char *const color_words[SHAPE_COLOR_COUNT] = {"red", "green", "blue", "yellow"};
@@ -259,15 +260,6 @@ static char *join_path(const char *dir, const char *name, Error *err) {
     return path;
 }
 
-static int ensure_directory(const char *path, Error *err) {
-    if (mkdir(path, 0755) == 0) return 0;
-    int saved = errno;
-    struct stat info;
-    if (saved == EEXIST && stat(path, &info) == 0 && S_ISDIR(info.st_mode)) return 0;
-    if (saved == EEXIST)
-        return error_set(err, "cannot create the folder '%s': a file of that name is in the way", path);
-    return error_set(err, "cannot create the folder '%s': %s", path, strerror(saved));
-}
 
 /* A text file written under a temporary name and renamed when complete,
  * so an interrupted run never leaves a plausible-looking partial list. */
@@ -373,7 +365,7 @@ static int write_all_scenes(const char *dir, TextOutput outputs[OUTPUT_COUNT], i
                             uint64_t seed, const ShapesOptions *options, Error *err) {
     char *images_dir = join_path(dir, "images", err);
     if (!images_dir) return -1;
-    int status = ensure_directory(images_dir, err);
+    int status = make_folders(images_dir, err);
     for (int i = 0; status == 0 && i < train_count + dev_count; i++)
         status = write_scene(images_dir, outputs, i, train_count, seed, options, err);
     free(images_dir);
@@ -387,7 +379,7 @@ int shapes_write_dataset(const char *dir, int train_count, int dev_count, uint64
                          train_count, dev_count);
     ShapesOptions resolved;
     if (resolve_options(options, &resolved, err)) return -1;
-    if (ensure_directory(dir, err)) return -1;
+    if (make_folders(dir, err)) return -1;
     static const char *const names[OUTPUT_COUNT] = {"captions.txt", "train.txt", "dev.txt", SHAPES_OBJECTS_FILE};
     TextOutput outputs[OUTPUT_COUNT] = {{0}};
     int status = 0;

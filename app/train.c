@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "plot.h"
 #include "progress.h"
+#include "folders.h"
 #include "scst.h"
 #include "vocab.h"
 
@@ -123,24 +124,10 @@ static LoaderOptions loader_options(const Run *r, int training) {
     return lo;
 }
 
-/* mkdir -p */
-static int make_folder(const char *path, Error *err) {
-    char partial[1024];
-    size_t length = strlen(path);
-    if (length >= sizeof partial) return error_set(err, "run folder path too long: %s", path);
-    for (size_t i = 1; i <= length; i++) {
-        if (path[i] != '/' && path[i] != '\0') continue;
-        memcpy(partial, path, i);
-        partial[i] = '\0';
-        if (mkdir(partial, 0755) != 0 && errno != EEXIST)
-            return error_set(err, "cannot create the run folder %s: %s", partial, strerror(errno));
-    }
-    return 0;
-}
 
 static int setup(Run *r, const char *resume, Error *err) {
     const TrainOptions *o = r->o;
-    if (load_data(r, err) != 0 || make_folder(o->out, err) != 0) return -1;
+    if (load_data(r, err) != 0 || make_folders(o->out, err) != 0) return -1;
     out_path(r, r->path[0], sizeof r->path[0], "checkpoint.safetensors");
     out_path(r, r->path[1], sizeof r->path[1], "best.safetensors");
     if (create_model(r, resume, err) != 0) return -1;

@@ -254,6 +254,22 @@ static void test_frame_names(CheckCounts *c) {
 static void test_output_formats(CheckCounts *c, const Fixture *f, const char *picture_path) {
     char *picture = (char *)picture_path;
     Error err;
+    /* The --frames folder is made as mkdir -p makes it, before anything is rendered: one that
+     * cannot be made fails the command with no figure written. */
+    char nested[600], frames[600], blocked[700], blocker[600], kept[600];
+    snprintf(nested, sizeof nested, "%s/figure-beside-frames.png", f->dir);
+    snprintf(frames, sizeof frames, "%s/new/frames/a/b", f->dir);
+    char *deep[] = {"caption", "export", picture, "-o", nested, "--model", (char *)f->model, "--max-length", "2",
+                    "--frames", frames, NULL};
+    CHECK(c, run(f->exe, deep, f->out, f->err) == 0);
+    CHECK(c, access(nested, F_OK) == 0 && count_files(frames) == 2);
+    snprintf(blocker, sizeof blocker, "%s/a-file", f->dir);
+    CHECK(c, write_picture(blocker, 4, 4, 3) == 0);
+    snprintf(blocked, sizeof blocked, "%s/sub", blocker);
+    snprintf(kept, sizeof kept, "%s/never-written.png", f->dir);
+    char *fails[] = {"caption", "export", picture, "-o", kept, "--model", (char *)f->model, "--frames", blocked, NULL};
+    expect_failure(c, f, fails, 1, "is a file, not a folder");
+    CHECK(c, access(kept, F_OK) != 0);
     /* -o FILE.jpg writes JPEG, the same size as the PNG; another extension is refused. */
     char jpeg[600], gif[600];
     snprintf(jpeg, sizeof jpeg, "%s/figure.JPG", f->dir);
