@@ -198,7 +198,7 @@ int export_caption(const SatModel *model, const Caption *c, const Image *image, 
     int status = words && prob ? select_panels(model, c, only_words, &view, words, prob, err)
                                : error_set(err, "out of memory");
     FigureOptions o = *opts;
-    o.title = caption_text(model, c, title, sizeof title);
+    o.title = caption_display_text(model, c, title, sizeof title);
     o.beta = view.beta;
     o.prob = o.show_beta ? prob : NULL; /* the two numbers go together under --show-beta */
     Image figure = {0};

@@ -115,6 +115,12 @@ static void draw_words(Viewer *v, const ViewMetrics *m, int x0, int y0) {
         font_draw_text(&v->frame, v->font, v->result.words[k], b->x + m->pad, b->y + m->pad / 2, m->caption_px,
                        current ? VIEW_ON_ACCENT : VIEW_TEXT);
     }
+    /* A caption cut at --max-length does not look finished. */
+    if (!v->result.caption.finished && v->word_box_count > 0) {
+        const ViewRect *last = &v->word_boxes[v->word_box_count - 1];
+        font_draw_text(&v->frame, v->font, "\xe2\x80\xa6", last->x + last->w, last->y + m->pad / 2, m->caption_px,
+                       VIEW_DIM);
+    }
 }
 
 /* "word 2 of 7   probability 0.93 ▆▆▆   β 0.81 ▆▆▆ (how much it looks at the image)";

@@ -38,7 +38,7 @@ static int copy_words(CaptionResult *r, const SatModel *model) {
         r->words[k] = strdup(t >= 0 && t < model->config.vocab_size ? model->vocab[t] : "?");
         if (!r->words[k]) return error_set(&r->err, "out of memory");
     }
-    caption_text(model, &r->caption, r->text, sizeof r->text);
+    caption_display_text(model, &r->caption, r->text, sizeof r->text);
     return 0;
 }
 

@@ -559,3 +559,11 @@ int caption_attention_map(const Caption *c, int layer, int head, float *alpha, f
     }
     return 0;
 }
+
+const char *caption_display_text(const SatModel *m, const Caption *c, char *buffer, size_t size) {
+    caption_text(m, c, buffer, size);
+    size_t used = strlen(buffer);
+    static const char ellipsis[] = " \xe2\x80\xa6";
+    if (!c->finished && c->length > 0 && used + sizeof ellipsis <= size) memcpy(buffer + used, ellipsis, sizeof ellipsis);
+    return buffer;
+}

@@ -71,5 +71,8 @@ int caption_attention_map(const Caption *caption, int layer, int head, float *al
 
 /* Joins the words with spaces into buffer (truncating safely). */
 const char *caption_text(const SatModel *model, const Caption *caption, char *buffer, size_t size);
+/* The same for people to read in figures and the viewer: a caption cut at
+ * max_length (unfinished) ends in " \u2026" so it does not look complete. */
+const char *caption_display_text(const SatModel *model, const Caption *caption, char *buffer, size_t size);
 
 #endif

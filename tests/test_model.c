@@ -84,6 +84,21 @@ static void test_transformer_round_trip(CheckCounts *c, const char *path) {
     CHECK(c, sat_model_create(&m, &config, VOCAB, &err) != 0 && strstr(err.message, "3 heads"));
 }
 
+/* The text people read: a caption cut at max_length ends in an ellipsis. */
+static void test_display_text(CheckCounts *c) {
+    SatModel m;
+    CHECK(c, make_model(&m, ATTENTION_DOT, 1, 3) == 0);
+    int tokens[2] = {4, 5};
+    Caption caption = {.length = 2, .tokens = tokens, .finished = 1};
+    char text[64], small[9];
+    CHECK(c, strcmp(caption_display_text(&m, &caption, text, sizeof text), "dog runs") == 0);
+    caption.finished = 0;
+    CHECK(c, strcmp(caption_display_text(&m, &caption, text, sizeof text), "dog runs \xe2\x80\xa6") == 0);
+    CHECK(c, strcmp(caption_text(&m, &caption, text, sizeof text), "dog runs") == 0); /* the data stays the words */
+    CHECK(c, strcmp(caption_display_text(&m, &caption, small, sizeof small), "dog runs") == 0); /* no room: no mark */
+    sat_model_free(&m);
+}
+
 static void test_round_trip(CheckCounts *c, const char *dir) {
     SatModel m, loaded;
     Error err;
@@ -777,6 +792,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     test_round_trip(&c, dir);
+    test_display_text(&c);
     test_broken_files(&c, dir);
     test_hostile_configs(&c, dir);
     test_load_memory(&c, dir);
