@@ -12,6 +12,7 @@
 
 typedef struct {
     CaptionOptions caption;
+    FigureOptions figure; /* its overlay settings: what the window starts with */
     const char *script, *screenshot_dir;
 } ViewArgs;
 
@@ -27,6 +28,11 @@ static void print_help(FILE *out) {
             "  --model FILE          model weights (.safetensors); default: the bundled model\n"
             "  --beam N              beam width to start with (default 3; 1 = greedy; `b` cycles 1, 3, 5)\n"
             "  --max-pixels N        refuse images larger than N pixels (default 67108864)\n"
+            "  --colormap NAME       viridis (default), inferno or jet (`c` cycles them)\n"
+            "  --normalize MODE      each word's map scaled from its least (range, default) or from 0 (max),\n"
+            "                        or not at all (none), as in caption export\n"
+            "  --opacity A           overlay opacity where attention peaks, 0..1 (default 0.7; + and - change it)\n"
+            "  --smooth S            Gaussian smoothing of the map, in grid cells (default 0.5)\n"
             "  --screenshot-dir DIR  where `s` saves caption-view-NNNN.png (default: the current folder)\n"
             "  --script FILE         run a scripted session (tests): lines `key NAME`, `mouse X Y`,\n"
             "                        `drop PATH`, `resize W H`, `wait-caption`, `wait MS`,\n"
@@ -50,7 +56,8 @@ static void print_help(FILE *out) {
             "exit status: 0 closed, 1 model or window could not be opened, 2 usage error\n");
 }
 
-static const unsigned OPTIONS = CLI_MODEL | CLI_BEAM | CLI_MAX_PIXELS;
+static const unsigned OPTIONS =
+    CLI_MODEL | CLI_BEAM | CLI_MAX_PIXELS | CLI_COLORMAP | CLI_NORMALIZE | CLI_OPACITY | CLI_SMOOTH;
 
 static int is_value_option(const char *arg) {
     return cli_takes_option(OPTIONS, arg) || strcmp(arg, "--script") == 0 ||
@@ -60,6 +67,7 @@ static int is_value_option(const char *arg) {
 /* Options, and the image arguments expanded into files. -1 after printing the problem. */
 static int parse_args(int argc, char **argv, ViewArgs *a, ImageList *files) {
     *a = (ViewArgs){.caption = CAPTION_OPTIONS_DEFAULT};
+    figure_options_default(&a->figure);
     int only_images = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -81,7 +89,7 @@ static int parse_args(int argc, char **argv, ViewArgs *a, ImageList *files) {
             a->script = argv[++i];
         } else if (strcmp(arg, "--screenshot-dir") == 0) {
             a->screenshot_dir = argv[++i];
-        } else if (cli_take_option(&a->caption, NULL, OPTIONS, arg, argv[++i], &err) < 0) {
+        } else if (cli_take_option(&a->caption, &a->figure, OPTIONS, arg, argv[++i], &err) < 0) {
             return fprintf(stderr, "caption view: %s\n", err.message), -1;
         }
     }
@@ -99,7 +107,7 @@ static int run(const ViewArgs *a, ImageList *files) {
         error_print(stderr, "caption view", &err);
         return 1;
     }
-    ViewerOptions options = {files, a->caption.beam, a->script, a->screenshot_dir};
+    ViewerOptions options = {files, a->caption.beam, a->script, a->screenshot_dir, &a->figure.overlay};
     int status = viewer_run(&pipeline, &options, &err);
     if (status != 0) error_print(stderr, "caption view", &err);
     pipeline_close(&pipeline);

@@ -363,7 +363,8 @@ int viewer_run(CaptionPipeline *pipeline, const ViewerOptions *o, Error *err) {
     v->layer = TRANSFORMER_MAX_LAYERS, v->head = -1; /* the last layer, the heads' mean */
     v->screenshot_dir = o->screenshot_dir, v->scripted = o->script != NULL;
     v->overlay_on = 1;
-    overlay_options_default(&v->overlay);
+    if (o->overlay) v->overlay = *o->overlay;
+    else overlay_options_default(&v->overlay);
     int status = viewer_open(v, pipeline, o, err);
     if (status == 0) {
         run_loop(v);

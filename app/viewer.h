@@ -2,6 +2,7 @@
 #define APP_VIEWER_H
 
 #include "error.h"
+#include "overlay.h"
 #include "pipeline.h"
 #include "viewer_files.h"
 
@@ -14,6 +15,7 @@ typedef struct {
     int beam;                   /* the beam width to start with */
     const char *script;         /* a scripted session (viewer_script.h); NULL = interactive */
     const char *screenshot_dir; /* where `s` saves; NULL = the current folder */
+    const OverlayOptions *overlay; /* colormap, opacity, normalisation, smoothing to start with; NULL = defaults */
 } ViewerOptions;
 
 /* Opens the window and runs until the user (or the script) quits. The

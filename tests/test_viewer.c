@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -111,7 +112,7 @@ static int load(Image *img, const char *path) {
 /* The picture as the viewer should show it with the overlay off and on,
  * from the same caption the viewer computed (same model, file and beam). */
 static int expected_pictures(const char *model, const char *image, int step, const Report *r, Image *off,
-                             Image *on) {
+                             Image *on, const OverlayOptions *options) {
     CaptionPipeline p;
     Caption caption;
     Image picture;
@@ -122,6 +123,7 @@ static int expected_pictures(const char *model, const char *image, int step, con
     if (status == 0) {
         OverlayOptions o;
         overlay_options_default(&o);
+        if (options) o = *options;
         status = image_resize(off, &picture, r->pw, r->ph, &err);
         if (status == 0)
             status = overlay_attention(on, off, caption.alpha + (size_t)step * caption.cells, caption.grid_h,
@@ -143,7 +145,7 @@ static void check_pictures(CheckCounts *c, const Report *r) {
     double looked = mean_difference(&on, &off, r->x0, r->y0, r->x1, r->y1);
     printf("overlay on vs off where step 1 looks most: mean difference %.1f levels\n", looked);
     CHECK(c, looked > 25.0);
-    CHECK(c, expected_pictures("model.safetensors", "images/a-chelsea.png", 1, r, &want_off, &want_on) == 0);
+    CHECK(c, expected_pictures("model.safetensors", "images/a-chelsea.png", 1, r, &want_off, &want_on, NULL) == 0);
     if (want_on.pixels) {
         double off_share = share_matching(&off, r, &want_off), on_share = share_matching(&on, r, &want_on);
         printf("picture matches the resized image %.4f, overlay_attention %.4f\n", off_share, on_share);
@@ -170,6 +172,36 @@ static int setup(const char *data_dir) {
     if (status == 0) status = write_file("images/notes.txt", "notes", 5);
     free(chelsea);
     return status == 0 ? make_model("model.safetensors") : -1;
+}
+
+/* --colormap, --normalize, --opacity and --smooth set what the window starts
+ * with: its overlay is overlay_attention's with those settings. */
+static void test_overlay_options(CheckCounts *c, const char *caption) {
+    const char *script = "wait-caption\nkey right\nscreenshot options.png\nquit\n";
+    CHECK(c, write_file("options.txt", script, strlen(script)) == 0);
+    char command[2000];
+    snprintf(command, sizeof command, "timeout 60 '%s' view --model model.safetensors --colormap jet --normalize max "
+             "--opacity 0.9 --smooth 0 --script options.txt images/a-chelsea.png 2> options.log", caption);
+    int status = system(command);
+    size_t size = 0;
+    char *log = read_file("options.log", &size);
+    Report r;
+    Image shot = {0}, want_off = {0}, want_on = {0};
+    OverlayOptions o;
+    overlay_options_default(&o);
+    o.colormap = COLORMAP_JET, o.normalize = OVERLAY_NORMALIZE_MAX, o.opacity = 0.9f, o.sigma = 0.0f;
+    CHECK(c, status == 0 && log && find_report(log, &r) == 0 && load(&shot, "options.png") == 0);
+    if (shot.pixels &&
+        expected_pictures("model.safetensors", "images/a-chelsea.png", 1, &r, &want_off, &want_on, &o) == 0) {
+        double share = share_matching(&shot, &r, &want_on);
+        printf("viewer with --colormap jet --normalize max --opacity 0.9 --smooth 0: overlay_attention %.4f\n", share);
+        CHECK(c, share > 0.999);
+    }
+    image_free(&shot), image_free(&want_off), image_free(&want_on);
+    free(log);
+    snprintf(command, sizeof command, "'%s' view --normalize sideways 2>/dev/null", caption);
+    status = system(command);
+    CHECK(c, WIFEXITED(status) && WEXITSTATUS(status) == 2);
 }
 
 /* A random Transformer (2 layers of 2 heads) on the 8x8 grid. */
@@ -277,6 +309,7 @@ int main(int argc, char **argv) {
     CHECK(&c, status == 0 && log && strstr(log, "more than the limit of 1000 pixels"));
     free(log);
     test_transformer_keys(&c, caption);
+    test_overlay_options(&c, caption);
     free(caption);
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
     if (c.failed || getenv("TEST_VIEWER_KEEP")) printf("the screenshots are in %s\n", dir); /* to look at */
