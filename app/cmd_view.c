@@ -14,6 +14,7 @@ typedef struct {
     CaptionOptions caption;
     FigureOptions figure; /* its overlay settings: what the window starts with */
     const char *script, *screenshot_dir;
+    char note[512];       /* "no images in A, B": the arguments that gave none */
 } ViewArgs;
 
 static void print_help(FILE *out) {
@@ -41,6 +42,7 @@ static void print_help(FILE *out) {
             "\n"
             "keys:\n"
             "  left / right          previous / next word (hovering a word does the same)\n"
+            "  Home / End            first / last word\n"
             "  space                 play the words as an animation\n"
             "  a                     attention overlay on / off\n"
             "  + / -                 overlay opacity\n"
@@ -75,7 +77,11 @@ static int parse_args(int argc, char **argv, ViewArgs *a, ImageList *files) {
         if (only_images || arg[0] != '-' || arg[1] == '\0') {
             int added = image_list_add(files, arg, &err);
             if (added < 0) return error_print(stderr, "caption view", &err), -1;
-            if (added == 0) fprintf(stderr, "caption view: no images in %s\n", arg);
+            if (added == 0) {
+                fprintf(stderr, "caption view: no images in %s\n", arg);
+                size_t used = strlen(a->note);
+                snprintf(a->note + used, sizeof a->note - used, "%s%s", used ? ", " : "no images in ", arg);
+            }
         } else if (strcmp(arg, "--") == 0) {
             only_images = 1;
         } else if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
@@ -107,7 +113,7 @@ static int run(const ViewArgs *a, ImageList *files) {
         error_print(stderr, "caption view", &err);
         return 1;
     }
-    ViewerOptions options = {files, a->caption.beam, a->script, a->screenshot_dir, &a->figure.overlay};
+    ViewerOptions options = {files, a->caption.beam, a->script, a->screenshot_dir, &a->figure.overlay, a->note};
     int status = viewer_run(&pipeline, &options, &err);
     if (status != 0) error_print(stderr, "caption view", &err);
     pipeline_close(&pipeline);

@@ -146,8 +146,9 @@ static void change_opacity(Viewer *v, float delta) {
 
 static void change_beam(Viewer *v) {
     v->beam = v->beam < 3 ? 3 : v->beam < 5 ? 5 : 1;
-    viewer_set_message(v, "beam %d", v->beam);
+    /* With an image the status line says "captioning with beam N" until the caption comes. */
     if (v->current >= 0) request_caption(v);
+    else viewer_set_message(v, "beam %d", v->beam);
 }
 
 static void on_key(Viewer *v, SDL_Keycode key) {
@@ -363,6 +364,7 @@ int viewer_run(CaptionPipeline *pipeline, const ViewerOptions *o, Error *err) {
     v->layer = TRANSFORMER_MAX_LAYERS, v->head = -1; /* the last layer, the heads' mean */
     v->screenshot_dir = o->screenshot_dir, v->scripted = o->script != NULL;
     v->overlay_on = 1;
+    v->note = o->note;
     if (o->overlay) v->overlay = *o->overlay;
     else overlay_options_default(&v->overlay);
     int status = viewer_open(v, pipeline, o, err);

@@ -16,6 +16,7 @@ typedef struct {
     const char *script;         /* a scripted session (viewer_script.h); NULL = interactive */
     const char *screenshot_dir; /* where `s` saves; NULL = the current folder */
     const OverlayOptions *overlay; /* colormap, opacity, normalisation, smoothing to start with; NULL = defaults */
+    const char *note;              /* said in the window while no image is shown, e.g. "no images in DIR"; may be NULL */
 } ViewerOptions;
 
 /* Opens the window and runs until the user (or the script) quits. The

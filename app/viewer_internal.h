@@ -32,6 +32,7 @@ typedef struct {
 
 typedef struct {
     const char *screenshot_dir;
+    const char *note;         /* shown where the picture goes while there is none (ViewerOptions) */
     int scripted;
     ViewerScript script;
     int script_failed;
@@ -75,6 +76,7 @@ typedef struct {
     int word_box_count;
     ViewCache scaled, overlaid, figure;
     char last_report[512];
+    char last_status[1700];   /* script mode: the status line last printed on stderr */
 } Viewer;
 
 /* viewer_render.c: draws everything into v->frame (width x height). */

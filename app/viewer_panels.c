@@ -26,12 +26,14 @@ void viewer_status_text(const Viewer *v, char *left, size_t left_size, char *rig
         snprintf(maps, sizeof maps, DOT "layer %d/%d, heads' mean", v->layer + 1, c->layers);
     else if (v->has_result && c->head_alpha)
         snprintf(maps, sizeof maps, DOT "layer %d/%d, head %d/%d", v->layer + 1, c->layers, v->head + 1, c->heads);
-    snprintf(left + n, left_size - (size_t)n, "beam %d%s" DOT "%s" DOT "opacity %.2f%s%s%s", v->beam, maps,
+    /* The beam of the caption shown: after `b` the new one is still on its way. */
+    int shown_beam = v->has_result ? v->result.beam : v->beam;
+    snprintf(left + n, left_size - (size_t)n, "beam %d%s" DOT "%s" DOT "opacity %.2f%s%s%s", shown_beam, maps,
              colormap_name(v->overlay.colormap), (double)v->overlay.opacity, v->overlay_on ? "" : DOT "overlay off",
              v->grid ? DOT "grid" : "", v->playing ? DOT "playing" : "");
 #undef DOT
     if (v->message_until) snprintf(right, right_size, "%s", v->message);
-    else if (v->pending) snprintf(right, right_size, "captioning\xe2\x80\xa6");
+    else if (v->pending) snprintf(right, right_size, "captioning with beam %d\xe2\x80\xa6", v->beam);
     else snprintf(right, right_size, "h: keys");
 }
 
@@ -44,7 +46,8 @@ Rgb viewer_placeholder_text(const Viewer *v, char *text, size_t size) {
         snprintf(text, size, "captioning %s\xe2\x80\xa6", base_name(v->files->paths[v->current]));
         return VIEW_TEXT;
     }
-    snprintf(text, size, "Drop an image or a folder here (h: keys)");
+    if (v->note && *v->note) snprintf(text, size, "%s \xe2\x80\x94 drop an image or a folder here (h: keys)", v->note);
+    else snprintf(text, size, "Drop an image or a folder here (h: keys)");
     return VIEW_DIM;
 }
 
@@ -124,6 +127,7 @@ int viewer_draw_grid(Viewer *v, const ViewMetrics *m, Error *err) {
 void viewer_draw_help(Viewer *v, const ViewMetrics *m) {
     static const char *const keys[][2] = {
         {"\xe2\x86\x90  \xe2\x86\x92", "previous / next word (or hover a word)"},
+        {"Home  End", "first / last word"},
         {"Space", "play the words as an animation"},
         {"a", "attention overlay on / off"},
         {"+  \xe2\x88\x92", "overlay opacity"},

@@ -166,6 +166,14 @@ static void draw_status(Viewer *v, const ViewMetrics *m) {
     char left[1024], right[600];
     int y = v->frame.height - m->margin / 2 - m->status_lh;
     viewer_status_text(v, left, sizeof left, right, sizeof right);
+    if (v->scripted) { /* tests read what the status line says */
+        char line[sizeof v->last_status];
+        snprintf(line, sizeof line, "%s | %s", left, right);
+        if (strcmp(line, v->last_status) != 0) {
+            fprintf(stderr, "caption view: status: %s\n", line);
+            memcpy(v->last_status, line, sizeof line);
+        }
+    }
     draw_text_at(&v->frame, v->font, left, m->margin, y, m->status_px, VIEW_DIM);
     int w = font_text_width(v->font, right, m->status_px);
     Rgb color = v->message_until ? VIEW_ACCENT : VIEW_DIM;

@@ -176,6 +176,30 @@ static int setup(const char *data_dir) {
 
 /* --colormap, --normalize, --opacity and --smooth set what the window starts
  * with: its overlay is overlay_attention's with those settings. */
+/* After b the status line keeps the beam of the caption shown and says the
+ * new one is on its way, until it comes. */
+static void test_beam_status(CheckCounts *c, const char *caption) {
+    const char *script = "wait-caption\nkey b\nwait 1\nwait-caption\nwait 1\nquit\n";
+    CHECK(c, write_file("beam.txt", script, strlen(script)) == 0);
+    char command[2000];
+    snprintf(command, sizeof command, "timeout 60 '%s' view --model model.safetensors --script beam.txt "
+             "images/a-chelsea.png 2> beam.log", caption);
+    int status = system(command);
+    size_t size = 0;
+    char *log = read_file("beam.log", &size);
+    const char *pending = log ? strstr(log, "captioning with beam 5") : NULL;
+    const char *line_start = pending;
+    while (line_start && line_start > log && line_start[-1] != '\n') line_start--;
+    int old_beam_shown = line_start && strncmp(line_start, "caption view: status: ", 22) == 0 &&
+                         strstr(line_start, "beam 3") && strstr(line_start, "beam 3") < pending;
+    const char *after = pending ? strstr(pending, "captioned images/a-chelsea.png (beam 5)") : NULL;
+    const char *status_after = after ? strstr(after, "caption view: status: ") : NULL;
+    const char *done = status_after ? strstr(status_after, "\xc2\xb7  beam 5") : NULL;
+    printf("after b: %s\n", old_beam_shown && done ? "beam 3 shown while beam 5 is captioned, then beam 5" : "WRONG");
+    CHECK(c, status == 0 && old_beam_shown && done);
+    free(log);
+}
+
 static void test_overlay_options(CheckCounts *c, const char *caption) {
     const char *script = "wait-caption\nkey right\nscreenshot options.png\nquit\n";
     CHECK(c, write_file("options.txt", script, strlen(script)) == 0);
@@ -310,6 +334,7 @@ int main(int argc, char **argv) {
     free(log);
     test_transformer_keys(&c, caption);
     test_overlay_options(&c, caption);
+    test_beam_status(&c, caption);
     free(caption);
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
     if (c.failed || getenv("TEST_VIEWER_KEEP")) printf("the screenshots are in %s\n", dir); /* to look at */
