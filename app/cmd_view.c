@@ -7,6 +7,7 @@
 #ifdef CAPTION_HAVE_VIEWER
 
 #include "cli.h"
+#include "folders.h"
 #include "pipeline.h"
 #include "viewer.h"
 
@@ -34,7 +35,7 @@ static void print_help(FILE *out) {
             "                        or not at all (none), as in caption export\n"
             "  --opacity A           overlay opacity where attention peaks, 0..1 (default 0.7; + and - change it)\n"
             "  --smooth S            Gaussian smoothing of the map, in grid cells (default 0.5)\n"
-            "  --screenshot-dir DIR  where `s` saves caption-view-NNNN.png (default: the current folder)\n"
+            "  --screenshot-dir DIR  where `s` saves caption-view-NNNN.png, made if missing (default: the current folder)\n"
             "  --script FILE         run a scripted session (tests): lines `key NAME`, `mouse X Y`,\n"
             "                        `drop PATH`, `resize W H`, `wait-caption`, `wait MS`,\n"
             "                        `screenshot PATH`, `quit`\n"
@@ -103,6 +104,12 @@ static int parse_args(int argc, char **argv, ViewArgs *a, ImageList *files) {
 }
 
 static int run(const ViewArgs *a, ImageList *files) {
+    Error folder_err;
+    /* Made now (with its parents), so that `s` does not fail later for a folder that is not there. */
+    if (a->screenshot_dir && make_folders(a->screenshot_dir, &folder_err) != 0) {
+        error_print(stderr, "caption view: --screenshot-dir", &folder_err);
+        return 1;
+    }
     char default_path[4096];
     const char *model = cli_model_path(&a->caption, "caption view", default_path, sizeof default_path);
     if (!model) return 2;

@@ -101,3 +101,19 @@ void draw_wrapped(Image *img, const Font *font, const char *text, int x, int y, 
     for (int i = 0; next_line(font, text, &pos, px, w, line, sizeof line); i++)
         draw_text_centered(img, font, line, x + w / 2, top + i * lh, px, color);
 }
+
+const char *elide_text(const Font *font, const char *text, float px, int max_width, char *out, size_t size) {
+    static const char ellipsis[] = "\xe2\x80\xa6";
+    snprintf(out, size, "%s", text);
+    if (font_text_width(font, out, px) <= max_width) return out;
+    size_t keep = strlen(out);
+    while (keep > 0) {
+        do keep--;
+        while (keep > 0 && ((unsigned char)out[keep] & 0xC0) == 0x80); /* a whole character */
+        if (keep + sizeof ellipsis > size) continue;
+        memcpy(out + keep, ellipsis, sizeof ellipsis);
+        if (font_text_width(font, out, px) <= max_width) return out;
+    }
+    snprintf(out, size, "%s", font_text_width(font, ellipsis, px) <= max_width ? ellipsis : "");
+    return out;
+}

@@ -37,6 +37,11 @@ void draw_shade(Image *dst, int x0, int y0, int x1, int y1, Rgb color, float a);
 int draw_text_at(Image *img, const Font *font, const char *text, int x, int y, float px, Rgb color);
 void draw_text_centered(Image *img, const Font *font, const char *text, int centre_x, int y, float px, Rgb color);
 
+/* text, cut to fit max_width pixels: whole when it fits, else as many whole
+ * UTF-8 characters as fit followed by "\u2026" (nothing at all when not even
+ * that fits). out holds size bytes. */
+const char *elide_text(const Font *font, const char *text, float px, int max_width, char *out, size_t size);
+
 /* A small horizontal bar filled to value (0..1) sitting on a text line of
  * m->info_px at y; returns the x after it. img NULL only measures. */
 int draw_bar(Image *img, int x, int y, const ViewMetrics *m, float value, Rgb color);

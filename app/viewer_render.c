@@ -174,10 +174,16 @@ static void draw_status(Viewer *v, const ViewMetrics *m) {
             memcpy(v->last_status, line, sizeof line);
         }
     }
-    draw_text_at(&v->frame, v->font, left, m->margin, y, m->status_px, VIEW_DIM);
-    int w = font_text_width(v->font, right, m->status_px);
+    /* Both parts fit, elided with "\u2026" if need be and never overlapping: the
+     * right one (keys, messages) keeps up to half the line, the left one the rest. */
+    int room = v->frame.width - 2 * m->margin, gap = 2 * m->status_lh;
+    char left_shown[1100], right_shown[700];
+    elide_text(v->font, right, m->status_px, room / 2, right_shown, sizeof right_shown);
+    int right_w = font_text_width(v->font, right_shown, m->status_px);
+    elide_text(v->font, left, m->status_px, room - right_w - gap, left_shown, sizeof left_shown);
+    draw_text_at(&v->frame, v->font, left_shown, m->margin, y, m->status_px, VIEW_DIM);
     Rgb color = v->message_until ? VIEW_ACCENT : VIEW_DIM;
-    draw_text_at(&v->frame, v->font, right, v->frame.width - m->margin - w, y, m->status_px, color);
+    draw_text_at(&v->frame, v->font, right_shown, v->frame.width - m->margin - right_w, y, m->status_px, color);
 }
 
 /* The picture, the caption under it and the numbers of the current word. */

@@ -21,6 +21,8 @@
 #include "model.h"
 #include "overlay.h"
 #include "pipeline.h"
+#include "text.h"
+#include "viewer_draw.h"
 
 static const char *const VOCAB[] = {"<pad>", "<start>", "<end>", "<unk>", "dog", "runs", "cat", "on"};
 
@@ -172,6 +174,28 @@ static int setup(const char *data_dir) {
     if (status == 0) status = write_file("images/notes.txt", "notes", 5);
     free(chelsea);
     return status == 0 ? make_model("model.safetensors") : -1;
+}
+
+/* The status line's elision: a text that fits stays whole; one that does not
+ * keeps whole UTF-8 characters and ends in an ellipsis within the width. */
+static void test_elide(CheckCounts *c) {
+    char path[4096], out[128];
+    Font *font = NULL;
+    Error err;
+    CHECK(c, font_default_path(path, sizeof path) && font_load(&font, path, &err) == 0);
+    if (!font) return;
+    const char *text = "caf\xc3\xa9-photo-with-a-long-name.png";
+    CHECK(c, strcmp(elide_text(font, text, 14.0f, 1000, out, sizeof out), text) == 0);
+    int width = font_text_width(font, text, 14.0f) / 2;
+    elide_text(font, text, 14.0f, width, out, sizeof out);
+    size_t n = strlen(out);
+    CHECK(c, font_text_width(font, out, 14.0f) <= width && n > 3 && strcmp(out + n - 3, "\xe2\x80\xa6") == 0 &&
+                 strncmp(out, text, n - 3) == 0);
+    elide_text(font, "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 14.0f, font_text_width(font, "\xc3\xa9\xe2\x80\xa6", 14.0f), out,
+               sizeof out);
+    CHECK(c, strcmp(out, "\xc3\xa9\xe2\x80\xa6") == 0); /* never half a character */
+    CHECK(c, strcmp(elide_text(font, text, 14.0f, 1, out, sizeof out), "") == 0);
+    font_free(font);
 }
 
 /* --colormap, --normalize, --opacity and --smooth set what the window starts
@@ -335,6 +359,7 @@ int main(int argc, char **argv) {
     test_transformer_keys(&c, caption);
     test_overlay_options(&c, caption);
     test_beam_status(&c, caption);
+    test_elide(&c);
     free(caption);
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
     if (c.failed || getenv("TEST_VIEWER_KEEP")) printf("the screenshots are in %s\n", dir); /* to look at */
