@@ -123,24 +123,29 @@ static void draw_words(Viewer *v, const ViewMetrics *m, int x0, int y0) {
     }
 }
 
-/* "word 2 of 7   probability 0.93 ▆▆▆   β 0.81 ▆▆▆ (how much it looks at the image)";
- * draw = 0 only measures; hint = 0 leaves out the explanation (narrow windows). */
-static int info_pieces(Viewer *v, const ViewMetrics *m, int x, int y, int draw, int hint) {
+/* "word 2 of 7   probability 0.93 ▆▆▆   β 0.81 ▆▆▆ (how much it looks at the image)",
+ * with less as the window narrows: detail 3 is all of it, 2 without the
+ * explanation, 1 without "word 2 of 7", 0 without the bars. draw = 0 only
+ * measures; returns the x after the last piece. */
+static int info_pieces(Viewer *v, const ViewMetrics *m, int x, int y, int draw, int detail) {
     const Caption *c = &v->result.caption;
     Image *f = draw ? &v->frame : NULL;
     char text[64];
     int gap = 2 * m->status_px;
-    snprintf(text, sizeof text, "word %d of %d", v->step + 1, c->length);
-    x = draw_text_at(f, v->font, text, x, y, m->info_px, VIEW_DIM) + gap;
+    if (detail >= 2) {
+        snprintf(text, sizeof text, "word %d of %d", v->step + 1, c->length);
+        x = draw_text_at(f, v->font, text, x, y, m->info_px, VIEW_DIM) + gap;
+    }
     float p = expf(c->token_logprobs[v->step]);
     snprintf(text, sizeof text, "probability %.2f", (double)p);
     x = draw_text_at(f, v->font, text, x, y, m->info_px, VIEW_TEXT) + m->pad;
-    x = draw_bar(f, x, y, m, p, VIEW_ACCENT) + gap;
+    if (detail >= 1) x = draw_bar(f, x, y, m, p, VIEW_ACCENT);
+    x += gap;
     if (!c->beta || c->head_alpha) return x - gap; /* no gate: a bottleneck or a Transformer */
     snprintf(text, sizeof text, "\xce\xb2 %.2f", (double)c->beta[v->step]);
     x = draw_text_at(f, v->font, text, x, y, m->info_px, VIEW_TEXT) + m->pad;
-    x = draw_bar(f, x, y, m, c->beta[v->step], VIEW_BETA);
-    if (!hint) return x;
+    if (detail >= 1) x = draw_bar(f, x, y, m, c->beta[v->step], VIEW_BETA);
+    if (detail < 3) return x;
     return draw_text_at(f, v->font, "(how much it looks at the image)", x + m->pad, y, m->info_px, VIEW_DIM);
 }
 
@@ -155,9 +160,10 @@ static void draw_info(Viewer *v, const ViewMetrics *m, int y) {
         y += m->info_lh;
     }
     if (v->step < 0 || v->step >= c->length) return;
-    int hint = info_pieces(v, m, 0, y, 0, 1) <= v->frame.width - 2 * m->margin;
-    int width = info_pieces(v, m, 0, y, 0, hint);
-    info_pieces(v, m, (v->frame.width - width) / 2, y, 1, hint);
+    int detail = 3, room = v->frame.width - 2 * m->margin;
+    while (detail > 0 && info_pieces(v, m, 0, y, 0, detail) > room) detail--;
+    int width = info_pieces(v, m, 0, y, 0, detail);
+    info_pieces(v, m, (v->frame.width - width) / 2, y, 1, detail);
 }
 
 /* ---- the whole frame ---------------------------------------------------------- */
