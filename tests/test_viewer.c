@@ -198,19 +198,28 @@ static void test_elide(CheckCounts *c) {
     font_free(font);
 }
 
-/* --colormap, --normalize, --opacity and --smooth set what the window starts
- * with: its overlay is overlay_attention's with those settings. */
+/* Runs `caption view OPTIONS IMAGE` on a script (written to NAME.txt),
+ * its messages into NAME.log; returns them (malloc'd; NULL if none) and
+ * the exit status in *status. */
+static char *run_session(const char *caption, const char *name, const char *script, const char *options,
+                         const char *image, int *status) {
+    char path[256], command[2000];
+    snprintf(path, sizeof path, "%s.txt", name);
+    if (write_file(path, script, strlen(script)) != 0) return NULL;
+    snprintf(command, sizeof command, "timeout 60 '%s' view %s --script %s.txt %s 2> %s.log", caption, options, name,
+             image, name);
+    *status = system(command);
+    snprintf(path, sizeof path, "%s.log", name);
+    size_t size = 0;
+    return read_file(path, &size);
+}
+
 /* After b the status line keeps the beam of the caption shown and says the
  * new one is on its way, until it comes. */
 static void test_beam_status(CheckCounts *c, const char *caption) {
-    const char *script = "wait-caption\nkey b\nwait 1\nwait-caption\nwait 1\nquit\n";
-    CHECK(c, write_file("beam.txt", script, strlen(script)) == 0);
-    char command[2000];
-    snprintf(command, sizeof command, "timeout 60 '%s' view --model model.safetensors --script beam.txt "
-             "images/a-chelsea.png 2> beam.log", caption);
-    int status = system(command);
-    size_t size = 0;
-    char *log = read_file("beam.log", &size);
+    int status = -1;
+    char *log = run_session(caption, "beam", "wait-caption\nkey b\nwait 1\nwait-caption\nwait 1\nquit\n",
+                            "--model model.safetensors", "images/a-chelsea.png", &status);
     const char *pending = log ? strstr(log, "captioning with beam 5") : NULL;
     const char *line_start = pending;
     while (line_start && line_start > log && line_start[-1] != '\n') line_start--;
@@ -224,15 +233,13 @@ static void test_beam_status(CheckCounts *c, const char *caption) {
     free(log);
 }
 
+/* --colormap, --normalize, --opacity and --smooth set what the window starts
+ * with: its overlay is overlay_attention's with those settings. */
 static void test_overlay_options(CheckCounts *c, const char *caption) {
-    const char *script = "wait-caption\nkey right\nscreenshot options.png\nquit\n";
-    CHECK(c, write_file("options.txt", script, strlen(script)) == 0);
-    char command[2000];
-    snprintf(command, sizeof command, "timeout 60 '%s' view --model model.safetensors --colormap jet --normalize max "
-             "--opacity 0.9 --smooth 0 --script options.txt images/a-chelsea.png 2> options.log", caption);
-    int status = system(command);
-    size_t size = 0;
-    char *log = read_file("options.log", &size);
+    int status = -1;
+    char *log = run_session(caption, "options", "wait-caption\nkey right\nscreenshot options.png\nquit\n",
+                            "--model model.safetensors --colormap jet --normalize max --opacity 0.9 --smooth 0",
+                            "images/a-chelsea.png", &status);
     Report r;
     Image shot = {0}, want_off = {0}, want_on = {0};
     OverlayOptions o;
@@ -247,6 +254,7 @@ static void test_overlay_options(CheckCounts *c, const char *caption) {
     }
     image_free(&shot), image_free(&want_off), image_free(&want_on);
     free(log);
+    char command[600];
     snprintf(command, sizeof command, "'%s' view --normalize sideways 2>/dev/null", caption);
     status = system(command);
     CHECK(c, WIFEXITED(status) && WEXITSTATUS(status) == 2);
@@ -275,14 +283,9 @@ static int make_transformer(const char *path) {
  * shown, and its peak cell is that of caption_attention_map's map for them. */
 static void test_transformer_keys(CheckCounts *c, const char *caption) {
     CHECK(c, make_transformer("transformer.safetensors") == 0);
-    const char *script = "wait-caption\nkey right\nkey k\nkey k\nkey l\nkey k\nquit\n";
-    CHECK(c, write_file("keys.txt", script, strlen(script)) == 0);
-    char command[2000];
-    snprintf(command, sizeof command, "timeout 60 '%s' view --model transformer.safetensors --script keys.txt "
-             "images/a-chelsea.png 2> keys.log", caption);
-    int status = system(command);
-    size_t size = 0;
-    char *log = read_file("keys.log", &size);
+    int status = -1;
+    char *log = run_session(caption, "keys", "wait-caption\nkey right\nkey k\nkey k\nkey l\nkey k\nquit\n",
+                            "--model transformer.safetensors", "images/a-chelsea.png", &status);
     CHECK(c, status == 0 && log);
     CaptionPipeline p;
     Caption caption_made = {0};
