@@ -122,14 +122,9 @@ void attention_step_forward(float *alpha, float *context, float *cache, const fl
         bilinear_scores(alpha, query, z, dot_scale(s), s);
     float *lse = cache + query_and_activation_floats(s);
     for (int b = 0; b < s->batch; b++) {
-        const float *e = alpha + (long)b * s->cells;
-        float top = e[0];
-        for (int i = 1; i < s->cells; i++) top = e[i] > top ? e[i] : top;
-        double sum = 0.0;
-        for (int i = 0; i < s->cells; i++) sum += expf(e[i] - top);
-        lse[b] = top + (float)log(sum);
+        float *row = alpha + (long)b * s->cells;
+        lse[b] = (float)softmax_row(row, row, s->cells);
     }
-    softmax_forward(alpha, alpha, s->batch, s->cells);
     for (int b = 0; b < s->batch; b++)
         cblas_sgemv(CblasRowMajor, CblasTrans, s->cells, s->features, 1.0f,
                     z + (long)b * s->cells * s->features, s->features, alpha + (long)b * s->cells,

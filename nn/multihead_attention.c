@@ -4,6 +4,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "softmax.h"
+
 /* Keys query i of item b may see: 0 .. visible - 1. */
 static int visible_keys(const MhaShape *s, const int *key_lengths, int b, int i) {
     int n = key_lengths ? key_lengths[b] : s->keys;
@@ -12,18 +14,10 @@ static int visible_keys(const MhaShape *s, const int *key_lengths, int b, int i)
     return n > 0 ? n : 0;
 }
 
+/* The softmax over the first `visible` keys; the others get 0. */
 static void masked_softmax_row(float *p, int visible, int keys) {
-    if (visible == 0) {
-        memset(p, 0, sizeof(float) * (size_t)keys);
-        return;
-    }
-    float top = p[0];
-    for (int j = 1; j < visible; j++) top = p[j] > top ? p[j] : top;
-    double sum = 0.0;
-    for (int j = 0; j < visible; j++) sum += p[j] = expf(p[j] - top);
-    float inv = (float)(1.0 / sum);
-    for (int j = 0; j < visible; j++) p[j] *= inv;
-    for (int j = visible; j < keys; j++) p[j] = 0.0f;
+    if (visible > 0) softmax_row(p, p, visible);
+    memset(p + visible, 0, sizeof(float) * (size_t)(keys - visible));
 }
 
 void mha_forward(float *out, float *probs, const float *q, const float *k, const float *v, const int *key_lengths,
