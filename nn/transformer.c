@@ -306,6 +306,15 @@ static void encode_grid_backward(const TransformerShape *s, const TransformerPar
 
 /* ---- the whole pass ---- */
 
+/* x [rows, count, C] = sqrt(C) E tokens + PE(positions first .. first + count - 1). */
+static void embed_words(float *x, const int *tokens, const float *embedding, int rows, int first, int count, int C) {
+    size_t n = (size_t)rows * count * C;
+    embedding_forward(x, tokens, embedding, rows * count, C);
+    float scale = sqrtf((float)C);
+    for (size_t i = 0; i < n; i++) x[i] *= scale;
+    sinusoid_position_add(x, rows, first, count, C, C);
+}
+
 static void split_captions(TransformerBuffers *b, const DecoderBatch *batch) {
     int T = batch->steps;
     for (int r = 0; r < batch->rows; r++)
@@ -322,10 +331,7 @@ SatLoss transformer_forward_train(const TransformerShape *s, const TransformerPa
     float dropout = batch->training ? s->dropout : 0.0f;
     split_captions(b, batch);
     const float *memory = encode_grid(s, p, b, z_images, images, dropout, rng);
-    embedding_forward(b->x0, b->inputs, p->embedding, n, C);
-    float scale = sqrtf((float)C);
-    for (size_t i = 0; i < (size_t)n * C; i++) b->x0[i] *= scale;
-    sinusoid_position_add(b->x0, R, 0, T, C, C);
+    embed_words(b->x0, b->inputs, p->embedding, R, 0, T, C);
     const float *x = b->x0;
     for (int l = 0; l < s->decoder_layers; l++) {
         LayerActs *a = &b->decoder[l];
@@ -388,6 +394,7 @@ struct TransformerCache {
     float *cross_probs[TRANSFORMER_MAX_LAYERS];       /* [rows, heads, L] */
     float *x, *ln, *qkv, *att, *branch, *q, *ff, *act, *mean, *rstd;
     int *image_of_row; /* which image each row reads (all 0 for one image) */
+    int *sampled_prev; /* transformer_sample's previous token of each row */
     float *arena;
 };
 
@@ -417,9 +424,11 @@ int transformer_cache_create(TransformerCache **out, const TransformerShape *s, 
     Arena count = {.counting = 1};
     cache_plan(&count, c);
     c->arena = malloc(count.used * sizeof(float));
-    c->image_of_row = calloc(2 * (size_t)rows, sizeof(int)); /* then the sampler's previous tokens */
-    int status = c->arena && c->image_of_row ? transformer_buffers_create(&c->grid, &c->shape, images, 1, 1, err)
-                                             : error_set(err, "out of memory for the transformer's cache");
+    c->image_of_row = calloc((size_t)rows, sizeof(int));
+    c->sampled_prev = calloc((size_t)rows, sizeof(int));
+    int status = c->arena && c->image_of_row && c->sampled_prev
+                     ? transformer_buffers_create(&c->grid, &c->shape, images, 1, 1, err)
+                     : error_set(err, "out of memory for the transformer's cache");
     if (status != 0) {
         transformer_cache_free(c);
         return -1;
@@ -435,6 +444,7 @@ void transformer_cache_free(TransformerCache *c) {
     transformer_buffers_free(c->grid);
     free(c->arena);
     free(c->image_of_row);
+    free(c->sampled_prev);
     free(c);
 }
 
@@ -486,10 +496,7 @@ void transformer_cache_step(TransformerCache *c, const TransformerParams *p, con
                             float *log_probs, float *alpha) {
     const TransformerShape *s = &c->shape;
     int C = s->dim, L = s->grid_h * s->grid_w;
-    embedding_forward(c->x, prev, p->embedding, rows, C);
-    float scale = sqrtf((float)C);
-    for (size_t i = 0; i < (size_t)rows * C; i++) c->x[i] *= scale;
-    sinusoid_position_add(c->x, rows, t, 1, C, C);
+    embed_words(c->x, prev, p->embedding, rows, t, 1, C);
     for (int l = 0; l < s->decoder_layers; l++) cache_layer(c, &p->decoder[l], l, rows, t);
     layernorm_forward(c->ln, c->mean, c->rstd, c->x, p->decoder_norm_weight, p->decoder_norm_bias, rows, C, LN_EPS);
     linear_forward(log_probs, c->ln, s->tied ? p->embedding : p->out_weight, p->out_bias, rows, C, s->vocab);
@@ -508,7 +515,7 @@ int transformer_sample(TransformerCache *c, const TransformerParams *p, const fl
                        const int *row_image, int rows, int max_words, Rng *rng, int *captions, float *scratch) {
     int V = c->shape.vocab, columns = max_words + 2, running = rows, steps = 0;
     transformer_cache_encode(c, p, z_images, images, row_image);
-    int *prev = c->image_of_row + c->rows; /* rows more ints, allocated with the cache */
+    int *prev = c->sampled_prev;
     for (int r = 0; r < rows; r++) {
         for (int k = 0; k < columns; k++) captions[r * columns + k] = TOKEN_PAD;
         captions[r * columns] = TOKEN_START;
