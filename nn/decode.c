@@ -36,16 +36,7 @@ struct Captioner {
     int recompute;                 /* Transformer: rebuild the key/value cache every step (tests) */
 };
 
-static AttentionShape attention_shape(const SatModel *m, int rows) {
-    return (AttentionShape){.score = m->config.score, .batch = rows, .cells = m->cells,
-                            .features = m->features, .hidden = m->config.hidden_dim,
-                            .attention = m->config.attention_dim};
-}
 
-static SentinelShape sentinel_shape(const SatModel *m, int rows) {
-    return (SentinelShape){.batch = rows, .embed = m->config.embed_dim, .hidden = m->config.hidden_dim,
-                           .features = m->features};
-}
 
 /* Floats of the Transformer's maps per word: cross-attention (all layers and
  * heads) and self-attention rows; 0 for the LSTMs. */
@@ -126,9 +117,9 @@ static int alloc_rows(Captioner *cap, Error *err) {
     const SatModel *m = cap->model;
     size_t k = cap->max_beam, L = m->cells, D = m->features, H = m->config.hidden_dim;
     size_t E = m->config.embed_dim, V = m->config.vocab_size;
-    AttentionShape as = attention_shape(m, (int)k);
+    AttentionShape as = sat_attention_shape(m, (int)k);
     size_t proj = attention_projection_floats(&as), cache = attention_cache_floats(&as);
-    SentinelShape ss = sentinel_shape(m, (int)k);
+    SentinelShape ss = sat_sentinel_shape(m, (int)k);
     size_t sentinel_cache = m->config.sentinel ? sentinel_cache_floats(&ss, &as) : 0;
     struct { float **ptr; size_t count; } plan[] = {
         {&cap->z, k * L * D}, {&cap->projection, proj + 1}, {&cap->z_mean, k * D}, {&cap->h, k * H},
@@ -218,7 +209,7 @@ static void encode(Captioner *cap, const float *image) {
     memset(cap->z_mean, 0, D * sizeof(float));
     for (size_t i = 0; i < L; i++)
         for (size_t d = 0; d < D; d++) cap->z_mean[d] += cap->z[i * D + d] / (float)L;
-    AttentionShape as = attention_shape(m, 1);
+    AttentionShape as = sat_attention_shape(m, 1);
     if (m->config.use_attention) attention_precompute_forward(cap->projection, cap->z, &m->p.attention, &as);
     size_t proj = attention_projection_floats(&as);
     for (int r = 1; r < cap->max_beam; r++) {
@@ -256,11 +247,11 @@ static void decoder_step(Captioner *cap, int rows, int t) {
     int D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim, V = m->config.vocab_size;
     embedding_forward(cap->embedded, cap->prev_tokens, m->p.embedding, rows, E);
     if (m->config.use_attention) {
-        AttentionShape as = attention_shape(m, rows);
+        AttentionShape as = sat_attention_shape(m, rows);
         attention_step_forward(cap->alpha, cap->context, cap->attention_cache, cap->h, cap->z,
                                cap->projection, &m->p.attention, &as);
         if (m->config.sentinel) {
-            SentinelShape ss = sentinel_shape(m, rows);
+            SentinelShape ss = sat_sentinel_shape(m, rows);
             sentinel_forward(cap->zhat, cap->beta, cap->sentinel_cache, cap->embedded, cap->h, cap->c, cap->context,
                              cap->attention_cache, &m->p.sentinel, &m->p.attention, &ss, &as);
         } else {

@@ -11,16 +11,7 @@
 #include "lstm.h"
 #include "softmax.h"
 
-static AttentionShape attention_shape(const SatModel *m, int rows) {
-    return (AttentionShape){.score = m->config.score, .batch = rows, .cells = m->cells,
-                            .features = m->features, .hidden = m->config.hidden_dim,
-                            .attention = m->config.attention_dim};
-}
 
-static SentinelShape sentinel_shape(const SatModel *m, int rows) {
-    return (SentinelShape){.batch = rows, .embed = m->config.embed_dim, .hidden = m->config.hidden_dim,
-                           .features = m->features};
-}
 
 static LstmShape lstm_shape(const SatModel *m, int rows) {
     return (LstmShape){.batch = rows, .input = m->config.embed_dim + m->features,
@@ -58,12 +49,12 @@ int decoder_buffers_alloc(DecoderBuffers *b, const SatModel *m, int R, int T, Er
     b->step_capacity = T;
     size_t L = m->cells, D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim;
     size_t V = m->config.vocab_size;
-    AttentionShape as = attention_shape(m, R);
+    AttentionShape as = sat_attention_shape(m, R);
     size_t att_proj = m->config.use_attention ? attention_projection_floats(&as) : 0;
     size_t att_cache = m->config.use_attention ? attention_cache_floats(&as) : 0;
     size_t att_work = m->config.use_attention ? attention_workspace_floats(&as) : 0;
     b->attention_cache_stride = att_cache;
-    SentinelShape ss = sentinel_shape(m, R);
+    SentinelShape ss = sat_sentinel_shape(m, R);
     size_t sentinel_cache = m->config.sentinel ? sentinel_cache_floats(&ss, &as) : 0;
     size_t sentinel_work = m->config.sentinel ? sentinel_workspace_floats(&ss, &as) : 0;
     b->sentinel_cache_stride = sentinel_cache;
@@ -159,11 +150,11 @@ static void context_step(const SatModel *m, DecoderBuffers *b, int t) {
     const float *h_prev = b->h + state_before(b, t) * H;
     float *context = b->context + at * D, *beta = b->beta + at;
     float *attention_cache = b->attention_cache + t * b->attention_cache_stride;
-    AttentionShape as = attention_shape(m, rows);
+    AttentionShape as = sat_attention_shape(m, rows);
     attention_step_forward(b->alpha + at * L, context, attention_cache, h_prev, b->z, b->projection,
                            &m->p.attention, &as);
     if (m->config.sentinel) {
-        SentinelShape ss = sentinel_shape(m, rows);
+        SentinelShape ss = sat_sentinel_shape(m, rows);
         sentinel_forward(zhat, beta, b->sentinel_cache + t * b->sentinel_cache_stride,
                          b->embedded + at * m->config.embed_dim, h_prev, b->c + state_before(b, t) * H, context,
                          attention_cache, &m->p.sentinel, &m->p.attention, &ss, &as);
@@ -211,7 +202,7 @@ static void prepare_rows(const SatModel *m, DecoderBuffers *b, const float *z_im
     expand_images(m, b, z_images, row_image, R);
     initial_state(m, b, R);
     if (m->config.use_attention) {
-        AttentionShape as = attention_shape(m, R);
+        AttentionShape as = sat_attention_shape(m, R);
         attention_precompute_forward(b->projection, b->z, &m->p.attention, &as);
     }
 }
@@ -367,10 +358,10 @@ static void context_step_backward(const SatModel *m, const SatTensors *g, Decode
     const float *context = b->context + at * D, *beta = b->beta + at;
     const float *h_prev = b->h + state_before(b, t) * H;
     const float *attention_cache = b->attention_cache + t * b->attention_cache_stride;
-    AttentionShape as = attention_shape(m, rows);
+    AttentionShape as = sat_attention_shape(m, rows);
     AttentionParams grads = g->attention;
     if (m->config.sentinel) {
-        SentinelShape ss = sentinel_shape(m, rows);
+        SentinelShape ss = sat_sentinel_shape(m, rows);
         SentinelParams sentinel_grads = g->sentinel;
         int E = m->config.embed_dim;
         sentinel_backward(b->d_embedded + at * E, b->d_h_prev, b->d_c_prev, b->d_context, b->d_lse, &sentinel_grads,
@@ -436,7 +427,7 @@ static void initial_state_backward(const SatModel *m, const SatTensors *g, Decod
 void decoder_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b, float *d_z_images,
                       const DecoderBatch *batch) {
     int R = batch->rows, L = m->cells, D = m->features, E = m->config.embed_dim;
-    AttentionShape as = attention_shape(m, R);
+    AttentionShape as = sat_attention_shape(m, R);
     zero(b->d_z, (size_t)R * L * D);
     zero(b->d_z_mean, (size_t)R * D);
     if (m->config.use_attention) zero(b->d_projection, attention_projection_floats(&as));

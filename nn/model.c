@@ -255,6 +255,16 @@ static void walk_transformer(Walker *w, const SatModel *m, SatTensors *v) {
     t->out_bias = walk(w, "transformer.out.bias", B, INIT_UNIFORM, fan_in_bound(C), 1, V, 0, 0, 0);
 }
 
+AttentionShape sat_attention_shape(const SatModel *m, int rows) {
+    return (AttentionShape){.score = m->config.score, .batch = rows, .cells = m->cells, .features = m->features,
+                            .hidden = m->config.hidden_dim, .attention = m->config.attention_dim};
+}
+
+SentinelShape sat_sentinel_shape(const SatModel *m, int rows) {
+    return (SentinelShape){.batch = rows, .embed = m->config.embed_dim, .hidden = m->config.hidden_dim,
+                           .features = m->features};
+}
+
 TransformerShape sat_transformer_shape(const SatModel *m) {
     const SatConfig *c = &m->config;
     return (TransformerShape){.grid_h = m->grid_h, .grid_w = m->grid_w, .features = m->features, .dim = c->embed_dim,

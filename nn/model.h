@@ -102,6 +102,10 @@ typedef struct {
  * else. */
 int sat_decoder_parse(const char *name, SatConfig *config);
 
+/* The shapes the layers of a model's decoder run with, for `rows` captions
+ * (or hypotheses) at a time. */
+AttentionShape sat_attention_shape(const SatModel *model, int rows);
+SentinelShape sat_sentinel_shape(const SatModel *model, int rows);
 /* The Transformer decoder's shape of a model whose config has transformer set. */
 TransformerShape sat_transformer_shape(const SatModel *model);
 
