@@ -1,7 +1,6 @@
 #include "cmd_eval.h"
 
 #include <cJSON.h>
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,10 +333,10 @@ static void write_hypothesis(FILE *out, const CaptionPipeline *p, const char *pa
     cJSON_Delete(record);
 }
 
-/* A word of punctuation only: tokenising drops it. */
+/* A word tokenising drops whole (",", "."): it has no word byte. */
 static bool is_punctuation(const char *word, size_t length) {
     for (size_t i = 0; i < length; i++)
-        if (!ispunct((unsigned char)word[i]) || word[i] == '\'' || word[i] == '_') return false;
+        if (metrics_is_word_byte((unsigned char)word[i])) return false;
     return length > 0;
 }
 

@@ -137,7 +137,7 @@ static int normalise_caption(const char *caption, Scratch *scratch, size_t *out_
 
 /* Letters, digits, underscore, apostrophe and any non-ASCII byte (UTF-8
  * letters) make up words; everything else separates them. */
-static bool is_word_byte(unsigned char c) {
+bool metrics_is_word_byte(unsigned char c) {
     return c >= 0x80 || isalnum(c) || c == '_' || c == '\'';
 }
 
@@ -148,12 +148,12 @@ static int tokenize(const char *caption, Scratch *scratch, const Emitter *emitte
     const unsigned char *s = (const unsigned char *)scratch->data;
     size_t i = 0;
     while (i < length) {
-        while (i < length && !is_word_byte(s[i])) i++;
+        while (i < length && !metrics_is_word_byte(s[i])) i++;
         size_t start = i;
         while (i < length) {
             bool inside_number = (s[i] == '.' || s[i] == ',') && i > start &&
                                  isdigit(s[i - 1]) && i + 1 < length && isdigit(s[i + 1]);
-            if (!is_word_byte(s[i]) && !inside_number) break;
+            if (!metrics_is_word_byte(s[i]) && !inside_number) break;
             i++;
         }
         if (i > start && emit_word(emitter, (const char *)s + start, i - start) < 0) return -1;

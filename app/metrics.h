@@ -16,6 +16,7 @@
  * compute. The scorer interns tokens and n-grams to integer ids, so scoring
  * 5000 images against 25000 references takes a few tens of milliseconds. */
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "error.h"
@@ -65,6 +66,11 @@ int metrics_scorer_compute(const MetricsScorer *scorer, MetricScores *corpus,
 /* Tokenises one caption as the scorer does and returns the tokens joined by
  * single spaces (malloc'd; the caller frees it), or NULL when out of memory.
  * "A Dog's (well-groomed) ball." gives "a dog 's well groomed ball". */
+/* Whether a byte belongs to a word when captions are tokenised: letters,
+ * digits, underscore, apostrophe and any non-ASCII byte (UTF-8 letters);
+ * every other byte separates words and is dropped. */
+bool metrics_is_word_byte(unsigned char c);
+
 char *metrics_tokenize(const char *caption, Error *err);
 
 #endif
