@@ -91,8 +91,20 @@ static int file_exists(const char *dir, const char *name) {
 
 enum { STEPS_PER_EPOCH = 6 /* 96 images / 16 per batch */ };
 
-static void small_options(TrainOptions *o, const Setup *setup, const char *out) {
+/* Sets each (name, value) of settings; 1 when every one was taken. */
+static int set_options(TrainOptions *o, const char *(*settings)[2], size_t count) {
     Error err;
+    int all = 1;
+    for (size_t i = 0; i < count; i++)
+        if (train_options_set(o, settings[i][0], settings[i][1], &err) != 1) {
+            fprintf(stderr, "option %s: %s\n", settings[i][0], err.message);
+            all = 0;
+        }
+    return all;
+}
+#define SET_OPTIONS(o, settings) set_options((o), (settings), sizeof(settings) / sizeof((settings)[0]))
+
+static void small_options(TrainOptions *o, const Setup *setup, const char *out) {
     train_options_defaults(o);
     o->seed = setup->seed;
     const char *settings[][2] = {
@@ -101,9 +113,7 @@ static void small_options(TrainOptions *o, const Setup *setup, const char *out) 
         {"checkpoint-every", "4"}, {"warmup-steps", "2"}, {"lr", "0.01"}, {"eval-beam", "1"}, {"threads", "1"},
         {"dropout", "0.2"}, {"patience", "0"},
     };
-    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
-        if (train_options_set(o, settings[i][0], settings[i][1], &err) != 1)
-            fprintf(stderr, "option %s: %s\n", settings[i][0], err.message);
+    SET_OPTIONS(o, settings);
 }
 
 /* The control's learning rate: 0 from the first step to the last. */
@@ -342,8 +352,7 @@ static void test_self_critical(CheckCounts *c, const Setup *setup, const char *x
     Error err;
     volatile sig_atomic_t stop = 0;
     small_options(&o, setup, whole);
-    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
-        CHECK(c, train_options_set(&o, settings[i][0], settings[i][1], &err) == 1);
+    CHECK(c, SET_OPTIONS(&o, settings));
     control_options(&o, setup);
     CHECK(c, train_run(&o, NULL, &stop) == 0);
     StepLosses rewards, losses;
@@ -459,8 +468,7 @@ static void test_transformer_runs(CheckCounts *c, const Setup *setup, const char
     Error err;
     volatile sig_atomic_t stop = 0;
     small_options(&o, setup, whole);
-    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
-        CHECK(c, train_options_set(&o, settings[i][0], settings[i][1], &err) == 1);
+    CHECK(c, SET_OPTIONS(&o, settings));
     CHECK(c, train_run(&o, NULL, &stop) == 0);
     StepLosses losses;
     CHECK(c, read_losses(whole, &losses) == 0 && losses.count == 4 * STEPS_PER_EPOCH);
@@ -472,8 +480,7 @@ static void test_transformer_runs(CheckCounts *c, const Setup *setup, const char
     snprintf(init, sizeof init, "%s/model.safetensors", whole);
     small_options(&o, setup, scst);
     const char *self_critical[][2] = {{"init", init}, {"scst-samples", "4"}, {"epochs", "1"}, {"lr", "0.0005"}};
-    for (size_t i = 0; i < sizeof self_critical / sizeof self_critical[0]; i++)
-        CHECK(c, train_options_set(&o, self_critical[i][0], self_critical[i][1], &err) == 1);
+    CHECK(c, SET_OPTIONS(&o, self_critical));
     CHECK(c, train_run(&o, NULL, &stop) == 0);
     StepLosses rewards;
     CHECK(c, read_rewards(scst, &rewards) == 0 && rewards.count == STEPS_PER_EPOCH);
@@ -506,8 +513,7 @@ static void test_frozen_encoder(CheckCounts *c, const Setup *setup, const char *
     volatile sig_atomic_t stop = 0;
     small_options(&o, setup, run);
     const char *settings[][2] = {{"init", init}, {"scst-samples", "3"}, {"freeze-encoder", "1"}, {"epochs", "1"}};
-    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
-        CHECK(c, train_options_set(&o, settings[i][0], settings[i][1], &err) == 1);
+    CHECK(c, SET_OPTIONS(&o, settings));
     CHECK(c, train_run(&o, NULL, &stop) == 0);
     SatModel before, after;
     CHECK(c, sat_model_load(&before, init, &err) == 0);
