@@ -313,9 +313,9 @@ static int prepare_outputs(const ExportArgs *a, Error *err) {
     for (int i = 0; i < 2; i++) {
         if (!outputs[i]) continue;
         const char *slash = strrchr(outputs[i], '/');
-        char folder[4096];
-        snprintf(folder, sizeof folder, "%.*s", slash ? (int)(slash - outputs[i]) + (slash == outputs[i]) : 1,
-                 slash ? outputs[i] : ".");
+        char folder[4096] = ".";                                         /* a bare name: here */
+        if (slash == outputs[i]) snprintf(folder, sizeof folder, "/");     /* "/name" */
+        else if (slash) snprintf(folder, sizeof folder, "%.*s", (int)(slash - outputs[i]), outputs[i]);
         if (access(folder, W_OK) != 0)
             return error_set(err, "cannot write %s: its folder %s %s", outputs[i], folder,
                              errno == ENOENT ? "does not exist; create it first" : "is not writable");
