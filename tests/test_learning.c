@@ -338,7 +338,7 @@ done:
 
 typedef struct {
     int scenes, exact;
-    Grounding attention; /* over the exactly captioned scenes (app/grounding.h) */
+    Grounding attention; /* over the exactly captioned scenes (app/eval/grounding.h) */
 } EvalResult;
 
 static int evaluate(const SatModel *model, const Setup *s, int beam, EvalResult *r, Error *err) {

@@ -3,7 +3,7 @@
 
 /* `caption batch PATH... -o OUT [options]`: captions every image under the
  * given folders (recursively; files named directly too) into OUT, one record
- * per image (app/batch_output.h), with worker threads, sharding, --resume and
+ * per image (app/batch/batch_output.h), with worker threads, sharding, --resume and
  * optional attention figures. Images are recognised by content
  * (image_is_image_file), listed in byte order of their paths; folders already
  * visited (symbolic link loops) are skipped with a note on stderr.
