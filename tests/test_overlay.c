@@ -104,7 +104,7 @@ static void test_map_matches_direct(CheckCounts *c) {
     float alpha[GH * GW] = {0.05f, 0.1f, 0.02f, 0.0f, 0.3f, 0.01f, 0.07f, 0.05f, 0.1f, 0.2f, 0.04f, 0.06f};
     OverlayOptions o;
     overlay_options_default(&o);
-    o.normalize = OVERLAY_NORMALIZE_NONE;
+    o.normalize = OVERLAY_NORMALIZE_MAX;
     float map[W * H];
     double expected[W * H];
     Error err;
@@ -117,24 +117,63 @@ static void test_map_matches_direct(CheckCounts *c) {
             o.sigma = sigmas[s];
             CHECK(c, overlay_attention_map(map, w, h, alpha, GH, GW, &o, &err) == 0);
             direct_map(expected, w, h, alpha, GH, GW, o.sigma);
-            double worst = 0;
-            for (int i = 0; i < w * h; i++) worst = fmax(worst, fabs(map[i] - expected[i]));
+            double worst = 0, high = 0;
+            for (int i = 0; i < w * h; i++) high = fmax(high, expected[i]);
+            for (int i = 0; i < w * h; i++) worst = fmax(worst, fabs(map[i] * high - expected[i]));
             if (worst >= 1e-5) printf("%dx%d sigma %.1f: off by %.2g\n", w, h, (double)o.sigma, worst);
             CHECK(c, worst < 1e-5);
         }
     }
-    /* Normalisation: the same map scaled. */
-    float raw[W * H];
+    /* Normalisation: the same map scaled; NONE on the log scale of the
+     * weight against uniform (1/12 here). */
     o.sigma = 0.4f;
-    overlay_attention_map(raw, W, H, alpha, GH, GW, &o, &err);
-    float low = raw[0], high = raw[0];
-    for (int i = 0; i < W * H; i++) low = fminf(low, raw[i]), high = fmaxf(high, raw[i]);
-    o.normalize = OVERLAY_NORMALIZE_MAX;
-    overlay_attention_map(map, W, H, alpha, GH, GW, &o, &err);
-    CHECK(c, fabsf(map[100] - raw[100] / high) < 1e-5f);
+    direct_map(expected, W, H, alpha, GH, GW, o.sigma);
+    double low = expected[0], high = expected[0];
+    for (int i = 0; i < W * H; i++) low = fmin(low, expected[i]), high = fmax(high, expected[i]);
     o.normalize = OVERLAY_NORMALIZE_RANGE;
     overlay_attention_map(map, W, H, alpha, GH, GW, &o, &err);
-    CHECK(c, fabsf(map[100] - (raw[100] - low) / (high - low)) < 1e-5f);
+    CHECK(c, fabs(map[100] - (expected[100] - low) / (high - low)) < 1e-5);
+    o.normalize = OVERLAY_NORMALIZE_NONE;
+    overlay_attention_map(map, W, H, alpha, GH, GW, &o, &err);
+    int above = 0, below = 0;
+    for (int i = 0; i < W * H; i++) {
+        double want = fmin(1.0, fmax(0.0, log(expected[i] * GH * GW) / log(GH * GW)));
+        CHECK(c, fabs(map[i] - want) < 1e-5);
+        above += expected[i] > 1.0 / (GH * GW), below += expected[i] < 1.0 / (GH * GW);
+    }
+    CHECK(c, above > 0 && below > 0); /* both sides of uniform were exercised */
+}
+
+/* --normalize none: one scale for every word, so a peaked map and a
+ * near-uniform one look different (per-word scaling draws both as hot). */
+static void test_absolute_scale(CheckCounts *c) {
+    enum { CELLS = 36 };
+    float peaked[CELLS], flat[CELLS], map[CELLS]; /* one pixel per cell, at its centre */
+    /* The issue's two maps on 36 cells: a peak of 0.09 (3.2x uniform) and a
+     * near-uniform one whose top is 0.037 (uniform: 0.028). */
+    for (int i = 0; i < CELLS; i++) peaked[i] = 0.91f / (CELLS - 1), flat[i] = 0.963f / (CELLS - 1);
+    peaked[14] = 0.09f, flat[14] = 0.037f;
+    OverlayOptions o;
+    overlay_options_default(&o);
+    o.sigma = 0.0f;
+    Error err;
+    float top[2][3];
+    const float *maps[2] = {peaked, flat};
+    OverlayNormalize modes[3] = {OVERLAY_NORMALIZE_RANGE, OVERLAY_NORMALIZE_MAX, OVERLAY_NORMALIZE_NONE};
+    for (int k = 0; k < 2; k++)
+        for (int m = 0; m < 3; m++) {
+            o.normalize = modes[m];
+            CHECK(c, overlay_attention_map(map, 6, 6, maps[k], 6, 6, &o, &err) == 0);
+            top[k][m] = 0.0f;
+            for (int i = 0; i < CELLS; i++) top[k][m] = fmaxf(top[k][m], map[i]);
+        }
+    printf("hottest colour: peaked %.2f / %.2f / %.2f, near-uniform %.2f / %.2f / %.2f (range / max / none)\n",
+           (double)top[0][0], (double)top[0][1], (double)top[0][2], (double)top[1][0], (double)top[1][1],
+           (double)top[1][2]);
+    CHECK(c, top[0][0] > 0.99f && top[1][0] > 0.99f); /* per-word range: both look equally hot */
+    /* One scale: log(0.09 * 36) / log(36) = 0.33, log(0.037 * 36) / log(36) = 0.08. */
+    CHECK(c, fabsf(top[0][2] - 0.328f) < 0.002f && fabsf(top[1][2] - 0.080f) < 0.002f);
+    CHECK(c, fabsf(attention_peak(peaked, CELLS) - 0.09f) < 1e-6f);
 }
 
 static void test_flat_maps(CheckCounts *c) {
@@ -144,7 +183,7 @@ static void test_flat_maps(CheckCounts *c) {
     overlay_options_default(&o);
     Error err;
     OverlayNormalize modes[3] = {OVERLAY_NORMALIZE_RANGE, OVERLAY_NORMALIZE_MAX, OVERLAY_NORMALIZE_NONE};
-    float expect_uniform[3] = {0.0f, 1.0f, 1 / 6.f};
+    float expect_uniform[3] = {0.0f, 1.0f, 0.0f}; /* none: uniform is the bottom */
     for (int m = 0; m < 3; m++) {
         o.normalize = modes[m];
         CHECK(c, overlay_attention_map(map, 20, 10, uniform, 2, 3, &o, &err) == 0);
@@ -171,12 +210,12 @@ static void test_one_hot(CheckCounts *c) {
     Rgb hot = colormap_color(o.colormap, 1.0f), cold = colormap_color(o.colormap, 0.0f);
     CHECK(c, near_rgb(pixel_at(&out, 49, 69), hot.r, hot.g, hot.b, 1));
     CHECK(c, near_rgb(pixel_at(&out, 50, 70), hot.r, hot.g, hot.b, 1));
-    /* Corners: m ~ 0, so only the floor weight's tint of the cold colour. */
-    float a = o.opacity * OVERLAY_WEIGHT_FLOOR;
-    int er = (int)lroundf(128 + a * (cold.r - 128)), eg = (int)lroundf(128 + a * (cold.g - 128)),
-        eb = (int)lroundf(128 + a * (cold.b - 128));
+    /* Corners: m ~ 0, so the picture only darkened, still grey: no tint of
+     * the cold colour (a grey photo must not turn lavender). */
+    (void)cold;
+    int e = (int)lroundf(128 * (1.0f - OVERLAY_DIM * o.opacity));
     int corners[4][2] = {{0, 0}, {W - 1, 0}, {0, H - 1}, {W - 1, H - 1}};
-    for (int k = 0; k < 4; k++) CHECK(c, near_rgb(pixel_at(&out, corners[k][0], corners[k][1]), er, eg, eb, 2));
+    for (int k = 0; k < 4; k++) CHECK(c, near_rgb(pixel_at(&out, corners[k][0], corners[k][1]), e, e, e, 2));
     image_free(&out);
 
     /* The map along the row through the peak: one smooth bump. */
@@ -327,6 +366,100 @@ static void test_figure(CheckCounts *c, const Font *font) {
     image_free(&img);
 }
 
+static int count_color(const Image *img, Rgb color) {
+    int n = 0;
+    for (size_t i = 0; i < (size_t)img->width * img->height; i++) {
+        const unsigned char *p = img->pixels + i * 3;
+        n += p[0] == color.r && p[1] == color.g && p[2] == color.b;
+    }
+    return n;
+}
+
+/* Automatic layout: never enlarged, a landscape shape whatever the picture's,
+ * text sized by the panel's area, a frame on every panel, the highlighted
+ * word's panel marked, and figure_fit's panels the largest that fit. */
+static void test_figure_layout(CheckCounts *c, const Font *font) {
+    static const char *const words[] = {"a", "man", "rides", "a", "bike", "down", "a", "steep", "hill", "in",
+                                        "the", "rain"};
+    enum { COUNT = 12, GH = 2, GW = 3 };
+    float alpha[COUNT * GH * GW];
+    for (int i = 0; i < COUNT * GH * GW; i++) alpha[i] = 1.0f / (GH * GW);
+    int w, h;
+    figure_panel_size(100, 50, 0, &w, &h); /* smaller than the default: its own size */
+    CHECK(c, w == 100 && h == 50);
+    figure_panel_size(1000, 500, 0, &w, &h);
+    CHECK(c, w == 320 && h == FIGURE_DEFAULT_PANEL_HEIGHT);
+    Error err;
+    FigureOptions o;
+    figure_options_default(&o);
+    Image pano;
+    make_image(&pano, 800, 200, 3, (Rgb){255, 0, 0});
+    /* Automatic columns: the shape closest to the target of all column counts. */
+    CHECK(c, figure_size(&w, &h, &pano, words, COUNT, &o, font, &err) == 0);
+    double automatic = fabs(log((double)w / h / FIGURE_TARGET_ASPECT));
+    int closest = 1;
+    for (int columns = 1; columns <= COUNT + 1; columns++) {
+        FigureOptions fixed = o;
+        fixed.columns = columns;
+        int fw, fh;
+        figure_size(&fw, &fh, &pano, words, COUNT, &fixed, font, &err);
+        closest = closest && automatic <= fabs(log((double)fw / fh / FIGURE_TARGET_ASPECT)) + 1e-9;
+    }
+    printf("4:1 picture, 12 words, automatic columns: %dx%d\n", w, h);
+    CHECK(c, closest && w < 2 * h);
+    /* Text follows the panel's area: a 4:1 picture's 320x80 panels get the
+     * labels and margins of 160x160 ones (the same area). */
+    Image wide, square;
+    make_image(&wide, 640, 160, 3, (Rgb){255, 0, 0});
+    make_image(&square, 160, 160, 3, (Rgb){255, 0, 0});
+    int wide_w, wide_h, square_w, square_h;
+    o.columns = 2;
+    o.panel_height = 80;
+    figure_size(&wide_w, &wide_h, &wide, words, 1, &o, font, &err);
+    o.panel_height = 160;
+    figure_size(&square_w, &square_h, &square, words, 1, &o, font, &err);
+    printf("label block: 8:1 panels %d px, square panels %d px\n", wide_h - 80, square_h - 160);
+    CHECK(c, wide_h - 80 == square_h - 160);
+    /* Frames and the highlight. */
+    static const Rgb frame = {200, 200, 200}, accent = {230, 120, 20};
+    Image fig, white;
+    make_image(&white, 60, 40, 3, (Rgb){255, 255, 255});
+    o.columns = 4, o.panel_height = 40, o.overlay.opacity = 0.0f;
+    CHECK(c, figure_render(&fig, &white, words, alpha, GH, GW, 3, &o, font, &err) == 0);
+    CHECK(c, count_color(&fig, frame) >= 4 * 2 * (60 + 40) && count_color(&fig, accent) == 0);
+    image_free(&fig);
+    o.highlight = 2;
+    CHECK(c, figure_render(&fig, &white, words, alpha, GH, GW, 3, &o, font, &err) == 0);
+    int marked = count_color(&fig, accent);
+    printf("highlight: %d accent pixels\n", marked);
+    CHECK(c, marked >= 2 * (60 + 40));
+    /* Only around the third panel (word 2): nothing left of its column. */
+    int left_of = 0, third_x = fig.width / 2;
+    for (int y = 0; y < fig.height; y++)
+        for (int x = 0; x < third_x - 60; x++) {
+            const unsigned char *p = fig.pixels + ((size_t)y * fig.width + x) * 3;
+            left_of += p[0] == accent.r && p[1] == accent.g && p[2] == accent.b;
+        }
+    CHECK(c, left_of == 0);
+    image_free(&fig);
+    /* figure_fit: inside the box, and no column count fits larger panels. */
+    figure_options_default(&o);
+    int box_w = 320, box_h = 240;
+    CHECK(c, figure_fit(&o, &pano, words, COUNT, font, box_w, box_h, 480, &err) == 0);
+    CHECK(c, figure_size(&w, &h, &pano, words, COUNT, &o, font, &err) == 0 && w <= box_w && h <= box_h);
+    int larger_fits = 0;
+    for (int columns = 1; columns <= COUNT + 1; columns++) {
+        FigureOptions bigger = o;
+        bigger.columns = columns, bigger.panel_height = o.panel_height + 1;
+        int bw, bh;
+        figure_size(&bw, &bh, &pano, words, COUNT, &bigger, font, &err);
+        larger_fits += bw <= box_w && bh <= box_h;
+    }
+    printf("fit 320x240: %d columns, panels %d px high, figure %dx%d\n", o.columns, o.panel_height, w, h);
+    CHECK(c, larger_fits == 0);
+    image_free(&pano), image_free(&wide), image_free(&square), image_free(&white);
+}
+
 static void test_panel_sizes(CheckCounts *c) {
     int w, h;
     figure_panel_size(100, 200, 160, &w, &h);
@@ -342,12 +475,14 @@ int main(void) {
     test_colormaps(&c);
     test_map_matches_direct(&c);
     test_flat_maps(&c);
+    test_absolute_scale(&c);
     test_one_hot(&c);
     test_sizes_and_errors(&c);
     test_panel_sizes(&c);
     Font *font = NULL;
     CHECK(&c, load_font_for_test(&font) == 0);
     if (font) test_figure(&c, font);
+    if (font) test_figure_layout(&c, font);
     font_free(font);
     return check_summary(&c);
 }

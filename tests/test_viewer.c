@@ -138,6 +138,34 @@ static int expected_pictures(const char *model, const char *image, int step, con
     return status;
 }
 
+/* The centre of the pixels of the figure's highlight colour (the current
+ * word's frame in the grid); 0 if there are none. */
+static int highlight_centre(const Image *img, double *x, double *y) {
+    double sx = 0, sy = 0;
+    long n = 0;
+    for (int py = 0; py < img->height; py++)
+        for (int px = 0; px < img->width; px++) {
+            const unsigned char *p = img->pixels + ((size_t)py * img->width + px) * 3;
+            if (p[0] == 230 && p[1] == 120 && p[2] == 20) sx += px, sy += py, n++;
+        }
+    if (n == 0) return 0;
+    *x = sx / n, *y = sy / n;
+    return 1;
+}
+
+/* In the grid, → moves the highlight to the next word's panel. */
+static void check_grid_highlight(CheckCounts *c, const Image *grid) {
+    Image next = {0};
+    double x0, y0, x1, y1;
+    CHECK(c, load(&next, "grid-next.png") == 0);
+    if (!next.pixels) return;
+    int found = highlight_centre(grid, &x0, &y0) && highlight_centre(&next, &x1, &y1);
+    CHECK(c, found);
+    if (found) printf("grid highlight: (%.0f, %.0f) -> (%.0f, %.0f) after right\n", x0, y0, x1, y1);
+    CHECK(c, found && (x1 > x0 + 10 || y1 > y0 + 10));
+    image_free(&next);
+}
+
 static void check_pictures(CheckCounts *c, const Report *r) {
     Image on = {0}, off = {0}, help = {0}, grid = {0}, want_off = {0}, want_on = {0};
     CHECK(c, load(&on, "on.png") == 0 && load(&off, "off.png") == 0);
@@ -156,6 +184,7 @@ static void check_pictures(CheckCounts *c, const Report *r) {
     /* The help box darkens the middle; the grid is on white. */
     CHECK(c, mean_difference(&on, &help, on.width / 3, on.height / 3, 2 * on.width / 3, 2 * on.height / 3) > 20.0);
     CHECK(c, mean_difference(&on, &grid, 0, 0, on.width, on.height) > 20.0);
+    check_grid_highlight(c, &grid);
 done:
     image_free(&on), image_free(&off), image_free(&help), image_free(&grid);
     image_free(&want_off), image_free(&want_on);

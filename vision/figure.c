@@ -9,6 +9,8 @@
 static const Rgb WHITE = {255, 255, 255};
 static const Rgb WORD_COLOR = {20, 20, 20};
 static const Rgb INFO_COLOR = {105, 105, 105};
+static const Rgb PANEL_FRAME = {200, 200, 200};
+static const Rgb HIGHLIGHT = {230, 120, 20};
 
 /* Everything about where things go; all sizes in pixels. */
 typedef struct {
@@ -18,19 +20,21 @@ typedef struct {
     int cell_w;          /* column width: the panel or the widest label */
     int margin, gap_x, gap_y, label_pad;
     float word_px, info_px, title_px;
+    int info_lines;      /* lines of numbers under each word: 0, 1 (β, p) or 2 (and the peak) */
     int label_h;         /* text block under a panel */
     int title_lines, title_h;
     int width, height;
 } Layout;
 
 void figure_options_default(FigureOptions *opts) {
-    *opts = (FigureOptions){.columns = FIGURE_DEFAULT_COLUMNS, .panel_height = FIGURE_DEFAULT_PANEL_HEIGHT};
+    *opts = (FigureOptions){0};
     overlay_options_default(&opts->overlay);
 }
 
 void figure_panel_size(int image_width, int image_height, int panel_height, int *panel_width_out,
                        int *panel_height_out) {
     int h = panel_height > 0 ? panel_height : FIGURE_DEFAULT_PANEL_HEIGHT;
+    if (panel_height <= 0 && image_height > 0 && image_height < h) h = image_height; /* never enlarged */
     double aspect = image_height > 0 && image_width > 0 ? (double)image_width / image_height : 1.0;
     int w = (int)lround(h * aspect);
     if (w > FIGURE_MAX_PANEL_ASPECT * h) {
@@ -45,16 +49,24 @@ void figure_panel_size(int image_width, int image_height, int panel_height, int 
 
 static const char *word_at(const char *const *words, int k) { return words && words[k] ? words[k] : ""; }
 
-/* "β 0.87 · p 0.93", or just one part, or "" when neither is shown. */
-static void info_text(char *buf, size_t size, const FigureOptions *o, int k) {
+/* Line 0: "β 0.87 · p 0.93", or just one part; line 1: "peak 0.09". "" when
+ * the line is not shown. */
+static void info_text(char *buf, size_t size, const FigureOptions *o, int k, int line) {
     int n = 0;
     buf[0] = '\0';
+    if (line == 1) {
+        if (o->peak) snprintf(buf, size, "peak %.2f", (double)o->peak[k]);
+        return;
+    }
     if (o->show_beta && o->beta) n = snprintf(buf, size, "\xce\xb2 %.2f", (double)o->beta[k]);
     if (o->prob && n >= 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, "%sp %.2f", n ? " \xc2\xb7 " : "", (double)o->prob[k]);
 }
 
-static int has_info(const FigureOptions *o) { return (o->show_beta && o->beta) || o->prob; }
+static int info_line_count(const FigureOptions *o) {
+    int first = (o->show_beta && o->beta) || o->prob;
+    return o->peak ? 2 : first;
+}
 
 /* The bytes [start, *end) of text that fit in max_width as one line (at
  * least one word, even if wider); returns 0 when no words are left. scratch
@@ -136,10 +148,11 @@ static int check_options(const Image *image, int count, const float *alpha, cons
     return 0;
 }
 
-/* Sizes of text, gaps and margins: proportional to the panel height, with
- * floors so small panels stay legible. */
-static void layout_metrics(Layout *L, const Font *font, int with_info) {
-    int h = L->panel_h;
+/* Sizes of text, gaps and margins: proportional to the panel's geometric
+ * mean side (its height for a square panel), with floors so small panels
+ * stay legible. */
+static void layout_metrics(Layout *L, const Font *font, int info_lines) {
+    int h = (int)lround(sqrt((double)L->panel_w * (double)L->panel_h));
     L->word_px = fmaxf(12.0f, 0.12f * (float)h);
     L->info_px = fmaxf(10.0f, 0.75f * L->word_px);
     L->title_px = 1.15f * L->word_px;
@@ -147,8 +160,8 @@ static void layout_metrics(Layout *L, const Font *font, int with_info) {
     L->gap_x = h / 16 > 6 ? h / 16 : 6;
     L->gap_y = h / 10 > 8 ? h / 10 : 8;
     L->label_pad = (int)(0.3f * L->word_px);
-    L->label_h = L->label_pad + font_line_height(font, L->word_px) +
-                 (with_info ? font_line_height(font, L->info_px) : 0);
+    L->info_lines = info_lines;
+    L->label_h = L->label_pad + font_line_height(font, L->word_px) + info_lines * font_line_height(font, L->info_px);
 }
 
 /* Widest word or info line among words first..last - 1. */
@@ -158,38 +171,58 @@ static int widest_label(const Layout *L, const char *const *words, int first, in
     char info[64];
     for (int k = first; k < last; k++) {
         int w = font_text_width(font, word_at(words, k), L->word_px);
-        info_text(info, sizeof info, o, k);
-        int wi = font_text_width(font, info, L->info_px);
         widest = w > widest ? w : widest;
-        widest = wi > widest ? wi : widest;
+        for (int line = 0; line < L->info_lines; line++) {
+            info_text(info, sizeof info, o, k, line);
+            int wi = font_text_width(font, info, L->info_px);
+            widest = wi > widest ? wi : widest;
+        }
     }
     return widest;
 }
+
+/* Columns, rows, width and height for the given number of columns (the
+ * metrics and cell width already set). */
+static void layout_columns(Layout *L, int columns, const char *title, const Font *font) {
+    L->columns = columns < L->panels ? columns : L->panels;
+    L->rows = (L->panels + L->columns - 1) / L->columns;
+    int content_w = L->columns * L->cell_w + (L->columns - 1) * L->gap_x;
+    L->width = 2 * L->margin + content_w;
+    L->title_lines = L->title_h = 0;
+    if (*title) {
+        int title_word_w = 0;
+        L->title_lines = title_lines(title, font, L->title_px, content_w, &title_word_w);
+        if (title_word_w > content_w) L->width = 2 * L->margin + title_word_w;
+        L->title_h = L->title_lines * font_line_height(font, L->title_px) + L->gap_y;
+    }
+    L->height = 2 * L->margin + L->title_h + L->rows * (L->panel_h + L->label_h) + (L->rows - 1) * L->gap_y;
+}
+
+/* How far a w x h figure is from the aspect ratio `target` (0 = exactly). */
+static double aspect_distance(int w, int h, double target) { return fabs(log((double)w / h / target)); }
 
 /* step < 0: the whole figure; otherwise the frame of that word. */
 static int layout_make(Layout *L, const Image *image, const char *const *words, int count, int step,
                        const FigureOptions *o, const Font *font, Error *err) {
     *L = (Layout){0};
     figure_panel_size(image->width, image->height, o->panel_height, &L->panel_w, &L->panel_h);
-    layout_metrics(L, font, has_info(o) && count > 0);
+    layout_metrics(L, font, count > 0 ? info_line_count(o) : 0);
     L->first_word = step < 0 ? 1 : 0;
     L->panels = step < 0 ? count + 1 : 1;
-    int wanted = step < 0 ? (o->columns ? o->columns : FIGURE_DEFAULT_COLUMNS) : 1;
-    L->columns = wanted < L->panels ? wanted : L->panels;
-    L->rows = (L->panels + L->columns - 1) / L->columns;
     int label_w = step < 0 ? widest_label(L, words, 0, count, o, font)
                            : widest_label(L, words, step, step + 1, o, font);
     L->cell_w = L->panel_w > label_w ? L->panel_w : label_w + 2;
-    int content_w = L->columns * L->cell_w + (L->columns - 1) * L->gap_x;
-    int title_word_w = 0;
     const char *title = step < 0 && o->title ? o->title : "";
-    L->width = 2 * L->margin + content_w;
-    if (*title) {
-        L->title_lines = title_lines(title, font, L->title_px, content_w, &title_word_w);
-        if (title_word_w > content_w) L->width = 2 * L->margin + title_word_w;
-        L->title_h = L->title_lines * font_line_height(font, L->title_px) + L->gap_y;
+    int columns = step < 0 ? o->columns : 1;
+    if (columns == 0) { /* automatic: the shape closest to FIGURE_TARGET_ASPECT */
+        double best = INFINITY;
+        for (int c = 1; c <= L->panels && c <= FIGURE_MAX_COLUMNS; c++) {
+            layout_columns(L, c, title, font);
+            double d = aspect_distance(L->width, L->height, FIGURE_TARGET_ASPECT);
+            if (d < best) best = d, columns = c;
+        }
     }
-    L->height = 2 * L->margin + L->title_h + L->rows * (L->panel_h + L->label_h) + (L->rows - 1) * L->gap_y;
+    layout_columns(L, columns, title, font);
     if ((long long)L->width * L->height > 400LL * 1000 * 1000)
         return error_set(err, "figure: %d words at panel height %d make a %dx%d figure, too large", count,
                          L->panel_h, L->width, L->height);
@@ -223,9 +256,14 @@ static int draw_panel(Image *out, const Layout *L, int panel, int k, const Image
     int cell_x = L->margin + col * (L->cell_w + L->gap_x);
     int y = L->margin + L->title_h + row * (L->panel_h + L->label_h + L->gap_y);
     int x = cell_x + (L->cell_w - L->panel_w) / 2, cx = cell_x + L->cell_w / 2;
+    draw_rect_outline(out, x - 1, y - 1, x + L->panel_w + 1, y + L->panel_h + 1, 1, PANEL_FRAME);
     if (k < 0) {
         blit(out, resized, x, y);
         return 0;
+    }
+    if (o->highlight == k + 1) {
+        int t = L->gap_x / 2 > 2 ? L->gap_x / 2 : 2;
+        draw_rect_outline(out, x - t - 1, y - t - 1, x + L->panel_w + t + 1, y + L->panel_h + t + 1, t, HIGHLIGHT);
     }
     Image overlay = {0};
     if (overlay_attention(&overlay, resized, alpha + (size_t)k * (size_t)grid_h * (size_t)grid_w, grid_h, grid_w,
@@ -236,8 +274,11 @@ static int draw_panel(Image *out, const Layout *L, int panel, int k, const Image
     int text_y = y + L->panel_h + L->label_pad;
     draw_centred(out, font, word_at(words, k), cx, text_y, L->word_px, WORD_COLOR);
     char info[64];
-    info_text(info, sizeof info, o, k);
-    if (*info) draw_centred(out, font, info, cx, text_y + font_line_height(font, L->word_px), L->info_px, INFO_COLOR);
+    text_y += font_line_height(font, L->word_px);
+    for (int line = 0; line < L->info_lines; line++, text_y += font_line_height(font, L->info_px)) {
+        info_text(info, sizeof info, o, k, line);
+        if (*info) draw_centred(out, font, info, cx, text_y, L->info_px, INFO_COLOR);
+    }
     return 0;
 }
 
@@ -281,6 +322,45 @@ int figure_render_step(Image *out, const Image *image, const char *const *words,
         return error_set(err, "figure: step %d is outside the caption's %d words", step, count);
     }
     return render(out, image, words, alpha, grid_h, grid_w, count, step, opts, font, err);
+}
+
+/* The largest panel height in [FIGURE_MIN_PANEL_HEIGHT, max_height] at which
+ * the figure fits the box (0 if none), by bisection: the figure grows with
+ * the panel height. */
+static int largest_fitting_height(FigureOptions *o, const Image *image, const char *const *words, int count,
+                                  const Font *font, int box_w, int box_h, int max_height, Error *err) {
+    int low = FIGURE_MIN_PANEL_HEIGHT - 1, high = max_height, w, h; /* low: the largest known to fit */
+    while (low < high) {
+        int mid = (low + high + 1) / 2;
+        o->panel_height = mid;
+        if (figure_size(&w, &h, image, words, count, o, font, err) != 0) return -1;
+        if (w <= box_w && h <= box_h) low = mid;
+        else high = mid - 1;
+    }
+    return low >= FIGURE_MIN_PANEL_HEIGHT ? low : 0;
+}
+
+int figure_fit(FigureOptions *o, const Image *image, const char *const *words, int count, const Font *font,
+               int box_width, int box_height, int max_panel_height, Error *err) {
+    if (box_width < 1 || box_height < 1) return error_set(err, "figure: nothing fits a %dx%d box", box_width, box_height);
+    int max_height = max_panel_height < FIGURE_MIN_PANEL_HEIGHT ? FIGURE_MIN_PANEL_HEIGHT : max_panel_height;
+    double box_aspect = (double)box_width / box_height;
+    int best_columns = 1, best_height = -1, w, h;
+    double best_fit = -INFINITY; /* larger is better: the panel height, then closeness of shape */
+    for (int columns = 1; columns <= count + 1 && columns <= FIGURE_MAX_COLUMNS; columns++) {
+        o->columns = columns;
+        int height = largest_fitting_height(o, image, words, count, font, box_width, box_height, max_height, err);
+        if (height < 0) return -1;
+        o->panel_height = height > 0 ? height : FIGURE_MIN_PANEL_HEIGHT;
+        if (figure_size(&w, &h, image, words, count, o, font, err) != 0) return -1;
+        /* Nothing fits: rank by how little the figure must shrink. */
+        double fit = height > 0 ? height - aspect_distance(w, h, box_aspect) / 100.0
+                                : -1.0 / fmin((double)box_width / w, (double)box_height / h);
+        if (fit > best_fit) best_fit = fit, best_columns = columns, best_height = height;
+    }
+    o->columns = best_columns;
+    o->panel_height = best_height > 0 ? best_height : FIGURE_MIN_PANEL_HEIGHT;
+    return 0;
 }
 
 int figure_size(int *width, int *height, const Image *image, const char *const *words, int count,

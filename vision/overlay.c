@@ -288,15 +288,29 @@ static int check_map_inputs(int width, int height, const float *alpha, int grid_
     return 0;
 }
 
-/* Step 3: (v - low) / (peak - low), clamped to [0, 1]. */
-static void normalise_map(float *map, size_t count, OverlayNormalize normalize) {
+/* Step 3 under NONE: log(v L) / log(L), so the uniform weight 1/L is 0 and
+ * all the attention on one cell is 1, whatever the grid's size. */
+static void absolute_scale(float *map, size_t count, int cells) {
+    float inverse_log = cells > 1 ? 1.0f / logf((float)cells) : 0.0f;
+    for (size_t i = 0; i < count; i++) {
+        float v = cells > 1 ? (map[i] > 0.0f ? logf(map[i] * (float)cells) * inverse_log : 0.0f) : map[i];
+        map[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+    }
+}
+
+/* Step 3: (v - low) / (peak - low), clamped to [0, 1], or absolute_scale. */
+static void normalise_map(float *map, size_t count, OverlayNormalize normalize, int cells) {
+    if (normalize == OVERLAY_NORMALIZE_NONE) {
+        absolute_scale(map, count, cells);
+        return;
+    }
     float peak = map[0], low = map[0];
     for (size_t i = 1; i < count; i++) {
         peak = map[i] > peak ? map[i] : peak;
         low = map[i] < low ? map[i] : low;
     }
     float offset = normalize == OVERLAY_NORMALIZE_RANGE ? low : 0.0f;
-    float span = normalize == OVERLAY_NORMALIZE_NONE ? 1.0f : peak - offset;
+    float span = peak - offset;
     /* Rounding leaves a flat map a few ulps uneven: under RANGE that noise
      * would be stretched over the whole colormap, so treat it as flat (0). */
     int flat = normalize == OVERLAY_NORMALIZE_RANGE ? span <= 1e-5f * peak : !(span > 0.0f);
@@ -336,8 +350,14 @@ int overlay_attention_map(float *map, int width, int height, const float *alpha,
         }
     }
     free(row), free(wx), free(wy);
-    normalise_map(map, (size_t)width * (size_t)height, o->normalize);
+    normalise_map(map, (size_t)width * (size_t)height, o->normalize, grid_h * grid_w);
     return 0;
+}
+
+float attention_peak(const float *alpha, int cells) {
+    float peak = 0.0f;
+    for (int i = 0; i < cells; i++) peak = alpha[i] > peak ? alpha[i] : peak;
+    return peak;
 }
 
 /* ---- blending ------------------------------------------------------------- */
@@ -368,8 +388,9 @@ int overlay_attention(Image *out, const Image *image, const float *alpha, int gr
         float pic[3], color[3];
         read_rgb(image, i, pic);
         colormap_rgb(o->colormap, map[i], color);
-        float a = o->opacity * (OVERLAY_WEIGHT_FLOOR + (1.0f - OVERLAY_WEIGHT_FLOOR) * map[i]);
-        for (int c = 0; c < 3; c++) out->pixels[i * 3 + (size_t)c] = to_byte(pic[c] + a * (color[c] - pic[c]));
+        float a = o->opacity * map[i], shade = 1.0f - OVERLAY_DIM * o->opacity * (1.0f - map[i]);
+        for (int c = 0; c < 3; c++)
+            out->pixels[i * 3 + (size_t)c] = to_byte((1.0f - a) * shade * pic[c] + a * color[c]);
     }
     free(map);
     return 0;

@@ -27,19 +27,22 @@
  *     each word's peak takes the top of the colormap and its least attended
  *     region the bottom, so even the diffuse attention of a real model shows
  *     where it looked (but small differences of a near-uniform map are
- *     exaggerated). MAX divides by the maximum only: the peak is at the top
- *     and diffuse attention honestly looks diffuse (a near-uniform map is
- *     near the top, i.e. heavily coloured, everywhere). NONE uses the values
- *     as they are, clamped to [0, 1] (1 = all attention on one spot). A
- *     constant map gives 0 everywhere under RANGE, 1 under MAX; a zero map
- *     stays 0.
+ *     exaggerated: attention_peak tells them apart). MAX divides by the
+ *     maximum only: the peak is at the top and diffuse attention honestly
+ *     looks diffuse (a near-uniform map is near the top, i.e. heavily
+ *     coloured, everywhere). NONE is one scale for every word and every grid:
+ *     m = log(v L) / log(L) for L cells, clamped to [0, 1], so a weight at or
+ *     below uniform (1/L) is 0 and all the attention on one cell is 1 (raw
+ *     softmax weights, e.g. 0.09 on 36 cells, would barely show). A constant
+ *     map gives 0 everywhere under RANGE, 1 under MAX; a zero map stays 0.
  *  4. Colouring and blending, per pixel with normalised attention m:
- *        w   = OVERLAY_WEIGHT_FLOOR + (1 - OVERLAY_WEIGHT_FLOOR) * m
- *        out = (1 - opacity * w) * picture + opacity * w * colormap(m)
+ *        a     = opacity * m
+ *        shade = 1 - OVERLAY_DIM * opacity * (1 - m)
+ *        out   = (1 - a) * shade * picture + a * colormap(m)
  *     so where the model looked the colour covers the photo at the full
- *     opacity, and where it did not the photo shows through with only a light
- *     tint of the colormap's dark end (readable, but visibly "not looked at").
- *     Opacity 0 returns the picture unchanged. */
+ *     opacity, and where it did not the photo is only darkened a little:
+ *     its own colours, no tint (a grey photo stays grey), visibly "not
+ *     looked at". Opacity 0 returns the picture unchanged. */
 
 typedef enum { COLORMAP_VIRIDIS, COLORMAP_INFERNO, COLORMAP_JET } Colormap;
 #define COLORMAP_COUNT 3
@@ -47,8 +50,8 @@ typedef enum { COLORMAP_VIRIDIS, COLORMAP_INFERNO, COLORMAP_JET } Colormap;
 typedef enum { OVERLAY_NORMALIZE_RANGE, OVERLAY_NORMALIZE_MAX, OVERLAY_NORMALIZE_NONE } OverlayNormalize;
 #define OVERLAY_NORMALIZE_COUNT 3
 
-/* Share of the opacity that zero attention still gets (step 4 above). */
-#define OVERLAY_WEIGHT_FLOOR 0.2f
+/* How much zero attention darkens the picture at full opacity (step 4). */
+#define OVERLAY_DIM 0.3f
 
 #define OVERLAY_DEFAULT_OPACITY 0.7f
 #define OVERLAY_DEFAULT_SIGMA 0.5f
@@ -88,6 +91,12 @@ Rgb colormap_color(Colormap colormap, float t);
  * finite, non-negative values. opts NULL = defaults. */
 int overlay_attention_map(float *map, int width, int height, const float *alpha, int grid_h, int grid_w,
                           const OverlayOptions *opts, Error *err);
+
+/* The largest of a map's `cells` weights: with softmax weights, 1/cells
+ * means uniform attention and 1 all of it on one cell. The figure and the
+ * viewer print it so a peaked map can be told from a near-uniform one that
+ * per-word normalisation draws as hot. */
+float attention_peak(const float *alpha, int cells);
 
 /* The whole overlay: *out is allocated as an RGB image of the picture's size
  * (image may have 1-4 channels: gray is replicated, alpha ignored). On

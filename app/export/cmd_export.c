@@ -36,12 +36,17 @@ static void print_help(FILE *out) {
             "  --max-length N        at most N words (default 30)\n"
             "  --colormap NAME       viridis (default), inferno or jet\n"
             "  --normalize MODE      how each word's map is scaled to the colormap: range (default;\n"
-            "                        least..most attended), max (0..most attended) or none (raw weights)\n"
+            "                        least..most attended), max (0..most attended) or none (one scale\n"
+            "                        for every word: uniform attention at the bottom, all of it on one\n"
+            "                        cell at the top)\n"
             "  --opacity A           heatmap opacity where attention peaks, 0..1 (default %.2g)\n"
             "  --smooth S            Gaussian smoothing of the attention map, in grid cells (default %.2g)\n"
-            "  --panel-size PX       panel height in pixels, %d..%d (default %d; width follows the image)\n"
-            "  --columns N           panels per row, the image included (default %d)\n"
-            "  --show-beta           print the gate beta and the word's probability under each word\n"
+            "  --panel-size PX       panel height in pixels, %d..%d (default %d, or the image's own\n"
+            "                        height if smaller: panels are never enlarged; width follows the image)\n"
+            "  --columns N           panels per row, the image included (default: the count that\n"
+            "                        makes the figure about 16:10)\n"
+            "  --show-beta           print under each word the gate beta, the word's probability and\n"
+            "                        the map's peak weight (1/cells = uniform, 1 = one cell)\n"
             "  --frames DIR          also write one PNG per word to DIR: 00-word.png, 01-word.png, ...\n"
             "  --words LIST          only the panels of these words, comma-separated (e.g. dog,ball:\n"
             "                        the nouns); the title keeps the whole caption\n"
@@ -59,7 +64,7 @@ static void print_help(FILE *out) {
             "\n"
             "exit status: 0 written, 1 data error (image, model, write), 2 usage error\n",
             (double)OVERLAY_DEFAULT_OPACITY, (double)OVERLAY_DEFAULT_SIGMA, FIGURE_MIN_PANEL_HEIGHT,
-            FIGURE_MAX_PANEL_HEIGHT, FIGURE_DEFAULT_PANEL_HEIGHT, FIGURE_DEFAULT_COLUMNS);
+            FIGURE_MAX_PANEL_HEIGHT, FIGURE_DEFAULT_PANEL_HEIGHT);
 }
 
 /* Prints "caption export: <message> (see caption export --help)"; returns -1. */
@@ -161,7 +166,7 @@ static int listed(const char *list, const char *word) {
  * their maps, gates and probabilities packed in caption order into view
  * (whose arrays are allocated here and freed by the caller). */
 static int select_panels(const SatModel *model, const Caption *c, const char *only_words, Caption *view,
-                         const char **words, float *prob, Error *err) {
+                         const char **words, float *prob, float *peak, Error *err) {
     int cells = c->cells;
     *view = *c;
     view->length = 0;
@@ -175,6 +180,7 @@ static int select_panels(const SatModel *model, const Caption *c, const char *on
         int at = view->length++;
         words[at] = word;
         prob[at] = expf(c->token_logprobs[k]);
+        peak[at] = attention_peak(c->alpha + (size_t)k * cells, cells);
         memcpy(view->alpha + (size_t)at * cells, c->alpha + (size_t)k * cells, sizeof(float) * (size_t)cells);
         if (view->beta) view->beta[at] = c->beta[k];
     }
@@ -192,15 +198,16 @@ int export_caption(const SatModel *model, const Caption *c, const Image *image, 
     if (!c->alpha) return error_set(err, "the model has no attention (a bottleneck model): there is nothing to draw");
     int n = c->length > 0 ? c->length : 1;
     const char **words = malloc(sizeof *words * (size_t)n);
-    float *prob = malloc(sizeof *prob * (size_t)n);
+    float *prob = malloc(sizeof *prob * (size_t)n), *peak = malloc(sizeof *peak * (size_t)n);
     char title[4096];
     Caption view = {0};
-    int status = words && prob ? select_panels(model, c, only_words, &view, words, prob, err)
+    int status = words && prob && peak ? select_panels(model, c, only_words, &view, words, prob, peak, err)
                                : error_set(err, "out of memory");
     FigureOptions o = *opts;
     o.title = caption_display_text(model, c, title, sizeof title);
     o.beta = view.beta;
-    o.prob = o.show_beta ? prob : NULL; /* the two numbers go together under --show-beta */
+    o.prob = o.show_beta ? prob : NULL; /* the numbers go together under --show-beta */
+    o.peak = o.show_beta ? peak : NULL;
     Image figure = {0};
     if (status == 0 && out_path) {
         status = figure_render(&figure, image, words, view.alpha, view.grid_h, view.grid_w, view.length, &o, font,
@@ -209,7 +216,7 @@ int export_caption(const SatModel *model, const Caption *c, const Image *image, 
         image_free(&figure);
     }
     if (status == 0 && frames_dir) status = write_frames(image, words, &view, frames_dir, &o, font, err);
-    free(words), free(prob);
+    free(words), free(prob), free(peak);
     free(view.alpha), free(view.beta);
     return status;
 }

@@ -53,47 +53,39 @@ Rgb viewer_placeholder_text(const Viewer *v, char *text, size_t size) {
 
 /* ---- the grid (g) ----------------------------------------------------------- */
 
-/* Picks the columns and panel height that make the figure as large as fits
- * in width x height (text is rendered at that size, not scaled afterwards). */
-static int fit_figure(FigureOptions *o, const Viewer *v, int width, int height, Error *err) {
-    const Image *picture = &v->result.picture;
-    const char *const *words = (const char *const *)v->result.words;
-    int count = v->result.caption.length, best_columns = FIGURE_DEFAULT_COLUMNS, w, h;
-    double best = 0.0;
-    o->panel_height = 100;
-    for (int columns = 1; columns <= count + 1 && columns <= FIGURE_MAX_COLUMNS; columns++) {
-        o->columns = columns;
-        if (figure_size(&w, &h, picture, words, count, o, v->font, err) != 0) return -1;
-        double scale = fmin((double)width / w, (double)height / h);
-        if (scale > best) best = scale, best_columns = columns;
-    }
-    o->columns = best_columns;
-    int panel = (int)floor(100 * best);
-    o->panel_height = panel < FIGURE_MIN_PANEL_HEIGHT ? FIGURE_MIN_PANEL_HEIGHT : panel > 480 ? 480 : panel;
-    for (;;) { /* sizes do not scale exactly linearly (rounding, label widths) */
-        if (figure_size(&w, &h, picture, words, count, o, v->font, err) != 0) return -1;
-        if ((w <= width && h <= height) || o->panel_height <= FIGURE_MIN_PANEL_HEIGHT) return 0;
-        int smaller = (int)(o->panel_height * 0.93);
-        o->panel_height = smaller < FIGURE_MIN_PANEL_HEIGHT ? FIGURE_MIN_PANEL_HEIGHT : smaller;
-    }
-}
-
 static int render_figure(Viewer *v, int width, int height, Image *out, Error *err) {
     const Caption *c = &v->result.caption;
-    float *prob = malloc(sizeof *prob * (size_t)(c->length > 0 ? c->length : 1));
-    if (!prob) return error_set(err, "out of memory");
-    for (int k = 0; k < c->length; k++) prob[k] = expf(c->token_logprobs[k]);
+    size_t n = (size_t)(c->length > 0 ? c->length : 1);
+    float *prob = malloc(sizeof *prob * n), *peak = malloc(sizeof *peak * n);
+    if (!prob || !peak) {
+        free(prob), free(peak);
+        return error_set(err, "out of memory");
+    }
+    for (int k = 0; k < c->length; k++) {
+        prob[k] = expf(c->token_logprobs[k]);
+        peak[k] = attention_peak(c->alpha + (size_t)k * (size_t)c->cells, c->cells);
+    }
     FigureOptions o;
     figure_options_default(&o);
     o.overlay = v->overlay;
     if (!v->overlay_on) o.overlay.opacity = 0.0f;
-    o.title = v->result.text, o.show_beta = c->beta != NULL, o.beta = c->beta, o.prob = prob;
-    int status = fit_figure(&o, v, width, height, err);
+    o.title = v->result.text, o.show_beta = c->beta != NULL, o.beta = c->beta, o.prob = prob, o.peak = peak;
+    o.highlight = v->step + 1; /* ← and → move it */
     const char *const *words = (const char *const *)v->result.words;
+    /* Text is rendered at the fitted size, not scaled afterwards. In a small
+     * window the numbers under each word would leave thumbnails of a few
+     * pixels: then the words alone. */
+    int status = figure_fit(&o, &v->result.picture, words, c->length, v->font, width, height, 480, err);
+    if (status == 0 && o.panel_height < 64) {
+        FigureOptions bare = o;
+        bare.show_beta = 0, bare.prob = bare.peak = NULL;
+        status = figure_fit(&bare, &v->result.picture, words, c->length, v->font, width, height, 480, err);
+        if (bare.panel_height > o.panel_height) o = bare;
+    }
     if (status == 0)
         status = figure_render(out, &v->result.picture, words, c->alpha, c->grid_h, c->grid_w, c->length, &o, v->font,
                                err);
-    free(prob);
+    free(prob), free(peak);
     if (status != 0 || (out->width <= width && out->height <= height)) return status;
     /* Even the smallest panels are too big: shrink the pixels. */
     double scale = fmin((double)width / out->width, (double)height / out->height);
@@ -108,8 +100,8 @@ int viewer_draw_grid(Viewer *v, const ViewMetrics *m, Error *err) {
     int width = v->frame.width - 2 * m->margin;
     int height = v->frame.height - m->margin - m->status_lh - m->gap - m->margin / 2;
     if (width < 1 || height < 1) return 0;
-    ViewCache key = {.serial = v->serial, .width = width, .height = height, .overlay_on = v->overlay_on,
-                     .overlay = v->overlay};
+    ViewCache key = {.serial = v->serial, .width = width, .height = height, .step = v->step,
+                     .overlay_on = v->overlay_on, .overlay = v->overlay};
     if (!viewer_cache_valid(&v->figure, &key)) {
         Image figure;
         if (render_figure(v, width, height, &figure, err) != 0) return -1;

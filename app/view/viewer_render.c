@@ -79,6 +79,19 @@ static int draw_picture(Viewer *v, ViewRect area, Error *err) {
     return 0;
 }
 
+/* A picture shown much larger than it is looks like a blurry photo: say so. */
+static void draw_enlargement_note(Viewer *v, const ViewMetrics *m) {
+    const Image *p = &v->result.picture;
+    const ViewRect *r = &v->picture_rect;
+    double scale = r->w > 0 ? (double)r->w / p->width : 0.0;
+    if (scale < 4.0) return;
+    char text[96];
+    snprintf(text, sizeof text, "%d\xc3\x97%d pixels, shown %.0f\xc3\x97", p->width, p->height, scale);
+    int w = font_text_width(v->font, text, m->info_px) + 2 * m->pad, h = m->info_lh + m->pad;
+    draw_shade(&v->frame, r->x, r->y, r->x + w, r->y + h, (Rgb){0, 0, 0}, 0.6f);
+    font_draw_text(&v->frame, v->font, text, r->x + m->pad, r->y + m->pad / 2, m->info_px, VIEW_TEXT);
+}
+
 /* ---- the caption -------------------------------------------------------- */
 
 /* Places the words in centred lines max_width wide, tops from y = 0, into
@@ -123,10 +136,10 @@ static void draw_words(Viewer *v, const ViewMetrics *m, int x0, int y0) {
     }
 }
 
-/* "word 2 of 7   probability 0.93 ▆▆▆   β 0.81 ▆▆▆ (how much it looks at the image)",
- * with less as the window narrows: detail 3 is all of it, 2 without the
- * explanation, 1 without "word 2 of 7", 0 without the bars. draw = 0 only
- * measures; returns the x after the last piece. */
+/* "word 2 of 7   probability 0.93 ▆▆▆   β 0.81 ▆▆▆ (how much it looks at the image)
+ *  peak 0.09 (uniform 0.03)", with less as the window narrows: detail 3 is all
+ * of it, 2 without the explanations, 1 without "word 2 of 7", 0 without the
+ * bars. draw = 0 only measures; returns the x after the last piece. */
 static int info_pieces(Viewer *v, const ViewMetrics *m, int x, int y, int draw, int detail) {
     const Caption *c = &v->result.caption;
     Image *f = draw ? &v->frame : NULL;
@@ -141,12 +154,22 @@ static int info_pieces(Viewer *v, const ViewMetrics *m, int x, int y, int draw, 
     x = draw_text_at(f, v->font, text, x, y, m->info_px, VIEW_TEXT) + m->pad;
     if (detail >= 1) x = draw_bar(f, x, y, m, p, VIEW_ACCENT);
     x += gap;
-    if (!c->beta || c->head_alpha) return x - gap; /* no gate: a bottleneck or a Transformer */
-    snprintf(text, sizeof text, "\xce\xb2 %.2f", (double)c->beta[v->step]);
-    x = draw_text_at(f, v->font, text, x, y, m->info_px, VIEW_TEXT) + m->pad;
-    if (detail >= 1) x = draw_bar(f, x, y, m, c->beta[v->step], VIEW_BETA);
+    if (c->beta && !c->head_alpha) { /* a gate: not a bottleneck, not a Transformer */
+        snprintf(text, sizeof text, "\xce\xb2 %.2f", (double)c->beta[v->step]);
+        x = draw_text_at(f, v->font, text, x, y, m->info_px, VIEW_TEXT) + m->pad;
+        if (detail >= 1) x = draw_bar(f, x, y, m, c->beta[v->step], VIEW_BETA);
+        if (detail >= 3)
+            x = draw_text_at(f, v->font, "(how much it looks at the image)", x + m->pad, y, m->info_px, VIEW_DIM);
+        x += gap;
+    }
+    const float *alpha = step_alpha(v);
+    if (!alpha) return x - gap;
+    /* The colours are scaled per word: the peak tells focus from noise. */
+    snprintf(text, sizeof text, "peak %.2f", (double)attention_peak(alpha, c->cells));
+    x = draw_text_at(f, v->font, text, x, y, m->info_px, VIEW_TEXT);
     if (detail < 3) return x;
-    return draw_text_at(f, v->font, "(how much it looks at the image)", x + m->pad, y, m->info_px, VIEW_DIM);
+    snprintf(text, sizeof text, "(uniform %.3f)", 1.0 / c->cells);
+    return draw_text_at(f, v->font, text, x + m->pad, y, m->info_px, VIEW_DIM);
 }
 
 static void draw_info(Viewer *v, const ViewMetrics *m, int y) {
@@ -204,7 +227,10 @@ static int draw_main(Viewer *v, const ViewMetrics *m, Error *err) {
     if (v->has_result) {
         draw_words(v, m, m->margin, caption_y);
         draw_info(v, m, info_y);
-        return area.w > 0 && area.h > 0 ? draw_picture(v, area, err) : 0;
+        if (area.w < 1 || area.h < 1) return 0;
+        if (draw_picture(v, area, err) != 0) return -1;
+        draw_enlargement_note(v, m);
+        return 0;
     }
     v->word_box_count = 0;
     char text[1200];
