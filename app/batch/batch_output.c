@@ -140,13 +140,11 @@ int batch_output_append(BatchOutput *out, const char *line, Error *err) {
 typedef struct {
     char *path;
     char *caption; /* NULL: an error record */
-    size_t start, end; /* bytes of the file, newline included */
 } StoredRecord;
 
 typedef struct {
     StoredRecord *items;
     size_t count, capacity;
-    size_t header_end; /* csv, tsv: the end of the header line; 0 = no header yet */
 } StoredRecords;
 
 static void stored_records_free(StoredRecords *r) {
@@ -270,158 +268,246 @@ static int parse_csv_row(const char *text, size_t size, size_t pos, size_t *next
     }
 }
 
-static size_t line_number(const char *text, size_t pos) {
-    size_t line = 1;
-    for (size_t i = 0; i < pos; i++) line += text[i] == '\n';
-    return line;
-}
-
 static int is_header(char *const fields[5]) {
     for (int i = 0; i < 5; i++)
         if (!fields[i] || strcmp(fields[i], TABLE_COLUMNS[i]) != 0) return 0;
     return 1;
 }
 
-/* Takes one parsed record (or the header) into r. */
-static int keep_record(StoredRecords *r, char *fields[5], size_t start, size_t end, int header, Error *err) {
-    if (header) {
-        r->header_end = end;
-        return 0;
-    }
-    if (ARRAY_RESERVE(r->items, r->capacity, r->count + 1) != 0) return error_set(err, "out of memory");
-    int failed = fields[4] && fields[4][0];
-    r->items[r->count++] = (StoredRecord){fields[0], failed ? NULL : fields[1], start, end};
-    if (failed) free(fields[1]);
-    fields[0] = fields[1] = NULL;
-    return 0;
-}
-
 static const char *format_name(BatchFormat format) {
     return format == BATCH_FORMAT_CSV ? "csv" : format == BATCH_FORMAT_TSV ? "tsv" : "JSON Lines";
 }
 
-/* Reads every whole record of text into r, stopping at a torn tail (an
- * unfinished line, or a malformed last line). A malformed line before the
- * last, or as the first line, is an error: that file is something else than
- * this format's output, and appending to it would hide the mistake. */
-static int scan_records(const char *text, size_t size, BatchFormat format, const char *path, StoredRecords *r,
-                        Error *err) {
+/* One whole record of the file as the scanner hands it over: its fields
+ * (taken by the callee when it sets them to NULL), its bytes and where they
+ * are in the file. */
+typedef struct {
+    char **fields;
+    int header;
+    const char *bytes;
+    size_t start, end; /* file offsets, newline included */
+} ScannedRecord;
+
+typedef int (*RecordVisitor)(void *context, ScannedRecord *record, Error *err);
+
+/* The file seen through a window of whole records: memory grows with the
+ * longest record, never with the file. */
+typedef struct {
+    FILE *f;
+    char *data;
+    size_t length, capacity, base; /* data holds the file's bytes [base, base + length) */
+    int eof;
+} Window;
+
+/* Drops the bytes before file offset keep and reads at least one more chunk
+ * (growing the window for a record longer than it); -1 on a read error. */
+static int window_more(Window *w, size_t keep) {
+    size_t drop = keep - w->base;
+    memmove(w->data, w->data + drop, w->length - drop);
+    w->length -= drop, w->base = keep;
+    if (w->capacity - w->length < 65536 && ARRAY_RESERVE(w->data, w->capacity, w->length + 65536 + 1) != 0)
+        return -1;
+    size_t got = fread(w->data + w->length, 1, w->capacity - w->length - 1, w->f);
+    w->length += got;
+    w->data[w->length] = '\0';
+    if (got == 0) w->eof = 1;
+    return ferror(w->f) ? -1 : 0;
+}
+
+/* Reads every whole record of the file at path, in order, handing each to
+ * visit, and stops at a torn tail (an unfinished line, or a malformed last
+ * line), setting *torn_at to its offset (the file's size when there is
+ * none). A malformed line before the last, or as the first line, is an
+ * error: that file is something else than this format's output, and
+ * appending to it would hide the mistake. */
+static int scan_file(FILE *f, const char *path, BatchFormat format, RecordVisitor visit, void *context,
+                     size_t *torn_at, Error *err) {
     int table = format == BATCH_FORMAT_CSV || format == BATCH_FORMAT_TSV;
     RecordParser parse = format == BATCH_FORMAT_CSV ? parse_csv_row : table ? parse_tsv_line : parse_json_line;
-    int status = 0;
-    for (size_t pos = 0, index = 0; pos < size && status == 0; index++) {
+    Window w = {.f = f};
+    int status = window_more(&w, 0) == 0 ? 0 : error_set(err, "%s: cannot read: %s", path, strerror(errno));
+    size_t pos = 0, line = 1;
+    for (size_t index = 0; status == 0; index++) {
+        if (pos == w.base + w.length) { /* every byte in the window used */
+            if (w.eof) break;
+            if (window_more(&w, pos) != 0) status = error_set(err, "%s: cannot read: %s", path, strerror(errno));
+            index--;
+            continue;
+        }
         char *fields[5] = {0};
-        size_t next = size;
-        int parsed = parse(text, size, pos, &next, fields);
+        size_t next = w.base + w.length;
+        int parsed = parse(w.data, w.length, pos - w.base, &next, fields);
+        next += w.base;
+        int at_window_end = next >= w.base + w.length;
+        if ((parsed == 0 || (parsed < 0 && at_window_end)) && !w.eof) { /* it may go on past the window */
+            for (int i = 0; i < 5; i++) free(fields[i]);
+            if (window_more(&w, pos) != 0) status = error_set(err, "%s: cannot read: %s", path, strerror(errno));
+            index--;
+            continue;
+        }
         int header = table && index == 0;
         if (parsed == 1 && header && !is_header(fields)) parsed = -1;
-        if (parsed == 1) status = keep_record(r, fields, pos, next, header, err);
-        else if (parsed < 0 && (next < size || index == 0))
+        if (parsed < 0 && (!at_window_end || index == 0))
             status = error_set(err, "%s:%zu: not a caption batch %s record; refusing to append to this file "
-                                    "(check -o and --format)", path, line_number(text, pos), format_name(format));
+                                    "(check -o and --format)", path, line, format_name(format));
+        if (parsed == 1) {
+            ScannedRecord record = {fields, header, w.data + (pos - w.base), pos, next};
+            status = visit(context, &record, err);
+            for (const char *c = record.bytes; c < w.data + (next - w.base); c++) line += *c == '\n';
+        }
         for (int i = 0; i < 5; i++) free(fields[i]);
         if (parsed != 1) break;
         pos = next;
     }
+    *torn_at = pos;
+    free(w.data);
     return status;
 }
 
-static int read_whole_file(const char *path, char **text, size_t *size, int *missing, Error *err) {
-    *text = NULL, *size = 0, *missing = 0;
+static int scan_path(const char *path, BatchFormat format, RecordVisitor visit, void *context, size_t *torn_at,
+                     int *missing, Error *err) {
+    *missing = 0;
     FILE *f = fopen(path, "rb");
     if (!f && errno == ENOENT) return *missing = 1, 0;
     if (!f) return error_set(err, "%s: cannot read: %s", path, strerror(errno));
-    Text t = {0};
-    char buffer[65536];
-    size_t got;
-    while ((got = fread(buffer, 1, sizeof buffer, f)) > 0) text_append(&t, buffer, got);
-    int failed = ferror(f);
+    int status = scan_file(f, path, format, visit, context, torn_at, err);
     fclose(f);
-    if (failed) {
-        free(t.data);
-        return error_set(err, "%s: cannot read: %s", path, strerror(errno));
-    }
-    text_add(&t, "");
-    *text = text_take(&t);
-    if (!*text) return error_set(err, "%s: out of memory reading it", path);
-    *size = t.length;
+    return status;
+}
+
+/* Keeps caption records (path and caption) for the COCO array. */
+static int store_record(void *context, ScannedRecord *record, Error *err) {
+    StoredRecords *r = context;
+    char **fields = record->fields;
+    if (record->header || !fields[1] || (fields[4] && fields[4][0])) return 0;
+    if (ARRAY_RESERVE(r->items, r->capacity, r->count + 1) != 0) return error_set(err, "out of memory");
+    r->items[r->count++] = (StoredRecord){fields[0], fields[1]};
+    fields[0] = fields[1] = NULL;
     return 0;
 }
 
-/* Replaces path with data: a temporary file beside it, flushed, renamed over it. */
-static int write_atomically(const char *path, const char *data, size_t size, Error *err) {
+/* A file replaced atomically: written to a temporary file beside it, flushed,
+ * renamed over it. */
+typedef struct {
+    const char *path;
+    char *temp;
+    int fd, failed, saved_errno;
+} AtomicFile;
+
+static int atomic_begin(AtomicFile *a, const char *path, Error *err) {
     size_t n = strlen(path) + 16;
-    char *temp = malloc(n);
-    if (!temp) return error_set(err, "out of memory");
-    snprintf(temp, n, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(temp);
-    int failed = fd < 0;
-    if (!failed) fchmod(fd, 0644); /* mkstemp's 0600 would make the results private by accident */
-    for (size_t done = 0; !failed && done < size;) {
-        ssize_t w = write(fd, data + done, size - done);
-        if (w < 0 && errno == EINTR) continue;
-        failed = w <= 0;
-        if (!failed) done += (size_t)w;
+    *a = (AtomicFile){.path = path, .temp = malloc(n), .fd = -1};
+    if (!a->temp) return error_set(err, "out of memory");
+    snprintf(a->temp, n, "%s.tmp.XXXXXX", path);
+    a->fd = mkstemp(a->temp);
+    if (a->fd < 0) {
+        int saved = errno;
+        free(a->temp);
+        return error_set(err, "%s: cannot write: %s", path, strerror(saved));
     }
-    if (!failed) failed = fsync(fd) != 0;
-    if (fd >= 0 && close(fd) != 0) failed = 1;
-    if (!failed) failed = rename(temp, path) != 0;
-    int saved = errno;
-    if (failed && fd >= 0) unlink(temp);
-    free(temp);
-    if (failed) return error_set(err, "%s: cannot write: %s", path, strerror(saved));
+    fchmod(a->fd, 0644); /* mkstemp's 0600 would make the results private by accident */
     return 0;
+}
+
+static void atomic_write(AtomicFile *a, const char *data, size_t size) {
+    for (size_t done = 0; !a->failed && done < size;) {
+        ssize_t w = write(a->fd, data + done, size - done);
+        if (w < 0 && errno == EINTR) continue;
+        a->failed = w <= 0;
+        if (a->failed) a->saved_errno = w < 0 ? errno : ENOSPC;
+        else done += (size_t)w;
+    }
+}
+
+/* Renames the temporary file over path, or (commit = 0, or after a failed
+ * write) removes it. */
+static int atomic_end(AtomicFile *a, int commit, Error *err) {
+    if (commit && !a->failed && fsync(a->fd) != 0) a->failed = 1, a->saved_errno = errno;
+    if (close(a->fd) != 0 && !a->failed) a->failed = 1, a->saved_errno = errno;
+    if (commit && !a->failed && rename(a->temp, a->path) != 0) a->failed = 1, a->saved_errno = errno;
+    if (!commit || a->failed) unlink(a->temp);
+    free(a->temp);
+    if (commit && a->failed) return error_set(err, "%s: cannot write: %s", a->path, strerror(a->saved_errno));
+    return 0;
+}
+
+static int write_atomically(const char *path, const char *data, size_t size, Error *err) {
+    AtomicFile a;
+    if (atomic_begin(&a, path, err) != 0) return -1;
+    atomic_write(&a, data, size);
+    return atomic_end(&a, 1, err);
 }
 
 static int compare_strings(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Remembers the captioned paths; keeps the header and caption records in the
- * file and drops the rest: a truncation when what is kept is a prefix, else
- * an atomic rewrite. */
-static int keep_done(BatchOutput *out, const char *text, size_t size, const StoredRecords *r, Error *err) {
-    size_t prefix = r->header_end;
-    int contiguous = 1;
-    Text kept = {0};
-    text_append(&kept, text, r->header_end);
-    for (size_t i = 0; i < r->count; i++) {
-        const StoredRecord *s = &r->items[i];
-        if (!s->caption) continue;
-        if (ARRAY_RESERVE(out->done, out->done_capacity, out->done_count + 1) != 0 ||
-            !(out->done[out->done_count] = strdup(s->path))) {
-            free(kept.data);
+/* --resume's first pass: remembers the captioned paths and whether the
+ * records to keep (the header and caption records) are a prefix of the file. */
+typedef struct {
+    BatchOutput *out;
+    size_t prefix;  /* end of the kept records while they are contiguous */
+    int contiguous, has_header;
+} ResumeScan;
+
+static int remember_done(void *context, ScannedRecord *record, Error *err) {
+    ResumeScan *r = context;
+    int keep = record->header || (record->fields[1] && !(record->fields[4] && record->fields[4][0]));
+    r->has_header = r->has_header || record->header;
+    if (keep && !record->header) {
+        BatchOutput *out = r->out;
+        if (ARRAY_RESERVE(out->done, out->done_capacity, out->done_count + 1) != 0)
             return error_set(err, "out of memory");
-        }
-        out->done_count++;
-        contiguous = contiguous && s->start == prefix;
-        if (contiguous) prefix = s->end;
-        text_append(&kept, text + s->start, s->end - s->start);
+        out->done[out->done_count++] = record->fields[0];
+        record->fields[0] = NULL;
     }
-    array_sort(out->done, out->done_count, sizeof *out->done, compare_strings);
-    int status = 0;
-    if (kept.failed) status = error_set(err, "out of memory");
-    else if (contiguous && prefix < size && truncate(out->log_path, (off_t)prefix) != 0)
-        status = error_set(err, "%s: cannot cut the unfinished last record: %s", out->log_path, strerror(errno));
-    else if (!contiguous) status = write_atomically(out->log_path, kept.data ? kept.data : "", kept.length, err);
-    free(kept.data);
-    return status;
+    if (keep) {
+        r->contiguous = r->contiguous && record->start == r->prefix;
+        if (r->contiguous) r->prefix = record->end;
+    }
+    return 0;
 }
 
-/* --resume: reads the existing records (see batch_output_open). */
-static int resume_records(BatchOutput *out, int *has_header, Error *err) {
-    char *text;
-    size_t size;
+/* The second pass, when error records sit between caption records: copies
+ * the kept records into the replacement file. */
+static int copy_kept(void *context, ScannedRecord *record, Error *err) {
+    (void)err;
+    int keep = record->header || (record->fields[1] && !(record->fields[4] && record->fields[4][0]));
+    if (keep) atomic_write(context, record->bytes, record->end - record->start);
+    return 0;
+}
+
+/* Keeps the header and caption records in the file and drops the rest: a
+ * truncation when what is kept is a prefix, else an atomic rewrite. */
+static int drop_unkept(BatchOutput *out, const ResumeScan *scan, size_t size, Error *err) {
+    if (scan->contiguous) {
+        if (scan->prefix < size && truncate(out->log_path, (off_t)scan->prefix) != 0)
+            return error_set(err, "%s: cannot cut the unfinished last record: %s", out->log_path, strerror(errno));
+        return 0;
+    }
+    AtomicFile a;
+    size_t torn_at;
     int missing;
-    if (read_whole_file(out->log_path, &text, &size, &missing, err) != 0) return -1;
+    if (atomic_begin(&a, out->log_path, err) != 0) return -1;
+    int status = scan_path(out->log_path, out->format, copy_kept, &a, &torn_at, &missing, err);
+    return atomic_end(&a, status == 0, err) != 0 || status != 0 ? -1 : 0;
+}
+
+/* --resume: reads the existing records (see batch_output_open), streaming:
+ * memory holds the captioned paths and one record at a time. */
+static int resume_records(BatchOutput *out, int *has_header, Error *err) {
+    ResumeScan scan = {.out = out, .contiguous = 1};
+    size_t torn_at;
+    int missing;
+    int status = scan_path(out->log_path, out->format, remember_done, &scan, &torn_at, &missing, err);
     if (missing && out->format == BATCH_FORMAT_COCO && access(out->path, F_OK) == 0) out->already_complete = 1;
-    if (missing) return *has_header = 0, 0; /* nothing done yet (a run killed before its first record) */
-    StoredRecords r = {0};
-    int status = scan_records(text, size, out->format, out->log_path, &r, err);
-    if (status == 0) status = keep_done(out, text, size, &r, err);
-    *has_header = r.header_end > 0;
-    stored_records_free(&r);
-    free(text);
+    if (status == 0 && !missing) {
+        struct stat st;
+        status = stat(out->log_path, &st) == 0 ? drop_unkept(out, &scan, (size_t)st.st_size, err)
+                                              : error_set(err, "%s: cannot read: %s", out->log_path, strerror(errno));
+    }
+    array_sort(out->done, out->done_count, sizeof *out->done, compare_strings);
+    *has_header = scan.has_header;
     return status;
 }
 
@@ -497,12 +583,10 @@ static char *coco_entry(const StoredRecord *s) {
 }
 
 static int write_coco_array(const BatchOutput *out, Error *err) {
-    char *text;
-    size_t size;
-    int missing;
-    if (read_whole_file(out->log_path, &text, &size, &missing, err) != 0) return -1;
     StoredRecords r = {0};
-    int status = scan_records(text, size, BATCH_FORMAT_JSONL, out->log_path, &r, err);
+    size_t torn_at;
+    int missing;
+    int status = scan_path(out->log_path, BATCH_FORMAT_JSONL, store_record, &r, &torn_at, &missing, err);
     array_sort(r.items, r.count, sizeof *r.items, compare_by_path);
     Text array = {0};
     text_add(&array, "[");
@@ -520,7 +604,6 @@ static int write_coco_array(const BatchOutput *out, Error *err) {
     if (status == 0) status = write_atomically(out->path, array.data, array.length, err);
     free(array.data);
     stored_records_free(&r);
-    free(text);
     return status;
 }
 

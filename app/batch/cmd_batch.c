@@ -81,9 +81,10 @@ static void print_help(FILE *out) {
             "  --opacity A           figures: heatmap opacity where attention peaks, 0..1 (default %.2g)\n"
             "  -h, --help            this help\n"
             "\n"
-            "A progress bar with images/s and the time left is shown on a terminal;\n"
-            "otherwise only problems are printed, one line each on stderr. Folders reached\n"
-            "a second time (symbolic link loops) are skipped with a note.\n"
+            "A progress bar with images/s and the time left is shown on a terminal; in a\n"
+            "log (Slurm, nohup) a progress line every 30 s instead. Problems are printed\n"
+            "one line each on stderr. Folders reached a second time (symbolic link loops)\n"
+            "are skipped with a note.\n"
             "\n"
             "exit status: 0 every image captioned, 1 some image failed (each has an error\n"
             "record) or a folder or OUT could not be read or written, 2 usage error\n",
@@ -420,7 +421,8 @@ static void record(Shared *s, const char *path, const char *line, int failed, co
         progress_finish(&s->progress); /* the message on a line of its own, the bar below */
         error_print(stderr, "caption batch", image_err);
     }
-    if (s->progress.live) progress_update(&s->progress, 0, 1, (long)s->finished, (long)s->todo_count, -1.0, 0.0);
+    /* On a terminal a live bar; in a log (Slurm, nohup) a line every 30 s. */
+    progress_update(&s->progress, 0, 1, (long)s->finished, (long)s->todo_count, -1.0, 0.0);
     pthread_mutex_unlock(&s->lock);
 }
 

@@ -402,6 +402,7 @@ static int train_loop(Run *r, volatile sig_atomic_t *stop, Error *err) {
     FILE *steps_log = open_steps_log(r, r->trainer.step, err);
     if (!steps_log) return 1;
     progress_init(&r->progress, stderr);
+    r->progress.items_per_unit = o->batch; /* the bar counts batches, the rate images */
     if (r->scst) r->progress.loss_name = "reward";
     int result = 0;
     float lr = learning_rate(o, r->trainer.step, total_steps);
