@@ -331,9 +331,13 @@ static void extend(Captioner *cap, Hypothesis *dst, const Hypothesis *parent, in
     dst->logprob += lp;
 }
 
-static void add_finished(Captioner *cap, const Hypothesis *h, int finished, float penalty) {
+/* Keeps h, ended by <end> (log-probability end_logprob), among the finished
+ * captions. It is ranked as a complete caption, <end> included, even when
+ * cut at max_length (finished 0); its logprob counts <end> only when the
+ * caption did end, so a cut caption's is that of the words it has. */
+static void add_finished(Captioner *cap, const Hypothesis *h, int finished, float end_logprob, float penalty) {
     Hypothesis *slot = NULL;
-    float score = normalised(h->logprob, h->length + 1, penalty); /* the words and <end> */
+    float score = normalised(h->logprob + end_logprob, h->length + 1, penalty); /* the words and <end> */
     if (cap->finished_count < cap->max_beam) {
         slot = &cap->finished[cap->finished_count++];
     } else {
@@ -346,6 +350,7 @@ static void add_finished(Captioner *cap, const Hypothesis *h, int finished, floa
     hypothesis_copy(slot, h, cap->model->cells, head_map_floats(cap->model), self_row_floats(cap->model, cap->max_length));
     slot->finished = finished;
     slot->score = score;
+    if (finished) slot->logprob += end_logprob;
 }
 
 /* Moves the chosen rows' states into place for the next step (after step t). */
@@ -381,10 +386,7 @@ static int beam_step(Captioner *cap, int alive, int beam, int t, const DecodeOpt
         Candidate c = best[i];
         float lp = cap->logits[(size_t)c.row * V + c.token];
         if (c.token == TOKEN_END) {
-            Hypothesis *h = &cap->alive[c.row];
-            h->logprob += lp;
-            add_finished(cap, h, 1, o->length_penalty);
-            h->logprob -= lp;
+            add_finished(cap, &cap->alive[c.row], 1, lp, o->length_penalty);
             continue;
         }
         extend(cap, &cap->next_alive[next], &cap->alive[c.row], c.row, c.token, lp);
@@ -399,9 +401,10 @@ static int beam_step(Captioner *cap, int alive, int beam, int t, const DecodeOpt
     return next;
 }
 
-/* At max_length words every live hypothesis ends: <end> is appended with its
+/* At max_length words every live hypothesis ends: ranked with its <end>'s
  * log-probability, so all candidates are compared as complete captions; it
- * counts as finished only if <end> was also the model's most likely word. */
+ * counts as finished (and its logprob includes <end>) only if <end> was
+ * also the model's most likely word. */
 static void close_at_max_length(Captioner *cap, int alive, const DecodeOptions *o) {
     int V = cap->model->config.vocab_size;
     for (int r = 0; r < alive; r++) {
@@ -409,10 +412,7 @@ static void close_at_max_length(Captioner *cap, int alive, const DecodeOptions *
         int end_is_best = 1;
         for (int w = 0; w < V && end_is_best; w++)
             if (is_word(w) && w != TOKEN_END && lp[w] > lp[TOKEN_END]) end_is_best = 0;
-        Hypothesis *h = &cap->alive[r];
-        h->logprob += lp[TOKEN_END];
-        add_finished(cap, h, end_is_best, o->length_penalty);
-        h->logprob -= lp[TOKEN_END];
+        add_finished(cap, &cap->alive[r], end_is_best, lp[TOKEN_END], o->length_penalty);
     }
 }
 

@@ -18,8 +18,8 @@ typedef struct {
     int length;            /* words, <end> excluded */
     int *tokens;           /* [length] */
     float *token_logprobs; /* [length] */
-    float logprob;         /* sum over the words and <end> */
-    float score;           /* what beam search ranked by */
+    float logprob;         /* sum of the words' log p (full softmax), plus <end>'s when finished */
+    float score;           /* what beam search ranked by: words and <end>, even when cut */
     int finished;          /* 0: cut at max_length words, where <end> was not the most likely next word */
     int cells, grid_h, grid_w;
     float *alpha;          /* [length, cells]: attention when emitting each word; NULL for the bottleneck */

@@ -475,10 +475,28 @@ char *sat_config_to_json(const SatConfig *c) {
     return text;
 }
 
+/* What vision/image.c and image_to_tensor do, in words a re-implementation
+ * can follow (README, "The model, exactly as implemented"). Informative
+ * only: the loader reads image_size, mean and std, so files written before
+ * these strings (whose "resize" said bilinear, wrongly) load the same. */
+static const char PREPROCESS_DECODE[] =
+    "stb_image 2.27 to 8-bit RGB as stored (no colour management; grey repeated; 16-bit samples' high byte); "
+    "an alpha channel (also palette transparency, GIF) composited over white as (c*a + 255*(255-a) + 127) div 255, "
+    "a grey or RGB PNG's colour key ignored; EXIF orientation applied to JPEG only";
+static const char PREPROCESS_RESIZE[] =
+    "stb_image_resize 0.97 stbir_resize_uint8_generic, STBIR_FILTER_DEFAULT, STBIR_EDGE_CLAMP, "
+    "STBIR_COLORSPACE_LINEAR: each axis stretched to image_size on its own; Mitchell-Netravali (B = C = 1/3) "
+    "widened by 1/scale when the axis shrinks or keeps its size, Catmull-Rom when it grows; each output's "
+    "weights divided by their sum; clamped edges; float32 from v/255, horizontal pass then vertical; "
+    "rounded to uint8 as floor(clamp(f, 0, 1)*255 + 0.5)";
+static const char PREPROCESS_INPUT[] = "float32 RGB planes [3, image_size, image_size]: x*(1/(255*std)) - mean/std";
+
 static char *preprocess_to_json(const SatConfig *c) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "image_size", c->image_size);
-    cJSON_AddStringToObject(root, "resize", "stretch to image_size x image_size, bilinear");
+    cJSON_AddStringToObject(root, "decode", PREPROCESS_DECODE);
+    cJSON_AddStringToObject(root, "resize", PREPROCESS_RESIZE);
+    cJSON_AddStringToObject(root, "input", PREPROCESS_INPUT);
     cJSON_AddItemToObject(root, "mean", cJSON_CreateFloatArray(c->image_mean, 3));
     cJSON_AddItemToObject(root, "std", cJSON_CreateFloatArray(c->image_std, 3));
     char *text = cJSON_PrintUnformatted(root);

@@ -99,6 +99,29 @@ static void test_display_text(CheckCounts *c) {
     sat_model_free(&m);
 }
 
+/* The preprocessing a file states: the resize by its filters' names (the
+ * loader ignores the words, so a file with the old "bilinear" loads too). */
+static void test_preprocess_metadata(CheckCounts *c, const char *path) {
+    SafetensorsFile file;
+    Error err;
+    CHECK(c, safetensors_open(&file, path, &err) == 0);
+    const char *preprocess = safetensors_metadata(&file, "preprocess");
+    CHECK(c, preprocess && strstr(preprocess, "Mitchell-Netravali (B = C = 1/3)") && strstr(preprocess, "Catmull-Rom") &&
+                 strstr(preprocess, "STBIR_EDGE_CLAMP") && strstr(preprocess, "over white") &&
+                 strstr(preprocess, "JPEG only") && !strstr(preprocess, "bilinear"));
+    safetensors_close(&file);
+    const char *tests = getenv("CAPTION_TEST_DATA");
+    char old[600];
+    snprintf(old, sizeof old, "%s/fixtures/sat_small_model.safetensors", tests ? tests : "tests");
+    CHECK(c, safetensors_open(&file, old, &err) == 0);
+    preprocess = safetensors_metadata(&file, "preprocess");
+    CHECK(c, preprocess && strstr(preprocess, "bilinear"));
+    safetensors_close(&file);
+    SatModel m;
+    CHECK(c, sat_model_load(&m, old, &err) == 0);
+    sat_model_free(&m);
+}
+
 static void test_round_trip(CheckCounts *c, const char *dir) {
     SatModel m, loaded;
     Error err;
@@ -106,6 +129,7 @@ static void test_round_trip(CheckCounts *c, const char *dir) {
     CHECK(c, make_model(&m, ATTENTION_ADDITIVE, 1, 3) == 0);
     snprintf(path, sizeof path, "%s/m.safetensors", dir);
     CHECK(c, sat_model_save(&m, path, 0, &err) == 0);
+    test_preprocess_metadata(c, path);
     CHECK(c, sat_model_load(&loaded, path, &err) == 0);
     CHECK(c, loaded.table.total == m.table.total && memcmp(loaded.params, m.params, sizeof(float) * m.table.total) == 0);
     CHECK(c, strcmp(loaded.vocab[4], "dog") == 0 && loaded.config.score == ATTENTION_ADDITIVE);
@@ -326,16 +350,18 @@ static void test_beam_is_exact(CheckCounts *c, AttentionScore score, int decoder
     CHECK(c, captioner_run(cap, image, &options, &caption, &err) == 0);
     int same = caption.length == best_count;
     for (int i = 0; same && i < best_count; i++) same = caption.tokens[i] == best[i];
-    printf("beam (%s%s): %d words, logprob %.5f; brute force %d words, logprob %.5f\n",
+    printf("beam (%s%s): %d words, score %.5f (finished %d); brute force %d words, logprob %.5f\n",
            decoder == 3 ? "transformer" : use_attention ? attention_score_name(score) : "bottleneck",
-           decoder == 2 ? ", adaptive" : "", caption.length, caption.logprob, best_count,
+           decoder == 2 ? ", adaptive" : "", caption.length, caption.score, caption.finished, best_count,
            best_lp);
     CHECK(c, same);
-    CHECK(c, fabs(caption.logprob - best_lp) < 1e-4);
+    CHECK(c, fabs(caption.score - best_lp) < 1e-4); /* ranked as a whole caption, <end> included */
     CHECK(c, caption.length == 2 || caption.finished); /* only a caption cut at max_length is unfinished */
     double sum = 0.0;
     for (int i = 0; i < caption.length; i++) sum += caption.token_logprobs[i];
-    CHECK(c, caption.logprob <= sum + 1e-6); /* plus the <end> step's log-probability */
+    /* logprob: the words, plus <end> only when the caption did end. */
+    CHECK(c, caption.finished ? caption.logprob == caption.score : fabs(caption.logprob - sum) < 1e-5);
+    CHECK(c, caption.logprob <= sum + 1e-6);
     for (int s = 0; use_attention && s < caption.length; s++) {
         double mass = 0.0;
         for (int i = 0; i < caption.cells; i++) mass += caption.alpha[s * caption.cells + i];
@@ -706,6 +732,25 @@ static void test_cli(CheckCounts *c, const char *caption_exe, const char *dir) {
     CHECK(c, strstr(message, "no bundled model of that name") && strstr(message, "bundled: default"));
 }
 
+/* A caption cut at max_length never emitted <end>: its logprob is the sum
+ * of its words' (added in the same order, so the same float), while beam
+ * search still ranked it with log p(<end>) (its score is lower). */
+static void test_cut_caption_logprob(CheckCounts *c, CaptionPipeline *pipeline, const char *image_path) {
+    Error err;
+    for (int beam = 1; beam <= 3; beam += 2) {
+        pipeline->decode = (DecodeOptions){beam, 3, 0.0f};
+        Caption caption;
+        CHECK(c, pipeline_caption_file(pipeline, image_path, &caption, NULL, &err) == 0);
+        float words = 0.0f;
+        for (int i = 0; i < caption.length; i++) words += caption.token_logprobs[i];
+        printf("cut at 3 words (beam %d): %d words, finished %d, logprob %.6f, words %.6f, score %.6f\n", beam,
+               caption.length, caption.finished, caption.logprob, words, caption.score);
+        CHECK(c, caption.length == 3 && !caption.finished);
+        CHECK(c, caption.logprob == words && caption.score < caption.logprob);
+        caption_free(&caption);
+    }
+}
+
 /* The bundled default model loads and captions an example photo, the same
  * way twice. */
 static void test_bundled_model(CheckCounts *c) {
@@ -781,6 +826,7 @@ static void test_bundled_model(CheckCounts *c) {
         CHECK(c, strcmp(text, examples[e].caption) == 0 && fabs(caption.logprob - examples[e].logprob) < 1e-3);
         caption_free(&caption);
     }
+    test_cut_caption_logprob(c, &pipeline, image_path);
     pipeline_close(&pipeline);
 }
 
