@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "test_pixels.h"
 #include "figure.h"
 #include "overlay.h"
 
@@ -366,15 +367,6 @@ static void test_figure(CheckCounts *c, const Font *font) {
     image_free(&img);
 }
 
-static int count_color(const Image *img, Rgb color) {
-    int n = 0;
-    for (size_t i = 0; i < (size_t)img->width * img->height; i++) {
-        const unsigned char *p = img->pixels + i * 3;
-        n += p[0] == color.r && p[1] == color.g && p[2] == color.b;
-    }
-    return n;
-}
-
 /* Automatic layout: never enlarged, a landscape shape whatever the picture's,
  * text sized by the panel's area, a frame on every panel, the highlighted
  * word's panel marked, and figure_fit's panels the largest that fit. */
@@ -430,8 +422,8 @@ static void test_figure_layout(CheckCounts *c, const Font *font) {
     image_free(&fig);
     o.highlight = 2;
     CHECK(c, figure_render(&fig, &white, words, alpha, GH, GW, 3, &o, font, &err) == 0);
-    int marked = count_color(&fig, accent);
-    printf("highlight: %d accent pixels\n", marked);
+    long marked = count_color(&fig, accent);
+    printf("highlight: %ld accent pixels\n", marked);
     CHECK(c, marked >= 2 * (60 + 40));
     /* Only around the third panel (word 2): nothing left of its column. */
     int left_of = 0, third_x = fig.width / 2;

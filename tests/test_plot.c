@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_pixels.h"
 #include "heatmap.h"
 #include "plot.h"
 #include "text.h"
@@ -54,15 +55,6 @@ static long ink_box(const Image *img, int *x0, int *y0, int *x1, int *y1) {
             if (x > *x1) *x1 = x;
             if (y > *y1) *y1 = y;
         }
-    return n;
-}
-
-static long count_color(const Image *img, Rgb c) {
-    long n = 0;
-    for (size_t i = 0; i < (size_t)img->width * img->height; i++) {
-        const unsigned char *p = img->pixels + i * 3;
-        n += p[0] == c.r && p[1] == c.g && p[2] == c.b;
-    }
     return n;
 }
 
