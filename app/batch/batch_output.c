@@ -303,7 +303,7 @@ typedef struct {
  * (growing the window for a record longer than it); -1 on a read error. */
 static int window_more(Window *w, size_t keep) {
     size_t drop = keep - w->base;
-    memmove(w->data, w->data + drop, w->length - drop);
+    if (drop > 0) memmove(w->data, w->data + drop, w->length - drop); /* (data is NULL before the first read) */
     w->length -= drop, w->base = keep;
     if (w->capacity - w->length < 65536 && ARRAY_RESERVE(w->data, w->capacity, w->length + 65536 + 1) != 0)
         return -1;
