@@ -205,9 +205,12 @@ int export_caption(const SatModel *model, const Caption *c, const Image *image, 
                                : error_set(err, "out of memory");
     FigureOptions o = *opts;
     o.title = caption_display_text(model, c, title, sizeof title);
-    o.beta = view.beta;
-    o.prob = o.show_beta ? prob : NULL; /* the numbers go together under --show-beta */
-    o.peak = o.show_beta ? peak : NULL;
+    /* The numbers go together under --show-beta; β only where there is a
+     * gate (a Transformer has none: its β would read 1.00 everywhere). */
+    o.prob = opts->show_beta ? prob : NULL;
+    o.peak = opts->show_beta ? peak : NULL;
+    o.beta = c->head_alpha ? NULL : view.beta;
+    o.show_beta = opts->show_beta && o.beta;
     Image figure = {0};
     if (status == 0 && out_path) {
         status = figure_render(&figure, image, words, view.alpha, view.grid_h, view.grid_w, view.length, &o, font,
