@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "caption.h"
 #include "model_path.h"
 
 int cli_parse_int(const char *text, int low, int high, int *out) {
@@ -115,14 +116,14 @@ int cli_take_option(CaptionOptions *o, FigureOptions *figure, unsigned taken, co
         o->model = value;
         return 1;
     case CLI_BEAM:
-        if (cli_parse_int(value, 1, 64, &o->beam) == 0) return 1;
-        return error_set(err, "%s takes a whole number from 1 to 64, not '%s'", arg, value);
+        if (cli_parse_int(value, 1, CAPTION_MAX_BEAM, &o->beam) == 0) return 1;
+        return error_set(err, "%s takes a whole number from 1 to %d, not '%s'", arg, CAPTION_MAX_BEAM, value);
     case CLI_MAX_LENGTH:
-        if (cli_parse_int(value, 1, 1000, &o->max_length) == 0) return 1;
-        return error_set(err, "%s takes a whole number from 1 to 1000, not '%s'", arg, value);
+        if (cli_parse_int(value, 1, CAPTION_MAX_LENGTH, &o->max_length) == 0) return 1;
+        return error_set(err, "%s takes a whole number from 1 to %d, not '%s'", arg, CAPTION_MAX_LENGTH, value);
     case CLI_LENGTH_PENALTY:
-        if (cli_parse_float(value, 0.0f, 10.0f, &o->length_penalty) == 0) return 1;
-        return error_set(err, "%s takes a number from 0 to 10, not '%s'", arg, value);
+        if (cli_parse_float(value, 0.0f, CAPTION_MAX_LENGTH_PENALTY, &o->length_penalty) == 0) return 1;
+        return error_set(err, "%s takes a number from 0 to %d, not '%s'", arg, CAPTION_MAX_LENGTH_PENALTY, value);
     case CLI_MAX_PIXELS:
         if (cli_parse_count(value, &o->max_pixels) == 0) return 1;
         return error_set(err, "%s takes a positive whole number, not '%s'", arg, value);
@@ -131,22 +132,23 @@ int cli_take_option(CaptionOptions *o, FigureOptions *figure, unsigned taken, co
     }
 }
 
-const char *cli_model_path(const CaptionOptions *o, const char *command, char *buffer, size_t size) {
-    if (o->model && model_path_is_name(o->model)) {
-        const char *named = model_path_named(o->model, buffer, size);
-        if (!named) {
-            char names[512];
-            model_path_list_names(names, sizeof names);
-            fprintf(stderr, "%s: --model %s: no such file, and no bundled model of that name (bundled: %s); "
-                            "pass a .safetensors file or one of those names\n", command, o->model,
-                    *names ? names : "none found");
-        }
-        return named;
-    }
-    const char *model = o->model ? o->model : model_path_default(buffer, size);
-    if (!model)
+void cli_model_not_found(const CaptionOptions *o, const char *command) {
+    if (o->model) {
+        char names[512];
+        model_path_list_names(names, sizeof names);
+        fprintf(stderr, "%s: --model %s: no such file, and no bundled model of that name (bundled: %s); "
+                        "pass a .safetensors file or one of those names\n", command, o->model,
+                *names ? names : "none found");
+    } else {
         fprintf(stderr, "%s: no model given and no default model found; pass --model FILE "
                         "(%s --help lists where the default is looked for)\n", command, command);
+    }
+}
+
+const char *cli_model_path(const CaptionOptions *o, const char *command, char *buffer, size_t size) {
+    Error unused; /* the CLI words its own message, naming --model */
+    const char *model = model_path_resolve(o->model, buffer, size, &unused);
+    if (!model) cli_model_not_found(o, command);
     return model;
 }
 

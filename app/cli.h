@@ -72,6 +72,12 @@ int cli_take_option(CaptionOptions *o, FigureOptions *figure, unsigned taken, co
  * stderr, a usage error (exit status 2). */
 const char *cli_model_path(const CaptionOptions *o, const char *command, char *buffer, size_t size);
 
+/* Prints cli_model_path's message for a model that could not be found
+ * (o->model is not a file and no bundled model of that name, or no default
+ * model): for a command that resolved the model another way (libcaption's
+ * caption_model_open, in `caption`). */
+void cli_model_not_found(const CaptionOptions *o, const char *command);
+
 /* pipeline_open with room for o->max_length words and o->beam beams, or
  * min_beam when that is more (the viewer's `b` key goes up to 5 without
  * reloading), then o's decoding options and --max-pixels. single_stream: the

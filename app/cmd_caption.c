@@ -4,10 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "caption.h"
+#include "caption_internal.h"
 #include "caption_json.h"
+#include "cli.h"
 #include "json_utf8.h"
-#include "pipeline.h"
 
 typedef struct {
     CaptionOptions caption;
@@ -81,43 +82,66 @@ static int parse_args(int argc, char **argv, CaptionArgs *a) {
     return 0;
 }
 
-static void print_caption(const CaptionPipeline *p, const CaptionArgs *a, const char *path, const Caption *c) {
+static void print_caption(const caption_model *model, const CaptionArgs *a, const char *path,
+                          const caption_result *result) {
+    /* The internal Caption and model behind the handles: the JSON record
+     * (caption_json.c) and the plain line are formatted as they always were. */
+    const SatModel *m = caption_internal_model(model);
+    const Caption *c = caption_internal_caption(result);
     if (a->json) {
-        cJSON *record = caption_to_json(&p->model, path, c, a->attention);
+        cJSON *record = caption_to_json(m, path, c, a->attention);
         char *text = json_print_utf8(record);
         if (text) printf("%s\n", text);
         free(text);
         cJSON_Delete(record);
     } else {
         char text[4096];
-        printf("%s\t%s\n", path, caption_text(&p->model, c, text, sizeof text));
+        printf("%s\t%s\n", path, caption_text(m, c, text, sizeof text));
     }
     fflush(stdout);
 }
 
+/* Prints a library error as every other error of `caption` is printed
+ * (error_print: one line, control characters escaped). */
+static void print_error(const caption_error *failure) {
+    Error err;
+    snprintf(err.message, sizeof err.message, "%s", failure->message);
+    error_print(stderr, "caption", &err);
+}
+
+/* Opening and captioning go through libcaption (caption.h), as any program
+ * embedding it would. */
 int cmd_caption(int argc, char **argv) {
     CaptionArgs a;
     if (parse_args(argc, argv, &a) != 0) return 2;
-    char default_path[4096];
-    const char *model = cli_model_path(&a.caption, "caption", default_path, sizeof default_path);
-    if (!model) return 2;
-    CaptionPipeline pipeline;
-    Error err;
-    if (cli_pipeline_open(&pipeline, model, &a.caption, 1, 1, &err) != 0) {
-        error_print(stderr, "caption", &err);
+    const caption_options options = {.beam = a.caption.beam,
+                                     .max_length = a.caption.max_length,
+                                     .length_penalty = a.caption.length_penalty,
+                                     .max_pixels = a.caption.max_pixels};
+    caption_model *model;
+    caption_error failure;
+    /* One image at a time: a second core, when there is one, is the helper's. */
+    caption_status status =
+        caption_model_open(&model, a.caption.model, &options, CAPTION_OPEN_HELPER_THREAD, &failure);
+    if (status == CAPTION_ERROR_MODEL_NOT_FOUND) {
+        cli_model_not_found(&a.caption, "caption"); /* a usage error, in the CLI's words (--model) */
+        return 2;
+    }
+    if (status != CAPTION_OK) {
+        print_error(&failure);
         return 1;
     }
     int failures = 0;
     for (int i = 0; i < a.image_count; i++) {
-        Caption caption;
-        if (pipeline_caption_file(&pipeline, a.images[i], &caption, NULL, &err) != 0) {
-            error_print(stderr, "caption", &err);
+        caption_result *result;
+        if (caption_model_caption_file(model, a.images[i], NULL, &result, &failure) != CAPTION_OK) {
+            print_error(&failure);
             failures++;
             continue;
         }
-        print_caption(&pipeline, &a, a.images[i], &caption);
-        caption_free(&caption);
+        print_caption(model, &a, a.images[i], result);
+        caption_result_free(result);
     }
-    pipeline_close(&pipeline);
+    caption_model_close(model);
     return failures ? 1 : 0;
 }

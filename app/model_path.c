@@ -40,6 +40,23 @@ int model_path_is_name(const char *text) {
     return 1;
 }
 
+const char *model_path_resolve(const char *value, char *buffer, size_t size, Error *err) {
+    if (value && !model_path_is_name(value)) return value;
+    const char *found = model_path_named(value ? value : "default", buffer, size);
+    if (found) return found;
+    char names[512];
+    model_path_list_names(names, sizeof names);
+    if (value) {
+        error_set(err, "%s: no such file, and no bundled model of that name (bundled: %s); "
+                       "pass a .safetensors file or one of those names", value, *names ? names : "none found");
+        return NULL;
+    }
+    error_set(err, "no default model found: $CAPTION_MODEL is not set to a readable file, and neither %s nor %s "
+                   "holds default-model.safetensors; pass a model file, or set $CAPTION_MODEL to one",
+              FOLDERS[0], FOLDERS[1]);
+    return NULL;
+}
+
 static int compare_names(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
 
 void model_path_list_names(char *buffer, size_t size) {

@@ -3,6 +3,8 @@
 
 #include <stddef.h>
 
+#include "error.h"
+
 /* Where the bundled default model is looked for, in order:
  *   1. $CAPTION_MODEL
  *   2. the source tree's assets/ (running from a build directory)
@@ -18,6 +20,13 @@ const char *model_path_named(const char *name, char *buffer, size_t size);
 /* Whether --model's value names a bundled model rather than a file: only
  * lower-case letters, digits and '-', and no file of that name here. */
 int model_path_is_name(const char *text);
+
+/* What `--model VALUE` (or no --model: value NULL) means, for callers that
+ * word their own messages: NULL -> model_path_default, a name
+ * (model_path_is_name) -> model_path_named, anything else -> value itself
+ * (which may not exist: loading it says so). Returns the path (buffer, or
+ * value), or NULL with err saying what was looked for and where. */
+const char *model_path_resolve(const char *value, char *buffer, size_t size, Error *err);
 
 /* The names of the bundled models found (", "-separated, sorted), or "" . */
 void model_path_list_names(char *buffer, size_t size);

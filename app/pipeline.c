@@ -6,6 +6,10 @@
 int pipeline_open(CaptionPipeline *p, const char *model_path, int max_beam, int max_length, Error *err) {
     memset(p, 0, sizeof *p);
     if (sat_model_load(&p->model, model_path, err) != 0) return -1;
+    return pipeline_prepare(p, max_beam, max_length, err);
+}
+
+int pipeline_prepare(CaptionPipeline *p, int max_beam, int max_length, Error *err) {
     int size = p->model.config.image_size;
     p->input = malloc(sizeof(float) * 3 * size * size);
     if (!p->input) {

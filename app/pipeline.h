@@ -19,6 +19,11 @@ typedef struct {
 /* Loads the model and prepares buffers for up to max_beam hypotheses. */
 int pipeline_open(CaptionPipeline *pipeline, const char *model_path, int max_beam, int max_length,
                   Error *err);
+/* The second half of pipeline_open, for a pipeline whose model the caller
+ * loaded (zeroed otherwise), so that it can tell a bad model file from a
+ * lack of memory for the buffers (libcaption's error codes). On failure
+ * the pipeline is closed, model included. */
+int pipeline_prepare(CaptionPipeline *pipeline, int max_beam, int max_length, Error *err);
 void pipeline_close(CaptionPipeline *pipeline);
 
 /* Resizes (stretching, as in training) and normalises an RGB image into

@@ -304,7 +304,7 @@ int sat_decoder_parse(const char *name, SatConfig *config) {
     return 0;
 }
 
-static const char *decoder_name(const SatConfig *c) {
+const char *sat_decoder_name(const SatConfig *c) {
     return c->transformer ? "transformer" : !c->use_attention ? "bottleneck" : c->sentinel ? "adaptive" : "attention";
 }
 
@@ -457,7 +457,7 @@ char *sat_config_to_json(const SatConfig *c) {
     cJSON_AddNumberToObject(root, "embed_dim", c->embed_dim);
     cJSON_AddNumberToObject(root, "hidden_dim", c->hidden_dim);
     cJSON_AddNumberToObject(root, "attention_dim", c->attention_dim);
-    cJSON_AddStringToObject(root, "decoder", decoder_name(c));
+    cJSON_AddStringToObject(root, "decoder", sat_decoder_name(c));
     cJSON_AddStringToObject(root, "score", attention_score_name(c->score));
     cJSON_AddNumberToObject(root, "dropout", c->dropout);
     cJSON_AddNumberToObject(root, "doubly_stochastic", c->doubly_stochastic);

@@ -101,6 +101,8 @@ typedef struct {
  * "attention", "adaptive", "bottleneck" or "transformer"; -1 for anything
  * else. */
 int sat_decoder_parse(const char *name, SatConfig *config);
+/* The reverse: the decoder name of a configuration. */
+const char *sat_decoder_name(const SatConfig *config);
 
 /* The shapes the layers of a model's decoder run with, for `rows` captions
  * (or hypotheses) at a time. */

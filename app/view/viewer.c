@@ -35,7 +35,7 @@ static void request_caption(Viewer *v) {
 }
 
 static void open_image(Viewer *v, long index) {
-    caption_result_free(&v->result);
+    caption_worker_result_free(&v->result);
     v->has_result = 0, v->failed = 0, v->step = -1, v->playing = 0;
     v->serial++;
     v->current = index;
@@ -58,20 +58,20 @@ static void on_result(Viewer *v) {
     CaptionResult r;
     if (!caption_worker_take(v->worker, &r)) return;
     if (!v->pending || r.id != v->pending_id) { /* for an image or beam no longer wanted */
-        caption_result_free(&r);
+        caption_worker_result_free(&r);
         return;
     }
     v->pending = 0, v->dirty = 1, v->serial++;
     if (r.status != 0) {
         error_print(stderr, "caption view", &r.err);
-        caption_result_free(&v->result);
+        caption_worker_result_free(&v->result);
         v->has_result = 0, v->failed = 1, v->step = -1, v->playing = 0;
         v->failure = r.err;
-        caption_result_free(&r);
+        caption_worker_result_free(&r);
         return;
     }
     int step = v->has_result ? v->step : 0; /* a new beam width keeps the word position */
-    caption_result_free(&v->result);
+    caption_worker_result_free(&v->result);
     v->result = r;
     v->has_result = 1, v->failed = 0;
     if (v->result.caption.head_alpha) {
@@ -346,7 +346,7 @@ static int viewer_open(Viewer *v, CaptionPipeline *pipeline, const ViewerOptions
 
 static void viewer_close(Viewer *v) {
     caption_worker_stop(v->worker); /* before SDL_Quit: it uses SDL's threads */
-    caption_result_free(&v->result);
+    caption_worker_result_free(&v->result);
     viewer_render_free(v);
     if (v->texture) SDL_DestroyTexture(v->texture);
     if (v->renderer) SDL_DestroyRenderer(v->renderer);

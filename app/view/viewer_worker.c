@@ -19,7 +19,7 @@ struct CaptionWorker {
     CaptionResult result;
 };
 
-void caption_result_free(CaptionResult *r) {
+void caption_worker_result_free(CaptionResult *r) {
     if (r->words)
         for (int k = 0; k < r->caption.length; k++) free(r->words[k]);
     free(r->words);
@@ -53,14 +53,14 @@ static void run_request(CaptionWorker *w, const char *path, int beam, CaptionRes
     if (r->status == 0 && copy_words(r, &w->pipeline->model) != 0) {
         char message[sizeof r->err.message];
         memcpy(message, r->err.message, sizeof message);
-        caption_result_free(r);
+        caption_worker_result_free(r);
         r->status = error_set(&r->err, "%s: %s", path, message);
     }
 }
 
 static void publish(CaptionWorker *w, CaptionResult *r) {
     SDL_LockMutex(w->lock);
-    if (w->has_result) caption_result_free(&w->result); /* the UI never took it: superseded */
+    if (w->has_result) caption_worker_result_free(&w->result); /* the UI never took it: superseded */
     w->result = *r;
     w->has_result = 1;
     SDL_UnlockMutex(w->lock);
@@ -147,7 +147,7 @@ void caption_worker_stop(CaptionWorker *w) {
         SDL_UnlockMutex(w->lock);
         SDL_WaitThread(w->thread, NULL);
     }
-    if (w->has_result) caption_result_free(&w->result);
+    if (w->has_result) caption_worker_result_free(&w->result);
     free(w->request_path);
     if (w->wake) SDL_DestroyCond(w->wake);
     if (w->lock) SDL_DestroyMutex(w->lock);

@@ -46,6 +46,8 @@ int caption_worker_take(CaptionWorker *worker, CaptionResult *out);
  * frees everything; NULL is fine. */
 void caption_worker_stop(CaptionWorker *worker);
 
-void caption_result_free(CaptionResult *result);
+/* Frees a result's caption, picture and words (named apart from caption.h's
+ * caption_result_free, which the same executable links). */
+void caption_worker_result_free(CaptionResult *result);
 
 #endif
