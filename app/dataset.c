@@ -1,6 +1,9 @@
 #include "dataset.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,15 @@ static char *parent_dir(const char *path) {
         dir[length] = '\0';
     }
     return dir;
+}
+
+/* Hands the memory freed after parsing (a 120k-image JSON's tree, ~1 GB)
+ * back to the system: glibc's malloc keeps freed small blocks for reuse, so
+ * without this the peak stays resident for the whole run. */
+static void release_free_memory(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }
 
 void dataset_free(Dataset *d) {
@@ -94,63 +106,79 @@ static int read_split_list(const char *path, const CaptionSet *refs, Dataset *d,
     return status;
 }
 
-static int load_flickr_folder(Dataset *d, const char *root, const char *split, Error *err) {
-    char *captions = join_path(root, "captions.txt"), *images = join_path(root, "images");
-    size_t name_size = strlen(split) + 5;
-    char *list_name = malloc(name_size);
-    if (list_name) snprintf(list_name, name_size, "%s.txt", split);
-    char *list = list_name ? join_path(root, list_name) : NULL;
-    CaptionSet refs;
-    caption_set_init(&refs);
-    int status = captions && images && list ? 0 : error_set(err, "out of memory");
-    if (status == 0) status = caption_sets_read_flickr_tokens(captions, &refs, err);
-    if (status == 0) status = read_split_list(list, &refs, d, images, err);
-    caption_set_free(&refs);
-    free(captions);
-    free(images);
-    free(list_name);
-    free(list);
-    return status;
+/* The captions of the whole dataset, parsed once for every split, and the
+ * image folder. */
+static int read_refs(const char *source, const char *image_dir, int folder, CaptionSet *refs, char **dir,
+                     Error *err) {
+    if (folder) {
+        char *captions = join_path(source, "captions.txt");
+        *dir = join_path(source, "images");
+        int status = captions && *dir ? caption_sets_read_flickr_tokens(captions, refs, err)
+                                      : error_set(err, "out of memory");
+        free(captions);
+        return status;
+    }
+    if (caption_sets_read_refs(source, refs, err) != 0) return -1;
+    char *parent = parent_dir(source);
+    *dir = image_dir ? strdup(image_dir) : parent ? join_path(parent, "images") : NULL;
+    free(parent);
+    if (!*dir) return error_set(err, "out of memory");
+    if (!is_directory(*dir)) return error_set(err, "image folder %s does not exist; pass it with --images DIR", *dir);
+    return 0;
 }
 
-static int load_json(Dataset *d, const char *path, const char *image_dir, const char *split, Error *err) {
+/* The images of one split: a Flickr8k folder's `<split>.txt`, a Karpathy
+ * JSON's images of that split ("dev" is its "val"), or a COCO JSON's all. */
+static int fill_split(Dataset *d, const CaptionSet *refs, const char *source, const char *dir, int folder,
+                      const char *split, Error *err) {
+    if (folder) {
+        size_t name_size = strlen(split) + 5;
+        char *list_name = malloc(name_size);
+        if (list_name) snprintf(list_name, name_size, "%s.txt", split);
+        char *list = list_name ? join_path(source, list_name) : NULL;
+        int status = list ? read_split_list(list, refs, d, dir, err) : error_set(err, "out of memory");
+        free(list_name);
+        free(list);
+        return status;
+    }
+    const char *wanted = strcmp(split, "dev") == 0 ? "val" : split;
+    int karpathy = refs->format == CAPTION_FORMAT_KARPATHY;
+    d->images = calloc(refs->image_count ? refs->image_count : 1, sizeof *d->images);
+    if (!d->images) return error_set(err, "out of memory");
+    for (size_t i = 0; i < refs->image_count; i++) {
+        const ImageCaptions *image = &refs->images[i];
+        if (karpathy && !(image->split && strcmp(image->split, wanted) == 0)) continue;
+        if (add_image(d, image, dir, err) != 0) return -1;
+    }
+    if (karpathy && d->count == 0) return error_set(err, "%s: no image is in split '%s'", source, wanted);
+    return 0;
+}
+
+int dataset_load_splits(Dataset *datasets, const char *const *splits, int count, const char *source,
+                        const char *image_dir, Error *err) {
+    for (int k = 0; k < count; k++) memset(&datasets[k], 0, sizeof datasets[k]);
+    struct stat st;
+    if (stat(source, &st) != 0)
+        return error_set(err, "dataset %s: %s (expected a Flickr8k-layout folder or a Karpathy / COCO captions JSON)",
+                         source, strerror(errno));
+    int folder = is_directory(source);
     CaptionSet refs;
     caption_set_init(&refs);
-    int status = caption_sets_read_refs(path, &refs, err);
-    if (status == 0 && refs.format == CAPTION_FORMAT_KARPATHY)
-        status = caption_set_keep_split(&refs, strcmp(split, "dev") == 0 ? "val" : split, err);
     char *dir = NULL;
-    if (status == 0) {
-        char *parent = parent_dir(path);
-        dir = image_dir ? strdup(image_dir) : parent ? join_path(parent, "images") : NULL;
-        free(parent);
-        if (!dir) status = error_set(err, "out of memory");
-        else if (!is_directory(dir))
-            status = error_set(err, "image folder %s does not exist; pass it with --images DIR", dir);
+    int status = read_refs(source, image_dir, folder, &refs, &dir, err);
+    for (int k = 0; status == 0 && k < count; k++) {
+        datasets[k].source = strdup(source);
+        status = datasets[k].source ? fill_split(&datasets[k], &refs, source, dir, folder, splits[k], err)
+                                    : error_set(err, "out of memory");
     }
-    if (status == 0) {
-        d->images = calloc(refs.image_count ? refs.image_count : 1, sizeof *d->images);
-        if (!d->images) status = error_set(err, "out of memory");
-    }
-    for (size_t i = 0; status == 0 && i < refs.image_count; i++) status = add_image(d, &refs.images[i], dir, err);
     free(dir);
     caption_set_free(&refs);
+    release_free_memory();
+    if (status != 0)
+        for (int k = 0; k < count; k++) dataset_free(&datasets[k]);
     return status;
 }
 
 int dataset_load(Dataset *d, const char *source, const char *image_dir, const char *split, Error *err) {
-    memset(d, 0, sizeof *d);
-    d->source = strdup(source);
-    if (!d->source) return error_set(err, "out of memory");
-    struct stat st;
-    if (stat(source, &st) != 0) {
-        error_set(err, "dataset %s: %s (expected a Flickr8k-layout folder or a Karpathy / COCO captions JSON)",
-                  source, strerror(errno));
-        dataset_free(d);
-        return -1;
-    }
-    int status = is_directory(source) ? load_flickr_folder(d, source, split, err)
-                                      : load_json(d, source, image_dir, split, err);
-    if (status != 0) dataset_free(d);
-    return status;
+    return dataset_load_splits(d, &split, 1, source, image_dir, err);
 }

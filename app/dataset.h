@@ -26,6 +26,10 @@ typedef struct {
 } Dataset;
 
 int dataset_load(Dataset *dataset, const char *source, const char *image_dir, const char *split, Error *err);
+/* Several splits of one source, its captions file parsed once: datasets[k]
+ * gets splits[k]. On failure every one is left empty. */
+int dataset_load_splits(Dataset *datasets, const char *const *splits, int count, const char *source,
+                        const char *image_dir, Error *err);
 void dataset_free(Dataset *dataset);
 
 #endif

@@ -49,9 +49,5 @@ void loader_seek(Loader *loader, long epoch, int batch);
  * an error naming it. */
 int loader_next(Loader *loader, const TrainBatch **batch, Error *err);
 
-/* Decodes every image once (in `threads` threads) and drops those that fail,
- * reporting each on `report` (may be NULL). Returns how many were dropped. */
-int dataset_drop_unreadable(Dataset *dataset, int threads, void (*report)(const char *message, void *context),
-                            void *context);
 
 #endif

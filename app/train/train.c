@@ -12,6 +12,7 @@
 #include "checkpoint.h"
 #include "dataset.h"
 #include "decode.h"
+#include "image_check.h"
 #include "loader.h"
 #include "metrics.h"
 #include "plot.h"
@@ -56,14 +57,39 @@ static void report_dropped(const char *message, void *context) {
     fprintf(stderr, "caption train: skipping %s (in %s)\n", message, (const char *)context);
 }
 
+/* Decodes every image once; the verdicts are kept in the run folder, so a
+ * --resume decodes only files that changed. */
+static int check_images(Run *r, Error *err) {
+    const TrainOptions *o = r->o;
+    char path[1200];
+    out_path(r, path, sizeof path, "image-check.tsv");
+    ImageVerdicts verdicts;
+    if (image_verdicts_load(&verdicts, path, err) != 0) return -1;
+    fprintf(stderr, "caption train: checking %d training and %d dev images (%zu known from %s)\n", r->train.count,
+            r->dev.count, verdicts.count, path);
+    double start = now_seconds();
+    int decoded[2] = {0, 0};
+    int status = dataset_drop_unreadable(&r->train, o->threads, &verdicts, report_dropped, (void *)o->train_split,
+                                         &decoded[0], err) < 0 ||
+                         dataset_drop_unreadable(&r->dev, o->threads, &verdicts, report_dropped, (void *)o->dev_split,
+                                                 &decoded[1], err) < 0
+                     ? -1
+                     : 0;
+    if (status == 0 && decoded[0] + decoded[1] > 0) status = image_verdicts_save(&verdicts, path, err);
+    if (status == 0)
+        fprintf(stderr, "caption train: %d images decoded, the rest unchanged since checked, in %.1f s\n",
+                decoded[0] + decoded[1], now_seconds() - start);
+    image_verdicts_free(&verdicts);
+    return status;
+}
+
 static int load_data(Run *r, Error *err) {
     const TrainOptions *o = r->o;
-    if (dataset_load(&r->train, o->data, o->images[0] ? o->images : NULL, o->train_split, err) != 0 ||
-        dataset_load(&r->dev, o->data, o->images[0] ? o->images : NULL, o->dev_split, err) != 0)
-        return -1;
-    fprintf(stderr, "caption train: checking %d training and %d dev images\n", r->train.count, r->dev.count);
-    dataset_drop_unreadable(&r->train, o->threads, report_dropped, (void *)o->train_split);
-    dataset_drop_unreadable(&r->dev, o->threads, report_dropped, (void *)o->dev_split);
+    Dataset splits[2];
+    const char *names[2] = {o->train_split, o->dev_split};
+    if (dataset_load_splits(splits, names, 2, o->data, o->images[0] ? o->images : NULL, err) != 0) return -1;
+    r->train = splits[0], r->dev = splits[1];
+    if (make_folders(o->out, err) != 0 || check_images(r, err) != 0) return -1;
     if (r->train.count == 0 || r->dev.count == 0) return error_set(err, "%s: no readable images left", o->data);
     return 0;
 }
@@ -127,7 +153,7 @@ static LoaderOptions loader_options(const Run *r, int training) {
 
 static int setup(Run *r, const char *resume, Error *err) {
     const TrainOptions *o = r->o;
-    if (load_data(r, err) != 0 || make_folders(o->out, err) != 0) return -1;
+    if (load_data(r, err) != 0) return -1;
     out_path(r, r->path[0], sizeof r->path[0], "checkpoint.safetensors");
     out_path(r, r->path[1], sizeof r->path[1], "best.safetensors");
     if (create_model(r, resume, err) != 0) return -1;
