@@ -366,6 +366,7 @@ static void test_resume(CheckCounts *c, const Fixture *f) {
     records_free(&r);
     snprintf(args, sizeof args, "--resume '%s' -o '%s'", f->tree, out);
     CHECK(c, run_batch(f, args) == 1); /* the broken image fails again */
+    CHECK(c, stderr_mentions(f, "resuming: 2 images already captioned")); /* said in the log, not silent */
     read_jsonl(out, &r);
     CHECK(c, complete(f, &r));
     records_free(&r);

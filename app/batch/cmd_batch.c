@@ -522,7 +522,12 @@ static int run_batch(const BatchArgs *a, const char *model, Worker *workers, Err
     if (!s.todo) status = error_set(err, "out of memory");
     else if (output.already_complete)
         fprintf(stderr, "caption batch: %s is complete (there is no %s.partial): nothing to resume\n", a->output, a->output);
-    else status = caption_all(&s, workers, model, err);
+    else {
+        if (a->resume) /* what the scan of OUT found, so a log shows where the run picks up */
+            fprintf(stderr, "caption batch: resuming: %zu images already captioned in %s, %zu to do\n",
+                    output.done_count, output.log_path, s.todo_count);
+        status = caption_all(&s, workers, model, err);
+    }
     int failed = s.failed || listing.problems;
     free(s.todo);
     batch_output_free(&output);
