@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "folders.h"
 #include "rng.h"
 
@@ -261,66 +262,6 @@ static char *join_path(const char *dir, const char *name, Error *err) {
 }
 
 
-/* A text file written under a temporary name and renamed when complete,
- * so an interrupted run never leaves a plausible-looking partial list. */
-typedef struct {
-    char *path;
-    char *temp_path;
-    FILE *file;
-} TextOutput;
-
-static int text_output_open(TextOutput *out, const char *dir, const char *name, Error *err) {
-    *out = (TextOutput){0};
-    out->path = join_path(dir, name, err);
-    if (!out->path) return -1;
-    size_t size = strlen(out->path) + sizeof ".tmp-XXXXXX";
-    out->temp_path = malloc(size);
-    if (!out->temp_path) return error_set(err, "out of memory writing '%s'", out->path);
-    snprintf(out->temp_path, size, "%s.tmp-XXXXXX", out->path);
-    int fd = mkstemp(out->temp_path);
-    if (fd < 0) return error_set(err, "cannot create a temporary file next to '%s': %s", out->path, strerror(errno));
-    (void)fchmod(fd, 0644);
-    out->file = fdopen(fd, "w");
-    if (!out->file) {
-        int saved = errno;
-        close(fd);
-        unlink(out->temp_path);
-        return error_set(err, "cannot write '%s': %s", out->path, strerror(saved));
-    }
-    return 0;
-}
-
-static int text_output_commit(TextOutput *out, Error *err) {
-    int failed = ferror(out->file) || fflush(out->file) != 0 || fsync(fileno(out->file)) != 0;
-    int saved = errno;
-    if (fclose(out->file) != 0 && !failed) {
-        failed = 1;
-        saved = errno;
-    }
-    out->file = NULL;
-    if (failed) {
-        unlink(out->temp_path);
-        return error_set(err, "cannot write '%s': %s", out->path, strerror(saved ? saved : EIO));
-    }
-    if (rename(out->temp_path, out->path) != 0) {
-        saved = errno;
-        unlink(out->temp_path);
-        return error_set(err, "cannot move '%s' into place: %s", out->path, strerror(saved));
-    }
-    return 0;
-}
-
-/* Releases everything; removes the temporary if it was not committed. */
-static void text_output_close(TextOutput *out) {
-    if (out->file) {
-        fclose(out->file);
-        unlink(out->temp_path);
-    }
-    free(out->path);
-    free(out->temp_path);
-    *out = (TextOutput){0};
-}
-
 enum { OUTPUT_CAPTIONS, OUTPUT_TRAIN, OUTPUT_DEV, OUTPUT_OBJECTS, OUTPUT_COUNT };
 
 static const char OBJECTS_HEADER[] = "image\tnoun_index\tnoun\tcolor\tx0\ty0\tx1\ty1";
@@ -338,7 +279,7 @@ static int index_without_punctuation(const char *caption, int index) {
     return kept;
 }
 
-static int write_scene(const char *images_dir, TextOutput outputs[OUTPUT_COUNT], int index, int train_count,
+static int write_scene(const char *images_dir, AtomicFile outputs[OUTPUT_COUNT], int index, int train_count,
                        uint64_t seed, const ShapesOptions *options, Error *err) {
     char name[32];
     snprintf(name, sizeof name, "%05d.png", index);
@@ -361,7 +302,7 @@ static int write_scene(const char *images_dir, TextOutput outputs[OUTPUT_COUNT],
     return status;
 }
 
-static int write_all_scenes(const char *dir, TextOutput outputs[OUTPUT_COUNT], int train_count, int dev_count,
+static int write_all_scenes(const char *dir, AtomicFile outputs[OUTPUT_COUNT], int train_count, int dev_count,
                             uint64_t seed, const ShapesOptions *options, Error *err) {
     char *images_dir = join_path(dir, "images", err);
     if (!images_dir) return -1;
@@ -381,13 +322,17 @@ int shapes_write_dataset(const char *dir, int train_count, int dev_count, uint64
     if (resolve_options(options, &resolved, err)) return -1;
     if (make_folders(dir, err)) return -1;
     static const char *const names[OUTPUT_COUNT] = {"captions.txt", "train.txt", "dev.txt", SHAPES_OBJECTS_FILE};
-    TextOutput outputs[OUTPUT_COUNT] = {{0}};
+    AtomicFile outputs[OUTPUT_COUNT] = {{0}};
     int status = 0;
-    for (int i = 0; status == 0 && i < OUTPUT_COUNT; i++) status = text_output_open(&outputs[i], dir, names[i], err);
+    for (int i = 0; status == 0 && i < OUTPUT_COUNT; i++) {
+        char *path = join_path(dir, names[i], err);
+        status = path ? atomic_file_open(&outputs[i], path, err) : -1;
+        free(path);
+    }
     if (status == 0) fprintf(outputs[OUTPUT_OBJECTS].file, "%s\n", OBJECTS_HEADER);
     if (status == 0) status = write_all_scenes(dir, outputs, train_count, dev_count, seed, &resolved, err);
-    for (int i = 0; status == 0 && i < OUTPUT_COUNT; i++) status = text_output_commit(&outputs[i], err);
-    for (int i = 0; i < OUTPUT_COUNT; i++) text_output_close(&outputs[i]);
+    for (int i = 0; status == 0 && i < OUTPUT_COUNT; i++) status = atomic_file_commit(&outputs[i], err);
+    for (int i = 0; i < OUTPUT_COUNT; i++) atomic_file_close(&outputs[i]);
     return status;
 }
 

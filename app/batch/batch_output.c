@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "caption_json.h"
 #include "collections.h"
 #include "json_utf8.h"
@@ -386,58 +387,6 @@ static int store_record(void *context, ScannedRecord *record, Error *err) {
     return 0;
 }
 
-/* A file replaced atomically: written to a temporary file beside it, flushed,
- * renamed over it. */
-typedef struct {
-    const char *path;
-    char *temp;
-    int fd, failed, saved_errno;
-} AtomicFile;
-
-static int atomic_begin(AtomicFile *a, const char *path, Error *err) {
-    size_t n = strlen(path) + 16;
-    *a = (AtomicFile){.path = path, .temp = malloc(n), .fd = -1};
-    if (!a->temp) return error_set(err, "out of memory");
-    snprintf(a->temp, n, "%s.tmp.XXXXXX", path);
-    a->fd = mkstemp(a->temp);
-    if (a->fd < 0) {
-        int saved = errno;
-        free(a->temp);
-        return error_set(err, "%s: cannot write: %s", path, strerror(saved));
-    }
-    fchmod(a->fd, 0644); /* mkstemp's 0600 would make the results private by accident */
-    return 0;
-}
-
-static void atomic_write(AtomicFile *a, const char *data, size_t size) {
-    for (size_t done = 0; !a->failed && done < size;) {
-        ssize_t w = write(a->fd, data + done, size - done);
-        if (w < 0 && errno == EINTR) continue;
-        a->failed = w <= 0;
-        if (a->failed) a->saved_errno = w < 0 ? errno : ENOSPC;
-        else done += (size_t)w;
-    }
-}
-
-/* Renames the temporary file over path, or (commit = 0, or after a failed
- * write) removes it. */
-static int atomic_end(AtomicFile *a, int commit, Error *err) {
-    if (commit && !a->failed && fsync(a->fd) != 0) a->failed = 1, a->saved_errno = errno;
-    if (close(a->fd) != 0 && !a->failed) a->failed = 1, a->saved_errno = errno;
-    if (commit && !a->failed && rename(a->temp, a->path) != 0) a->failed = 1, a->saved_errno = errno;
-    if (!commit || a->failed) unlink(a->temp);
-    free(a->temp);
-    if (commit && a->failed) return error_set(err, "%s: cannot write: %s", a->path, strerror(a->saved_errno));
-    return 0;
-}
-
-static int write_atomically(const char *path, const char *data, size_t size, Error *err) {
-    AtomicFile a;
-    if (atomic_begin(&a, path, err) != 0) return -1;
-    atomic_write(&a, data, size);
-    return atomic_end(&a, 1, err);
-}
-
 static int compare_strings(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -473,7 +422,7 @@ static int remember_done(void *context, ScannedRecord *record, Error *err) {
 static int copy_kept(void *context, ScannedRecord *record, Error *err) {
     (void)err;
     int keep = record->header || (record->fields[1] && !(record->fields[4] && record->fields[4][0]));
-    if (keep) atomic_write(context, record->bytes, record->end - record->start);
+    if (keep) fwrite(record->bytes, 1, record->end - record->start, context); /* errors show at commit */
     return 0;
 }
 
@@ -488,9 +437,11 @@ static int drop_unkept(BatchOutput *out, const ResumeScan *scan, size_t size, Er
     AtomicFile a;
     size_t torn_at;
     int missing;
-    if (atomic_begin(&a, out->log_path, err) != 0) return -1;
-    int status = scan_path(out->log_path, out->format, copy_kept, &a, &torn_at, &missing, err);
-    return atomic_end(&a, status == 0, err) != 0 || status != 0 ? -1 : 0;
+    int status = atomic_file_open(&a, out->log_path, err);
+    if (status == 0) status = scan_path(out->log_path, out->format, copy_kept, a.file, &torn_at, &missing, err);
+    if (status == 0) status = atomic_file_commit(&a, err);
+    atomic_file_close(&a);
+    return status;
 }
 
 /* --resume: reads the existing records (see batch_output_open), streaming:
@@ -601,7 +552,7 @@ static int write_coco_array(const BatchOutput *out, Error *err) {
     }
     text_add(&array, "\n]\n");
     if (status == 0 && array.failed) status = error_set(err, "out of memory writing %s", out->path);
-    if (status == 0) status = write_atomically(out->path, array.data, array.length, err);
+    if (status == 0) status = atomic_file_write(out->path, array.data, array.length, err);
     free(array.data);
     stored_records_free(&r);
     return status;

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "atomic_file.h"
 #include "collections.h"
 #include "image.h"
 #include "progress.h"
@@ -31,23 +31,16 @@ void image_verdicts_free(ImageVerdicts *v) {
 static int add_verdict(ImageVerdicts *v, const char *path, const struct stat *st, const char *error) {
     ImageVerdict key = {.path = (char *)path};
     ImageVerdict *old = v->sorted ? bsearch(&key, v->items, v->sorted, sizeof key, compare_verdicts) : NULL;
-    if (old) {
-        char *copy = error ? strdup(error) : NULL;
-        if (error && !copy) return -1;
-        free(old->error);
-        *old = (ImageVerdict){old->path, (long long)st->st_size, (long long)st->st_mtim.tv_sec,
-                              (long long)st->st_mtim.tv_nsec, copy};
-        return 0;
-    }
-    if (ARRAY_RESERVE(v->items, v->capacity, v->count + 1) != 0) return -1;
-    ImageVerdict *item = &v->items[v->count];
-    *item = (ImageVerdict){strdup(path), (long long)st->st_size, (long long)st->st_mtim.tv_sec,
-                           (long long)st->st_mtim.tv_nsec, error ? strdup(error) : NULL};
-    if (!item->path || (error && !item->error)) {
-        free(item->path), free(item->error);
+    if (!old && ARRAY_RESERVE(v->items, v->capacity, v->count + 1) != 0) return -1;
+    ImageVerdict fresh = {old ? old->path : strdup(path), (long long)st->st_size, (long long)st->st_mtim.tv_sec,
+                          (long long)st->st_mtim.tv_nsec, error ? strdup(error) : NULL};
+    if (!fresh.path || (error && !fresh.error)) {
+        if (!old) free(fresh.path);
+        free(fresh.error);
         return -1;
     }
-    v->count++;
+    if (old) free(old->error), *old = fresh;
+    else v->items[v->count++] = fresh;
     return 0;
 }
 
@@ -106,30 +99,18 @@ static void write_field(FILE *f, const char *text) {
 int image_verdicts_save(ImageVerdicts *v, const char *path, Error *err) {
     array_sort(v->items, v->count, sizeof *v->items, compare_verdicts);
     v->sorted = v->count;
-    size_t n = strlen(path) + 16;
-    char *temp = malloc(n);
-    if (!temp) return error_set(err, "out of memory");
-    snprintf(temp, n, "%s.tmp", path);
-    FILE *f = fopen(temp, "w");
-    if (!f) {
-        error_set(err, "%s: cannot write: %s", temp, strerror(errno));
-        free(temp);
-        return -1;
-    }
-    for (size_t i = 0; i < v->count; i++) {
+    AtomicFile out;
+    int status = atomic_file_open(&out, path, err);
+    for (size_t i = 0; status == 0 && i < v->count; i++) {
         const ImageVerdict *item = &v->items[i];
-        write_field(f, item->path);
-        fprintf(f, "\t%lld\t%lld\t%lld\t", item->size, item->mtime_sec, item->mtime_nsec);
-        if (item->error) write_field(f, item->error);
-        fputc('\n', f);
+        write_field(out.file, item->path);
+        fprintf(out.file, "\t%lld\t%lld\t%lld\t", item->size, item->mtime_sec, item->mtime_nsec);
+        if (item->error) write_field(out.file, item->error);
+        fputc('\n', out.file);
     }
-    int failed = fflush(f) != 0 || fsync(fileno(f)) != 0;
-    failed = fclose(f) != 0 || failed;
-    if (!failed) failed = rename(temp, path) != 0;
-    int saved = errno;
-    if (failed) unlink(temp);
-    free(temp);
-    return failed ? error_set(err, "%s: cannot write: %s", path, strerror(saved)) : 0;
+    if (status == 0) status = atomic_file_commit(&out, err);
+    atomic_file_close(&out);
+    return status;
 }
 
 /* The verdict read from the file for this path, if the file is unchanged. */
