@@ -12,6 +12,7 @@
 #include "checkpoint.h"
 #include "dataset.h"
 #include "decode.h"
+#include "atomic_file.h"
 #include "image_check.h"
 #include "loader.h"
 #include "metrics.h"
@@ -245,11 +246,11 @@ static int evaluate(Run *r, EpochRecord *record, Error *err) {
 }
 
 static int write_epochs_csv(const Run *r, Error *err) {
-    char path[1200], tmp[1300];
+    char path[1200];
     out_path(r, path, sizeof path, "epochs.csv");
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return error_set(err, "%s: %s", tmp, strerror(errno));
+    AtomicFile out;
+    if (atomic_file_open(&out, path, err) != 0) return -1;
+    FILE *f = out.file;
     fprintf(f, "epoch,step,train_loss,dev_loss,BLEU-1,BLEU-2,BLEU-3,BLEU-4,ROUGE-L,CIDEr-D,distinct,captioned,lr,minutes,"
                "train_reward\n");
     for (int i = 0; i < r->state.history_count; i++) {
@@ -258,10 +259,9 @@ static int write_epochs_csv(const Run *r, Error *err) {
                 e->train_loss, e->dev_loss, e->scores.bleu[0], e->scores.bleu[1], e->scores.bleu[2], e->scores.bleu[3],
                 e->scores.rouge_l, e->scores.cider_d, e->distinct, e->captioned, e->lr, e->minutes, e->train_reward);
     }
-    int failed = fflush(f) != 0 || ferror(f);
-    failed |= fclose(f) != 0;
-    if (failed || rename(tmp, path) != 0) return error_set(err, "%s: could not write (%s)", path, strerror(errno));
-    return 0;
+    int status = atomic_file_commit(&out, err);
+    atomic_file_close(&out);
+    return status;
 }
 
 static int draw_curve(const Run *r, Error *err) {
