@@ -63,14 +63,14 @@ size_t metrics_scorer_most_frequent(const MetricsScorer *scorer, size_t *first_i
 int metrics_scorer_compute(const MetricsScorer *scorer, MetricScores *corpus,
                            MetricScores *per_image, Error *err);
 
-/* Tokenises one caption as the scorer does and returns the tokens joined by
- * single spaces (malloc'd; the caller frees it), or NULL when out of memory.
- * "A Dog's (well-groomed) ball." gives "a dog 's well groomed ball". */
 /* Whether a byte belongs to a word when captions are tokenised: letters,
  * digits, underscore, apostrophe and any non-ASCII byte (UTF-8 letters);
  * every other byte separates words and is dropped. */
 bool metrics_is_word_byte(unsigned char c);
 
+/* Tokenises one caption as the scorer does and returns the tokens joined by
+ * single spaces (malloc'd; the caller frees it), or NULL when out of memory.
+ * "A Dog's (well-groomed) ball." gives "a dog 's well groomed ball". */
 char *metrics_tokenize(const char *caption, Error *err);
 
 #endif

@@ -261,7 +261,6 @@ static char *join_path(const char *dir, const char *name, Error *err) {
     return path;
 }
 
-
 enum { OUTPUT_CAPTIONS, OUTPUT_TRAIN, OUTPUT_DEV, OUTPUT_OBJECTS, OUTPUT_COUNT };
 
 static const char OBJECTS_HEADER[] = "image\tnoun_index\tnoun\tcolor\tx0\ty0\tx1\ty1";

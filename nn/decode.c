@@ -36,8 +36,6 @@ struct Captioner {
     int recompute;                 /* Transformer: rebuild the key/value cache every step (tests) */
 };
 
-
-
 /* Floats of the Transformer's maps per word: cross-attention (all layers and
  * heads) and self-attention rows; 0 for the LSTMs. */
 static size_t head_map_floats(const SatModel *m) {

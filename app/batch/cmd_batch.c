@@ -490,7 +490,6 @@ static const char **select_todo(const Listing *l, const BatchArgs *a, const Batc
     return todo;
 }
 
-
 /* Captions s->todo with up to --threads workers, then finishes the record
  * file (the coco array). */
 static int caption_all(Shared *s, Worker *workers, const char *model, Error *err) {

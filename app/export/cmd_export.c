@@ -132,7 +132,6 @@ void export_frame_name(char *buf, size_t size, int step, int count, const char *
     snprintf(buf, size, "%0*d-%s.png", digits, step, n ? clean : "word");
 }
 
-
 static int write_frames(const Image *image, const char *const *words, const Caption *c, const char *dir,
                         const FigureOptions *o, const Font *font, Error *err) {
     if (make_folders(dir, err) != 0) return -1;

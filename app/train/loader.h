@@ -49,5 +49,4 @@ void loader_seek(Loader *loader, long epoch, int batch);
  * an error naming it. */
 int loader_next(Loader *loader, const TrainBatch **batch, Error *err);
 
-
 #endif
