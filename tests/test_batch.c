@@ -17,6 +17,7 @@
 #include <stb_image_write.h>
 
 #include "batch_output.h"
+#include "bench_measure.h"
 #include "check.h"
 #include "image.h"
 #include "model.h"
@@ -516,17 +517,6 @@ static void test_unreadable_folder(CheckCounts *c, const Fixture *f) {
 #define UNDER_ADDRESS_SANITIZER 0
 #endif
 
-/* Peak resident memory of this process so far (VmHWM), in kB; -1 if unknown. */
-static long peak_rss_kb(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
-    if (f) fclose(f);
-    return kb;
-}
-
 /* --resume streams the record file: a 32 MB file (3000 records with 10 kB
  * attention payloads, failed images in between, so the file is rewritten,
  * and a torn last line) is resumed in a child process whose peak memory may
@@ -558,7 +548,7 @@ static void test_resume_memory(CheckCounts *c, const Fixture *f) {
     CHECK(c, pipe(pipe_fds) == 0);
     pid_t child = fork();
     if (child == 0) {
-        long before = peak_rss_kb();
+        double before = bench_peak_rss_mib();
         BatchOutput o;
         Error err;
         long result[3] = {-1, -1, -1};
@@ -566,7 +556,7 @@ static void test_resume_memory(CheckCounts *c, const Fixture *f) {
             result[0] = (long)o.done_count;
             result[1] = batch_output_is_done(&o, "img/00004.png") && !batch_output_is_done(&o, "img/00003.png") &&
                         !batch_output_is_done(&o, "img/torn.png");
-            result[2] = peak_rss_kb() - before;
+            result[2] = (long)((bench_peak_rss_mib() - before) * 1024.0); /* kB */
             batch_output_free(&o);
         } else {
             fprintf(stderr, "%s\n", err.message);

@@ -34,6 +34,9 @@ typedef struct {
 } BenchTrainData;
 
 double bench_now(void);
+/* This process's peak resident memory so far, in MiB: VmHWM from
+ * /proc/self/status, else getrusage's maximum. */
+double bench_peak_rss_mib(void);
 double bench_median(double *values, int count); /* sorts values */
 
 int bench_train_data_make(BenchTrainData *data, const SatModel *model, const BenchSetup *setup, Error *err);

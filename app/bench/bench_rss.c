@@ -20,8 +20,7 @@ typedef struct {
 
 typedef int (*ChildJob)(const BenchSetup *setup, Error *err);
 
-/* VmHWM from /proc/self/status; falls back on getrusage where there is no /proc. */
-static double peak_rss_mib(void) {
+double bench_peak_rss_mib(void) {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
     long kib = -1;
@@ -70,7 +69,7 @@ static void child_main(int fd, ChildJob job, const BenchSetup *s) {
     ChildReport report = {.mib = -1.0};
     Error err;
     openblas_set_num_threads(s->threads);
-    if (job(s, &err) == 0) report.mib = peak_rss_mib();
+    if (job(s, &err) == 0) report.mib = bench_peak_rss_mib();
     else snprintf(report.message, sizeof report.message, "%s", err.message);
     ssize_t written = write(fd, &report, sizeof report);
     _exit(written == (ssize_t)sizeof report ? 0 : 1);
