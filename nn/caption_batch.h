@@ -20,6 +20,12 @@ typedef struct {
     int training;         /* 1: dropout active */
     const float *row_weight; /* [rows]: each caption's loss weight (self-critical training's
                                 advantage); NULL = 1 for all */
+    /* Data-parallel training: this batch is one replica's share of a global
+     * batch, and each loss term's gradient is normalised by the global count
+     * (non-pad target tokens, caption rows, images), so that the replicas'
+     * gradients sum to the global batch's. 0: this batch's own count. The
+     * losses reported stay this batch's means. */
+    int total_tokens, total_rows, total_images;
 } DecoderBatch;
 
 #endif

@@ -1,5 +1,6 @@
 #include "decoder.h"
 
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 #include "embedding.h"
 #include "linear.h"
 #include "lstm.h"
+#include "replica.h"
 #include "softmax.h"
 
 
@@ -298,13 +300,20 @@ int decoder_sample(const SatModel *m, DecoderBuffers *b, const float *z_images, 
     return steps;
 }
 
+static long count_targets(const int *targets, long n) {
+    long count = 0;
+    for (long i = 0; i < n; i++) count += targets[i] != TOKEN_PAD;
+    return count;
+}
+
 static void deep_output_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b,
                                  const DecoderBatch *batch) {
     int rows = (int)b->offset[b->steps];
     int D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim, V = m->config.vocab_size;
     zero(b->d_logits, (size_t)rows * V);
     cross_entropy_backward(b->d_logits, b->probs, b->targets, batch->row_weight ? b->target_weights : NULL, rows, V,
-                           TOKEN_PAD, batch->label_smoothing, 1.0f);
+                           TOKEN_PAD, batch->label_smoothing,
+                           replica_share(count_targets(b->targets, rows), batch->total_tokens));
     zero(b->d_out_drop, (size_t)rows * E);
     linear_backward(b->d_out_drop, g->out_weight, g->out_bias, b->d_logits, b->out_drop, m->p.out_weight, rows, E, V);
     zero(b->d_out_pre, (size_t)rows * E);
@@ -321,7 +330,7 @@ static void deep_output_backward(const SatModel *m, const SatTensors *g, Decoder
 /* dL/dalpha of the penalty at step t (zero for padded rows). */
 static void penalty_gradient(const SatModel *m, DecoderBuffers *b, int t) {
     int L = m->cells;
-    float scale = -2.0f * m->config.doubly_stochastic / b->rows;
+    float scale = -2.0f * m->config.doubly_stochastic / b->penalty_rows;
     for (int r = 0; r < b->active[t]; r++) {
         int valid = b->targets[b->offset[t] + r] != TOKEN_PAD && m->config.doubly_stochastic != 0.0f;
         for (int i = 0; i < L; i++)
@@ -428,6 +437,7 @@ void decoder_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b,
                       const DecoderBatch *batch) {
     int R = batch->rows, L = m->cells, D = m->features, E = m->config.embed_dim;
     AttentionShape as = sat_attention_shape(m, R);
+    b->penalty_rows = batch->total_rows > 0 ? batch->total_rows : R;
     zero(b->d_z, (size_t)R * L * D);
     zero(b->d_z_mean, (size_t)R * D);
     if (m->config.use_attention) zero(b->d_projection, attention_projection_floats(&as));

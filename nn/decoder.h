@@ -30,6 +30,7 @@ typedef struct {
     float *sentinel_cache, *sentinel_workspace, *d_lse; /* adaptive attention only */
     size_t attention_cache_stride, sentinel_cache_stride;
     int rows, steps; /* of the last forward */
+    int penalty_rows; /* rows the attention penalty is averaged over (DecoderBatch.total_rows) */
 } DecoderBuffers;
 
 

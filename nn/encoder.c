@@ -26,17 +26,18 @@ static MaxPoolShape pool_shape(const SatModel *m, int l, int batch) {
                           .in_width = size, .kernel = 2, .stride = 2};
 }
 
-static BatchNormShape bn_shape(const SatModel *m, int l, int batch) {
+static BatchNormShape bn_shape(const SatModel *m, const EncoderBuffers *b, int l, int batch) {
     int size = conv_size(m, l);
     return (BatchNormShape){.batch = batch, .channels = m->encoder.channels[l],
-                            .spatial = size * size, .eps = 1e-5f, .momentum = 0.1f};
+                            .spatial = size * size, .eps = 1e-5f, .momentum = 0.1f,
+                            .replicas = b->replicas, .replica_scratch = b->replica_scratch};
 }
 
 int encoder_buffers_alloc(EncoderBuffers *b, const SatModel *m, int capacity, Error *err) {
     memset(b, 0, sizeof *b);
     b->capacity = capacity;
     size_t workspace = 0, largest = 0;
-    int failed = 0;
+    int failed = 0, widest = 1;
     for (int l = 0; l < m->encoder.count; l++) {
         Conv2dShape s = conv_shape(m, l, 1);
         size_t w = conv2d_workspace_floats(&s);
@@ -44,6 +45,7 @@ int encoder_buffers_alloc(EncoderBuffers *b, const SatModel *m, int capacity, Er
         size_t conv_floats = (size_t)capacity * m->encoder.channels[l] * conv_size(m, l) * conv_size(m, l);
         size_t in_floats = (size_t)capacity * m->encoder.in_channels[l] * m->encoder.in_size[l] * m->encoder.in_size[l];
         largest = conv_floats > largest ? conv_floats : largest;
+        widest = m->encoder.channels[l] > widest ? m->encoder.channels[l] : widest;
         largest = in_floats > largest ? in_floats : largest;
         b->conv_out[l] = malloc(conv_floats * sizeof(float));
         b->relu_out[l] = malloc(conv_floats * sizeof(float));
@@ -61,7 +63,8 @@ int encoder_buffers_alloc(EncoderBuffers *b, const SatModel *m, int capacity, Er
     b->grad_a = malloc(largest * sizeof(float));
     b->grad_b = malloc(largest * sizeof(float));
     b->grad_c = malloc(largest * sizeof(float));
-    if (failed || !b->workspace || !b->grad_a || !b->grad_b || !b->grad_c) {
+    b->replica_scratch = malloc((2 * (size_t)widest + 1) * sizeof(double));
+    if (failed || !b->workspace || !b->grad_a || !b->grad_b || !b->grad_c || !b->replica_scratch) {
         encoder_buffers_free(b);
         return error_set(err, "out of memory for encoder buffers (batch %d)", capacity);
     }
@@ -81,6 +84,7 @@ void encoder_buffers_free(EncoderBuffers *b) {
     free(b->grad_a);
     free(b->grad_b);
     free(b->grad_c);
+    free(b->replica_scratch);
     memset(b, 0, sizeof *b);
 }
 
@@ -97,7 +101,7 @@ const float *encoder_forward_train(const SatModel *m, EncoderBuffers *b, const f
     const float *in = images;
     for (int l = 0; l < m->encoder.count; l++) {
         Conv2dShape cs = conv_shape(m, l, batch);
-        BatchNormShape bs = bn_shape(m, l, batch);
+        BatchNormShape bs = bn_shape(m, b, l, batch);
         conv2d_forward(b->conv_out[l], in, m->p.conv_weight[l], NULL, &cs, b->workspace);
         batchnorm_forward_train(b->relu_out[l], b->bn_mean[l], b->bn_inv_std[l],
                                 update_running_stats ? m->p.bn_running_mean[l] : NULL,
@@ -137,7 +141,7 @@ void encoder_backward(const SatModel *m, const SatTensors *g, EncoderBuffers *b,
         /* ReLU's gradient in place: zero where the output was clipped. */
         for (long i = 0; i < n; i++)
             if (b->relu_out[l][i] <= 0.0f) d_relu[i] = 0.0f;
-        BatchNormShape bs = bn_shape(m, l, batch);
+        BatchNormShape bs = bn_shape(m, b, l, batch);
         float *d_conv = free_buffer(b, d_relu, d_out);
         memset(d_conv, 0, n * sizeof(float));
         batchnorm_backward(d_conv, g->bn_weight[l], g->bn_bias[l], d_relu, b->conv_out[l],

@@ -3,6 +3,7 @@
 
 #include "core_helper.h"
 #include "model.h"
+#include "replica.h"
 
 /* The CNN encoder of the model: conv3x3 -> batch norm -> ReLU [-> max-pool 2x2]
  * per layer. Buffers for a batch of up to `capacity` images. */
@@ -15,6 +16,9 @@ typedef struct {
     float *bn_mean[SAT_MAX_CONV], *bn_inv_std[SAT_MAX_CONV];
     float *workspace;             /* im2col */
     float *grad_a, *grad_b, *grad_c; /* backward: three, so no step reads what it writes */
+    const ReplicaSum *replicas;   /* data-parallel training: batch norm over the global batch
+                                     (batchnorm.h); NULL: over this batch */
+    double *replica_scratch;      /* 2 * widest layer + 1 */
 } EncoderBuffers;
 
 int encoder_buffers_alloc(EncoderBuffers *buffers, const SatModel *model, int capacity, Error *err);

@@ -112,11 +112,13 @@ static float aux_forward(const SatModel *m, AuxBuffers *a, const float *z, int i
 }
 
 /* Accumulates the aux head's gradients, and through zbar = mean_i z_i into d_z. */
-static void aux_backward(const SatModel *m, const SatTensors *g, AuxBuffers *a, float *d_z, int images) {
+static void aux_backward(const SatModel *m, const SatTensors *g, AuxBuffers *a, float *d_z, int images,
+                         int total_images) {
     if (m->config.aux_weight <= 0.0f) return;
     int L = m->cells, D = m->features, V = m->config.vocab_size;
     memset(a->d_logits, 0, (size_t)images * V * sizeof(float));
-    binary_cross_entropy_backward(a->d_logits, a->probs, a->targets, a->class_mask, images, V, m->config.aux_weight);
+    binary_cross_entropy_backward(a->d_logits, a->probs, a->targets, a->class_mask, images, V,
+                                  m->config.aux_weight * replica_share(images, total_images));
     memset(a->d_z_mean, 0, (size_t)images * D * sizeof(float));
     linear_backward(a->d_z_mean, g->aux_weight, g->aux_bias, a->d_logits, a->z_mean, m->p.aux_weight, images, D, V);
     for (int n = 0; n < images; n++)
@@ -147,7 +149,7 @@ SatLoss sat_decode_backward(SatTrainer *t, const float *images, int image_count,
         transformer_backward(&shape, &m->p.transformer, &t->g.transformer, t->transformer, t->z, t->d_z, batch);
     else
         decoder_backward(m, &t->g, &t->decoder, t->d_z, batch);
-    if (with_aux) aux_backward(m, &t->g, &t->aux, t->d_z, image_count);
+    if (with_aux) aux_backward(m, &t->g, &t->aux, t->d_z, image_count, batch->total_images);
     if (t->frozen_encoder) return loss;
     memset(t->d_features, 0, grid * sizeof(float));
     annotations_to_features_grad(t->d_features, t->d_z, image_count, m->features, m->cells);

@@ -1,5 +1,6 @@
 #include "transformer.h"
 
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "model.h"
 #include "multihead_attention.h"
 #include "positional.h"
+#include "replica.h"
 #include "softmax.h"
 
 static const float LN_EPS = 1e-5f;
@@ -358,8 +360,10 @@ void transformer_backward(const TransformerShape *s, const TransformerParams *p,
     for (int r = 0; r < R; r++) images = batch->row_image[r] + 1 > images ? batch->row_image[r] + 1 : images;
     size_t nc = (size_t)n * C;
     memset(b->d_logits, 0, (size_t)n * s->vocab * sizeof(float));
+    long targets = 0;
+    for (int i = 0; i < n; i++) targets += b->targets[i] != TOKEN_PAD;
     cross_entropy_backward(b->d_logits, b->probs, b->targets, b->token_weights, n, s->vocab, TOKEN_PAD,
-                           batch->label_smoothing, 1.0f);
+                           batch->label_smoothing, replica_share(targets, batch->total_tokens));
     memset(b->d_ln, 0, nc * sizeof(float));
     linear_backward(b->d_ln, s->tied ? g->embedding : g->out_weight, g->out_bias, b->d_logits, b->y,
                     s->tied ? p->embedding : p->out_weight, n, C, s->vocab);

@@ -45,7 +45,7 @@ static int check(CheckCounts *c, char paths[4][300], ImageVerdicts *v, int expec
     int decoded = -1;
     make_dataset(&d, paths);
     count_dropped = 0;
-    int dropped = dataset_drop_unreadable(&d, 2, v, note_dropped, NULL, &decoded, &err);
+    int dropped = dataset_drop_unreadable(&d, 2, stderr, v, note_dropped, NULL, &decoded, &err);
     CHECK(c, dropped == 4 - expect_kept && d.count == expect_kept && count_dropped == dropped);
     dataset_free(&d);
     return decoded;

@@ -28,6 +28,7 @@
  * Prints one row per check and a final line "N passed, M failed"; exits
  * nonzero when anything failed. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -915,6 +916,102 @@ static void test_batchnorm_grad(Report *rep) {
     record(rep, "batchnorm train 2x3x6", "forward + stats", "vs f64", err, FWD_TOL);
     err = worse(max_rel_fd(running_mean, ref_rm, C), max_rel_fd(running_var, ref_rv, C));
     record(rep, "batchnorm train 2x3x6", "running mean/var", "vs f64", err, FWD_TOL);
+    pool_free(&pool);
+}
+
+/* Synchronised batch norm: a batch of 5 split over 2 replicas (threads that
+ * sum through a barrier, as MPI_Allreduce would) gives the outputs, saved
+ * statistics, running averages and input gradients of the whole batch in one
+ * piece, and the replicas' d_gamma and d_beta sum to the whole batch's. */
+typedef struct {
+    pthread_barrier_t barrier;
+    double *slot[2];
+} TwoReplicas;
+
+typedef struct {
+    TwoReplicas *shared;
+    int index;
+    ReplicaSum sum;
+    BatchNormShape s;
+    const float *x, *gamma, *beta, *d_out;
+    float *y, *mean, *inv_std, *running_mean, *running_var, *dx, *dgamma, *dbeta;
+} ReplicaRun;
+
+static void two_replica_sum(void *context, double *values, int count) {
+    ReplicaRun *run = context;
+    TwoReplicas *shared = run->shared;
+    shared->slot[run->index] = values;
+    pthread_barrier_wait(&shared->barrier);
+    double *other = shared->slot[1 - run->index];
+    double *sum = malloc(sizeof(double) * count);
+    for (int i = 0; i < count; i++) sum[i] = run->index == 0 ? values[i] + other[i] : other[i] + values[i];
+    pthread_barrier_wait(&shared->barrier); /* both have read both */
+    memcpy(values, sum, sizeof(double) * count);
+    free(sum);
+}
+
+static void *replica_batchnorm(void *p) {
+    ReplicaRun *r = p;
+    batchnorm_forward_train(r->y, r->mean, r->inv_std, r->running_mean, r->running_var, r->x, r->gamma, r->beta, &r->s);
+    batchnorm_backward(r->dx, r->dgamma, r->dbeta, r->d_out, r->x, r->mean, r->inv_std, r->gamma, &r->s);
+    return NULL;
+}
+
+static void test_batchnorm_replicas(Report *rep) {
+    Pool pool = {0};
+    Rng rng;
+    rng_seed(&rng, 520);
+    BatchNormShape whole = {.batch = 5, .channels = 3, .spatial = 7, .eps = 1e-5f, .momentum = 0.1f};
+    int C = whole.channels, split = 2; /* images 0..1 and 2..4 */
+    long n = (long)whole.batch * C * whole.spatial, first = (long)split * C * whole.spatial;
+    float *x = pool_normal(&pool, &rng, n, 2.0f), *d_out = pool_normal(&pool, &rng, n, 1.0f);
+    float *gamma = pool_normal(&pool, &rng, C, 0.3f), *beta = pool_normal(&pool, &rng, C, 0.5f);
+    float *y = pool_floats(&pool, n), *mean = pool_floats(&pool, C), *inv_std = pool_floats(&pool, C);
+    float *rm = pool_floats(&pool, C), *rv = pool_floats(&pool, C), *dx = pool_floats(&pool, n);
+    float *dgamma = pool_floats(&pool, C), *dbeta = pool_floats(&pool, C);
+    for (int c = 0; c < C; c++) rv[c] = 1.0f, gamma[c] += 1.0f;
+    batchnorm_forward_train(y, mean, inv_std, rm, rv, x, gamma, beta, &whole);
+    batchnorm_backward(dx, dgamma, dbeta, d_out, x, mean, inv_std, gamma, &whole);
+
+    TwoReplicas shared;
+    pthread_barrier_init(&shared.barrier, NULL, 2);
+    ReplicaRun runs[2];
+    pthread_t threads[2];
+    float *ry = pool_floats(&pool, n), *rdx = pool_floats(&pool, n);
+    for (int k = 0; k < 2; k++) {
+        ReplicaRun *r = &runs[k];
+        long at = k == 0 ? 0 : first;
+        *r = (ReplicaRun){.shared = &shared, .index = k, .s = whole, .x = x + at, .gamma = gamma, .beta = beta,
+                          .d_out = d_out + at, .y = ry + at, .dx = rdx + at};
+        r->s.batch = k == 0 ? split : whole.batch - split;
+        r->sum = (ReplicaSum){two_replica_sum, r};
+        r->s.replicas = &r->sum;
+        r->s.replica_scratch = pool_doubles(&pool, 2 * C + 1);
+        r->mean = pool_floats(&pool, C), r->inv_std = pool_floats(&pool, C);
+        r->running_mean = pool_floats(&pool, C), r->running_var = pool_floats(&pool, C);
+        r->dgamma = pool_floats(&pool, C), r->dbeta = pool_floats(&pool, C);
+        for (int c = 0; c < C; c++) r->running_var[c] = 1.0f;
+    }
+    for (int k = 0; k < 2; k++) pthread_create(&threads[k], NULL, replica_batchnorm, &runs[k]);
+    for (int k = 0; k < 2; k++) pthread_join(threads[k], NULL);
+    pthread_barrier_destroy(&shared.barrier);
+    double err = 0.0;
+    for (long i = 0; i < n; i++) err = worse(err, rel_err(ry[i], y[i]));
+    for (int k = 0; k < 2; k++)
+        for (int c = 0; c < C; c++) {
+            err = worse(err, rel_err(runs[k].mean[c], mean[c]));
+            err = worse(err, rel_err(runs[k].inv_std[c], inv_std[c]));
+            err = worse(err, rel_err(runs[k].running_mean[c], rm[c]));
+            err = worse(err, rel_err(runs[k].running_var[c], rv[c]));
+        }
+    record(rep, "batchnorm 2 replicas 2+3x3x7", "forward + stats", "vs whole", err, FWD_TOL);
+    err = 0.0;
+    for (long i = 0; i < n; i++) err = worse(err, rel_err(rdx[i], dx[i]));
+    for (int c = 0; c < C; c++) {
+        err = worse(err, rel_err(runs[0].dgamma[c] + runs[1].dgamma[c], dgamma[c]));
+        err = worse(err, rel_err(runs[0].dbeta[c] + runs[1].dbeta[c], dbeta[c]));
+    }
+    record(rep, "batchnorm 2 replicas 2+3x3x7", "d_in, sum d_gamma/beta", "vs whole", err, FWD_TOL);
     pool_free(&pool);
 }
 
@@ -2402,6 +2499,7 @@ int main(void) {
     test_conv(&rep);
     test_maxpool(&rep);
     test_batchnorm_grad(&rep);
+    test_batchnorm_replicas(&rep);
     test_batchnorm_infer_fold(&rep);
     test_embedding(&rep);
     test_lstm_step(&rep);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "replicas.h"
 #include "shapes.h"
 #include "train.h"
 #include "train_options.h"
@@ -101,14 +102,27 @@ static int parse(int argc, char **argv, TrainOptions *o, const char **resume) {
 int cmd_train(int argc, char **argv) {
     TrainOptions options;
     const char *resume;
+    Replicas replicas;
+    Error err;
+    if (replicas_start(&replicas, &argc, &argv, &err) != 0) {
+        fprintf(stderr, "caption train: %s\n", err.message);
+        return 2;
+    }
     int parsed = parse(argc, argv, &options, &resume);
-    if (parsed != 0) return parsed > 0 ? 0 : 2;
+    if (parsed != 0) {
+        /* Every rank parses the same arguments: all stop here together. */
+        replicas_finish(&replicas);
+        return parsed > 0 ? 0 : 2;
+    }
     struct sigaction action = {0};
     action.sa_handler = on_interrupt;
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGTERM, &action, NULL);
-    return train_run(&options, resume, &interrupt_requested);
+    int result = train_run_replicated(&options, resume, &interrupt_requested, &replicas);
+    if (result == 1) replicas_abort(&replicas, 1); /* a rank failed: the others may be waiting for it */
+    replicas_finish(&replicas);
+    return result;
 }
 
 int cmd_shapes(int argc, char **argv) {

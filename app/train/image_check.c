@@ -161,8 +161,9 @@ static void *check_images(void *arg) {
     return NULL;
 }
 
-/* Runs the jobs, printing progress from this thread until they finish. */
-static void run_checks(CheckJob *jobs, int threads, int total) {
+/* Runs the jobs, printing progress (unless progress_out is NULL) from this
+ * thread until they finish. */
+static void run_checks(CheckJob *jobs, int threads, int total, FILE *progress_out) {
     pthread_t ids[16];
     int started = 0;
     for (int t = 0; t < threads; t++) {
@@ -175,8 +176,8 @@ static void run_checks(CheckJob *jobs, int threads, int total) {
         return;
     }
     Progress progress;
-    progress_init(&progress, stderr);
-    for (int done = 0; started == threads && done < total;) {
+    if (progress_out) progress_init(&progress, progress_out);
+    for (int done = 0; progress_out && started == threads && done < total;) {
         nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
         done = atomic_load(jobs[0].done);
         progress_update(&progress, 0, 1, done, total, -1.0, 0.0);
@@ -184,7 +185,7 @@ static void run_checks(CheckJob *jobs, int threads, int total) {
     for (int t = 0; t < started; t++) pthread_join(ids[t], NULL);
     if (started < threads) /* the jobs of threads that did not start */
         for (int t = started; t < threads; t++) check_images(&jobs[t]);
-    progress_finish(&progress);
+    if (progress_out) progress_finish(&progress);
 }
 
 /* Removes the bad images from the dataset, reporting each. */
@@ -208,7 +209,7 @@ static int drop_bad(Dataset *d, const char *bad, char **messages, void (*report)
     return dropped;
 }
 
-int dataset_drop_unreadable(Dataset *d, int threads, ImageVerdicts *verdicts,
+int dataset_drop_unreadable(Dataset *d, int threads, FILE *progress_out, ImageVerdicts *verdicts,
                             void (*report)(const char *message, void *context), void *context, int *decoded,
                             Error *err) {
     threads = threads < 1 ? 1 : threads > 16 ? 16 : threads;
@@ -221,7 +222,7 @@ int dataset_drop_unreadable(Dataset *d, int threads, ImageVerdicts *verdicts,
     if (status == 0) {
         CheckJob jobs[16];
         for (int t = 0; t < threads; t++) jobs[t] = (CheckJob){d, verdicts, t, threads, bad, messages, fresh, stats, &done};
-        run_checks(jobs, threads, d->count);
+        run_checks(jobs, threads, d->count, progress_out);
     }
     int count = 0;
     for (int i = 0; status == 0 && i < d->count; i++) {

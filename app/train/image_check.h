@@ -1,6 +1,8 @@
 #ifndef APP_IMAGE_CHECK_H
 #define APP_IMAGE_CHECK_H
 
+#include <stdio.h>
+
 #include "dataset.h"
 #include "error.h"
 
@@ -30,11 +32,11 @@ void image_verdicts_free(ImageVerdicts *verdicts);
 
 /* Decodes every image of the dataset whose file is not in verdicts with the
  * same size and modification time (in `threads` threads, with a progress
- * line: counts, images/s and ETA), records the new verdicts, and drops the
+ * line on progress_out unless it is NULL: counts, images/s and ETA), records the new verdicts, and drops the
  * images that fail, reporting each on `report` (may be NULL). Returns how
  * many were dropped, or -1 (out of memory, with err). decoded (may be NULL)
  * receives how many files were decoded, the rest being known already. */
-int dataset_drop_unreadable(Dataset *dataset, int threads, ImageVerdicts *verdicts,
+int dataset_drop_unreadable(Dataset *dataset, int threads, FILE *progress_out, ImageVerdicts *verdicts,
                             void (*report)(const char *message, void *context), void *context, int *decoded,
                             Error *err);
 

@@ -57,7 +57,9 @@ static void batch_free(TrainBatch *b) {
 }
 
 int loader_batches_per_epoch(const Loader *l) {
-    return (l->dataset->count + l->options.batch_images - 1) / l->options.batch_images;
+    int batch = l->options.batch_images, last = l->dataset->count % batch;
+    int shares = l->options.shard_count > 1 ? l->options.shard_count : 1;
+    return l->dataset->count / batch + (last >= shares ? 1 : 0);
 }
 
 /* Fisher-Yates with an RNG of (seed, epoch): the same order on every run. */
@@ -170,6 +172,11 @@ static int fill_slot(Loader *l, Slot *s, long epoch, int index) {
     epoch_order(l, epoch);
     int start = index * o->batch_images, end = start + o->batch_images;
     if (end > l->dataset->count) end = l->dataset->count;
+    if (o->shard_count > 1) {
+        long count = end - start;
+        end = start + (int)(count * (o->shard_index + 1) / o->shard_count);
+        start += (int)(count * o->shard_index / o->shard_count);
+    }
     b->image_count = end - start;
     size_t pixels = (size_t)3 * o->image_size * o->image_size;
     for (int i = 0; i < b->image_count; i++) {

@@ -22,10 +22,15 @@ typedef struct {
                                 [1 - j, 1 + j] (image_adjust_color); 0 = none */
     unsigned long long seed;
     int shuffle;             /* 0: dataset order (evaluation) */
+    /* Data-parallel training: this process loads its share, images
+     * [count * index / of, count * (index + 1) / of) of each global batch of
+     * batch_images, and an epoch's last batch is left out when it has fewer
+     * images than `of` (one per share). Zero: the whole batch. */
+    int shard_index, shard_count;
 } LoaderOptions;
 
 typedef struct {
-    float *images;    /* [image_count, 3, S, S] */
+    float *images;    /* [image_count, 3, S, S] (this process's share of the global batch) */
     int *image_index; /* dataset index of each image */
     int image_count;
     int *captions;    /* [rows, steps + 1] */

@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "plot.h"
 #include "progress.h"
+#include "replicas.h"
 #include "folders.h"
 #include "scst.h"
 #include "vocab.h"
@@ -38,6 +39,8 @@ typedef struct {
     Scst *scst; /* self-critical training; NULL for cross-entropy */
     TrainState state;
     Progress progress;
+    Replicas *replicas; /* data-parallel training; size 1 for one process */
+    int rank0;          /* this process evaluates, logs and writes the run's files */
     double start_time;
     char path[3][1200]; /* checkpoint, best model, scratch */
 } Run;
@@ -66,18 +69,20 @@ static int check_images(Run *r, Error *err) {
     out_path(r, path, sizeof path, "image-check.tsv");
     ImageVerdicts verdicts;
     if (image_verdicts_load(&verdicts, path, err) != 0) return -1;
-    fprintf(stderr, "caption train: checking %d training and %d dev images (%zu known from %s)\n", r->train.count,
-            r->dev.count, verdicts.count, path);
+    int quiet = !r->rank0;
+    if (!quiet)
+        fprintf(stderr, "caption train: checking %d training and %d dev images (%zu known from %s)\n", r->train.count,
+                r->dev.count, verdicts.count, path);
     double start = now_seconds();
     int decoded[2] = {0, 0};
-    int status = dataset_drop_unreadable(&r->train, o->threads, &verdicts, report_dropped, (void *)o->train_split,
+    int status = dataset_drop_unreadable(&r->train, o->threads, quiet ? NULL : stderr, &verdicts, quiet ? NULL : report_dropped, (void *)o->train_split,
                                          &decoded[0], err) < 0 ||
-                         dataset_drop_unreadable(&r->dev, o->threads, &verdicts, report_dropped, (void *)o->dev_split,
+                         dataset_drop_unreadable(&r->dev, o->threads, quiet ? NULL : stderr, &verdicts, quiet ? NULL : report_dropped, (void *)o->dev_split,
                                                  &decoded[1], err) < 0
                      ? -1
                      : 0;
-    if (status == 0 && decoded[0] + decoded[1] > 0) status = image_verdicts_save(&verdicts, path, err);
-    if (status == 0)
+    if (status == 0 && decoded[0] + decoded[1] > 0 && r->rank0) status = image_verdicts_save(&verdicts, path, err);
+    if (status == 0 && !quiet)
         fprintf(stderr, "caption train: %d images decoded, the rest unchanged since checked, in %.1f s\n",
                 decoded[0] + decoded[1], now_seconds() - start);
     image_verdicts_free(&verdicts);
@@ -90,7 +95,10 @@ static int load_data(Run *r, Error *err) {
     const char *names[2] = {o->train_split, o->dev_split};
     if (dataset_load_splits(splits, names, 2, o->data, o->images[0] ? o->images : NULL, err) != 0) return -1;
     r->train = splits[0], r->dev = splits[1];
-    if (make_folders(o->out, err) != 0 || check_images(r, err) != 0) return -1;
+    /* Rank 0 decodes; then the others find every verdict in its cache. */
+    if (r->rank0 && (make_folders(o->out, err) != 0 || check_images(r, err) != 0)) return -1;
+    replicas_barrier(r->replicas);
+    if (!r->rank0 && check_images(r, err) != 0) return -1;
     if (r->train.count == 0 || r->dev.count == 0) return error_set(err, "%s: no readable images left", o->data);
     return 0;
 }
@@ -146,6 +154,7 @@ static LoaderOptions loader_options(const Run *r, int training) {
                         .max_words = o->max_words, .image_size = r->model.config.image_size,
                         .flip = o->flip, .crop_min_area = o->crop_min_area,
                         .color_jitter = o->color_jitter, .seed = o->seed, .shuffle = training};
+    if (training) lo.shard_index = r->replicas->rank, lo.shard_count = r->replicas->size;
     memcpy(lo.mean, r->model.config.image_mean, sizeof lo.mean);
     memcpy(lo.std, r->model.config.image_std, sizeof lo.std);
     return lo;
@@ -162,9 +171,15 @@ static int setup(Run *r, const char *resume, Error *err) {
     if (!r->options_json) return error_set(err, "out of memory");
     int scst_rows = o->scst_samples + (o->scst_xe_weight > 0.0f ? o->captions_per_image : 0);
     int rows = o->batch * (scst_rows > o->captions_per_image ? scst_rows : o->captions_per_image);
+    if (r->replicas->size > 1 && o->scst_samples > 0)
+        return error_set(err, "self-critical training (--scst-samples) runs in one process: start it without mpirun");
+    if (r->replicas->size > o->batch)
+        return error_set(err, "--batch %d is smaller than the %d processes: each needs at least one image of every batch",
+                         o->batch, r->replicas->size);
     if (sat_trainer_init(&r->trainer, &r->model, o->batch, rows, o->max_words + 1, err) != 0) return -1;
     r->trainer_ready = 1;
     r->trainer.frozen_encoder = o->freeze_encoder;
+    if (r->replicas->size > 1) r->trainer.encoder.replicas = &r->replicas->sum;
     if (o->ema > 0.0f && sat_trainer_enable_ema(&r->trainer, err) != 0) return -1;
     if (resume && checkpoint_restore(resume, &r->trainer, &r->state, err) != 0) return -1;
     if (o->scst_samples > 0 &&
@@ -201,10 +216,17 @@ static float learning_rate(const TrainOptions *o, long step, long total_steps) {
     return o->min_lr + (o->lr - o->min_lr) * 0.5f * (float)(1.0 + cos(M_PI * progress));
 }
 
+/* Every rank calls this at the same step: the replicas' weights are compared
+ * (they must be bit-identical: a difference is a bug, not noise), then rank 0
+ * writes the checkpoint. */
 static int save_checkpoint(Run *r, Error *err) {
     r->state.seconds = trained_seconds(r);
     r->start_time = now_seconds();
-    return checkpoint_save(r->path[0], &r->trainer, &r->state, r->options_json, err);
+    const SatModel *m = &r->model;
+    if (!replicas_agree(r->replicas, m->params, m->table.total * sizeof(float)))
+        return error_set(err, "the %d processes' weights differ at step %ld: a bug in data-parallel training; "
+                              "the last checkpoint %s is intact", r->replicas->size, r->trainer.step, r->path[0]);
+    return r->rank0 ? checkpoint_save(r->path[0], &r->trainer, &r->state, r->options_json, err) : 0;
 }
 
 /* Dev loss over all dev captions and scores of the captions the model writes. */
@@ -316,7 +338,8 @@ static int evaluate_and_keep_best(Run *r, EpochRecord *record, Error *err) {
     return 0;
 }
 
-static int end_of_epoch(Run *r, float lr, int *stop, Error *err) {
+/* Rank 0's evaluation, logs and early-stopping verdict. */
+static int evaluate_epoch(Run *r, float lr, int *stop, Error *err) {
     EpochRecord record = {0};
     record.epoch = (int)r->state.epoch + 1;
     record.step = r->trainer.step;
@@ -330,12 +353,7 @@ static int end_of_epoch(Run *r, float lr, int *stop, Error *err) {
     int status = evaluate_and_keep_best(r, &record, err);
     if (r->trainer.ema) sat_ema_swap(&r->trainer);
     if (status != 0) return -1;
-    r->state.epoch++;
-    r->state.batch = 0;
-    r->state.epoch_loss_sum = 0.0;
-    r->state.epoch_reward_sum = 0.0;
-    r->state.epoch_loss_count = 0;
-    if (write_epochs_csv(r, err) != 0 || save_checkpoint(r, err) != 0) return -1;
+    if (write_epochs_csv(r, err) != 0) return -1;
     Error plot_err;
     if (draw_curve(r, &plot_err) != 0) fprintf(stderr, "caption train: learning curve not drawn: %s\n", plot_err.message);
     if (r->o->patience > 0 && r->state.bad_epochs >= r->o->patience) {
@@ -343,6 +361,34 @@ static int end_of_epoch(Run *r, float lr, int *stop, Error *err) {
         *stop = 1;
     }
     return 0;
+}
+
+static void report_allreduce(const Run *r) {
+    const Replicas *p = r->replicas;
+    if (p->size <= 1 || !r->rank0 || p->allreduce_calls == 0) return;
+    fprintf(stderr, "caption train: %d processes; gradient allreduce %.1f MB per step, %.1f ms on average (%ld steps)\n",
+            p->size, p->allreduce_bytes / p->allreduce_calls / 1e6, 1e3 * p->allreduce_seconds / p->allreduce_calls,
+            p->allreduce_calls);
+}
+
+/* Every rank: the epoch's evaluation (rank 0's, whose verdict the others
+ * wait for: go on, stop early, or fail), then the checkpoint. */
+static int end_of_epoch(Run *r, float lr, int *stop, Error *err) {
+    enum { GO_ON, STOP_EARLY, FAILED };
+    int verdict = GO_ON;
+    if (r->rank0) verdict = evaluate_epoch(r, lr, stop, err) != 0 ? FAILED : *stop ? STOP_EARLY : GO_ON;
+    verdict = replicas_broadcast_int(r->replicas, verdict);
+    if (verdict == FAILED)
+        return r->rank0 ? -1 : error_set(err, "rank 0 failed at the end of epoch %ld (its message says why)",
+                                         r->state.epoch + 1);
+    *stop = verdict == STOP_EARLY;
+    report_allreduce(r);
+    r->state.epoch++;
+    r->state.batch = 0;
+    r->state.epoch_loss_sum = 0.0;
+    r->state.epoch_reward_sum = 0.0;
+    r->state.epoch_loss_count = 0;
+    return save_checkpoint(r, err);
 }
 
 static FILE *open_steps_log(const Run *r, long keep_through_step, Error *err) {
@@ -381,10 +427,55 @@ static FILE *open_steps_log(const Run *r, long keep_through_step, Error *err) {
 
 typedef enum { LOOP_DONE, LOOP_STOPPED, LOOP_INTERRUPTED, LOOP_ERROR } LoopResult;
 
+static int out_of_time(const Run *r) {
+    return r->o->time_limit_minutes > 0 && trained_seconds(r) >= r->o->time_limit_minutes * 60.0;
+}
+
+static long batch_targets(const TrainBatch *b) {
+    long count = 0;
+    for (long i = 0; i < (long)b->rows * (b->steps + 1); i++) count += i % (b->steps + 1) != 0 && b->captions[i] != TOKEN_PAD;
+    return count;
+}
+
+/* Data-parallel training, before a step: the global batch's counts, which
+ * normalise each replica's loss (DecoderBatch), and whether any rank was
+ * interrupted or ran out of time, so that all stop at the same step. */
+static LoopResult agree_on_step(Run *r, const TrainBatch *b, DecoderBatch *db, volatile sig_atomic_t *stop) {
+    double counts[5] = {(double)batch_targets(b), b->rows, b->image_count, *stop ? 1 : 0, out_of_time(r)};
+    replicas_sum_doubles(r->replicas, counts, 5);
+    db->total_tokens = (int)counts[0], db->total_rows = (int)counts[1], db->total_images = (int)counts[2];
+    return counts[3] > 0 ? LOOP_INTERRUPTED : counts[4] > 0 ? LOOP_STOPPED : LOOP_DONE;
+}
+
+/* The global batch's mean losses from each replica's means over its share. */
+static SatLoss global_loss(Run *r, SatLoss local, const TrainBatch *b, const DecoderBatch *db) {
+    double sums[3] = {(double)local.cross_entropy * local.tokens, (double)local.penalty * b->rows,
+                      (double)local.aux * b->image_count};
+    replicas_sum_doubles(r->replicas, sums, 3);
+    SatLoss loss = {.tokens = db->total_tokens};
+    loss.cross_entropy = db->total_tokens ? (float)(sums[0] / db->total_tokens) : 0.0f;
+    loss.penalty = (float)(sums[1] / db->total_rows);
+    loss.aux = (float)(sums[2] / db->total_images);
+    loss.loss = loss.cross_entropy + loss.penalty + loss.aux;
+    return loss;
+}
+
+/* One replica of N: forward and backward on its share, then the gradients
+ * summed over all. Dropout draws from a stream of (seed, step, rank), so a
+ * resume with the same N repeats it exactly without saving N streams. */
+static SatLoss replica_step(Run *r, const TrainBatch *b, const DecoderBatch *db) {
+    Rng rng;
+    rng_seed_stream(&rng, r->o->seed ^ ((unsigned long long)r->trainer.step * 0x9E3779B97F4A7C15ULL),
+                    0xD15700ULL + (unsigned long long)r->replicas->rank);
+    SatLoss local = sat_forward_backward(&r->trainer, b->images, b->image_count, db, &rng);
+    replicas_sum_floats(r->replicas, r->trainer.grads, r->model.table.total);
+    return global_loss(r, local, b, db);
+}
+
 static LoopResult train_epoch(Run *r, FILE *steps_log, long total_steps, float *lr, volatile sig_atomic_t *stop,
                               Error *err) {
     const TrainOptions *o = r->o;
-    int batches = loader_batches_per_epoch(r->train_loader);
+    int batches = loader_batches_per_epoch(r->train_loader), replicated = r->replicas->size > 1;
     loader_seek(r->train_loader, r->state.epoch, r->state.batch);
     const TrainBatch *b;
     int status;
@@ -393,9 +484,12 @@ static LoopResult train_epoch(Run *r, FILE *steps_log, long total_steps, float *
         *lr = learning_rate(o, r->trainer.step, total_steps);
         DecoderBatch db = {.captions = b->captions, .row_image = b->row_image, .rows = b->rows, .steps = b->steps,
                            .label_smoothing = o->label_smoothing, .training = 1};
+        LoopResult agreed = replicated ? agree_on_step(r, b, &db, stop) : LOOP_DONE;
+        if (agreed != LOOP_DONE) return agreed;
         double reward = 0.0;
-        SatLoss loss = r->scst ? scst_forward_backward(r->scst, &r->trainer, b, &r->state.rng, &reward)
-                               : sat_forward_backward(&r->trainer, b->images, b->image_count, &db, &r->state.rng);
+        SatLoss loss = replicated ? replica_step(r, b, &db)
+                       : r->scst  ? scst_forward_backward(r->scst, &r->trainer, b, &r->state.rng, &reward)
+                                  : sat_forward_backward(&r->trainer, b->images, b->image_count, &db, &r->state.rng);
         if (!isfinite(loss.loss)) {
             error_set(err, "the loss became %s at step %ld (learning rate %.3g); the last good checkpoint is %s: "
                            "resume from it with a lower --lr",
@@ -408,15 +502,20 @@ static LoopResult train_epoch(Run *r, FILE *steps_log, long total_steps, float *
         r->state.epoch_loss_sum += loss.cross_entropy;
         r->state.epoch_reward_sum += reward;
         r->state.epoch_loss_count++;
-        double rate = b->image_count / (now_seconds() - t0);
-        fprintf(steps_log, "%ld,%ld,%d,%.6f,%.6f,%.6f,%.6f,%.4f,%.4g,%.2f,%.6f\n", r->trainer.step, r->state.epoch + 1,
-                r->state.batch, loss.loss, loss.cross_entropy, loss.penalty, loss.aux, norm, *lr, rate, reward);
-        progress_update(&r->progress, r->state.epoch + 1, o->epochs, r->state.batch, batches,
-                        r->scst ? reward : loss.cross_entropy, rate);
-        if (r->trainer.step % o->checkpoint_every == 0 && (fflush(steps_log), save_checkpoint(r, err)) != 0)
-            return LOOP_ERROR;
-        if (*stop) return LOOP_INTERRUPTED;
-        if (o->time_limit_minutes > 0 && trained_seconds(r) >= o->time_limit_minutes * 60.0) return LOOP_STOPPED;
+        double rate = (replicated ? db.total_images : b->image_count) / (now_seconds() - t0);
+        if (steps_log)
+            fprintf(steps_log, "%ld,%ld,%d,%.6f,%.6f,%.6f,%.6f,%.4f,%.4g,%.2f,%.6f\n", r->trainer.step,
+                    r->state.epoch + 1, r->state.batch, loss.loss, loss.cross_entropy, loss.penalty, loss.aux, norm,
+                    *lr, rate, reward);
+        if (r->rank0)
+            progress_update(&r->progress, r->state.epoch + 1, o->epochs, r->state.batch, batches,
+                            r->scst ? reward : loss.cross_entropy, rate);
+        if (r->trainer.step % o->checkpoint_every == 0) {
+            if (steps_log) fflush(steps_log);
+            if (save_checkpoint(r, err) != 0) return LOOP_ERROR;
+        }
+        if (!replicated && *stop) return LOOP_INTERRUPTED;
+        if (!replicated && out_of_time(r)) return LOOP_STOPPED;
         if (o->stop_at_step > 0 && r->trainer.step >= o->stop_at_step) return LOOP_STOPPED;
     }
     return status == 0 ? LOOP_DONE : LOOP_ERROR;
@@ -425,8 +524,8 @@ static LoopResult train_epoch(Run *r, FILE *steps_log, long total_steps, float *
 static int train_loop(Run *r, volatile sig_atomic_t *stop, Error *err) {
     const TrainOptions *o = r->o;
     long total_steps = (long)o->epochs * loader_batches_per_epoch(r->train_loader);
-    FILE *steps_log = open_steps_log(r, r->trainer.step, err);
-    if (!steps_log) return 1;
+    FILE *steps_log = r->rank0 ? open_steps_log(r, r->trainer.step, err) : NULL;
+    if (r->rank0 && !steps_log) return 1;
     progress_init(&r->progress, stderr);
     r->progress.items_per_unit = o->batch; /* the bar counts batches, the rate images */
     if (r->scst) r->progress.loss_name = "reward";
@@ -434,7 +533,7 @@ static int train_loop(Run *r, volatile sig_atomic_t *stop, Error *err) {
     float lr = learning_rate(o, r->trainer.step, total_steps);
     while (r->state.epoch < o->epochs) {
         LoopResult loop = train_epoch(r, steps_log, total_steps, &lr, stop, err);
-        fflush(steps_log);
+        if (steps_log) fflush(steps_log);
         if (loop == LOOP_ERROR) {
             result = 1;
             break;
@@ -445,9 +544,11 @@ static int train_loop(Run *r, volatile sig_atomic_t *stop, Error *err) {
                 result = 1;
                 break;
             }
-            fprintf(stderr, "caption train: %s at step %ld; checkpoint written to %s (continue with --resume %s)\n",
-                    loop == LOOP_INTERRUPTED ? "interrupted" : "stopped (time or step limit)", r->trainer.step, r->path[0],
-                    r->path[0]);
+            report_allreduce(r);
+            if (r->rank0)
+                fprintf(stderr, "caption train: %s at step %ld; checkpoint written to %s (continue with --resume %s)\n",
+                        loop == LOOP_INTERRUPTED ? "interrupted" : "stopped (time or step limit)", r->trainer.step,
+                        r->path[0], r->path[0]);
             result = loop == LOOP_INTERRUPTED ? 130 : 0;
             break;
         }
@@ -458,7 +559,7 @@ static int train_loop(Run *r, volatile sig_atomic_t *stop, Error *err) {
         }
         if (early) break;
     }
-    fclose(steps_log);
+    if (steps_log) fclose(steps_log);
     return result;
 }
 
@@ -475,20 +576,34 @@ static int finish(Run *r, Error *err) {
     return status;
 }
 
-int train_run(const TrainOptions *o, const char *resume, volatile sig_atomic_t *stop) {
+int train_run_replicated(const TrainOptions *o, const char *resume, volatile sig_atomic_t *stop, Replicas *replicas) {
     Run r = {0};
     r.options = *o;
     r.o = &r.options;
+    r.replicas = replicas;
+    r.rank0 = replicas->rank == 0;
     r.start_time = now_seconds();
     Error err;
     int result = 1;
     if (setup(&r, resume, &err) == 0) {
-        fprintf(stderr, "caption train: %d training images, %d dev images, vocabulary %d, %zu parameters, grid %dx%d\n",
-                r.train.count, r.dev.count, r.vocab.size, r.model.table.total, r.model.grid_h, r.model.grid_w);
+        if (r.rank0)
+            fprintf(stderr, "caption train: %d training images, %d dev images, vocabulary %d, %zu parameters, grid %dx%d\n",
+                    r.train.count, r.dev.count, r.vocab.size, r.model.table.total, r.model.grid_h, r.model.grid_w);
+        if (r.rank0 && replicas->size > 1)
+            fprintf(stderr, "caption train: %d processes (MPI), each with its share of every batch of %d images\n",
+                    replicas->size, o->batch);
         result = train_loop(&r, stop, &err);
-        if (result == 0 && r.state.best_epoch > 0 && finish(&r, &err) != 0) result = 1;
+        if (result == 0 && r.rank0 && r.state.best_epoch > 0 && finish(&r, &err) != 0) result = 1;
     }
-    if (result == 1) fprintf(stderr, "caption train: %s\n", err.message);
+    if (result == 1) {
+        if (replicas->size > 1) fprintf(stderr, "caption train: rank %d of %d: %s\n", replicas->rank, replicas->size, err.message);
+        else fprintf(stderr, "caption train: %s\n", err.message);
+    }
     teardown(&r);
     return result;
+}
+
+int train_run(const TrainOptions *o, const char *resume, volatile sig_atomic_t *stop) {
+    Replicas one = {.rank = 0, .size = 1};
+    return train_run_replicated(o, resume, stop, &one);
 }
