@@ -117,11 +117,16 @@ static Setup default_setup(void) {
     s.wrong_pairs = control && atoi(control) == 1;
     const char *decoder = getenv("CAPTION_TEST_DECODER");
     if (decoder && strcmp(decoder, "transformer") == 0) {
+        /* One head: with two, one of them learns another role (the
+         * position in the caption, say) and the head average carries half
+         * the mass (0.48-0.55 on seeds 2 and 4, 0.90-0.93 with one head). */
         s.transformer = 1;
-        s.heads = 2;
+        s.heads = 1;
         s.encoder_layers = 0;
-        s.decoder_layers = 2;
-        s.hidden_dim = 64; /* its feed-forward width */
+        s.decoder_layers = 1;
+        s.embed_dim = 64;
+        s.hidden_dim = 128; /* its feed-forward width */
+        s.steps = 2000;
         s.lr = 2e-3f;
         s.lr_final = 1e-4f;
         s.warmup = 100;

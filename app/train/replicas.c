@@ -71,7 +71,9 @@ void replicas_sum_floats(Replicas *r, float *values, size_t count) {
         MPI_Allreduce(MPI_IN_PLACE, values + done, chunk, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
         done += (size_t)chunk;
     }
-    r->allreduce_seconds += now_seconds() - start;
+    double seconds = now_seconds() - start;
+    r->allreduce_seconds += seconds;
+    if (r->allreduce_calls == 0 || seconds < r->allreduce_fastest) r->allreduce_fastest = seconds;
     r->allreduce_bytes += (double)count * sizeof(float);
     r->allreduce_calls++;
 }

@@ -16,7 +16,8 @@ typedef struct {
     int rank, size;
     int mpi_started;    /* MPI_Init ran: MPI_Finalize or MPI_Abort at the end */
     ReplicaSum sum;     /* batch norm's statistics over all replicas (size > 1) */
-    double allreduce_seconds; /* gradient sums so far: time, bytes, calls */
+    double allreduce_seconds; /* gradient sums so far: time, bytes, calls, and the */
+    double allreduce_fastest; /* fastest: the transfer alone, without waiting for a slower rank */
     double allreduce_bytes;
     long allreduce_calls;
 } Replicas;
