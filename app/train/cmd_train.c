@@ -32,6 +32,9 @@ static void print_help(FILE *out) {
             "--resume continues exactly where the checkpoint stopped, with its options;\n"
             "only --epochs, --time-limit, --stop-at-step, --patience, --checkpoint-every,\n"
             "--eval-images, --threads and --out may be changed.\n"
+            "Under mpirun -np N (or srun) it trains data-parallel: each process takes its\n"
+            "share of every batch, gradients are summed over all (MPI_Allreduce), rank 0\n"
+            "evaluates and writes the files; --resume works with any N (README, MPI).\n"
             "\n"
             "options:\n");
     train_options_print_help(out);
