@@ -19,13 +19,13 @@ static int launched_by_mpi(void) {
     return 0;
 }
 
+#ifdef CAPTION_WITH_MPI
+
 static double now_seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + t.tv_nsec * 1e-9;
 }
-
-#ifdef CAPTION_WITH_MPI
 
 static void sum_doubles(void *context, double *values, int count) {
     replicas_sum_doubles(context, values, count);
