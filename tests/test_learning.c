@@ -25,8 +25,11 @@
  *                           (no grid encoder layers, 1 decoder layer of one
  *                           head, width 64, lr warm-up), to the same bars;
  *                           its attention is the last layer's cross-attention
- *                           averaged over its heads (here the one head). The
- *                           suite runs it as the test learning_transformer.
+ *                           averaged over its heads (here the one head). Not
+ *                           in the suite yet: over 20 seeds x 2 kernels it
+ *                           missed the exact-caption bar on 4 runs of 40
+ *                           (min 0.85) and its map's mass came to 0.51 on one
+ *                           (mean 0.90); tools/SEEDS.md has the sweep.
  * Each learning check prints "stat NAME VALUE OP BAR", the line
  * tools/seed-sweep collects; the bars come from the distributions over seeds
  * and OpenBLAS kernels recorded beside them. */
