@@ -4,7 +4,7 @@
 
 #include "softmax.h"
 
-static int count_valid(const int *targets, int rows, int ignore_index) {
+int cross_entropy_count_valid(const int *targets, int rows, int ignore_index) {
     int valid = 0;
     for (int r = 0; r < rows; r++) valid += targets[r] != ignore_index;
     return valid;
@@ -12,7 +12,7 @@ static int count_valid(const int *targets, int rows, int ignore_index) {
 
 float cross_entropy_forward(float *probs, const float *logits, const int *targets, const float *row_weights,
                             int rows, int classes, int ignore_index, float label_smoothing, int *valid_rows) {
-    int valid = count_valid(targets, rows, ignore_index);
+    int valid = cross_entropy_count_valid(targets, rows, ignore_index);
     if (valid_rows) *valid_rows = valid;
     double total = 0.0;
     for (int r = 0; r < rows; r++) {
@@ -33,7 +33,7 @@ float cross_entropy_forward(float *probs, const float *logits, const int *target
 
 void cross_entropy_backward(float *d_logits, const float *probs, const int *targets, const float *row_weights,
                             int rows, int classes, int ignore_index, float label_smoothing, float d_loss) {
-    int valid = count_valid(targets, rows, ignore_index);
+    int valid = cross_entropy_count_valid(targets, rows, ignore_index);
     if (valid == 0) return;
     float smooth = label_smoothing / classes;
     for (int r = 0; r < rows; r++) {

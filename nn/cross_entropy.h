@@ -1,6 +1,9 @@
 #ifndef NN_CROSS_ENTROPY_H
 #define NN_CROSS_ENTROPY_H
 
+/* The targets the loss averages over: those that are not ignore_index. */
+int cross_entropy_count_valid(const int *targets, int rows, int ignore_index);
+
 /* Cross-entropy of logits [rows, classes] against integer targets, over a
  * padded batch: rows whose target equals ignore_index (the <pad> token) count
  * for nothing, and the loss is the mean over the remaining rows, as PyTorch's

@@ -300,12 +300,6 @@ int decoder_sample(const SatModel *m, DecoderBuffers *b, const float *z_images, 
     return steps;
 }
 
-static long count_targets(const int *targets, long n) {
-    long count = 0;
-    for (long i = 0; i < n; i++) count += targets[i] != TOKEN_PAD;
-    return count;
-}
-
 static void deep_output_backward(const SatModel *m, const SatTensors *g, DecoderBuffers *b,
                                  const DecoderBatch *batch) {
     int rows = (int)b->offset[b->steps];
@@ -313,7 +307,7 @@ static void deep_output_backward(const SatModel *m, const SatTensors *g, Decoder
     zero(b->d_logits, (size_t)rows * V);
     cross_entropy_backward(b->d_logits, b->probs, b->targets, batch->row_weight ? b->target_weights : NULL, rows, V,
                            TOKEN_PAD, batch->label_smoothing,
-                           replica_share(count_targets(b->targets, rows), batch->total_tokens));
+                           replica_share(cross_entropy_count_valid(b->targets, rows, TOKEN_PAD), batch->total_tokens));
     zero(b->d_out_drop, (size_t)rows * E);
     linear_backward(b->d_out_drop, g->out_weight, g->out_bias, b->d_logits, b->out_drop, m->p.out_weight, rows, E, V);
     zero(b->d_out_pre, (size_t)rows * E);

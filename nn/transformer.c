@@ -360,10 +360,9 @@ void transformer_backward(const TransformerShape *s, const TransformerParams *p,
     for (int r = 0; r < R; r++) images = batch->row_image[r] + 1 > images ? batch->row_image[r] + 1 : images;
     size_t nc = (size_t)n * C;
     memset(b->d_logits, 0, (size_t)n * s->vocab * sizeof(float));
-    long targets = 0;
-    for (int i = 0; i < n; i++) targets += b->targets[i] != TOKEN_PAD;
     cross_entropy_backward(b->d_logits, b->probs, b->targets, b->token_weights, n, s->vocab, TOKEN_PAD,
-                           batch->label_smoothing, replica_share(targets, batch->total_tokens));
+                           batch->label_smoothing,
+                           replica_share(cross_entropy_count_valid(b->targets, n, TOKEN_PAD), batch->total_tokens));
     memset(b->d_ln, 0, nc * sizeof(float));
     linear_backward(b->d_ln, s->tied ? g->embedding : g->out_weight, g->out_bias, b->d_logits, b->y,
                     s->tied ? p->embedding : p->out_weight, n, C, s->vocab);

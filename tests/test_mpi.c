@@ -152,26 +152,6 @@ static void test_equivalence(CheckCounts *c, const Setup *s) {
     }
 }
 
-/* A /proc file, which reports no size: read until the end. */
-static char *read_proc_file(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t capacity = 4096, length = 0, got;
-    char *data = malloc(capacity + 1);
-    while (data && (got = fread(data + length, 1, capacity - length, f)) > 0) {
-        length += got;
-        if (length == capacity) {
-            char *bigger = realloc(data, 2 * capacity + 1);
-            if (!bigger) free(data);
-            data = bigger, capacity *= 2;
-        }
-    }
-    fclose(f);
-    if (data) data[length] = '\0';
-    *size = length;
-    return data;
-}
-
 /* The pid of the rank-th process of the run writing to `out` (its
  * environment names the rank, its command line the folder), or -1. */
 static pid_t find_rank(int rank, const char *out) {
@@ -184,13 +164,13 @@ static pid_t find_rank(int rank, const char *out) {
         char path[300];
         size_t size;
         snprintf(path, sizeof path, "/proc/%s/cmdline", entry->d_name);
-        char *cmdline = read_proc_file(path, &size);
+        char *cmdline = read_whole_file(path, &size);
         int ours = 0;
         for (size_t i = 0; cmdline && i < size; i += strlen(cmdline + i) + 1) ours |= strcmp(cmdline + i, out) == 0;
         free(cmdline);
         if (!ours) continue;
         snprintf(path, sizeof path, "/proc/%s/environ", entry->d_name);
-        char *environ_text = read_proc_file(path, &size);
+        char *environ_text = read_whole_file(path, &size);
         for (size_t i = 0; environ_text && i < size; i += strlen(environ_text + i) + 1)
             if (strcmp(environ_text + i, want) == 0) found = (pid_t)atol(entry->d_name);
         free(environ_text);

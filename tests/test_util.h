@@ -12,25 +12,25 @@
 
 /* The whole file: NUL-terminated, so text output can be searched with the
  * string functions, and with its size in *size (when size is not NULL), so
- * binary files that hold NULs can be compared too. NULL when it cannot be
- * opened or measured; the caller frees it. */
+ * binary files that hold NULs can be compared too. Read until the end, so
+ * files that report no size (/proc, pipes) come whole too. NULL when it
+ * cannot be opened or memory runs out; the caller frees it. */
 static inline char *read_whole_file(const char *path, size_t *size) {
     FILE *file = fopen(path, "rb");
     if (!file) return NULL;
-    fseek(file, 0, SEEK_END);
-    long length = ftell(file);
-    fseek(file, 0, SEEK_SET);
-    /* ftell gives -1 where the file cannot seek (a pipe, say); without this
-     * the buffer would be malloc(0) and the terminator written past its end. */
-    if (length < 0) {
-        fclose(file);
-        return NULL;
+    size_t capacity = 4096, length = 0, got;
+    char *data = malloc(capacity + 1);
+    while (data && (got = fread(data + length, 1, capacity - length, file)) > 0) {
+        length += got;
+        if (length == capacity) {
+            char *bigger = realloc(data, 2 * capacity + 1);
+            if (!bigger) free(data);
+            data = bigger, capacity *= 2;
+        }
     }
-    char *data = malloc((size_t)length + 1);
-    size_t got = data ? fread(data, 1, (size_t)length, file) : 0;
     fclose(file);
-    if (data) data[got] = '\0';
-    if (size) *size = got;
+    if (data) data[length] = '\0';
+    if (size) *size = length;
     return data;
 }
 

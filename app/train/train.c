@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "cross_entropy.h"
 #include "dataset.h"
 #include "decode.h"
 #include "atomic_file.h"
@@ -69,22 +70,25 @@ static int check_images(Run *r, Error *err) {
     out_path(r, path, sizeof path, "image-check.tsv");
     ImageVerdicts verdicts;
     if (image_verdicts_load(&verdicts, path, err) != 0) return -1;
-    int quiet = !r->rank0;
-    if (!quiet)
+    if (r->rank0)
         fprintf(stderr, "caption train: checking %d training and %d dev images (%zu known from %s)\n", r->train.count,
                 r->dev.count, verdicts.count, path);
     double start = now_seconds();
-    int decoded[2] = {0, 0};
-    int status = dataset_drop_unreadable(&r->train, o->threads, quiet ? NULL : stderr, &verdicts, quiet ? NULL : report_dropped, (void *)o->train_split,
-                                         &decoded[0], err) < 0 ||
-                         dataset_drop_unreadable(&r->dev, o->threads, quiet ? NULL : stderr, &verdicts, quiet ? NULL : report_dropped, (void *)o->dev_split,
-                                                 &decoded[1], err) < 0
-                     ? -1
-                     : 0;
-    if (status == 0 && decoded[0] + decoded[1] > 0 && r->rank0) status = image_verdicts_save(&verdicts, path, err);
-    if (status == 0 && !quiet)
-        fprintf(stderr, "caption train: %d images decoded, the rest unchanged since checked, in %.1f s\n",
-                decoded[0] + decoded[1], now_seconds() - start);
+    Dataset *splits[2] = {&r->train, &r->dev};
+    const char *names[2] = {o->train_split, o->dev_split};
+    int status = 0, decoded = 0;
+    for (int k = 0; k < 2 && status == 0; k++) {
+        int new_ones = 0;
+        /* The other ranks read rank 0's verdicts: quietly, and they decode nothing new. */
+        if (dataset_drop_unreadable(splits[k], o->threads, r->rank0 ? stderr : NULL, &verdicts,
+                                    r->rank0 ? report_dropped : NULL, (void *)names[k], &new_ones, err) < 0)
+            status = -1;
+        decoded += new_ones;
+    }
+    if (status == 0 && decoded > 0 && r->rank0) status = image_verdicts_save(&verdicts, path, err);
+    if (status == 0 && r->rank0)
+        fprintf(stderr, "caption train: %d images decoded, the rest unchanged since checked, in %.1f s\n", decoded,
+                now_seconds() - start);
     image_verdicts_free(&verdicts);
     return status;
 }
@@ -170,6 +174,12 @@ static LoaderOptions loader_options(const Run *r, int training) {
 
 static int setup(Run *r, const char *resume, Error *err) {
     const TrainOptions *o = r->o;
+    /* What the options alone rule out under MPI, before minutes of reading and checking data. */
+    if (r->replicas->size > 1 && o->scst_samples > 0)
+        return error_set(err, "self-critical training (--scst-samples) runs in one process: start it without mpirun");
+    if (r->replicas->size > o->batch)
+        return error_set(err, "--batch %d is smaller than the %d processes: each needs at least one image of every batch",
+                         o->batch, r->replicas->size);
     if (load_data(r, err) != 0) return -1;
     out_path(r, r->path[0], sizeof r->path[0], "checkpoint.safetensors");
     out_path(r, r->path[1], sizeof r->path[1], "best.safetensors");
@@ -178,11 +188,6 @@ static int setup(Run *r, const char *resume, Error *err) {
     if (!r->options_json) return error_set(err, "out of memory");
     int scst_rows = o->scst_samples + (o->scst_xe_weight > 0.0f ? o->captions_per_image : 0);
     int rows = o->batch * (scst_rows > o->captions_per_image ? scst_rows : o->captions_per_image);
-    if (r->replicas->size > 1 && o->scst_samples > 0)
-        return error_set(err, "self-critical training (--scst-samples) runs in one process: start it without mpirun");
-    if (r->replicas->size > o->batch)
-        return error_set(err, "--batch %d is smaller than the %d processes: each needs at least one image of every batch",
-                         o->batch, r->replicas->size);
     if (sat_trainer_init(&r->trainer, &r->model, o->batch, rows, o->max_words + 1, err) != 0) return -1;
     r->trainer_ready = 1;
     r->trainer.frozen_encoder = o->freeze_encoder;
@@ -194,10 +199,10 @@ static int setup(Run *r, const char *resume, Error *err) {
                     o->captions_per_image, err) != 0)
         return -1;
     LoaderOptions train_lo = loader_options(r, 1), dev_lo = loader_options(r, 0);
-    if (loader_create(&r->train_loader, &r->train, &r->vocab, &train_lo, err) != 0 ||
-        loader_create(&r->dev_loader, &r->dev, &r->vocab, &dev_lo, err) != 0)
-        return -1;
+    if (loader_create(&r->train_loader, &r->train, &r->vocab, &train_lo, err) != 0) return -1;
     if (sat_model_prepare_inference(&r->model, err) != 0) return -1;
+    if (!r->rank0) return 0; /* only rank 0 evaluates: no dev batches or captioner elsewhere */
+    if (loader_create(&r->dev_loader, &r->dev, &r->vocab, &dev_lo, err) != 0) return -1;
     return captioner_create(&r->captioner, &r->model, o->eval_beam, o->max_words + 10, err);
 }
 
@@ -441,9 +446,11 @@ static int out_of_time(const Run *r) {
     return r->o->time_limit_minutes > 0 && trained_seconds(r) >= r->o->time_limit_minutes * 60.0;
 }
 
+/* The tokens the batch's cross-entropy averages over: columns 1..steps of each row. */
 static long batch_targets(const TrainBatch *b) {
     long count = 0;
-    for (long i = 0; i < (long)b->rows * (b->steps + 1); i++) count += i % (b->steps + 1) != 0 && b->captions[i] != TOKEN_PAD;
+    for (int row = 0; row < b->rows; row++)
+        count += cross_entropy_count_valid(b->captions + (size_t)row * (b->steps + 1) + 1, b->steps, TOKEN_PAD);
     return count;
 }
 
