@@ -148,7 +148,9 @@ class Model:
         return out, h, c, alpha
 
     def logits(self, out):
-        return F.linear(out, self.P["decoder.out.weight"], self.P["decoder.out.bias"])
+        tied = "decoder.out.weight" not in self.P  # the output layer reads the embedding (config "tied")
+        weight = self.P["decoder.embedding.weight"] if tied else self.P["decoder.out.weight"]
+        return F.linear(out, weight, self.P["decoder.out.bias"])
 
 
 # ---------------------------------------------------------------- beam search (nn/decode.c's)

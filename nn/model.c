@@ -29,7 +29,7 @@ void sat_config_defaults(SatConfig *c) {
     c->decoder_layers = 2;
     c->ff_dim = 1024;
     c->gelu = 1;
-    c->tied = 1;
+    c->tied = -1; /* the decoder's default: tied for the Transformer, untied for the LSTMs (build_layout) */
     const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
     memcpy(c->image_mean, mean, sizeof mean);
     memcpy(c->image_std, std, sizeof std);
@@ -173,7 +173,10 @@ static void walk_decoder(Walker *w, const SatModel *m, SatTensors *v) {
     v->init_h_bias = walk(w, "decoder.init_h.bias", B, INIT_UNIFORM, fan_in_bound(D), 1, H, 0, 0, 0);
     v->init_c_weight = walk(w, "decoder.init_c.weight", W, INIT_UNIFORM, fan_in_bound(D), 2, H, D, 0, 0);
     v->init_c_bias = walk(w, "decoder.init_c.bias", B, INIT_UNIFORM, fan_in_bound(D), 1, H, 0, 0, 0);
-    v->embedding = walk(w, "decoder.embedding.weight", W, INIT_NORMAL, 1.0f, 2, V, E, 0, 0);
+    /* Tied, the embedding is also the output layer's weight (Press and Wolf 2017),
+     * so it starts as that layer would; untied it keeps nn.Embedding's N(0, 1). */
+    v->embedding = c->tied ? walk(w, "decoder.embedding.weight", W, INIT_UNIFORM, fan_in_bound(E), 2, V, E, 0, 0)
+                           : walk(w, "decoder.embedding.weight", W, INIT_NORMAL, 1.0f, 2, V, E, 0, 0);
     if (c->use_attention) walk_attention(w, m, v);
     float lstm_bound = fan_in_bound(H);
     v->lstm_weight_ih = walk(w, "decoder.lstm.weight_ih", W, INIT_UNIFORM, lstm_bound, 2, 4 * H, E + D, 0, 0);
@@ -183,7 +186,9 @@ static void walk_decoder(Walker *w, const SatModel *m, SatTensors *v) {
     v->out_hidden_bias = walk(w, "decoder.out_hidden.bias", B, INIT_UNIFORM, fan_in_bound(H), 1, E, 0, 0, 0);
     v->out_context_weight = walk(w, "decoder.out_context.weight", W, INIT_UNIFORM, fan_in_bound(D), 2, E, D, 0, 0);
     v->out_context_bias = walk(w, "decoder.out_context.bias", B, INIT_UNIFORM, fan_in_bound(D), 1, E, 0, 0, 0);
-    v->out_weight = walk(w, "decoder.out.weight", W, INIT_UNIFORM, fan_in_bound(E), 2, V, E, 0, 0);
+    /* Tied, both views address one tensor, so backward's two accumulations sum. */
+    v->out_weight = c->tied ? v->embedding
+                            : walk(w, "decoder.out.weight", W, INIT_UNIFORM, fan_in_bound(E), 2, V, E, 0, 0);
     v->out_bias = walk(w, "decoder.out.bias", B, INIT_UNIFORM, fan_in_bound(E), 1, V, 0, 0, 0);
     /* Last, so a model without the aux head has the same layout and initial values. */
     if (c->aux_weight > 0.0f) {
@@ -384,7 +389,8 @@ static int check_working_sizes(const SatModel *m, Error *err) {
 static int build_layout(SatModel *m, const SatConfig *config, Error *err) {
     memset(m, 0, sizeof *m);
     m->config = *config;
-    if (check_config(config, err) != 0 || sat_encoder_layout(config, &m->encoder, err) != 0) return -1;
+    if (m->config.tied < 0) m->config.tied = m->config.transformer;
+    if (check_config(&m->config, err) != 0 || sat_encoder_layout(config, &m->encoder, err) != 0) return -1;
     int last = m->encoder.count - 1;
     m->grid_h = m->grid_w = m->encoder.out_size[last];
     m->cells = m->grid_h * m->grid_w;
@@ -469,6 +475,8 @@ char *sat_config_to_json(const SatConfig *c) {
         cJSON_AddNumberToObject(root, "ff_dim", c->ff_dim);
         cJSON_AddStringToObject(root, "activation", c->gelu ? "gelu" : "relu");
         cJSON_AddBoolToObject(root, "tied", c->tied);
+    } else if (c->tied > 0) { /* absent in an LSTM's file means untied, as in files older than the option */
+        cJSON_AddBoolToObject(root, "tied", 1);
     }
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
@@ -594,6 +602,13 @@ static int transformer_from_json(const cJSON *root, SatConfig *c, Error *err) {
     return 0;
 }
 
+static int lstm_tied_from_json(const cJSON *root, SatConfig *c, Error *err) {
+    const cJSON *tied = cJSON_GetObjectItemCaseSensitive(root, "tied");
+    if (tied && !cJSON_IsBool(tied)) return error_set(err, "config: \"tied\" must be true or false");
+    c->tied = cJSON_IsTrue(tied);
+    return 0;
+}
+
 int sat_config_from_json(SatConfig *c, const char *json, Error *err) {
     sat_config_defaults(c);
     cJSON *root = cJSON_Parse(json);
@@ -625,6 +640,7 @@ int sat_config_from_json(SatConfig *c, const char *json, Error *err) {
     if (status == 0 && attention_score_parse(score, &c->score) != 0)
         status = error_set(err, "config: score \"%s\" is not additive, dot or general", score);
     if (status == 0 && c->transformer) status = transformer_from_json(root, c, err);
+    if (status == 0 && !c->transformer) status = lstm_tied_from_json(root, c, err);
     cJSON_Delete(root);
     return status ? -1 : 0;
 }

@@ -23,7 +23,7 @@
  *   beta_t  = sigmoid(w_beta . h_{t-1} + b_beta)      (scalar gate)
  *   zhat_t  = beta_t * sum_i alpha_ti z_i
  *   h_t, c_t = LSTM([E y_{t-1}; zhat_t], h_{t-1}, c_{t-1})
- *   p(y_t) = softmax(L_o dropout(E y_{t-1} + L_h h_t + L_z zhat_t))
+ *   p(y_t) = softmax(L_o dropout(E y_{t-1} + L_h h_t + L_z zhat_t))   (tied: L_o = E)
  *   loss = mean token cross-entropy + lambda * mean_b sum_i (1 - sum_t alpha_ti)^2
  *          + aux_weight * mean_{images, v >= 4} BCE(W_aux zbar + b_aux, t)
  * Adaptive attention (sentinel = 1; decoder "adaptive") replaces the gate by
@@ -50,7 +50,8 @@ typedef struct {
     int sentinel;                      /* 1: adaptive attention (a visual sentinel instead of the gate) */
     int transformer;                   /* 1: the Transformer decoder (transformer.h); its width is embed_dim */
     int heads, encoder_layers, decoder_layers, ff_dim; /* the Transformer's */
-    int gelu, tied;                    /* the Transformer's feed-forward activation (0: ReLU), tied output */
+    int gelu;                          /* the Transformer's feed-forward activation (0: ReLU) */
+    int tied;                          /* output weights = the word embedding; -1 = the decoder's default (Transformer 1, LSTMs 0) */
     AttentionScore score;
     float dropout;                     /* before L_o, training only */
     float doubly_stochastic;           /* lambda */

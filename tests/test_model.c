@@ -84,6 +84,39 @@ static void test_transformer_round_trip(CheckCounts *c, const char *path) {
     CHECK(c, sat_model_create(&m, &config, VOCAB, &err) != 0 && strstr(err.message, "3 heads"));
 }
 
+/* An LSTM's output layer tied to its word embedding: one tensor under the
+ * embedding's name, kept tied through the file; untied stays the LSTMs'
+ * default, and its file says nothing about tying (as files before it). */
+static void test_tied_lstm_round_trip(CheckCounts *c, const char *path) {
+    SatConfig config;
+    sat_config_defaults(&config);
+    config.image_size = 16;
+    snprintf(config.encoder_spec, sizeof config.encoder_spec, "4,6p,8p");
+    config.vocab_size = 6;
+    config.score = ATTENTION_DOT;
+    SatModel m, loaded;
+    Error err;
+    CHECK(c, sat_model_create(&m, &config, VOCAB, &err) == 0);
+    char *json = sat_config_to_json(&m.config);
+    CHECK(c, !m.config.tied && m.p.out_weight != m.p.embedding && tensor_table_find(&m.table, "decoder.out.weight") &&
+                 json && !strstr(json, "tied"));
+    free(json);
+    size_t untied_total = m.table.total;
+    sat_model_free(&m);
+    config.tied = 1;
+    CHECK(c, sat_model_create(&m, &config, VOCAB, &err) == 0);
+    sat_model_init_params(&m, 7);
+    CHECK(c, m.p.out_weight == m.p.embedding && !tensor_table_find(&m.table, "decoder.out.weight") &&
+                 m.table.total == untied_total - 6 * (size_t)config.embed_dim);
+    CHECK(c, sat_model_save(&m, path, 0, &err) == 0);
+    CHECK(c, sat_model_load(&loaded, path, &err) == 0);
+    CHECK(c, loaded.config.tied == 1 && loaded.p.out_weight == loaded.p.embedding &&
+                 loaded.table.total == m.table.total &&
+                 memcmp(loaded.params, m.params, sizeof(float) * m.table.total) == 0);
+    sat_model_free(&loaded);
+    sat_model_free(&m);
+}
+
 /* The text people read: a caption cut at max_length ends in an ellipsis. */
 static void test_display_text(CheckCounts *c) {
     SatModel m;
@@ -839,6 +872,9 @@ int main(int argc, char **argv) {
     }
     test_round_trip(&c, dir);
     test_display_text(&c);
+    char tied_path[400];
+    snprintf(tied_path, sizeof tied_path, "%s/tied.safetensors", dir);
+    test_tied_lstm_round_trip(&c, tied_path);
     test_broken_files(&c, dir);
     test_hostile_configs(&c, dir);
     test_load_memory(&c, dir);

@@ -42,7 +42,7 @@ static const OptionSpec specs[] = {
     {"encoder-layers", KIND_INT, OPT(model.encoder_layers), 0, 0, TRANSFORMER_MAX_LAYERS, "Transformer: self-attention layers over the grid's cells, 0 = none (default 1)"},
     {"decoder-layers", KIND_INT, OPT(model.decoder_layers), 0, 1, TRANSFORMER_MAX_LAYERS, "Transformer: decoder layers (default 2)"},
     {"ff-dim", KIND_INT, OPT(model.ff_dim), 0, 1, 65536, "Transformer: feed-forward width (default 1024)"},
-    {"tied", KIND_BOOL, OPT(model.tied), 0, 0, 1, "Transformer: 1 = the output layer shares the word embedding's weights (default 1)"},
+    {"tied", KIND_BOOL, OPT(model.tied), 0, 0, 1, "1 = the output layer shares the word embedding's weights (default: 1 for the Transformer, 0 for the LSTMs)"},
     {"lambda", KIND_FLOAT, OPT(model.doubly_stochastic), 0, 0, 1e6, "doubly stochastic attention penalty (default 0.005)"},
     {"aux-weight", KIND_FLOAT, OPT(model.aux_weight), 0, 0, 1e6, "auxiliary loss: predict each image's caption words from its mean features, 0 = off (default 0)"},
     {"epochs", KIND_INT, OPT(epochs), 0, 1, 100000, "epochs (default 20)"},

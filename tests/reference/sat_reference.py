@@ -8,7 +8,8 @@ the optimiser is torch.optim.AdamW with torch.nn.utils.clip_grad_norm_.
 Everything is computed in float64 from the float32 values stored in the files.
 
 For each variant (the three attention score functions, the bottleneck
-baseline, and the additive model with the auxiliary word loss) it writes two
+baseline, the additive model with the auxiliary word loss, adaptive attention,
+and the dot-product model with its output layer tied to the embedding) it writes two
 safetensors files under tests/fixtures/:
   sat_<variant>_model.safetensors     the model, in exactly the C format
                                       (sat_model_load reads it)
@@ -150,6 +151,8 @@ def tensor_specs(cfg):
               ("decoder.out_hidden.weight", (E, H), True, True), ("decoder.out_hidden.bias", (E,), False, True),
               ("decoder.out_context.weight", (E, D), True, True), ("decoder.out_context.bias", (E,), False, True),
               ("decoder.out.weight", (V, E), True, True), ("decoder.out.bias", (V,), False, True)]
+    if cfg.get("tied"):  # the output layer reads the embedding's tensor; the file has it once
+        specs = [spec for spec in specs if spec[0] != "decoder.out.weight"]
     if cfg.get("aux_weight", 0) > 0:
         specs += [("decoder.aux.weight", (V, D), True, True), ("decoder.aux.bias", (V,), False, True)]
     return specs
@@ -277,7 +280,8 @@ def forward(P, stats, cfg, images, captions, row_image, label_smoothing, trainin
         out = (embedded[:, t] + F.linear(h, P["decoder.out_hidden.weight"], P["decoder.out_hidden.bias"])
                + F.linear(zhat, P["decoder.out_context.weight"], P["decoder.out_context.bias"]))
         out = F.dropout(out, p=cfg["dropout"], training=training)
-        logits.append(F.linear(out, P["decoder.out.weight"], P["decoder.out.bias"]))
+        out_weight = P["decoder.embedding.weight"] if cfg.get("tied") else P["decoder.out.weight"]
+        logits.append(F.linear(out, out_weight, P["decoder.out.bias"]))
     logits = torch.stack(logits)                      # [T, R, V]
     V = logits.shape[2]
     flat_targets = targets.t().reshape(-1)            # step-major like the logits
@@ -323,6 +327,9 @@ VARIANTS = [
     # Adaptive attention: the visual sentinel instead of the gate, scored by the additive MLP.
     dict(name="adaptive", image_size=24, encoder="4s2,6p,8", decoder="adaptive", score="additive",
          label_smoothing=0.1, images=2, lengths=[5, 6, 3], row_image=[1, 0, 1]),
+    # The output layer tied to the word embedding: its gradient is the sum of both uses.
+    dict(name="tied", image_size=24, encoder="4s2,6p,8", decoder="attention", score="dot",
+         label_smoothing=0.1, images=2, lengths=[4, 6, 2], row_image=[1, 0, 1], tied=True),
 ]
 
 
@@ -332,6 +339,8 @@ def make_model(variant, rng):
            "dropout": 0.0, "doubly_stochastic": 0.3, "image_size": variant["image_size"]}
     if "aux_weight" in variant:  # only then, so the older fixtures stay byte-identical
         cfg["aux_weight"] = variant["aux_weight"]
+    if variant.get("tied"):
+        cfg["tied"] = True
     params = []
     for name, shape, _, _ in tensor_specs(cfg):
         if name.endswith("running_mean"):
@@ -342,7 +351,7 @@ def make_model(variant, rng):
             value = rng.uniform(0.6, 1.4, shape)
         elif ".bn" in name:
             value = rng.uniform(-0.3, 0.3, shape)
-        elif name == "decoder.embedding.weight":
+        elif name == "decoder.embedding.weight" and not cfg.get("tied"):
             value = rng.normal(0.0, 1.0, shape)
         else:
             fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
@@ -356,7 +365,7 @@ def make_model(variant, rng):
 
 def write_model(path, cfg, params):
     config = {k: cfg[k] for k in ("vocab_size", "encoder", "embed_dim", "hidden_dim", "attention_dim",
-                                  "decoder", "score", "dropout", "doubly_stochastic", "aux_weight") if k in cfg}
+                                  "decoder", "score", "dropout", "doubly_stochastic", "aux_weight", "tied") if k in cfg}
     preprocess = {"image_size": cfg["image_size"], "resize": "stretch to image_size x image_size, bilinear",
                   "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
     vocab = SPECIALS + ["w%d" % i for i in range(4, cfg["vocab_size"])]
