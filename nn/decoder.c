@@ -25,6 +25,8 @@ static LstmShape lstm_shape(const SatModel *m, int rows) {
     X(z, (size_t)R * L * D) X(projection, att_proj) X(z_mean, (size_t)R * D)           \
     X(h, (size_t)(T + 1) * R * H) X(c, (size_t)(T + 1) * R * H)                        \
     X(gates, (size_t)T * R * 4 * H) X(x, (size_t)T * R * (E + D))                      \
+    X(input_mask, m->config.input_dropout > 0.0f ? (size_t)T * R * (E + D) : 0)         \
+    X(d_x_dropped, m->config.input_dropout > 0.0f ? (size_t)R * (E + D) : 0)            \
     X(alpha, (size_t)T * R * L) X(context, (size_t)T * R * D) X(beta, (size_t)T * R)   \
     X(zhat, (size_t)T * R * D) X(attention_cache, (size_t)T * att_cache)               \
     X(coverage, (size_t)R * L) X(embedded, (size_t)T * R * E)                          \
@@ -168,7 +170,9 @@ static void context_step(const SatModel *m, DecoderBuffers *b, int t) {
         for (int d = 0; d < D; d++) zhat[r * D + d] = beta[r] * context[r * D + d];
 }
 
-static void lstm_step(const SatModel *m, DecoderBuffers *b, int t) {
+/* Input dropout (training only) is on the LSTM's input alone: the deep
+ * output still reads the whole E y_{t-1} and zhat_t. */
+static void lstm_step(const SatModel *m, DecoderBuffers *b, int t, int training, Rng *rng) {
     int D = m->features, H = m->config.hidden_dim, E = m->config.embed_dim, rows = b->active[t];
     size_t at = (size_t)b->offset[t];
     float *x = b->x + at * (E + D);
@@ -176,6 +180,8 @@ static void lstm_step(const SatModel *m, DecoderBuffers *b, int t) {
         memcpy(x + r * (E + D), b->embedded + (at + r) * E, E * sizeof(float));
         memcpy(x + r * (E + D) + E, b->zhat + (at + r) * D, D * sizeof(float));
     }
+    if (training && m->config.input_dropout > 0.0f)
+        dropout_forward(x, b->input_mask + at * (E + D), x, (long)rows * (E + D), m->config.input_dropout, rng);
     LstmShape ls = lstm_shape(m, rows);
     size_t before = state_before(b, t) * H, after = state_after(b, t) * H;
     lstm_cell_forward(b->h + after, b->c + after, b->gates + at * 4 * H, x, b->h + before, b->c + before,
@@ -235,9 +241,10 @@ SatLoss decoder_forward_train(const SatModel *m, DecoderBuffers *b, const float 
     prepare_rows(m, b, z_images, batch->row_image, R);
     long packed = b->offset[T];
     embedding_forward(b->embedded, b->input_tokens, m->p.embedding, (int)packed, E);
+    b->input_dropped = batch->training && m->config.input_dropout > 0.0f;
     for (int t = 0; t < T; t++) {
         context_step(m, b, t);
-        lstm_step(m, b, t);
+        lstm_step(m, b, t, batch->training, rng);
     }
     deep_output(m, b, 0, packed, batch->training, rng);
     SatLoss loss = {0};
@@ -272,6 +279,7 @@ int decoder_sample(const SatModel *m, DecoderBuffers *b, const float *z_images, 
     for (int r = 0; r < R; r++) captions[r * columns] = TOKEN_START;
     b->rows = R;
     b->steps = max_words + 1;
+    b->input_dropped = 0;
     prepare_rows(m, b, z_images, row_image, R);
     /* Every row takes part in every step (finished ones are fed <pad> and
      * ignored): which captions run longest is only known at the end. */
@@ -284,7 +292,7 @@ int decoder_sample(const SatModel *m, DecoderBuffers *b, const float *z_images, 
         for (int r = 0; r < R; r++) b->input_tokens[at + r] = captions[r * columns + t];
         embedding_forward(b->embedded + at * E, b->input_tokens + at, m->p.embedding, R, E);
         context_step(m, b, t);
-        lstm_step(m, b, t);
+        lstm_step(m, b, t, 0, NULL);
         deep_output(m, b, at, R, 0, NULL);
         for (int r = 0; r < R; r++) {
             int previous = captions[r * columns + t];
@@ -393,15 +401,19 @@ static void recurrence_backward(const SatModel *m, const SatTensors *g, DecoderB
         size_t at = (size_t)b->offset[t], active_state = (size_t)rows * H;
         const float *d_h_out = b->d_h_all + at * H;
         for (size_t i = 0; i < active_state; i++) b->d_h[i] += d_h_out[i];
-        zero(b->d_x, (size_t)rows * (E + D));
+        size_t input = (size_t)rows * (E + D);
+        float *d_lstm_input = b->input_dropped ? b->d_x_dropped : b->d_x;
+        zero(b->d_x, input);
+        if (b->input_dropped) zero(b->d_x_dropped, input);
         zero(b->d_h_prev, state);
         zero(b->d_c_prev, state);
         LstmShape ls = lstm_shape(m, rows);
         size_t before = state_before(b, t) * H, after = state_after(b, t) * H;
-        lstm_cell_backward(b->d_x, b->d_h_prev, b->d_c_prev, g->lstm_weight_ih, g->lstm_weight_hh, g->lstm_bias,
+        lstm_cell_backward(d_lstm_input, b->d_h_prev, b->d_c_prev, g->lstm_weight_ih, g->lstm_weight_hh, g->lstm_bias,
                            b->d_h, b->d_c, b->gates + at * 4 * H, b->c + after, b->x + at * (E + D),
                            b->h + before, b->c + before, m->p.lstm_weight_ih, m->p.lstm_weight_hh, &ls,
                            b->lstm_workspace);
+        if (b->input_dropped) dropout_backward(b->d_x, b->d_x_dropped, b->input_mask + at * (E + D), (long)input);
         for (int r = 0; r < rows; r++) {
             float *d_emb = b->d_embedded + (at + r) * E;
             float *d_zhat = b->d_zhat_all + (at + r) * D;

@@ -16,7 +16,9 @@ typedef struct {
     int row_capacity, step_capacity;
     float *z, *projection, *z_mean;          /* per caption row */
     float *h, *c;                            /* initial state [rows], then packed steps */
-    float *gates, *x;                        /* LSTM gates and input [emb; zhat] */
+    float *gates, *x;                        /* LSTM gates and input [emb; zhat] (after input dropout) */
+    float *input_mask;                       /* input dropout's scales, packed like x */
+    int input_dropped;                       /* the last forward applied input dropout */
     float *alpha, *context, *beta, *zhat, *attention_cache, *coverage;
     float *embedded, *out_pre, *out_drop, *dropout_mask, *logits, *probs;
     int *input_tokens, *targets;             /* packed */
@@ -25,7 +27,7 @@ typedef struct {
     long *offset;                            /* [steps + 1]: first packed row of each step */
     /* backward scratch */
     float *d_logits, *d_out_drop, *d_out_pre, *d_embedded, *d_h_all, *d_zhat_all;
-    float *d_h, *d_c, *d_h_prev, *d_c_prev, *d_x, *d_context, *d_alpha, *d_gate;
+    float *d_h, *d_c, *d_h_prev, *d_c_prev, *d_x, *d_x_dropped, *d_context, *d_alpha, *d_gate;
     float *d_z, *d_projection, *d_z_mean, *lstm_workspace, *attention_workspace;
     float *sentinel_cache, *sentinel_workspace, *d_lse; /* adaptive attention only */
     size_t attention_cache_stride, sentinel_cache_stride;

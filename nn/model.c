@@ -336,6 +336,10 @@ static int check_config(const SatConfig *c, Error *err) {
     if (c->sentinel && !c->use_attention) return error_set(err, "a visual sentinel needs attention (decoder adaptive)");
     if (c->transformer && check_transformer(c, err) != 0) return -1;
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f)) return error_set(err, "dropout %g must be in [0, 1)", c->dropout);
+    if (!(c->input_dropout >= 0.0f && c->input_dropout < 1.0f))
+        return error_set(err, "input dropout %g must be in [0, 1)", c->input_dropout);
+    if (c->transformer && c->input_dropout > 0.0f)
+        return error_set(err, "input dropout is the LSTM decoders'; the Transformer's dropout is --dropout");
     if (!(c->doubly_stochastic >= 0.0f)) return error_set(err, "doubly stochastic lambda %g must be >= 0", c->doubly_stochastic);
     if (!(c->aux_weight >= 0.0f && isfinite(c->aux_weight)))
         return error_set(err, "auxiliary loss weight %g must be finite and >= 0", c->aux_weight);
@@ -468,6 +472,7 @@ char *sat_config_to_json(const SatConfig *c) {
     cJSON_AddNumberToObject(root, "dropout", c->dropout);
     cJSON_AddNumberToObject(root, "doubly_stochastic", c->doubly_stochastic);
     cJSON_AddNumberToObject(root, "aux_weight", c->aux_weight);
+    if (c->input_dropout > 0.0f) cJSON_AddNumberToObject(root, "input_dropout", c->input_dropout);
     if (c->transformer) {
         cJSON_AddNumberToObject(root, "heads", c->heads);
         cJSON_AddNumberToObject(root, "encoder_layers", c->encoder_layers);
@@ -628,6 +633,7 @@ int sat_config_from_json(SatConfig *c, const char *json, Error *err) {
     status |= status ? 0 : json_float(root, "dropout", &c->dropout, err);
     status |= status ? 0 : json_float(root, "doubly_stochastic", &c->doubly_stochastic, err);
     status |= status ? 0 : json_optional_float(root, "aux_weight", &c->aux_weight, err);
+    status |= status ? 0 : json_optional_float(root, "input_dropout", &c->input_dropout, err);
     if (status == 0) {
         if (strlen(encoder) >= sizeof c->encoder_spec) status = error_set(err, "config: encoder spec too long");
         else snprintf(c->encoder_spec, sizeof c->encoder_spec, "%s", encoder);

@@ -22,7 +22,7 @@
  *   alpha_t = softmax_i score(h_{t-1}, z_i)          (attention.h)
  *   beta_t  = sigmoid(w_beta . h_{t-1} + b_beta)      (scalar gate)
  *   zhat_t  = beta_t * sum_i alpha_ti z_i
- *   h_t, c_t = LSTM([E y_{t-1}; zhat_t], h_{t-1}, c_{t-1})
+ *   h_t, c_t = LSTM(dropout_in([E y_{t-1}; zhat_t]), h_{t-1}, c_{t-1})
  *   p(y_t) = softmax(L_o dropout(E y_{t-1} + L_h h_t + L_z zhat_t))   (tied: L_o = E)
  *   loss = mean token cross-entropy + lambda * mean_b sum_i (1 - sum_t alpha_ti)^2
  *          + aux_weight * mean_{images, v >= 4} BCE(W_aux zbar + b_aux, t)
@@ -54,6 +54,7 @@ typedef struct {
     int tied;                          /* output weights = the word embedding; -1 = the decoder's default (Transformer 1, LSTMs 0) */
     AttentionScore score;
     float dropout;                     /* before L_o, training only */
+    float input_dropout;               /* LSTMs: on the LSTM's input [E y; zhat] each step, training only */
     float doubly_stochastic;           /* lambda */
     float aux_weight;                  /* weight of the auxiliary word loss; 0 = no aux head */
     float image_mean[3], image_std[3]; /* input normalisation: (pixel/255 - mean) / std */

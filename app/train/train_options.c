@@ -38,6 +38,7 @@ static const OptionSpec specs[] = {
     {"hidden", KIND_INT, OPT(model.hidden_dim), 0, 1, 65536, "LSTM size (default 512)"},
     {"attention-dim", KIND_INT, OPT(model.attention_dim), 0, 1, 65536, "additive attention MLP width (default 256)"},
     {"dropout", KIND_FLOAT, OPT(model.dropout), 0, 0, 0.99, "dropout before the output layer; the Transformer's on every residual branch and in its feed-forward layers (default 0.5; 0.1 suits a Transformer)"},
+    {"input-dropout", KIND_FLOAT, OPT(model.input_dropout), 0, 0, 0.99, "LSTM decoders: dropout on the LSTM's input (the word's embedding and the context) at each step, training only (default 0)"},
     {"heads", KIND_INT, OPT(model.heads), 0, 1, 256, "Transformer: attention heads; --embed is its width and must be a multiple (default 4)"},
     {"encoder-layers", KIND_INT, OPT(model.encoder_layers), 0, 0, TRANSFORMER_MAX_LAYERS, "Transformer: self-attention layers over the grid's cells, 0 = none (default 1)"},
     {"decoder-layers", KIND_INT, OPT(model.decoder_layers), 0, 1, TRANSFORMER_MAX_LAYERS, "Transformer: decoder layers (default 2)"},
