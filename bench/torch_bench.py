@@ -92,6 +92,19 @@ class Model:
         self.decayed = [n for n, _, decay, t in specs if t and decay]
         self.attention = self.cfg["decoder"] in ("attention", "adaptive")
         self.additive = self.cfg["score"] == "additive"
+        self.grid_encoder = None
+        if self.cfg["decoder"] != "transformer" and self.cfg.get("encoder_layers", 0) > 0:
+            # An LSTM's grid encoder (nn/model.h): PyTorch's pre-norm encoder of width D, no dropout.
+            D = self.layers[-1][1]
+            layer = nn.TransformerEncoderLayer(d_model=D, nhead=self.cfg["heads"], dim_feedforward=self.cfg["ff_dim"],
+                                               dropout=0.0, activation=self.cfg["activation"], batch_first=True,
+                                               norm_first=True)
+            self.grid_encoder = nn.TransformerEncoder(layer, self.cfg["encoder_layers"], norm=nn.LayerNorm(D),
+                                                      enable_nested_tensor=False)
+            with torch.no_grad():
+                for name, p in self.grid_encoder.named_parameters():
+                    p.copy_(self.P["grid_encoder.encoder." + name])
+                    self.P["grid_encoder.encoder." + name] = p
 
     def encode(self, images, training):
         """[B, 3, S, S] -> z [B, L, D]."""
@@ -104,7 +117,14 @@ class Model:
             x = F.relu(x)
             if pool:
                 x = F.max_pool2d(x, 2)
-        return x.flatten(2).transpose(1, 2)
+        z = x.flatten(2).transpose(1, 2)
+        if self.grid_encoder is None:
+            return z
+        H, W, D = x.shape[2], x.shape[3], x.shape[1]
+        m = F.linear(z, P["grid_encoder.grid.weight"], P["grid_encoder.grid.bias"])
+        m = m + (P["grid_encoder.grid.rows"][:, None, :] + P["grid_encoder.grid.columns"][None, :, :]).reshape(H * W, D)
+        self.grid_encoder.train(training)
+        return self.grid_encoder(m)
 
     def init_state(self, z):
         P, z_mean = self.P, z.mean(1)
@@ -118,7 +138,7 @@ class Model:
             return None
         return F.linear(z, self.P["decoder.attention.feature.weight"], self.P["decoder.attention.feature.bias"])
 
-    def step(self, emb, h, c, z, z_mean, projection):
+    def step(self, emb, h, c, z, z_mean, projection, training=False):
         """One decoder step for R rows: returns logits [R, V], h, c, alpha [R, L] (or None)."""
         P, alpha = self.P, None
         if self.attention:
@@ -141,7 +161,8 @@ class Model:
                 zhat = beta * context
         else:
             zhat = z_mean
-        h, c = torch.lstm_cell(torch.cat([emb, zhat], dim=1), (h, c), P["decoder.lstm.weight_ih"],
+        x = F.dropout(torch.cat([emb, zhat], dim=1), p=self.cfg.get("input_dropout", 0.0), training=training)
+        h, c = torch.lstm_cell(x, (h, c), P["decoder.lstm.weight_ih"],
                                P["decoder.lstm.weight_hh"], P["decoder.lstm.bias"], None)
         out = (emb + F.linear(h, P["decoder.out_hidden.weight"], P["decoder.out_hidden.bias"])
                + F.linear(zhat, P["decoder.out_context.weight"], P["decoder.out_context.bias"]))
@@ -303,7 +324,7 @@ def train_loss(model, images, captions, row_image):
     embedded = F.embedding(captions[:, :steps], model.P["decoder.embedding.weight"])
     logits, alphas = [], []
     for t in range(steps):
-        out, h, c, alpha = model.step(embedded[:, t], h, c, z, z_mean, projection)
+        out, h, c, alpha = model.step(embedded[:, t], h, c, z, z_mean, projection, training=True)
         logits.append(model.logits(F.dropout(out, p=model.cfg["dropout"], training=True)))
         alphas.append(alpha)
     logits = torch.stack(logits)  # [T, R, V]

@@ -33,6 +33,7 @@ struct Captioner {
     int finished_count;
     CoreHelper *helper; /* NULL: one thread */
     TransformerCache *transformer; /* the Transformer's state; NULL for the LSTMs */
+    TransformerBuffers *grid;      /* an LSTM's grid encoder; NULL without one */
     int recompute;                 /* Transformer: rebuild the key/value cache every step (tests) */
 };
 
@@ -86,6 +87,7 @@ void captioner_free(Captioner *cap) {
     if (!cap) return;
     core_helper_free(cap->helper);
     transformer_cache_free(cap->transformer);
+    transformer_buffers_free(cap->grid);
     encoder_buffers_free(&cap->encoder);
     float *buffers[] = {cap->z, cap->projection, cap->z_mean, cap->h, cap->c, cap->h_next, cap->c_next,
                         cap->gates, cap->x, cap->embedded, cap->context, cap->zhat, cap->out,
@@ -176,10 +178,12 @@ int captioner_create(Captioner **out, const SatModel *m, int max_beam, int max_l
     cap->model = m;
     cap->max_beam = max_beam;
     cap->max_length = max_length;
-    TransformerShape shape = sat_transformer_shape(m);
+    TransformerShape shape = sat_transformer_shape(m), grid_shape = sat_grid_encoder_shape(m);
+    int grid_encoder = !m->config.transformer && m->config.encoder_layers > 0;
     if (encoder_buffers_alloc(&cap->encoder, m, 1, err) != 0 || alloc_rows(cap, err) != 0 ||
         mark_bad_endings(cap, err) != 0 ||
-        (m->config.transformer && transformer_cache_create(&cap->transformer, &shape, max_beam, max_length + 1, 1, err))) {
+        (m->config.transformer && transformer_cache_create(&cap->transformer, &shape, max_beam, max_length + 1, 1, err)) ||
+        (grid_encoder && transformer_buffers_create(&cap->grid, &grid_shape, 1, 1, 1, err))) {
         captioner_free(cap);
         return -1;
     }
@@ -203,6 +207,10 @@ static void encode(Captioner *cap, const float *image) {
     if (m->config.transformer) {
         transformer_cache_encode(cap->transformer, &m->p.transformer, cap->z, 1, NULL);
         return;
+    }
+    if (cap->grid) {
+        TransformerShape shape = sat_grid_encoder_shape(m);
+        memcpy(cap->z, transformer_encode(&shape, &m->p.transformer, cap->grid, cap->z, 1, NULL), L * D * sizeof(float));
     }
     memset(cap->z_mean, 0, D * sizeof(float));
     for (size_t i = 0; i < L; i++)

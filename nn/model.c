@@ -25,7 +25,7 @@ void sat_config_defaults(SatConfig *c) {
     c->dropout = 0.5f;
     c->doubly_stochastic = 0.005f;
     c->heads = 4;
-    c->encoder_layers = 1;
+    c->encoder_layers = -1; /* the decoder's default: 1 for the Transformer, none for the LSTMs (build_layout) */
     c->decoder_layers = 2;
     c->ff_dim = 1024;
     c->gelu = 1;
@@ -199,9 +199,9 @@ static void walk_decoder(Walker *w, const SatModel *m, SatTensors *v) {
 
 /* PyTorch's initialisations: nn.MultiheadAttention's Xavier-uniform in_proj
  * and zero biases, nn.Linear's uniform(+-1/sqrt(fan_in)), LayerNorm 1 and 0. */
-static void walk_transformer_layer(Walker *w, const SatModel *m, const char *prefix, int decoder, TransformerLayer *v) {
-    const SatConfig *c = &m->config;
-    long C = c->embed_dim, F = c->ff_dim;
+static void walk_transformer_layer(Walker *w, const SatModel *m, const char *prefix, long C, int decoder,
+                                   TransformerLayer *v) {
+    long F = m->config.ff_dim;
     float xavier = sqrtf(6.0f / (float)(C + 3 * C));
     char name[TENSOR_NAME_MAX];
 #define NAMED(suffix) (snprintf(name, sizeof name, "%s%s", prefix, suffix), name)
@@ -231,28 +231,40 @@ static void walk_transformer_layer(Walker *w, const SatModel *m, const char *pre
 #undef NAMED
 }
 
-static void walk_transformer(Walker *w, const SatModel *m, SatTensors *v) {
+/* The grid encoder of width C, its tensors' names behind `base` ("transformer."
+ * for the Transformer, "grid_encoder." in front of an LSTM). */
+static void walk_grid_encoder(Walker *w, const SatModel *m, const char *base, long C, TransformerParams *t) {
     const SatConfig *c = &m->config;
-    long C = c->embed_dim, D = m->features, V = c->vocab_size;
-    TransformerParams *t = &v->transformer;
-    memset(t, 0, sizeof *t);
-    t->grid_weight = walk(w, "transformer.grid.weight", W, INIT_UNIFORM, fan_in_bound(D), 2, C, D, 0, 0);
-    t->grid_bias = walk(w, "transformer.grid.bias", B, INIT_UNIFORM, fan_in_bound(D), 1, C, 0, 0, 0);
-    t->grid_rows = walk(w, "transformer.grid.rows", B, INIT_NORMAL, 0.1f, 2, m->grid_h, C, 0, 0);
-    t->grid_columns = walk(w, "transformer.grid.columns", B, INIT_NORMAL, 0.1f, 2, m->grid_w, C, 0, 0);
-    char prefix[64];
+    long D = m->features;
+    char name[TENSOR_NAME_MAX];
+#define NAMED(suffix) (snprintf(name, sizeof name, "%s%s", base, suffix), name)
+    t->grid_weight = walk(w, NAMED("grid.weight"), W, INIT_UNIFORM, fan_in_bound(D), 2, C, D, 0, 0);
+    t->grid_bias = walk(w, NAMED("grid.bias"), B, INIT_UNIFORM, fan_in_bound(D), 1, C, 0, 0, 0);
+    t->grid_rows = walk(w, NAMED("grid.rows"), B, INIT_NORMAL, 0.1f, 2, m->grid_h, C, 0, 0);
+    t->grid_columns = walk(w, NAMED("grid.columns"), B, INIT_NORMAL, 0.1f, 2, m->grid_w, C, 0, 0);
     for (int l = 0; l < c->encoder_layers; l++) {
-        snprintf(prefix, sizeof prefix, "transformer.encoder.layers.%d.", l);
-        walk_transformer_layer(w, m, prefix, 0, &t->encoder[l]);
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "%sencoder.layers.%d.", base, l);
+        walk_transformer_layer(w, m, prefix, C, 0, &t->encoder[l]);
     }
     if (c->encoder_layers > 0) {
-        t->encoder_norm_weight = walk(w, "transformer.encoder.norm.weight", B, INIT_CONSTANT, 1.0f, 1, C, 0, 0, 0);
-        t->encoder_norm_bias = walk(w, "transformer.encoder.norm.bias", B, INIT_CONSTANT, 0.0f, 1, C, 0, 0, 0);
+        t->encoder_norm_weight = walk(w, NAMED("encoder.norm.weight"), B, INIT_CONSTANT, 1.0f, 1, C, 0, 0, 0);
+        t->encoder_norm_bias = walk(w, NAMED("encoder.norm.bias"), B, INIT_CONSTANT, 0.0f, 1, C, 0, 0, 0);
     }
+#undef NAMED
+}
+
+static void walk_transformer(Walker *w, const SatModel *m, SatTensors *v) {
+    const SatConfig *c = &m->config;
+    long C = c->embed_dim, V = c->vocab_size;
+    TransformerParams *t = &v->transformer;
+    memset(t, 0, sizeof *t);
+    walk_grid_encoder(w, m, "transformer.", C, t);
+    char prefix[64];
     t->embedding = walk(w, "transformer.embedding.weight", W, INIT_NORMAL, 1.0f / sqrtf((float)C), 2, V, C, 0, 0);
     for (int l = 0; l < c->decoder_layers; l++) {
         snprintf(prefix, sizeof prefix, "transformer.decoder.layers.%d.", l);
-        walk_transformer_layer(w, m, prefix, 1, &t->decoder[l]);
+        walk_transformer_layer(w, m, prefix, C, 1, &t->decoder[l]);
     }
     t->decoder_norm_weight = walk(w, "transformer.decoder.norm.weight", B, INIT_CONSTANT, 1.0f, 1, C, 0, 0, 0);
     t->decoder_norm_bias = walk(w, "transformer.decoder.norm.bias", B, INIT_CONSTANT, 0.0f, 1, C, 0, 0, 0);
@@ -270,6 +282,12 @@ SentinelShape sat_sentinel_shape(const SatModel *m, int rows) {
                            .features = m->features};
 }
 
+TransformerShape sat_grid_encoder_shape(const SatModel *m) {
+    TransformerShape s = sat_transformer_shape(m);
+    s.dim = m->features, s.decoder_layers = 0, s.tied = 0, s.dropout = 0.0f;
+    return s;
+}
+
 TransformerShape sat_transformer_shape(const SatModel *m) {
     const SatConfig *c = &m->config;
     return (TransformerShape){.grid_h = m->grid_h, .grid_w = m->grid_w, .features = m->features, .dim = c->embed_dim,
@@ -281,8 +299,13 @@ TransformerShape sat_transformer_shape(const SatModel *m) {
 static void walk_model(Walker *w, const SatModel *m, SatTensors *v) {
     memset(v, 0, sizeof *v);
     walk_encoder(w, m, v);
-    if (m->config.transformer) walk_transformer(w, m, v);
-    else walk_decoder(w, m, v);
+    if (m->config.transformer) {
+        walk_transformer(w, m, v);
+    } else {
+        walk_decoder(w, m, v);
+        /* Last, so an LSTM without it has the layout of the files before it. */
+        if (m->config.encoder_layers > 0) walk_grid_encoder(w, m, "grid_encoder.", m->features, &v->transformer);
+    }
 }
 
 void sat_tensors_bind(const SatModel *m, float *block, SatTensors *views) {
@@ -325,6 +348,20 @@ static int check_transformer(const SatConfig *c, Error *err) {
     return 0;
 }
 
+/* An LSTM's grid encoder: its width is the CNN's last channel count. */
+static int check_grid_encoder(const SatConfig *c, Error *err) {
+    SatEncoderLayout layout;
+    if (sat_encoder_layout(c, &layout, err) != 0) return -1;
+    int D = layout.channels[layout.count - 1];
+    if (c->heads < 1 || D % c->heads != 0)
+        return error_set(err, "grid encoder: the CNN's %d channels must split into %d heads", D, c->heads);
+    if (c->encoder_layers > TRANSFORMER_MAX_LAYERS)
+        return error_set(err, "grid encoder: %d layers; use 0 to %d", c->encoder_layers, TRANSFORMER_MAX_LAYERS);
+    if (c->ff_dim < 1 || c->ff_dim > 65536)
+        return error_set(err, "grid encoder: feed-forward width %d out of range (1 to 65536)", c->ff_dim);
+    return 0;
+}
+
 static int check_config(const SatConfig *c, Error *err) {
     if (c->vocab_size < 5 || c->vocab_size > 1000000)
         return error_set(err, "vocabulary size %d out of range (5 to 1000000)", c->vocab_size);
@@ -335,6 +372,7 @@ static int check_config(const SatConfig *c, Error *err) {
     if ((unsigned)c->score > ATTENTION_GENERAL) return error_set(err, "unknown attention score function %d", (int)c->score);
     if (c->sentinel && !c->use_attention) return error_set(err, "a visual sentinel needs attention (decoder adaptive)");
     if (c->transformer && check_transformer(c, err) != 0) return -1;
+    if (!c->transformer && c->encoder_layers > 0 && check_grid_encoder(c, err) != 0) return -1;
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f)) return error_set(err, "dropout %g must be in [0, 1)", c->dropout);
     if (!(c->input_dropout >= 0.0f && c->input_dropout < 1.0f))
         return error_set(err, "input dropout %g must be in [0, 1)", c->input_dropout);
@@ -394,6 +432,7 @@ static int build_layout(SatModel *m, const SatConfig *config, Error *err) {
     memset(m, 0, sizeof *m);
     m->config = *config;
     if (m->config.tied < 0) m->config.tied = m->config.transformer;
+    if (m->config.encoder_layers < 0) m->config.encoder_layers = m->config.transformer;
     if (check_config(&m->config, err) != 0 || sat_encoder_layout(config, &m->encoder, err) != 0) return -1;
     int last = m->encoder.count - 1;
     m->grid_h = m->grid_w = m->encoder.out_size[last];
@@ -480,8 +519,15 @@ char *sat_config_to_json(const SatConfig *c) {
         cJSON_AddNumberToObject(root, "ff_dim", c->ff_dim);
         cJSON_AddStringToObject(root, "activation", c->gelu ? "gelu" : "relu");
         cJSON_AddBoolToObject(root, "tied", c->tied);
-    } else if (c->tied > 0) { /* absent in an LSTM's file means untied, as in files older than the option */
-        cJSON_AddBoolToObject(root, "tied", 1);
+    } else {
+        /* Absent from an LSTM's file: untied, no grid encoder (files older than the options). */
+        if (c->tied > 0) cJSON_AddBoolToObject(root, "tied", 1);
+        if (c->encoder_layers > 0) {
+            cJSON_AddNumberToObject(root, "encoder_layers", c->encoder_layers);
+            cJSON_AddNumberToObject(root, "heads", c->heads);
+            cJSON_AddNumberToObject(root, "ff_dim", c->ff_dim);
+            cJSON_AddStringToObject(root, "activation", c->gelu ? "gelu" : "relu");
+        }
     }
     char *text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
@@ -589,29 +635,43 @@ static int json_string(const cJSON *root, const char *key, const char **out, Err
     return 0;
 }
 
+static int activation_from_json(const cJSON *root, SatConfig *c, Error *err) {
+    const char *activation = NULL;
+    if (json_string(root, "activation", &activation, err) != 0) return -1;
+    if (strcmp(activation, "gelu") != 0 && strcmp(activation, "relu") != 0)
+        return error_set(err, "config: activation \"%s\" is neither \"gelu\" nor \"relu\"", activation);
+    c->gelu = strcmp(activation, "gelu") == 0;
+    return 0;
+}
+
 /* The Transformer's keys, required when the decoder is "transformer". */
 static int transformer_from_json(const cJSON *root, SatConfig *c, Error *err) {
-    const char *activation = NULL;
     int status = json_int(root, "heads", &c->heads, err);
     status |= status ? 0 : json_int(root, "encoder_layers", &c->encoder_layers, err);
     status |= status ? 0 : json_int(root, "decoder_layers", &c->decoder_layers, err);
     status |= status ? 0 : json_int(root, "ff_dim", &c->ff_dim, err);
-    status |= status ? 0 : json_string(root, "activation", &activation, err);
+    status |= status ? 0 : activation_from_json(root, c, err);
     if (status) return -1;
-    if (strcmp(activation, "gelu") != 0 && strcmp(activation, "relu") != 0)
-        return error_set(err, "config: activation \"%s\" is neither \"gelu\" nor \"relu\"", activation);
-    c->gelu = strcmp(activation, "gelu") == 0;
     const cJSON *tied = cJSON_GetObjectItemCaseSensitive(root, "tied");
     if (!cJSON_IsBool(tied)) return error_set(err, "config: \"tied\" must be true or false");
     c->tied = cJSON_IsTrue(tied);
     return 0;
 }
 
-static int lstm_tied_from_json(const cJSON *root, SatConfig *c, Error *err) {
+/* An LSTM's optional keys: "tied", and the grid encoder's (then required together). */
+static int lstm_extras_from_json(const cJSON *root, SatConfig *c, Error *err) {
     const cJSON *tied = cJSON_GetObjectItemCaseSensitive(root, "tied");
     if (tied && !cJSON_IsBool(tied)) return error_set(err, "config: \"tied\" must be true or false");
     c->tied = cJSON_IsTrue(tied);
-    return 0;
+    c->encoder_layers = 0;
+    if (!cJSON_GetObjectItemCaseSensitive(root, "encoder_layers")) return 0;
+    int status = json_int(root, "encoder_layers", &c->encoder_layers, err);
+    status |= status ? 0 : json_int(root, "heads", &c->heads, err);
+    status |= status ? 0 : json_int(root, "ff_dim", &c->ff_dim, err);
+    status |= status ? 0 : activation_from_json(root, c, err);
+    if (status == 0 && c->encoder_layers < 0)
+        status = error_set(err, "config: encoder_layers %d must be >= 0", c->encoder_layers);
+    return status;
 }
 
 int sat_config_from_json(SatConfig *c, const char *json, Error *err) {
@@ -646,7 +706,7 @@ int sat_config_from_json(SatConfig *c, const char *json, Error *err) {
     if (status == 0 && attention_score_parse(score, &c->score) != 0)
         status = error_set(err, "config: score \"%s\" is not additive, dot or general", score);
     if (status == 0 && c->transformer) status = transformer_from_json(root, c, err);
-    if (status == 0 && !c->transformer) status = lstm_tied_from_json(root, c, err);
+    if (status == 0 && !c->transformer) status = lstm_extras_from_json(root, c, err);
     cJSON_Delete(root);
     return status ? -1 : 0;
 }

@@ -30,6 +30,11 @@
  * a visual sentinel (sentinel.h): zhat_t = beta_t * sum_i alpha_ti z_i +
  * (1 - beta_t) * u_t, beta_t the weight of the cells in a softmax over the
  * cells and the sentinel u_t.
+ * Grid encoder (LSTMs, encoder_layers > 0): z is first replaced by the
+ * Transformer's grid encoder output of width D (transformer.h: projection,
+ * learned row and column embeddings, pre-norm self-attention layers over the
+ * cells, final layer norm; no dropout), so every cell can carry the context
+ * of the others, as the Transformer's cross attention sees them.
  * The bottleneck baseline (use_attention = 0) feeds zhat_t = mean_i z_i at
  * every step: no alpha, no beta, no penalty. The auxiliary term (training
  * only; its two tensors exist only when aux_weight > 0) predicts from each
@@ -49,7 +54,9 @@ typedef struct {
     int use_attention;                 /* 0: the single-context bottleneck baseline */
     int sentinel;                      /* 1: adaptive attention (a visual sentinel instead of the gate) */
     int transformer;                   /* 1: the Transformer decoder (transformer.h); its width is embed_dim */
-    int heads, encoder_layers, decoder_layers, ff_dim; /* the Transformer's */
+    int heads, encoder_layers, decoder_layers, ff_dim; /* the Transformer's; heads, encoder_layers and ff_dim
+                                                          also an LSTM's grid encoder (encoder_layers -1 = the
+                                                          decoder's default: 1 for the Transformer, 0 for LSTMs) */
     int gelu;                          /* the Transformer's feed-forward activation (0: ReLU) */
     int tied;                          /* output weights = the word embedding; -1 = the decoder's default (Transformer 1, LSTMs 0) */
     AttentionScore score;
@@ -78,7 +85,8 @@ typedef struct {
     AttentionParams attention;
     float *gate_weight, *gate_bias;       /* NULL with a sentinel */
     SentinelParams sentinel;              /* all NULL without one */
-    TransformerParams transformer;        /* the Transformer decoder's; the LSTM's views above are then NULL */
+    TransformerParams transformer;        /* the Transformer decoder's (the LSTM's views above are then NULL);
+                                             an LSTM's grid encoder uses its grid and encoder views */
     float *lstm_weight_ih, *lstm_weight_hh, *lstm_bias;
     float *out_hidden_weight, *out_hidden_bias;
     float *out_context_weight, *out_context_bias;
@@ -112,6 +120,9 @@ AttentionShape sat_attention_shape(const SatModel *model, int rows);
 SentinelShape sat_sentinel_shape(const SatModel *model, int rows);
 /* The Transformer decoder's shape of a model whose config has transformer set. */
 TransformerShape sat_transformer_shape(const SatModel *model);
+/* An LSTM's grid encoder (config encoder_layers > 0): the Transformer's, of
+ * width D, without dropout, in front of the decoder. */
+TransformerShape sat_grid_encoder_shape(const SatModel *model);
 
 /* Sensible defaults for everything but vocab_size. */
 void sat_config_defaults(SatConfig *config);

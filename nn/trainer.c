@@ -49,16 +49,23 @@ int sat_trainer_init(SatTrainer *t, SatModel *m, int image_capacity, int row_cap
     t->z = malloc(grid * sizeof(float));
     t->d_z = malloc(grid * sizeof(float));
     t->d_features = malloc(grid * sizeof(float));
+    int grid_encoder = !m->config.transformer && m->config.encoder_layers > 0;
+    if (grid_encoder) {
+        t->cnn_z = malloc(grid * sizeof(float));
+        t->d_cnn_z = malloc(grid * sizeof(float));
+    }
     if (!t->grads || !t->adam_m || !t->adam_v || !t->z || !t->d_z || !t->d_features ||
+        (grid_encoder && (!t->cnn_z || !t->d_cnn_z)) ||
         aux_buffers_alloc(&t->aux, m, image_capacity) != 0) {
         sat_trainer_free(t);
         return error_set(err, "out of memory for training state (%zu parameters)", total);
     }
-    TransformerShape shape = sat_transformer_shape(m);
+    TransformerShape shape = sat_transformer_shape(m), grid_shape = sat_grid_encoder_shape(m);
     if (encoder_buffers_alloc(&t->encoder, m, image_capacity, err) != 0 ||
         (m->config.transformer
              ? transformer_buffers_create(&t->transformer, &shape, image_capacity, row_capacity, step_capacity, err)
-             : decoder_buffers_alloc(&t->decoder, m, row_capacity, step_capacity, err)) != 0) {
+             : decoder_buffers_alloc(&t->decoder, m, row_capacity, step_capacity, err)) != 0 ||
+        (grid_encoder && transformer_buffers_create(&t->grid, &grid_shape, image_capacity, 1, 1, err) != 0)) {
         sat_trainer_free(t);
         return -1;
     }
@@ -74,6 +81,9 @@ void sat_trainer_free(SatTrainer *t) {
     free(t->z);
     free(t->d_z);
     free(t->d_features);
+    free(t->cnn_z);
+    free(t->d_cnn_z);
+    transformer_buffers_free(t->grid);
     encoder_buffers_free(&t->encoder);
     decoder_buffers_free(&t->decoder);
     transformer_buffers_free(t->transformer);
@@ -126,11 +136,25 @@ static void aux_backward(const SatModel *m, const SatTensors *g, AuxBuffers *a, 
             for (int d = 0; d < D; d++) d_z[((size_t)n * L + i) * D + d] += a->d_z_mean[(size_t)n * D + d] / (float)L;
 }
 
+/* The CNN's annotations, which the auxiliary loss reads: t->z, unless an
+ * LSTM's grid encoder turns them into the decoder's t->z. */
+static float *cnn_annotations(const SatTrainer *t) { return t->grid ? t->cnn_z : t->z; }
+
+/* The CNN's annotations, then (an LSTM's grid encoder) its output, in t->z. */
+static void annotate(SatTrainer *t, const float *features, int image_count) {
+    const SatModel *m = t->model;
+    features_to_annotations(cnn_annotations(t), features, image_count, m->features, m->cells);
+    if (!t->grid) return;
+    TransformerShape shape = sat_grid_encoder_shape(m);
+    const float *memory = transformer_encode(&shape, &m->p.transformer, t->grid, t->cnn_z, image_count, NULL);
+    memcpy(t->z, memory, (size_t)image_count * m->cells * m->features * sizeof(float));
+}
+
 void sat_encode_train(SatTrainer *t, const float *images, int image_count) {
     const SatModel *m = t->model;
     const float *features = t->frozen_encoder ? encoder_forward_infer(m, &t->encoder, images, image_count, NULL)
                                               : encoder_forward_train(m, &t->encoder, images, image_count, 1);
-    features_to_annotations(t->z, features, image_count, m->features, m->cells);
+    annotate(t, features, image_count);
 }
 
 SatLoss sat_decode_backward(SatTrainer *t, const float *images, int image_count, const DecoderBatch *batch,
@@ -141,7 +165,7 @@ SatLoss sat_decode_backward(SatTrainer *t, const float *images, int image_count,
     SatLoss loss = m->config.transformer
                        ? transformer_forward_train(&shape, &m->p.transformer, t->transformer, t->z, image_count, batch, rng)
                        : decoder_forward_train(m, &t->decoder, t->z, batch, rng);
-    if (with_aux) loss.aux = aux_forward(m, &t->aux, t->z, image_count, batch);
+    if (with_aux) loss.aux = aux_forward(m, &t->aux, cnn_annotations(t), image_count, batch);
     loss.loss += loss.aux;
     memset(t->grads, 0, m->table.total * sizeof(float));
     memset(t->d_z, 0, grid * sizeof(float));
@@ -149,10 +173,18 @@ SatLoss sat_decode_backward(SatTrainer *t, const float *images, int image_count,
         transformer_backward(&shape, &m->p.transformer, &t->g.transformer, t->transformer, t->z, t->d_z, batch);
     else
         decoder_backward(m, &t->g, &t->decoder, t->d_z, batch);
-    if (with_aux) aux_backward(m, &t->g, &t->aux, t->d_z, image_count, batch->total_images);
+    float *d_annotations = t->d_z;
+    if (t->grid) { /* trained with the decoder, also when the CNN is frozen */
+        TransformerShape shape = sat_grid_encoder_shape(m);
+        memset(t->d_cnn_z, 0, grid * sizeof(float));
+        transformer_encode_backward(&shape, &m->p.transformer, &t->g.transformer, t->grid, t->cnn_z, t->d_z,
+                                    t->d_cnn_z, image_count);
+        d_annotations = t->d_cnn_z;
+    }
+    if (with_aux) aux_backward(m, &t->g, &t->aux, d_annotations, image_count, batch->total_images);
     if (t->frozen_encoder) return loss;
     memset(t->d_features, 0, grid * sizeof(float));
-    annotations_to_features_grad(t->d_features, t->d_z, image_count, m->features, m->cells);
+    annotations_to_features_grad(t->d_features, d_annotations, image_count, m->features, m->cells);
     encoder_backward(m, &t->g, &t->encoder, images, t->d_features, image_count);
     return loss;
 }
@@ -166,14 +198,14 @@ SatLoss sat_forward_backward(SatTrainer *t, const float *images, int image_count
 SatLoss sat_evaluate_loss(SatTrainer *t, const float *images, int image_count, const DecoderBatch *batch) {
     const SatModel *m = t->model;
     const float *features = encoder_forward_infer(m, &t->encoder, images, image_count, NULL);
-    features_to_annotations(t->z, features, image_count, m->features, m->cells);
+    annotate(t, features, image_count);
     DecoderBatch eval = *batch;
     eval.training = 0;
     TransformerShape shape = sat_transformer_shape(m);
     SatLoss loss = m->config.transformer
                        ? transformer_forward_train(&shape, &m->p.transformer, t->transformer, t->z, image_count, &eval, NULL)
                        : decoder_forward_train(m, &t->decoder, t->z, &eval, NULL);
-    loss.aux = aux_forward(m, &t->aux, t->z, image_count, batch);
+    loss.aux = aux_forward(m, &t->aux, cnn_annotations(t), image_count, batch);
     loss.loss += loss.aux;
     return loss;
 }

@@ -27,6 +27,8 @@ typedef struct {
     EncoderBuffers encoder;
     DecoderBuffers decoder;          /* the LSTM decoders' */
     TransformerBuffers *transformer; /* the Transformer's; NULL for the LSTMs */
+    TransformerBuffers *grid;        /* an LSTM's grid encoder; NULL without one */
+    float *cnn_z, *d_cnn_z;          /* with a grid encoder: the CNN's annotations (z is then its output) */
     AuxBuffers aux;
     float *z, *d_z, *d_features;    /* [images, cells, features] and [images, D, H, W] */
     int image_capacity;
@@ -50,7 +52,8 @@ SatLoss sat_forward_backward(SatTrainer *trainer, const float *images, int image
 /* The two halves of sat_forward_backward, for self-critical training, which
  * samples captions from the image features in between. sat_encode_train runs
  * the CNN in training mode (batch statistics; unless frozen_encoder) and
- * leaves the annotation vectors in trainer->z; sat_decode_backward runs the decoder on batch over
+ * leaves the annotation vectors in trainer->z (an LSTM's grid encoder's output
+ * when it has one); sat_decode_backward runs the decoder on batch over
  * them, then backward through the decoder and the CNN (with the auxiliary term
  * only when with_aux: it needs the image's reference captions as targets). */
 void sat_encode_train(SatTrainer *trainer, const float *images, int image_count);

@@ -106,8 +106,9 @@ int transformer_buffers_create(TransformerBuffers **out, const TransformerShape 
     *out = NULL;
     if (s->dim % s->heads != 0)
         return error_set(err, "transformer: width %d does not split into %d heads", s->dim, s->heads);
-    if (s->encoder_layers < 0 || s->encoder_layers > TRANSFORMER_MAX_LAYERS || s->decoder_layers < 1 ||
-        s->decoder_layers > TRANSFORMER_MAX_LAYERS)
+    /* No decoder layers: the grid encoder alone (an LSTM's, transformer_encode). */
+    if (s->encoder_layers < 0 || s->encoder_layers > TRANSFORMER_MAX_LAYERS || s->decoder_layers < 0 ||
+        s->decoder_layers > TRANSFORMER_MAX_LAYERS || (s->decoder_layers == 0 && s->encoder_layers == 0))
         return error_set(err, "transformer: %d encoder and %d decoder layers; use 0..%d and 1..%d", s->encoder_layers,
                          s->decoder_layers, TRANSFORMER_MAX_LAYERS, TRANSFORMER_MAX_LAYERS);
     TransformerBuffers *b = calloc(1, sizeof *b);
@@ -304,6 +305,18 @@ static void encode_grid_backward(const TransformerShape *s, const TransformerPar
     grid_position_backward(g->grid_rows, g->grid_columns, b->d_stream, images, s->grid_h, s->grid_w, C);
     linear_backward(d_z_images, g->grid_weight, g->grid_bias, b->d_stream, z_images, p->grid_weight, n, s->features,
                     C);
+}
+
+const float *transformer_encode(const TransformerShape *s, const TransformerParams *p, TransformerBuffers *b,
+                               const float *z_images, int images, Rng *rng) {
+    return encode_grid(s, p, b, z_images, images, rng ? s->dropout : 0.0f, rng);
+}
+
+void transformer_encode_backward(const TransformerShape *s, const TransformerParams *p, const TransformerParams *g,
+                                 TransformerBuffers *b, const float *z_images, const float *d_memory,
+                                 float *d_z_images, int images) {
+    memcpy(b->d_memory, d_memory, (size_t)images * s->grid_h * s->grid_w * s->dim * sizeof(float));
+    encode_grid_backward(s, p, g, b, z_images, d_z_images, images);
 }
 
 /* ---- the whole pass ---- */

@@ -80,6 +80,18 @@ void transformer_backward(const TransformerShape *shape, const TransformerParams
                           const TransformerParams *grads, TransformerBuffers *buffers, const float *z_images,
                           float *d_z_images, const DecoderBatch *batch);
 
+/* The grid encoder alone (m = its output [images, H*W, C]), as an LSTM
+ * decoder's front (model.h): buffers made with decoder_layers = 0, rows = 0
+ * and steps = 0 hold what it needs. rng NULL: no dropout (inference). The
+ * returned memory lives in the buffers until their next forward. */
+const float *transformer_encode(const TransformerShape *shape, const TransformerParams *params,
+                               TransformerBuffers *buffers, const float *z_images, int images, Rng *rng);
+/* After transformer_encode: accumulates into grads (the grid encoder's
+ * tensors) and d_z_images, from d_memory [images, H*W, C]. */
+void transformer_encode_backward(const TransformerShape *shape, const TransformerParams *params,
+                                 const TransformerParams *grads, TransformerBuffers *buffers, const float *z_images,
+                                 const float *d_memory, float *d_z_images, int images);
+
 /* The last forward's logits [rows, steps, V], and the attention
  * probabilities of decoder layer l: self [rows, heads, steps, steps] and
  * cross [rows, heads, steps, H*W]. */

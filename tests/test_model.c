@@ -20,7 +20,8 @@
 
 static const char *const VOCAB[] = {"<pad>", "<start>", "<end>", "<unk>", "dog", "runs"};
 
-/* decoder: 0 bottleneck, 1 attention (Xu's gate), 2 adaptive (visual sentinel), 3 Transformer. */
+/* decoder: 0 bottleneck, 1 attention (Xu's gate), 2 adaptive (visual sentinel), 3 Transformer,
+ * 4 attention behind a grid encoder. */
 static int make_model(SatModel *m, AttentionScore score, int decoder, uint64_t seed) {
     SatConfig c;
     sat_config_defaults(&c);
@@ -38,6 +39,7 @@ static int make_model(SatModel *m, AttentionScore score, int decoder, uint64_t s
         c.embed_dim = 8, c.heads = 2, c.ff_dim = 12, c.encoder_layers = 1, c.decoder_layers = 2, c.tied = 0;
         c.dropout = 0.0f;
     }
+    if (decoder == 4) c.encoder_layers = 1, c.heads = 2, c.ff_dim = 12;
     Error err;
     if (sat_model_create(m, &c, VOCAB, &err) != 0) {
         fprintf(stderr, "%s\n", err.message);
@@ -115,6 +117,22 @@ static void test_tied_lstm_round_trip(CheckCounts *c, const char *path) {
                  memcmp(loaded.params, m.params, sizeof(float) * m.table.total) == 0);
     sat_model_free(&loaded);
     sat_model_free(&m);
+    /* A grid encoder in front of the LSTM: its keys and tensors survive the file. */
+    config.tied = 0, config.encoder_layers = 2, config.heads = 4, config.ff_dim = 12, config.gelu = 0;
+    CHECK(c, sat_model_create(&m, &config, VOCAB, &err) == 0);
+    sat_model_init_params(&m, 8);
+    CHECK(c, m.p.transformer.encoder[1].ff2_weight && m.p.transformer.encoder_norm_weight &&
+                 !m.p.transformer.embedding && tensor_table_find(&m.table, "grid_encoder.encoder.layers.1.linear2.weight") &&
+                 tensor_table_find(&m.table, "grid_encoder.grid.rows"));
+    CHECK(c, sat_model_save(&m, path, 0, &err) == 0);
+    CHECK(c, sat_model_load(&loaded, path, &err) == 0);
+    CHECK(c, loaded.config.encoder_layers == 2 && loaded.config.heads == 4 && loaded.config.ff_dim == 12 &&
+                 !loaded.config.gelu && loaded.table.total == m.table.total &&
+                 memcmp(loaded.params, m.params, sizeof(float) * m.table.total) == 0);
+    sat_model_free(&loaded);
+    sat_model_free(&m);
+    config.heads = 3; /* the CNN's 8 channels do not split into 3 heads */
+    CHECK(c, sat_model_create(&m, &config, VOCAB, &err) != 0 && strstr(err.message, "3 heads"));
 }
 
 /* Input dropout's backward: with the same masks (the rng seeded alike) the
@@ -426,7 +444,9 @@ static void test_beam_is_exact(CheckCounts *c, AttentionScore score, int decoder
     SatModel m;
     Error err;
     int use_attention = decoder > 0;
-    CHECK(c, make_model(&m, score, decoder, 11 + score + (decoder == 2 ? (score == ATTENTION_ADDITIVE ? 5 : 1) : decoder == 3 ? 41 : 0)) == 0);
+    /* Seeds whose best caption has words, so the comparison covers steps. */
+    int offset = decoder == 2 ? (score == ATTENTION_ADDITIVE ? 5 : 1) : decoder == 3 ? 41 : decoder == 4 ? 5 : 0;
+    CHECK(c, make_model(&m, score, decoder, 11 + score + offset) == 0);
     SatTrainer t;
     CHECK(c, sat_trainer_init(&t, &m, 1, 1, 4, &err) == 0);
     Captioner *cap = NULL;
@@ -450,7 +470,7 @@ static void test_beam_is_exact(CheckCounts *c, AttentionScore score, int decoder
     for (int i = 0; same && i < best_count; i++) same = caption.tokens[i] == best[i];
     printf("beam (%s%s): %d words, score %.5f (finished %d); brute force %d words, logprob %.5f\n",
            decoder == 3 ? "transformer" : use_attention ? attention_score_name(score) : "bottleneck",
-           decoder == 2 ? ", adaptive" : "", caption.length, caption.score, caption.finished, best_count,
+           decoder == 2 ? ", adaptive" : decoder == 4 ? ", grid encoder" : "", caption.length, caption.score, caption.finished, best_count,
            best_lp);
     CHECK(c, same);
     CHECK(c, fabs(caption.score - best_lp) < 1e-4); /* ranked as a whole caption, <end> included */
@@ -951,6 +971,7 @@ int main(int argc, char **argv) {
     test_beam_is_exact(&c, ATTENTION_ADDITIVE, 2);
     test_beam_is_exact(&c, ATTENTION_DOT, 2);
     test_beam_is_exact(&c, ATTENTION_DOT, 3);
+    test_beam_is_exact(&c, ATTENTION_DOT, 4);
     test_kv_cache(&c);
     test_packed_rows(&c);
     test_sampling(&c);

@@ -155,6 +155,38 @@ def tensor_specs(cfg):
         specs = [spec for spec in specs if spec[0] != "decoder.out.weight"]
     if cfg.get("aux_weight", 0) > 0:
         specs += [("decoder.aux.weight", (V, D), True, True), ("decoder.aux.bias", (V,), False, True)]
+    if cfg.get("encoder_layers", 0) > 0:  # the grid encoder in front of the LSTM, of width D
+        specs += grid_encoder_specs("grid_encoder.", D, D, grid, cfg["ff_dim"], cfg["encoder_layers"])
+    return specs
+
+
+def transformer_layer_specs(prefix, C, F_, decoder):
+    """One pre-norm layer's tensors: PyTorch's TransformerEncoderLayer / DecoderLayer names."""
+    s = [(prefix + "norm1.weight", (C,), False, True), (prefix + "norm1.bias", (C,), False, True),
+         (prefix + "self_attn.in_proj_weight", (3 * C, C), True, True),
+         (prefix + "self_attn.in_proj_bias", (3 * C,), False, True),
+         (prefix + "self_attn.out_proj.weight", (C, C), True, True),
+         (prefix + "self_attn.out_proj.bias", (C,), False, True)]
+    if decoder:
+        s += [(prefix + "multihead_attn.in_proj_weight", (3 * C, C), True, True),
+              (prefix + "multihead_attn.in_proj_bias", (3 * C,), False, True),
+              (prefix + "multihead_attn.out_proj.weight", (C, C), True, True),
+              (prefix + "multihead_attn.out_proj.bias", (C,), False, True)]
+    s += [(prefix + "norm2.weight", (C,), False, True), (prefix + "norm2.bias", (C,), False, True)]
+    if decoder:
+        s += [(prefix + "norm3.weight", (C,), False, True), (prefix + "norm3.bias", (C,), False, True)]
+    return s + [(prefix + "linear1.weight", (F_, C), True, True), (prefix + "linear1.bias", (F_,), False, True),
+                (prefix + "linear2.weight", (C, F_), True, True), (prefix + "linear2.bias", (C,), False, True)]
+
+
+def grid_encoder_specs(base, C, D, grid, F_, layers):
+    """The grid encoder's tensors behind base: projection, row and column embeddings, layers, final norm."""
+    specs = [(base + "grid.weight", (C, D), True, True), (base + "grid.bias", (C,), False, True),
+             (base + "grid.rows", (grid, C), False, True), (base + "grid.columns", (grid, C), False, True)]
+    for l in range(layers):
+        specs += transformer_layer_specs(f"{base}encoder.layers.{l}.", C, F_, False)
+    if layers:
+        specs += [(base + "encoder.norm.weight", (C,), False, True), (base + "encoder.norm.bias", (C,), False, True)]
     return specs
 
 
@@ -162,33 +194,10 @@ def transformer_specs(cfg, grid, D):
     """The Transformer decoder's tensors in nn/model.c's walk order: PyTorch's
     TransformerEncoder/Decoder state-dict names behind a prefix."""
     C, V, F_, E_, D_ = cfg["embed_dim"], cfg["vocab_size"], cfg["ff_dim"], cfg["encoder_layers"], cfg["decoder_layers"]
-
-    def layer(prefix, decoder):
-        s = [(prefix + "norm1.weight", (C,), False, True), (prefix + "norm1.bias", (C,), False, True),
-             (prefix + "self_attn.in_proj_weight", (3 * C, C), True, True),
-             (prefix + "self_attn.in_proj_bias", (3 * C,), False, True),
-             (prefix + "self_attn.out_proj.weight", (C, C), True, True),
-             (prefix + "self_attn.out_proj.bias", (C,), False, True)]
-        if decoder:
-            s += [(prefix + "multihead_attn.in_proj_weight", (3 * C, C), True, True),
-                  (prefix + "multihead_attn.in_proj_bias", (3 * C,), False, True),
-                  (prefix + "multihead_attn.out_proj.weight", (C, C), True, True),
-                  (prefix + "multihead_attn.out_proj.bias", (C,), False, True)]
-        s += [(prefix + "norm2.weight", (C,), False, True), (prefix + "norm2.bias", (C,), False, True)]
-        if decoder:
-            s += [(prefix + "norm3.weight", (C,), False, True), (prefix + "norm3.bias", (C,), False, True)]
-        return s + [(prefix + "linear1.weight", (F_, C), True, True), (prefix + "linear1.bias", (F_,), False, True),
-                    (prefix + "linear2.weight", (C, F_), True, True), (prefix + "linear2.bias", (C,), False, True)]
-
-    specs = [("transformer.grid.weight", (C, D), True, True), ("transformer.grid.bias", (C,), False, True),
-             ("transformer.grid.rows", (grid, C), False, True), ("transformer.grid.columns", (grid, C), False, True)]
-    for l in range(E_):
-        specs += layer(f"transformer.encoder.layers.{l}.", False)
-    if E_:
-        specs += [("transformer.encoder.norm.weight", (C,), False, True), ("transformer.encoder.norm.bias", (C,), False, True)]
+    specs = grid_encoder_specs("transformer.", C, D, grid, F_, E_)
     specs.append(("transformer.embedding.weight", (V, C), True, True))
     for l in range(D_):
-        specs += layer(f"transformer.decoder.layers.{l}.", True)
+        specs += transformer_layer_specs(f"transformer.decoder.layers.{l}.", C, F_, True)
     specs += [("transformer.decoder.norm.weight", (C,), False, True), ("transformer.decoder.norm.bias", (C,), False, True)]
     if not cfg["tied"]:
         specs.append(("transformer.out.weight", (V, C), True, True))
@@ -228,6 +237,29 @@ def auxiliary_loss(P, cfg, z_images, captions, row_image):
     return cfg["aux_weight"] * bce, logits
 
 
+def grid_encoder(P, cfg, z, grid):
+    """The LSTM's grid encoder (nn/model.h): m = z W^T + b + row_y + column_x, then pre-norm
+    layers m += SelfAttention(LN1(m)); m += W2 act(W1 LN2(m) + b1) + b2, then a final LN.
+    Written with F.multi_head_attention_forward, not the C's loops."""
+    B, L, D = z.shape
+    base, heads = "grid_encoder.", cfg["heads"]
+    act = F.gelu if cfg["activation"] == "gelu" else F.relu
+    m = F.linear(z, P[base + "grid.weight"], P[base + "grid.bias"])
+    m = m + (P[base + "grid.rows"][:, None, :] + P[base + "grid.columns"][None, :, :]).reshape(L, D)
+    for l in range(cfg["encoder_layers"]):
+        p = f"{base}encoder.layers.{l}."
+        n1 = F.layer_norm(m, (D,), P[p + "norm1.weight"], P[p + "norm1.bias"], 1e-5).transpose(0, 1)  # [L, B, D]
+        att, _ = F.multi_head_attention_forward(n1, n1, n1, D, heads, P[p + "self_attn.in_proj_weight"],
+                                                P[p + "self_attn.in_proj_bias"], None, None, False, 0.0,
+                                                P[p + "self_attn.out_proj.weight"], P[p + "self_attn.out_proj.bias"],
+                                                training=False, need_weights=False)
+        m = m + att.transpose(0, 1)
+        n2 = F.layer_norm(m, (D,), P[p + "norm2.weight"], P[p + "norm2.bias"], 1e-5)
+        m = m + F.linear(act(F.linear(n2, P[p + "linear1.weight"], P[p + "linear1.bias"])),
+                         P[p + "linear2.weight"], P[p + "linear2.bias"])
+    return F.layer_norm(m, (D,), P[base + "encoder.norm.weight"], P[base + "encoder.norm.bias"], 1e-5)
+
+
 def forward(P, stats, cfg, images, captions, row_image, label_smoothing, training=True):
     """Returns dict of loss, cross_entropy, penalty, logits [T, R, V], alpha [T, R, L], beta [T, R]
     (and aux, aux_logits [B, V] with the auxiliary head).
@@ -244,6 +276,9 @@ def forward(P, stats, cfg, images, captions, row_image, label_smoothing, trainin
         if pool:
             x = F.max_pool2d(x, 2)
     z_images = x.flatten(2).transpose(1, 2)           # [B, L, D], cell = y*W + x
+    cnn_z = z_images                                  # what the auxiliary loss reads
+    if cfg.get("encoder_layers", 0) > 0:
+        z_images = grid_encoder(P, cfg, z_images, int(math.isqrt(z_images.shape[1])))
     z = z_images[row_image]                           # [R, L, D]
     z_mean = z.mean(1)
     h = torch.tanh(F.linear(z_mean, P["decoder.init_h.weight"], P["decoder.init_h.bias"]))
@@ -304,7 +339,7 @@ def forward(P, stats, cfg, images, captions, row_image, label_smoothing, trainin
     result["penalty"] = penalty
     result["loss"] = ce + penalty
     if cfg.get("aux_weight", 0) > 0:
-        result["aux"], result["aux_logits"] = auxiliary_loss(P, cfg, z_images, captions, row_image)
+        result["aux"], result["aux_logits"] = auxiliary_loss(P, cfg, cnn_z, captions, row_image)
         result["loss"] = result["loss"] + result["aux"]
     return result
 
@@ -330,6 +365,10 @@ VARIANTS = [
     # The output layer tied to the word embedding: its gradient is the sum of both uses.
     dict(name="tied", image_size=24, encoder="4s2,6p,8", decoder="attention", score="dot",
          label_smoothing=0.1, images=2, lengths=[4, 6, 2], row_image=[1, 0, 1], tied=True),
+    # A grid encoder (1 self-attention layer, 2 heads, GELU) in front of the LSTM, with the aux loss on the CNN's cells.
+    dict(name="grid", image_size=24, encoder="4s2,6p,8", decoder="attention", score="additive",
+         label_smoothing=0.1, images=2, lengths=[5, 6, 3], row_image=[1, 0, 1], aux_weight=0.5,
+         grid_encoder=dict(encoder_layers=1, heads=2, ff_dim=12, activation="gelu")),
 ]
 
 
@@ -341,6 +380,7 @@ def make_model(variant, rng):
         cfg["aux_weight"] = variant["aux_weight"]
     if variant.get("tied"):
         cfg["tied"] = True
+    cfg.update(variant.get("grid_encoder", {}))
     params = []
     for name, shape, _, _ in tensor_specs(cfg):
         if name.endswith("running_mean"):
@@ -351,6 +391,10 @@ def make_model(variant, rng):
             value = rng.uniform(0.6, 1.4, shape)
         elif ".bn" in name:
             value = rng.uniform(-0.3, 0.3, shape)
+        elif "norm" in name:  # layer norms away from the identity
+            value = rng.uniform(0.6, 1.4, shape) if name.endswith("weight") else rng.uniform(-0.3, 0.3, shape)
+        elif name.endswith(("grid.rows", "grid.columns")):
+            value = rng.normal(0.0, 0.5, shape)
         elif name == "decoder.embedding.weight" and not cfg.get("tied"):
             value = rng.normal(0.0, 1.0, shape)
         else:
@@ -365,7 +409,8 @@ def make_model(variant, rng):
 
 def write_model(path, cfg, params):
     config = {k: cfg[k] for k in ("vocab_size", "encoder", "embed_dim", "hidden_dim", "attention_dim",
-                                  "decoder", "score", "dropout", "doubly_stochastic", "aux_weight", "tied") if k in cfg}
+                                  "decoder", "score", "dropout", "doubly_stochastic", "aux_weight", "tied", "encoder_layers",
+                                  "heads", "ff_dim", "activation") if k in cfg}
     preprocess = {"image_size": cfg["image_size"], "resize": "stretch to image_size x image_size, bilinear",
                   "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
     vocab = SPECIALS + ["w%d" % i for i in range(4, cfg["vocab_size"])]
