@@ -35,6 +35,11 @@ void sat_config_defaults(SatConfig *c) {
     memcpy(c->image_std, std, sizeof std);
 }
 
+void sat_config_resolve_defaults(SatConfig *c) {
+    if (c->tied < 0) c->tied = c->transformer;
+    if (c->encoder_layers < 0) c->encoder_layers = c->transformer;
+}
+
 /* "32s2,64p,128p": one comma-separated item per convolution. */
 int sat_encoder_layout(const SatConfig *c, SatEncoderLayout *layout, Error *err) {
     memset(layout, 0, sizeof *layout);
@@ -431,8 +436,7 @@ static int check_working_sizes(const SatModel *m, Error *err) {
 static int build_layout(SatModel *m, const SatConfig *config, Error *err) {
     memset(m, 0, sizeof *m);
     m->config = *config;
-    if (m->config.tied < 0) m->config.tied = m->config.transformer;
-    if (m->config.encoder_layers < 0) m->config.encoder_layers = m->config.transformer;
+    sat_config_resolve_defaults(&m->config);
     if (check_config(&m->config, err) != 0 || sat_encoder_layout(config, &m->encoder, err) != 0) return -1;
     int last = m->encoder.count - 1;
     m->grid_h = m->grid_w = m->encoder.out_size[last];

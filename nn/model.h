@@ -124,8 +124,11 @@ TransformerShape sat_transformer_shape(const SatModel *model);
  * width D, without dropout, in front of the decoder. */
 TransformerShape sat_grid_encoder_shape(const SatModel *model);
 
-/* Sensible defaults for everything but vocab_size. */
+/* Sensible defaults for everything but vocab_size. A few depend on the
+ * decoder (-1 until then): sat_config_resolve_defaults sets them once the
+ * decoder is chosen (sat_model_create does it on its copy). */
 void sat_config_defaults(SatConfig *config);
+void sat_config_resolve_defaults(SatConfig *config);
 int sat_encoder_layout(const SatConfig *config, SatEncoderLayout *layout, Error *err);
 
 /* Builds the tensor table and allocates the parameters (zeroed). vocab may be

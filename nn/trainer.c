@@ -153,7 +153,8 @@ static void annotate(SatTrainer *t, const float *features, int image_count) {
 void sat_encode_train(SatTrainer *t, const float *images, int image_count) {
     const SatModel *m = t->model;
     const float *features = t->frozen_encoder ? encoder_forward_infer(m, &t->encoder, images, image_count, NULL)
-                                              : encoder_forward_train(m, &t->encoder, images, image_count, 1);
+                                              : encoder_forward_train(m, &t->encoder, images, image_count,
+                                                                      !t->follower);
     annotate(t, features, image_count);
 }
 

@@ -33,6 +33,8 @@ typedef struct {
     float *z, *d_z, *d_features;    /* [images, cells, features] and [images, D, H, W] */
     int image_capacity;
     long step;                      /* optimiser steps taken */
+    int follower;                   /* 1: a replica whose batch norm leaves the running statistics to
+                                       replica 0 (replica_pool.h) */
     int frozen_encoder;             /* 1: the CNN runs as at inference (running batch-norm statistics,
                                        folded: needs sat_model_prepare_inference) and is not trained */
     AdamConfig adam;

@@ -16,6 +16,7 @@
 #include "model.h"
 #include "tensor_table.h"
 #include "pipeline.h"
+#include "replica_pool.h"
 #include "trainer.h"
 
 static const char *const VOCAB[] = {"<pad>", "<start>", "<end>", "<unk>", "dog", "runs"};
@@ -640,6 +641,72 @@ static void test_packed_rows(CheckCounts *c) {
     sat_model_free(&m);
 }
 
+/* Data-parallel training on threads (replica_pool.h): the batch split over 2
+ * and 3 replicas gives the one-thread step's loss, gradient and batch-norm
+ * running statistics (dropout off, attention penalty on), for an LSTM, an
+ * LSTM behind a grid encoder, and a Transformer. */
+static void test_replica_pool(CheckCounts *c, int decoder) {
+    enum { IMAGES = 5, PER_IMAGE = 2, ROWS = IMAGES * PER_IMAGE, STEPS = 6 };
+    int captions[ROWS * (STEPS + 1)], row_image[ROWS];
+    for (int r = 0; r < ROWS; r++) { /* longest first, images interleaved */
+        int length = STEPS - r / 3, *row = captions + r * (STEPS + 1);
+        for (int t = 0; t <= STEPS; t++) row[t] = TOKEN_PAD;
+        row[0] = TOKEN_START;
+        for (int w = 1; w < length; w++) row[w] = 4 + (r + w) % 2;
+        row[length] = TOKEN_END;
+        row_image[r] = (r * 3) % IMAGES;
+    }
+    SatModel m;
+    Error err;
+    CHECK(c, make_model(&m, ATTENTION_DOT, decoder, 21) == 0);
+    m.config.dropout = 0.0f;
+    Rng rng;
+    rng_seed(&rng, 4);
+    float images[IMAGES * 3 * 16 * 16];
+    for (int i = 0; i < IMAGES * 3 * 16 * 16; i++) images[i] = rng_normal(&rng);
+    size_t n = m.table.total;
+    float *start = malloc(sizeof(float) * n), *grads = malloc(sizeof(float) * n), *stats = malloc(sizeof(float) * n);
+    memcpy(start, m.params, sizeof(float) * n);
+    DecoderBatch batch = {.captions = captions, .row_image = row_image, .rows = ROWS, .steps = STEPS,
+                          .label_smoothing = 0.1f, .training = 1};
+    SatTrainer one;
+    CHECK(c, sat_trainer_init(&one, &m, IMAGES, ROWS, STEPS, &err) == 0);
+    SatLoss reference = sat_forward_backward(&one, images, IMAGES, &batch, &rng);
+    memcpy(grads, one.grads, sizeof(float) * n);
+    memcpy(stats, m.params, sizeof(float) * n); /* the running statistics after one step */
+    sat_trainer_free(&one);
+    for (int replicas = 2; replicas <= 3; replicas++) {
+        memcpy(m.params, start, sizeof(float) * n);
+        SatTrainer main;
+        SatReplicaPool *pool = NULL;
+        CHECK(c, sat_trainer_init(&main, &m, IMAGES, ROWS, STEPS, &err) == 0);
+        CHECK(c, sat_replica_pool_create(&pool, &main, replicas, IMAGES, PER_IMAGE, STEPS, &err) == 0);
+        SatLoss loss = {0};
+        CHECK(c, pool && sat_replica_pool_forward_backward(pool, images, IMAGES, &batch, 9, &loss, &err) == 0);
+        double worst = 0.0, largest = 0.0, stats_worst = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            worst = fmax(worst, fabs((double)grads[i] - main.grads[i]));
+            largest = fmax(largest, fabs((double)grads[i]));
+            stats_worst = fmax(stats_worst, fabs((double)stats[i] - m.params[i]));
+        }
+        printf("replica pool (%s), %d replicas: loss %.7f vs %.7f (penalty %.7f vs %.7f), gradients max diff "
+               "%.2e (largest %.2e), running statistics max diff %.2e\n",
+               decoder == 3 ? "transformer" : decoder == 4 ? "grid encoder" : "attention", replicas, loss.loss,
+               reference.loss, loss.penalty, reference.penalty, worst, largest, stats_worst);
+        CHECK(c, fabs(loss.loss - reference.loss) <= 1e-5 * fabs(reference.loss) && loss.tokens == reference.tokens);
+        CHECK(c, fabs(loss.penalty - reference.penalty) <= 1e-5 * fabs(reference.penalty) + 1e-9);
+        CHECK(c, worst <= 1e-4 * largest);
+        CHECK(c, stats_worst <= 1e-5);
+        /* More images than the pool was made for: refused, nothing computed. */
+        CHECK(c, sat_replica_pool_forward_backward(pool, images, IMAGES + 1, &batch, 9, &loss, &err) != 0 &&
+                     strstr(err.message, "images"));
+        sat_replica_pool_free(pool);
+        sat_trainer_free(&main);
+    }
+    free(start), free(grads), free(stats);
+    sat_model_free(&m);
+}
+
 /* Teacher-forced probabilities of steps 0 and 1 of <start> word <end> for one image. */
 static void teacher_forced_probs(SatTrainer *t, int word, double p0[6], double p1[6]) {
     int caption[4] = {TOKEN_START, word, TOKEN_END, TOKEN_PAD}, image = 0;
@@ -974,6 +1041,9 @@ int main(int argc, char **argv) {
     test_beam_is_exact(&c, ATTENTION_DOT, 4);
     test_kv_cache(&c);
     test_packed_rows(&c);
+    test_replica_pool(&c, 1);
+    test_replica_pool(&c, 4);
+    test_replica_pool(&c, 3);
     test_sampling(&c);
     if (argc > 1) test_cli(&c, argv[1], dir);
     test_bundled_model(&c);

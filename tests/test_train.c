@@ -494,6 +494,26 @@ static void test_transformer_runs(CheckCounts *c, const Setup *setup, const char
     if (loaded) sat_model_free(&model);
 }
 
+/* The LSTM's options of issue 13 together (a grid encoder, a tied output
+ * layer, input dropout) trained on 2 replica threads: it resumes exactly. */
+static void test_replica_threads_run(CheckCounts *c, const Setup *setup, const char *root) {
+    char whole[300], resumed[300];
+    snprintf(whole, sizeof whole, "%s/replicas-whole", root);
+    snprintf(resumed, sizeof resumed, "%s/replicas-resumed", root);
+    const char *settings[][2] = {{"replicas", "2"}, {"encoder-layers", "1"}, {"heads", "2"}, {"ff-dim", "32"},
+                                 {"tied", "1"}, {"input-dropout", "0.2"}, {"score", "dot"}};
+    TrainOptions o;
+    volatile sig_atomic_t stop = 0;
+    small_options(&o, setup, whole);
+    CHECK(c, SET_OPTIONS(&o, settings));
+    CHECK(c, train_run(&o, NULL, &stop) == 0);
+    StepLosses losses;
+    CHECK(c, read_losses(whole, &losses) == 0 && losses.count == 4 * STEPS_PER_EPOCH);
+    printf("2 replica threads, grid encoder, tied, input dropout: loss %.3f in the first epoch, %.3f in the last\n",
+           mean_of(losses.loss, STEPS_PER_EPOCH), mean_of(losses.loss + losses.count - STEPS_PER_EPOCH, STEPS_PER_EPOCH));
+    CHECK(c, resume_matches(c, &o, resumed, &losses, "2-replica run"));
+}
+
 /* Bytes of the tensor `name` in two models equal? -1 when either cannot be read. */
 static int same_tensor(const SatModel *a, const SatModel *b, const char *name) {
     const TensorSpec *x = tensor_table_find(&a->table, name), *y = tensor_table_find(&b->table, name);
@@ -581,6 +601,7 @@ int main(int argc, char **argv) {
     test_frozen_encoder(&c, &setup, xe_run, root);
     test_scst_reference_mix(&c, xe_run, data);
     test_transformer_runs(&c, &setup, root);
+    test_replica_threads_run(&c, &setup, root);
     printf("wall time %.1f s (self-critical %.1f s)\n", now_seconds() - start, scst_seconds);
     snprintf(command, sizeof command, "rm -rf '%s'", root);
     if (system(command) != 0) fprintf(stderr, "could not remove %s\n", root);

@@ -71,8 +71,13 @@ void bench_train_data_free(BenchTrainData *d) {
     memset(d, 0, sizeof *d);
 }
 
-float bench_train_step(SatTrainer *t, const BenchTrainData *d, Rng *rng) {
-    SatLoss loss = sat_forward_backward(t, d->images, d->image_count, &d->batch, rng);
+float bench_train_step(SatTrainer *t, SatReplicaPool *pool, const BenchTrainData *d, Rng *rng) {
+    SatLoss loss;
+    Error err;
+    if (!pool) loss = sat_forward_backward(t, d->images, d->image_count, &d->batch, rng);
+    else if (sat_replica_pool_forward_backward(pool, d->images, d->image_count, &d->batch, rng_next_u32(rng), &loss,
+                                               &err) != 0)
+        return NAN; /* cannot happen: the pool is made for this batch */
     sat_optimizer_step(t, TRAIN_LR, TRAIN_WEIGHT_DECAY, TRAIN_CLIP);
     return loss.loss;
 }
@@ -189,16 +194,27 @@ int bench_inference(BenchResults *r, const BenchSetup *s, const char *tensor_pat
 
 /* ---------------------------------------------------------------- training */
 
+/* With 2+ threads, one replica per thread (caption train --replicas). */
 static int time_training(BenchResults *r, const BenchSetup *s, SatModel *m, const BenchTrainData *d, Error *err) {
     SatTrainer trainer;
+    SatReplicaPool *pool = NULL;
+    int replicas = s->threads < d->image_count ? s->threads : d->image_count;
     if (sat_trainer_init(&trainer, m, d->image_count, d->batch.rows, d->batch.steps, err) != 0) return -1;
+    if (replicas > 1 && sat_replica_pool_create(&pool, &trainer, replicas, d->image_count, s->captions_per_image,
+                                                d->batch.steps, err) != 0) {
+        sat_trainer_free(&trainer);
+        return -1;
+    }
     Rng rng;
     rng_seed(&rng, 7);
-    float loss = bench_train_step(&trainer, d, &rng); /* warm-up */
+    float loss = bench_train_step(&trainer, pool, d, &rng); /* warm-up */
     double t0 = bench_now();
-    for (int i = 0; i < s->train_steps; i++) loss = bench_train_step(&trainer, d, &rng);
+    for (int i = 0; i < s->train_steps; i++) loss = bench_train_step(&trainer, pool, d, &rng);
     double seconds = bench_now() - t0;
+    sat_replica_pool_free(pool);
+    openblas_set_num_threads(s->threads); /* the pool had set it to one */
     sat_trainer_free(&trainer);
+    r->v[BENCH_TRAIN_REPLICAS] = replicas;
     if (!isfinite(loss)) return error_set(err, "training benchmark: the loss became %g", loss);
     BenchFlops flops;
     bench_count_flops(m, d->image_count, d->batch.rows, d->batch.steps, &flops);

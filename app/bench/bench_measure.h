@@ -5,6 +5,7 @@
 #include "decoder.h"
 #include "error.h"
 #include "model.h"
+#include "replica_pool.h"
 #include "trainer.h"
 
 /* The measurements of `caption bench`. Each fills its values into a
@@ -43,7 +44,8 @@ int bench_train_data_make(BenchTrainData *data, const SatModel *model, const Ben
 void bench_train_data_free(BenchTrainData *data);
 /* One training step as `caption train` does it (AdamW, lr 1e-3, no weight
  * decay, clip 5, label smoothing 0.1). Returns the loss. */
-float bench_train_step(SatTrainer *trainer, const BenchTrainData *data, Rng *rng);
+/* One step of sat_forward_backward (or, with a pool, of its replicas) and AdamW. */
+float bench_train_step(SatTrainer *trainer, SatReplicaPool *pool, const BenchTrainData *data, Rng *rng);
 
 /* sgemm_gflops (square) and sgemm_conv_gflops (the largest conv GEMM). */
 int bench_sgemm(BenchResults *r, const BenchSetup *setup, Error *err);

@@ -42,7 +42,8 @@ int bench_rows(const BenchResults *r, BenchRow rows[BENCH_ROW_MAX]) {
         double c = r->v[s->c], t = s->torch < BENCH_VALUE_COUNT ? r->v[s->torch] : NAN;
         snprintf(row->label, sizeof row->label, "%s", s->label);
         if (s->c == BENCH_TRAIN_IMG_PER_S && isfinite(r->v[BENCH_TRAIN_BATCH]))
-            snprintf(row->label, sizeof row->label, "training, batch %.0f (img/s)", r->v[BENCH_TRAIN_BATCH]);
+            snprintf(row->label, sizeof row->label, "training, batch %.0f%s (img/s)", r->v[BENCH_TRAIN_BATCH],
+                     r->v[BENCH_TRAIN_REPLICAS] > 1 ? ", 1 replica per thread" : "");
         if (s->c == BENCH_SGEMM_GFLOPS && isfinite(r->v[BENCH_SGEMM_SIZE]))
             snprintf(row->label, sizeof row->label, "OpenBLAS sgemm %.0f^3 (GFLOPS)", r->v[BENCH_SGEMM_SIZE]);
         if (s->c == BENCH_SGEMM_CONV_GFLOPS && isfinite(r->v[BENCH_CONV_GEMM_K]))
@@ -128,8 +129,10 @@ static const char NOTES[] =
     "  cycled), one `CaptionPipeline` per worker thread, OpenBLAS at 1 thread per worker.\n"
     "- **Training**: `sat_forward_backward` + `sat_optimizer_step` (AdamW, clip 5, dropout 0.5, label smoothing\n"
     "  0.1, lambda 0.005: `tools/flickr8k.json`) on random images, 5 captions per image of 12 words + `<end>`;\n"
+    "  with 2+ threads the batch is split over one replica per thread (`caption train --replicas N`,\n"
+    "  `nn/replica_pool.h`: synchronised batch norm, gradients summed), each running OpenBLAS on one thread;\n"
     "  one warm-up step, then the mean of timed steps. PyTorch: the same model in float32 with autograd,\n"
-    "  `torch.optim.AdamW` and `clip_grad_norm_`.\n"
+    "  `torch.optim.AdamW` and `clip_grad_norm_`, on as many threads.\n"
     "- **Peak RSS**: VmHWM of a forked child that does only that job (load the model, decode and caption\n"
     "  one file with beam 3; or load the model, allocate the trainer and run one step), forked before the\n"
     "  benchmark process allocates anything large. Training excludes `caption train`'s decoded-image cache.\n"

@@ -33,6 +33,7 @@ static const char *const NAMES[BENCH_VALUE_COUNT] = {
     [BENCH_SGEMM_SIZE] = "sgemm_size",
     [BENCH_THREADS] = "threads",
     [BENCH_TRAIN_BATCH] = "train_batch",
+    [BENCH_TRAIN_REPLICAS] = "train_replicas",
     [BENCH_BATCH_IMAGES] = "batch_images",
     [BENCH_TORCH_CNN_MS] = "torch_cnn_ms",
     [BENCH_TORCH_CAPTION_MS_BEAM3] = "torch_caption_ms_beam3",

@@ -56,7 +56,7 @@ static int train_one(const BenchSetup *s, Error *err) {
     if (status == 0) {
         Rng rng;
         rng_seed(&rng, 7);
-        bench_train_step(&t, &d, &rng);
+        bench_train_step(&t, NULL, &d, &rng);
         sat_trainer_free(&t);
     }
     bench_train_data_free(&d);

@@ -41,7 +41,7 @@ static void print_help(FILE *out) {
 }
 
 static const char *const resume_overrides[] = {"epochs", "time-limit", "patience", "checkpoint-every",
-                                               "eval-images", "threads", "out", "stop-at-step", NULL};
+                                               "eval-images", "threads", "replicas", "out", "stop-at-step", NULL};
 
 static int allowed_on_resume(const char *name) {
     for (int i = 0; resume_overrides[i]; i++)
@@ -95,6 +95,7 @@ static int parse(int argc, char **argv, TrainOptions *o, const char **resume) {
         if (taken <= 0) return -1;
         i++;
     }
+    sat_config_resolve_defaults(&o->model); /* the options a checkpoint keeps say what was used */
     if (!*resume && o->data[0] == '\0') {
         fprintf(stderr, "caption train: no dataset; pass --data DIR (a Flickr8k-layout folder) or a captions JSON\n");
         return -1;

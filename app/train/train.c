@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "plot.h"
 #include "progress.h"
+#include "replica_pool.h"
 #include "replicas.h"
 #include "folders.h"
 #include "scst.h"
@@ -38,6 +39,7 @@ typedef struct {
     Loader *train_loader, *dev_loader;
     Captioner *captioner;
     Scst *scst; /* self-critical training; NULL for cross-entropy */
+    SatReplicaPool *pool; /* data-parallel training on threads (--replicas); NULL: one */
     TrainState state;
     Progress progress;
     Replicas *replicas; /* data-parallel training; size 1 for one process */
@@ -180,6 +182,11 @@ static int setup(Run *r, const char *resume, Error *err) {
     if (r->replicas->size > o->batch)
         return error_set(err, "--batch %d is smaller than the %d processes: each needs at least one image of every batch",
                          o->batch, r->replicas->size);
+    if (o->replicas > 1 && r->replicas->size > 1)
+        return error_set(err, "--replicas %d under mpirun: use threads or processes, not both (one process per "
+                              "node with --replicas, or one rank per core without it)", o->replicas);
+    if (o->replicas > 1 && o->scst_samples > 0)
+        return error_set(err, "self-critical training (--scst-samples) runs on one replica: leave out --replicas");
     if (load_data(r, err) != 0) return -1;
     out_path(r, r->path[0], sizeof r->path[0], "checkpoint.safetensors");
     out_path(r, r->path[1], sizeof r->path[1], "best.safetensors");
@@ -192,6 +199,10 @@ static int setup(Run *r, const char *resume, Error *err) {
     r->trainer_ready = 1;
     r->trainer.frozen_encoder = o->freeze_encoder;
     if (r->replicas->size > 1) r->trainer.encoder.replicas = &r->replicas->sum;
+    if (o->replicas > 1 &&
+        sat_replica_pool_create(&r->pool, &r->trainer, o->replicas, o->batch, o->captions_per_image, o->max_words + 1,
+                                err) != 0)
+        return -1;
     if (o->ema > 0.0f && sat_trainer_enable_ema(&r->trainer, err) != 0) return -1;
     if (resume && checkpoint_restore(resume, &r->trainer, &r->state, err) != 0) return -1;
     if (o->scst_samples > 0 &&
@@ -208,6 +219,7 @@ static int setup(Run *r, const char *resume, Error *err) {
 
 static void teardown(Run *r) {
     scst_free(r->scst);
+    sat_replica_pool_free(r->pool);
     captioner_free(r->captioner);
     loader_free(r->train_loader);
     loader_free(r->dev_loader);
@@ -504,9 +516,16 @@ static LoopResult train_epoch(Run *r, FILE *steps_log, long total_steps, float *
         LoopResult agreed = replicated ? agree_on_step(r, b, &db, stop) : LOOP_DONE;
         if (agreed != LOOP_DONE) return agreed;
         double reward = 0.0;
-        SatLoss loss = replicated ? replica_step(r, b, &db)
-                       : r->scst  ? scst_forward_backward(r->scst, &r->trainer, b, &r->state.rng, &reward)
-                                  : sat_forward_backward(&r->trainer, b->images, b->image_count, &db, &r->state.rng);
+        SatLoss loss;
+        if (r->pool) {
+            uint64_t dropout_seed = (uint64_t)rng_next_u32(&r->state.rng) << 32 | rng_next_u32(&r->state.rng);
+            if (sat_replica_pool_forward_backward(r->pool, b->images, b->image_count, &db, dropout_seed, &loss, err) != 0)
+                return LOOP_ERROR;
+        } else {
+            loss = replicated ? replica_step(r, b, &db)
+                   : r->scst  ? scst_forward_backward(r->scst, &r->trainer, b, &r->state.rng, &reward)
+                              : sat_forward_backward(&r->trainer, b->images, b->image_count, &db, &r->state.rng);
+        }
         if (!isfinite(loss.loss)) {
             error_set(err, "the loss became %s at step %ld (learning rate %.3g); the last good checkpoint is %s: "
                            "resume from it with a lower --lr",

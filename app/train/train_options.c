@@ -63,6 +63,7 @@ static const OptionSpec specs[] = {
     {"patience", KIND_INT, OPT(patience), 0, 0, 100000, "stop after this many epochs without a better dev CIDEr-D, 0 = never (default 5)"},
     {"eval-beam", KIND_INT, OPT(eval_beam), 0, 1, 64, "beam width for the dev captions (default 3)"},
     {"eval-length-penalty", KIND_FLOAT, OPT(eval_length_penalty), 0, 0, 10, "length normalisation for the dev captions (default 0)"},
+    {"replicas", KIND_INT, OPT(replicas), 0, 1, 64, "data-parallel training on this many threads: each batch split by image, one replica of the activations per thread, OpenBLAS on one thread each (default 1; --resume repeats a run exactly with the same number)"},
     {"threads", KIND_INT, OPT(threads), 0, 1, 256, "threads for checking images (default 2)"},
     {"seed", KIND_U64, OPT(seed), 0, 0, 0, "random seed (default 1)"},
     {"out", KIND_STRING, STR(out), 0, 0, "run folder: checkpoints, logs, learning curve, model (default runs/train)"},
@@ -95,6 +96,7 @@ void train_options_defaults(TrainOptions *o) {
     o->patience = 5;
     o->eval_beam = 3;
     o->threads = 2;
+    o->replicas = 1;
     o->seed = 1;
     snprintf(o->out, sizeof o->out, "runs/train");
     o->checkpoint_every = 200;

@@ -20,6 +20,7 @@ typedef struct {
     SatConfig model;
     /* optimisation */
     int epochs, batch, warmup_steps, patience, eval_beam, threads;
+    int replicas; /* data-parallel training on this many threads (replica_pool.h); 1: none */
     float lr, min_lr, weight_decay, clip, label_smoothing, crop_min_area, color_jitter, eval_length_penalty;
     float ema; /* decay of the weight average, 0: none */
     int flip;
