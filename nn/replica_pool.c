@@ -205,12 +205,7 @@ static SatLoss whole_loss(const SatReplicaPool *p, const DecoderBatch *whole) {
         sums[1] += (double)r->loss.penalty * r->batch.rows;
         sums[2] += (double)r->loss.aux * r->image_count;
     }
-    SatLoss loss = {.tokens = whole->total_tokens};
-    loss.cross_entropy = whole->total_tokens ? (float)(sums[0] / whole->total_tokens) : 0.0f;
-    loss.penalty = (float)(sums[1] / whole->total_rows);
-    loss.aux = (float)(sums[2] / whole->total_images);
-    loss.loss = loss.cross_entropy + loss.penalty + loss.aux;
-    return loss;
+    return sat_loss_from_sums(sums, whole->total_tokens, whole->total_rows, whole->total_images);
 }
 
 int sat_replica_pool_forward_backward(SatReplicaPool *p, const float *images, int image_count,

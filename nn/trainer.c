@@ -211,6 +211,15 @@ SatLoss sat_evaluate_loss(SatTrainer *t, const float *images, int image_count, c
     return loss;
 }
 
+SatLoss sat_loss_from_sums(const double sums[3], int tokens, int rows, int images) {
+    SatLoss loss = {.tokens = tokens};
+    loss.cross_entropy = tokens ? (float)(sums[0] / tokens) : 0.0f;
+    loss.penalty = rows ? (float)(sums[1] / rows) : 0.0f;
+    loss.aux = images ? (float)(sums[2] / images) : 0.0f;
+    loss.loss = loss.cross_entropy + loss.penalty + loss.aux;
+    return loss;
+}
+
 float sat_optimizer_step(SatTrainer *t, float lr, float weight_decay, float max_norm) {
     const TensorTable *table = &t->model->table;
     /* Padding between tensors holds zero gradients, so whole-block norms are exact. */

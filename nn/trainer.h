@@ -62,6 +62,10 @@ void sat_encode_train(SatTrainer *trainer, const float *images, int image_count)
 SatLoss sat_decode_backward(SatTrainer *trainer, const float *images, int image_count, const DecoderBatch *batch,
                             int with_aux, Rng *rng);
 
+/* The whole batch's mean losses from the sums over its shares (data-parallel
+ * replicas): sums = {cross-entropy x tokens, penalty x rows, aux x images}. */
+SatLoss sat_loss_from_sums(const double sums[3], int tokens, int rows, int images);
+
 /* The loss in inference mode (running batch-norm statistics, no dropout),
  * auxiliary term included. */
 SatLoss sat_evaluate_loss(SatTrainer *trainer, const float *images, int image_count,

@@ -21,14 +21,19 @@
 
 static const char *const VOCAB[] = {"<pad>", "<start>", "<end>", "<unk>", "dog", "runs"};
 
+/* The tests' tiny model: 16x16 input, CNN "4,6p,8p" (a 4x4 grid of 8), the 6 words of VOCAB. */
+static void tiny_config(SatConfig *c) {
+    sat_config_defaults(c);
+    c->image_size = 16;
+    snprintf(c->encoder_spec, sizeof c->encoder_spec, "4,6p,8p");
+    c->vocab_size = 6;
+}
+
 /* decoder: 0 bottleneck, 1 attention (Xu's gate), 2 adaptive (visual sentinel), 3 Transformer,
  * 4 attention behind a grid encoder. */
 static int make_model(SatModel *m, AttentionScore score, int decoder, uint64_t seed) {
     SatConfig c;
-    sat_config_defaults(&c);
-    c.image_size = 16;
-    snprintf(c.encoder_spec, sizeof c.encoder_spec, "4,6p,8p");
-    c.vocab_size = 6;
+    tiny_config(&c);
     c.embed_dim = 5;
     c.hidden_dim = 7;
     c.attention_dim = 4;
@@ -60,10 +65,7 @@ static int make_model(SatModel *m, AttentionScore score, int decoder, uint64_t s
  * names) survive the file, and a bad Transformer configuration is refused. */
 static void test_transformer_round_trip(CheckCounts *c, const char *path) {
     SatConfig config;
-    sat_config_defaults(&config);
-    config.image_size = 16;
-    snprintf(config.encoder_spec, sizeof config.encoder_spec, "4,6p,8p");
-    config.vocab_size = 6;
+    tiny_config(&config);
     config.embed_dim = 8;
     CHECK(c, sat_decoder_parse("transformer", &config) == 0 && config.transformer && config.use_attention);
     config.heads = 2, config.encoder_layers = 1, config.decoder_layers = 2, config.ff_dim = 12, config.gelu = 0;
@@ -92,10 +94,7 @@ static void test_transformer_round_trip(CheckCounts *c, const char *path) {
  * default, and its file says nothing about tying (as files before it). */
 static void test_tied_lstm_round_trip(CheckCounts *c, const char *path) {
     SatConfig config;
-    sat_config_defaults(&config);
-    config.image_size = 16;
-    snprintf(config.encoder_spec, sizeof config.encoder_spec, "4,6p,8p");
-    config.vocab_size = 6;
+    tiny_config(&config);
     config.score = ATTENTION_DOT;
     SatModel m, loaded;
     Error err;
@@ -148,10 +147,8 @@ static double input_dropout_loss(const SatModel *m, DecoderBuffers *b, const flo
 
 static void test_input_dropout_gradient(CheckCounts *c) {
     SatConfig config;
-    sat_config_defaults(&config);
-    config.image_size = 16;
-    snprintf(config.encoder_spec, sizeof config.encoder_spec, "4,6p,8p");
-    config.vocab_size = 6, config.embed_dim = 5, config.hidden_dim = 7, config.score = ATTENTION_DOT;
+    tiny_config(&config);
+    config.embed_dim = 5, config.hidden_dim = 7, config.score = ATTENTION_DOT;
     config.dropout = 0.3f, config.input_dropout = 0.4f;
     SatModel m;
     Error err;

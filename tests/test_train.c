@@ -457,6 +457,16 @@ static void test_scst_reference_mix(CheckCounts *c, const char *xe_run, const ch
  * checkpoint), and self-critical training runs from its model with the
  * key/value cache sampling (the rewards are finite, the model file is a
  * Transformer's). */
+/* small_options with `settings`, trained whole into `run`; its losses. */
+static void train_with(CheckCounts *c, const Setup *setup, TrainOptions *o, const char *run,
+                       const char *(*settings)[2], size_t count, StepLosses *losses) {
+    volatile sig_atomic_t stop = 0;
+    small_options(o, setup, run);
+    CHECK(c, set_options(o, settings, count));
+    CHECK(c, train_run(o, NULL, &stop) == 0);
+    CHECK(c, read_losses(run, losses) == 0 && losses->count == 4 * STEPS_PER_EPOCH);
+}
+
 static void test_transformer_runs(CheckCounts *c, const Setup *setup, const char *root) {
     char whole[300], resumed[300], scst[300], init[400];
     snprintf(whole, sizeof whole, "%s/transformer-whole", root);
@@ -467,11 +477,8 @@ static void test_transformer_runs(CheckCounts *c, const Setup *setup, const char
     TrainOptions o;
     Error err;
     volatile sig_atomic_t stop = 0;
-    small_options(&o, setup, whole);
-    CHECK(c, SET_OPTIONS(&o, settings));
-    CHECK(c, train_run(&o, NULL, &stop) == 0);
     StepLosses losses;
-    CHECK(c, read_losses(whole, &losses) == 0 && losses.count == 4 * STEPS_PER_EPOCH);
+    train_with(c, setup, &o, whole, settings, sizeof settings / sizeof settings[0], &losses);
     double first = mean_of(losses.loss, STEPS_PER_EPOCH);
     double last = mean_of(losses.loss + losses.count - STEPS_PER_EPOCH, STEPS_PER_EPOCH);
     printf("transformer: loss %.3f in the first epoch, %.3f in the last\n", first, last);
@@ -503,12 +510,8 @@ static void test_replica_threads_run(CheckCounts *c, const Setup *setup, const c
     const char *settings[][2] = {{"replicas", "2"}, {"encoder-layers", "1"}, {"heads", "2"}, {"ff-dim", "32"},
                                  {"tied", "1"}, {"input-dropout", "0.2"}, {"score", "dot"}};
     TrainOptions o;
-    volatile sig_atomic_t stop = 0;
-    small_options(&o, setup, whole);
-    CHECK(c, SET_OPTIONS(&o, settings));
-    CHECK(c, train_run(&o, NULL, &stop) == 0);
     StepLosses losses;
-    CHECK(c, read_losses(whole, &losses) == 0 && losses.count == 4 * STEPS_PER_EPOCH);
+    train_with(c, setup, &o, whole, settings, sizeof settings / sizeof settings[0], &losses);
     printf("2 replica threads, grid encoder, tied, input dropout: loss %.3f in the first epoch, %.3f in the last\n",
            mean_of(losses.loss, STEPS_PER_EPOCH), mean_of(losses.loss + losses.count - STEPS_PER_EPOCH, STEPS_PER_EPOCH));
     CHECK(c, resume_matches(c, &o, resumed, &losses, "2-replica run"));

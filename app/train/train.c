@@ -481,12 +481,7 @@ static SatLoss global_loss(Run *r, SatLoss local, const TrainBatch *b, const Dec
     double sums[3] = {(double)local.cross_entropy * local.tokens, (double)local.penalty * b->rows,
                       (double)local.aux * b->image_count};
     replicas_sum_doubles(r->replicas, sums, 3);
-    SatLoss loss = {.tokens = db->total_tokens};
-    loss.cross_entropy = db->total_tokens ? (float)(sums[0] / db->total_tokens) : 0.0f;
-    loss.penalty = (float)(sums[1] / db->total_rows);
-    loss.aux = (float)(sums[2] / db->total_images);
-    loss.loss = loss.cross_entropy + loss.penalty + loss.aux;
-    return loss;
+    return sat_loss_from_sums(sums, db->total_tokens, db->total_rows, db->total_images);
 }
 
 /* One replica of N: forward and backward on its share, then the gradients
