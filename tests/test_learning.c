@@ -30,6 +30,10 @@
  *                           missed the exact-caption bar on 4 runs of 40
  *                           (min 0.85) and its map's mass came to 0.51 on one
  *                           (mean 0.90); tools/SEEDS.md has the sweep.
+ *   CAPTION_TEST_DECODER=grid-encoder  the LSTM behind a grid encoder of one
+ *                           self-attention layer (2 heads, feed-forward 64),
+ *                           as issue 13's candidates: does its map still land
+ *                           on the named shape once the cells see each other?
  * Each learning check prints "stat NAME VALUE OP BAR", the line
  * tools/seed-sweep collects; the bars come from the distributions over seeds
  * and OpenBLAS kernels recorded beside them. */
@@ -133,6 +137,7 @@ static Setup default_setup(void) {
         s.lr_final = 1e-4f;
         s.warmup = 100;
     }
+    if (decoder && strcmp(decoder, "grid-encoder") == 0) s.encoder_layers = 1, s.heads = 2;
     return s;
 }
 
@@ -495,6 +500,8 @@ int main(int argc, char **argv) {
         sat_decoder_parse("transformer", &config);
         config.heads = s.heads, config.encoder_layers = s.encoder_layers, config.decoder_layers = s.decoder_layers;
         config.ff_dim = s.hidden_dim;
+    } else if (s.encoder_layers > 0) {
+        config.encoder_layers = s.encoder_layers, config.heads = s.heads, config.ff_dim = 64;
     }
     if (sat_model_create(&model, &config, (const char *const *)vocab.words, &err)) goto fail;
     model_ready = 1;
