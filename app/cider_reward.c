@@ -464,6 +464,15 @@ static size_t lower_bound(const uint64_t *triples, size_t count, uint32_t ngram)
     return low;
 }
 
+double cider_reward_contrastive(const CiderReward *reward, int image, const int *others, int other_count,
+                                float weight, const int *tokens, int length) {
+    double own = cider_reward_score(reward, image, tokens, length);
+    if (weight == 0.0f || other_count <= 0) return own;
+    double sum = 0.0;
+    for (int i = 0; i < other_count; i++) sum += cider_reward_score(reward, others[i], tokens, length);
+    return own - weight * sum / other_count;
+}
+
 double cider_reward_score(const CiderReward *reward, int image_index, const int *tokens, int length) {
     if (!reward || image_index < 0 || image_index >= reward->image_count || length < 0 || (length > 0 && !tokens))
         return NAN;

@@ -53,4 +53,15 @@ void cider_reward_free(CiderReward *reward);
  * malloc'd), when out of memory. */
 double cider_reward_score(const CiderReward *reward, int image, const int *tokens, int length);
 
+/* The contrastive reward: the hypothesis's CIDEr-D against its own image's
+ * references minus `weight` times its mean CIDEr-D against the references of
+ * `other_count` other images (`others`: dataset indices). A caption that
+ * would fit any image ("a dog is running through the grass") scores well
+ * against other images' references too, and keeps less of its reward than
+ * one that fits its image alone. weight 0 (or no others) is
+ * cider_reward_score. NAN as cider_reward_score, or for an index out of
+ * range among the others. */
+double cider_reward_contrastive(const CiderReward *reward, int image, const int *others, int other_count,
+                                float weight, const int *tokens, int length);
+
 #endif

@@ -292,6 +292,28 @@ int main(void) {
     int beyond = vocab.size; /* the first fresh id a reference's unknown word got */
     CHECK(&counts, isnan(cider_reward_score(reward, 0, &beyond, 1)));
 
+    /* The contrastive reward: own CIDEr-D minus weight x the mean against the
+     * others; a caption that fits several images ("a man ... in the park":
+     * the dog's, bike's and market's words) keeps less of it than one that
+     * fits its image alone. */
+    int others[4] = {1, 2, 3, 4};
+    CHECK(&counts, cider_reward_contrastive(reward, 0, others, 4, 0.0f, ids, n) == copy);
+    double mean_others = 0.0;
+    for (int i = 0; i < 4; i++) mean_others += cider_reward_score(reward, others[i], ids, n) / 4;
+    CHECK(&counts, close_enough(cider_reward_contrastive(reward, 0, others, 4, 0.5f, ids, n), copy - 0.5 * mean_others));
+    int generic[16], specific[16];
+    int g = encode(&vocab, "a man with a dog in the park", generic, 16);
+    int k = encode(&vocab, "a brown dog runs through the green grass", specific, 16);
+    double generic_kept = cider_reward_contrastive(reward, 0, others, 4, 1.0f, generic, g) /
+                          cider_reward_score(reward, 0, generic, g);
+    double specific_kept = cider_reward_contrastive(reward, 0, others, 4, 1.0f, specific, k) /
+                           cider_reward_score(reward, 0, specific, k);
+    printf("contrastive reward (weight 1): the generic caption keeps %.3f of its CIDEr-D, the specific one %.3f\n",
+           generic_kept, specific_kept);
+    CHECK(&counts, generic_kept < specific_kept);
+    int outside[1] = {IMAGE_COUNT};
+    CHECK(&counts, isnan(cider_reward_contrastive(reward, 0, outside, 1, 0.5f, ids, n)));
+
     /* 3. Several threads scoring at once get the same numbers. */
     ThreadJob jobs[4];
     pthread_t threads[4];

@@ -381,7 +381,8 @@ static float scst_pass(SatTrainer *t, const Dataset *train, const Vocab *vocab, 
                        float *grads) {
     Scst *scst;
     Error err;
-    if (scst_create(&scst, t->model, train, vocab, batch->image_count, 3, 8, w, 5, &err) != 0) return NAN;
+    ScstOptions options = {.samples = 3, .max_words = 8, .xe_weight = w, .captions_per_image = 5};
+    if (scst_create(&scst, t->model, train, vocab, batch->image_count, &options, &err) != 0) return NAN;
     Rng rng;
     rng_seed(&rng, 77); /* the same samples for every weight */
     double reward;

@@ -9,6 +9,8 @@ struct Scst {
     CiderReward *cider;
     int samples, max_words, row_capacity;
     float xe_weight; /* weight of the reference captions' rows; 0 = none */
+    float contrast;  /* the contrastive reward's weight; 0 = plain CIDEr-D */
+    int *others;     /* [batch images]: the batch's other images, for the contrastive reward */
     int *sampled;    /* [rows, max_words + 2] as decoder_sample writes them, then the references */
     int *captions;   /* the same, longest first, [rows, steps + 1] */
     int *row_image, *sorted_row_image, *length, *order;
@@ -29,14 +31,17 @@ void scst_free(Scst *s) {
     free(s->reward);
     free(s->advantage);
     free(s->sorted_advantage);
+    free(s->others);
     transformer_cache_free(s->sampler);
     free(s->sample_scratch);
     free(s);
 }
 
 int scst_create(Scst **out, const SatModel *model, const Dataset *train, const Vocab *vocab, int batch_images,
-                int samples, int max_words, float xe_weight, int captions_per_image, Error *err) {
+                const ScstOptions *options, Error *err) {
     *out = NULL;
+    int samples = options->samples, max_words = options->max_words, captions_per_image = options->captions_per_image;
+    float xe_weight = options->xe_weight;
     if (samples < 2)
         return error_set(err, "--scst-samples %d: self-critical training needs at least 2 samples per image "
                               "(each sample's baseline is the mean reward of the others)", samples);
@@ -45,6 +50,7 @@ int scst_create(Scst **out, const SatModel *model, const Dataset *train, const V
     s->samples = samples;
     s->max_words = max_words;
     s->xe_weight = xe_weight;
+    s->contrast = options->contrast;
     s->row_capacity = batch_images * (samples + (xe_weight > 0.0f ? captions_per_image : 0));
     size_t rows = (size_t)s->row_capacity, columns = (size_t)max_words + 2;
     s->sampled = malloc(rows * columns * sizeof(int));
@@ -56,7 +62,8 @@ int scst_create(Scst **out, const SatModel *model, const Dataset *train, const V
     s->reward = malloc(rows * sizeof(float));
     s->advantage = malloc(rows * sizeof(float));
     s->sorted_advantage = malloc(rows * sizeof(float));
-    if (!s->sampled || !s->captions || !s->row_image || !s->sorted_row_image || !s->length || !s->order ||
+    s->others = malloc((size_t)batch_images * sizeof(int));
+    if (!s->others || !s->sampled || !s->captions || !s->row_image || !s->sorted_row_image || !s->length || !s->order ||
         !s->reward || !s->advantage || !s->sorted_advantage) {
         scst_free(s);
         return error_set(err, "out of memory for self-critical training (%zu sampled captions)", rows);
@@ -88,16 +95,21 @@ static int word_count(const int *caption, int max_words) {
     return n;
 }
 
-/* Rewards, and each sample's advantage over the mean of its image's other samples. */
+/* Rewards, and each sample's advantage over the mean of its image's other
+ * samples; returns the samples' mean CIDEr-D against their own images. */
 static double score_samples(Scst *s, const TrainBatch *batch, int rows) {
     int columns = s->max_words + 2, K = s->samples;
     double total = 0.0;
     for (int r = 0; r < rows; r++) {
         const int *caption = s->sampled + (size_t)r * columns;
-        int words = word_count(caption, s->max_words);
+        int words = word_count(caption, s->max_words), image = r / K, others = 0;
         s->length[r] = words + (caption[1 + words] == TOKEN_END); /* targets: words, then <end> if drawn */
-        s->reward[r] = (float)cider_reward_score(s->cider, batch->image_index[r / K], caption + 1, words);
-        total += s->reward[r];
+        double own = cider_reward_score(s->cider, batch->image_index[image], caption + 1, words);
+        for (int j = 0; s->contrast > 0.0f && j < batch->image_count; j++)
+            if (j != image) s->others[others++] = batch->image_index[j];
+        s->reward[r] = (float)cider_reward_contrastive(s->cider, batch->image_index[image], s->others, others,
+                                                       s->contrast, caption + 1, words);
+        total += own;
     }
     for (int image = 0; image < rows / K; image++) {
         double sum = 0.0;

@@ -25,16 +25,29 @@ typedef struct Scst Scst;
  *    + xe_weight * sum over reference tokens of -log p) / all tokens,
  * the mixed objective that keeps the model near the references' wording
  * (Paulus et al. 2018) against the formulaic captions CIDEr-D alone
- * rewards. */
+ * rewards. With contrast > 0 a sample's reward is contrastive: its CIDEr-D
+ * minus contrast times its mean CIDEr-D against the references of the
+ * batch's other images, so a caption that would fit any of them earns less
+ * (the discriminability idea of Luo et al. 2018 and Dai and Lin 2017,
+ * measured with the reward's own CIDEr-D). */
+typedef struct {
+    int samples;            /* K captions sampled per image (at least 2) */
+    int max_words;          /* a sample is cut after this many words */
+    float xe_weight;        /* the references' weight in the pass; 0 = none */
+    int captions_per_image; /* references per image the loader gives */
+    float contrast;         /* the contrastive reward's weight (cider_reward_contrastive: against the
+                               batch's other images' references); 0 = plain CIDEr-D */
+} ScstOptions;
+
 int scst_create(Scst **scst, const SatModel *model, const Dataset *train, const Vocab *vocab, int batch_images,
-                int samples, int max_words, float xe_weight, int captions_per_image, Error *err);
+                const ScstOptions *options, Error *err);
 void scst_free(Scst *scst);
 
 /* Forward and backward on the images of batch (its reference captions are
  * used only with xe_weight > 0): fills the trainer's gradients. The CNN runs in training mode;
  * sampling and the decoder's loss run without dropout, so the loss is taken
  * under the distribution the captions were drawn from. *mean_reward receives
- * the mean CIDEr-D of the samples. */
+ * the mean CIDEr-D of the samples (against their own images' references). */
 SatLoss scst_forward_backward(Scst *scst, SatTrainer *trainer, const TrainBatch *batch, Rng *rng,
                               double *mean_reward);
 

@@ -206,8 +206,11 @@ static int setup(Run *r, const char *resume, Error *err) {
     if (o->ema > 0.0f && sat_trainer_enable_ema(&r->trainer, err) != 0) return -1;
     if (resume && checkpoint_restore(resume, &r->trainer, &r->state, err) != 0) return -1;
     if (o->scst_samples > 0 &&
-        scst_create(&r->scst, &r->model, &r->train, &r->vocab, o->batch, o->scst_samples, o->max_words, o->scst_xe_weight,
-                    o->captions_per_image, err) != 0)
+        scst_create(&r->scst, &r->model, &r->train, &r->vocab, o->batch,
+                    &(ScstOptions){.samples = o->scst_samples, .max_words = o->max_words,
+                                   .xe_weight = o->scst_xe_weight, .captions_per_image = o->captions_per_image,
+                                   .contrast = o->scst_contrast},
+                    err) != 0)
         return -1;
     LoaderOptions train_lo = loader_options(r, 1), dev_lo = loader_options(r, 0);
     if (loader_create(&r->train_loader, &r->train, &r->vocab, &train_lo, err) != 0) return -1;

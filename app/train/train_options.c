@@ -32,6 +32,7 @@ static const OptionSpec specs[] = {
     {"init", KIND_STRING, STR(init), 0, 0, "start from this model's weights, architecture and vocabulary (e.g. a cross-entropy run's model.safetensors, to go on with --scst-samples); the architecture options are then ignored"},
     {"scst-samples", KIND_INT, OPT(scst_samples), 0, 0, 64, "self-critical training: sample this many captions per image (at least 2), reward each with its CIDEr-D against the image's references, baseline the mean reward of the image's other samples; 0 = cross-entropy training (default 0)"},
     {"scst-xe-weight", KIND_FLOAT, OPT(scst_xe_weight), 0, 0, 100, "self-critical training: also train on the reference captions in the same pass, each of their tokens weighted this much (a sample's tokens are weighted by its advantage), against formulaic captions; 0 = off (default 0)"},
+    {"scst-contrast", KIND_FLOAT, OPT(scst_contrast), 0, 0, 10, "self-critical training: reward each sample with its CIDEr-D minus this weight times its mean CIDEr-D against the references of the batch's other images, so captions that would fit any image earn less; 0 = off (default 0)"},
     {"image-size", KIND_INT, OPT(model.image_size), 0, 8, 4096, "input size in pixels (default 96)"},
     {"encoder", KIND_STRING, STR(model.encoder_spec), 0, 0, "CNN: channels per 3x3 conv, s2 = stride 2, p = max-pool"},
     {"embed", KIND_INT, OPT(model.embed_dim), 0, 1, 65536, "word embedding size (default 256)"},

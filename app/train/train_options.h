@@ -15,6 +15,7 @@ typedef struct {
     char init[1024];  /* start from this model file's weights; "" = fresh */
     int scst_samples; /* self-critical training with this many samples per image; 0 = cross-entropy */
     float scst_xe_weight; /* with it, the reference captions' cross-entropy at this weight (scst.h) */
+    float scst_contrast;  /* with it, the contrastive reward at this weight (scst.h) */
     int min_count, max_words, captions_per_image, eval_images;
     /* model */
     SatConfig model;
