@@ -108,13 +108,16 @@ class Model:
 
     def encode(self, images, training):
         """[B, 3, S, S] -> z [B, L, D]."""
-        P, x = self.P, images
+        P, x, block_input = self.P, images, images
+        shortcuts = ref.residual_layers(self.cfg["encoder"])
         for l, (_, _, stride, pool) in enumerate(self.layers):
+            if l + 1 in shortcuts:
+                block_input = x
             x = F.conv2d(x, P[f"encoder.conv{l}.weight"], stride=stride, padding=1)
             x = F.batch_norm(x, self.stats[f"encoder.bn{l}.running_mean"], self.stats[f"encoder.bn{l}.running_var"],
                              P[f"encoder.bn{l}.weight"], P[f"encoder.bn{l}.bias"],
                              training=training, momentum=0.1, eps=1e-5)
-            x = F.relu(x)
+            x = F.relu(x + block_input if l in shortcuts else x)
             if pool:
                 x = F.max_pool2d(x, 2)
         z = x.flatten(2).transpose(1, 2)

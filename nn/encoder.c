@@ -63,8 +63,9 @@ int encoder_buffers_alloc(EncoderBuffers *b, const SatModel *m, int capacity, Er
     b->grad_a = malloc(largest * sizeof(float));
     b->grad_b = malloc(largest * sizeof(float));
     b->grad_c = malloc(largest * sizeof(float));
+    b->grad_skip = malloc(largest * sizeof(float));
     b->replica_scratch = malloc((2 * (size_t)widest + 1) * sizeof(double));
-    if (failed || !b->workspace || !b->grad_a || !b->grad_b || !b->grad_c || !b->replica_scratch) {
+    if (failed || !b->workspace || !b->grad_a || !b->grad_b || !b->grad_c || !b->grad_skip || !b->replica_scratch) {
         encoder_buffers_free(b);
         return error_set(err, "out of memory for encoder buffers (batch %d)", capacity);
     }
@@ -84,6 +85,7 @@ void encoder_buffers_free(EncoderBuffers *b) {
     free(b->grad_a);
     free(b->grad_b);
     free(b->grad_c);
+    free(b->grad_skip);
     free(b->replica_scratch);
     memset(b, 0, sizeof *b);
 }
@@ -94,6 +96,11 @@ static long conv_floats(const SatModel *m, int l, int batch) {
 
 static const float *layer_output(const SatModel *m, const EncoderBuffers *b, int l) {
     return m->encoder.pool[l] ? b->pool_out[l] : b->relu_out[l];
+}
+
+/* The input of layer l: the images, or the layer below's output. */
+static const float *layer_input(const SatModel *m, const EncoderBuffers *b, const float *images, int l) {
+    return l == 0 ? images : layer_output(m, b, l - 1);
 }
 
 const float *encoder_forward_train(const SatModel *m, EncoderBuffers *b, const float *images,
@@ -107,7 +114,12 @@ const float *encoder_forward_train(const SatModel *m, EncoderBuffers *b, const f
                                 update_running_stats ? m->p.bn_running_mean[l] : NULL,
                                 update_running_stats ? m->p.bn_running_var[l] : NULL,
                                 b->conv_out[l], m->p.bn_weight[l], m->p.bn_bias[l], &bs);
-        relu_forward(b->relu_out[l], b->relu_out[l], conv_floats(m, l, batch));
+        long n = conv_floats(m, l, batch);
+        if (m->encoder.skip[l]) { /* a residual block's shortcut: its input, the input of layer l - 1 */
+            const float *shortcut = layer_input(m, b, images, l - 1);
+            for (long i = 0; i < n; i++) b->relu_out[l][i] += shortcut[i];
+        }
+        relu_forward(b->relu_out[l], b->relu_out[l], n);
         if (m->encoder.pool[l]) {
             MaxPoolShape ps = pool_shape(m, l, batch);
             maxpool_forward(b->pool_out[l], b->argmax[l], b->relu_out[l], &ps);
@@ -141,19 +153,24 @@ void encoder_backward(const SatModel *m, const SatTensors *g, EncoderBuffers *b,
         /* ReLU's gradient in place: zero where the output was clipped. */
         for (long i = 0; i < n; i++)
             if (b->relu_out[l][i] <= 0.0f) d_relu[i] = 0.0f;
+        /* The shortcut's share reaches the block's input after layer l - 1's convolution. */
+        if (m->encoder.skip[l]) memcpy(b->grad_skip, d_relu, n * sizeof(float));
         BatchNormShape bs = bn_shape(m, b, l, batch);
         float *d_conv = free_buffer(b, d_relu, d_out);
         memset(d_conv, 0, n * sizeof(float));
         batchnorm_backward(d_conv, g->bn_weight[l], g->bn_bias[l], d_relu, b->conv_out[l],
                            b->bn_mean[l], b->bn_inv_std[l], m->p.bn_weight[l], &bs);
         Conv2dShape cs = conv_shape(m, l, batch);
-        const float *in = l == 0 ? images : layer_output(m, b, l - 1);
+        const float *in = layer_input(m, b, images, l);
         float *d_in = NULL;
+        size_t in_floats = (size_t)batch * cs.in_channels * cs.in_height * cs.in_width;
         if (l > 0) {
             d_in = d_relu; /* consumed by batch norm: free for the layer below */
-            memset(d_in, 0, (size_t)batch * cs.in_channels * cs.in_height * cs.in_width * sizeof(float));
+            memset(d_in, 0, in_floats * sizeof(float));
         }
         conv2d_backward(d_in, g->conv_weight[l], NULL, d_conv, in, m->p.conv_weight[l], &cs, b->workspace);
+        if (d_in && l + 1 < m->encoder.count && m->encoder.skip[l + 1])
+            for (size_t i = 0; i < in_floats; i++) d_in[i] += b->grad_skip[i];
         d_out = d_in;
     }
 }
@@ -164,6 +181,7 @@ typedef struct {
     const SatModel *model;
     EncoderBuffers *buffers;
     int layer;
+    const float *shortcut; /* a residual block's input, added before the ReLU; NULL for other layers */
 } InferLayer;
 
 static void relu_and_pool(void *context, int image, int first_channel, int channels, int first_row, int rows) {
@@ -171,7 +189,10 @@ static void relu_and_pool(void *context, int image, int first_channel, int chann
     int l = j->layer, size = conv_size(j->model, l);
     long plane = (long)size * size, first_plane = (long)image * j->model->encoder.channels[l] + first_channel;
     for (int c = 0; c < channels; c++) {
-        float *block = j->buffers->relu_out[l] + (first_plane + c) * plane + (long)first_row * size;
+        long at = (first_plane + c) * plane + (long)first_row * size;
+        float *block = j->buffers->relu_out[l] + at;
+        if (j->shortcut)
+            for (long i = 0; i < (long)rows * size; i++) block[i] += j->shortcut[at + i];
         relu_forward(block, block, (long)rows * size);
     }
     if (!j->model->encoder.pool[l]) return;
@@ -190,7 +211,7 @@ const float *encoder_forward_infer(const SatModel *m, EncoderBuffers *b, const f
     const float *in = images;
     for (int l = 0; l < m->encoder.count; l++) {
         Conv2dShape cs = conv_shape(m, l, batch);
-        InferLayer layer = {m, b, l};
+        InferLayer layer = {m, b, l, m->encoder.skip[l] ? layer_input(m, b, images, l - 1) : NULL};
         Conv2dEpilogue epilogue = {relu_and_pool, &layer};
         conv2d_forward_shared(helper, b->relu_out[l], in, m->folded_weight[l], m->folded_bias[l], &cs,
                               b->workspace, &epilogue);

@@ -16,6 +16,7 @@ typedef struct {
     float *bn_mean[SAT_MAX_CONV], *bn_inv_std[SAT_MAX_CONV];
     float *workspace;             /* im2col */
     float *grad_a, *grad_b, *grad_c; /* backward: three, so no step reads what it writes */
+    float *grad_skip;             /* backward: a residual block's shortcut gradient, until the block's input */
     const ReplicaSum *replicas;   /* data-parallel training: batch norm over the global batch
                                      (batchnorm.h); NULL: over this batch */
     double *replica_scratch;      /* 2 * widest layer + 1 */

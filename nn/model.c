@@ -55,7 +55,8 @@ int sat_encoder_layout(const SatConfig *c, SatEncoderLayout *layout, Error *err)
         if (end == p || out < 1 || out > 4096)
             return error_set(err, "encoder spec \"%s\": expected a channel count at \"%s\" (format: 32s2,64p,128p)",
                              c->encoder_spec, p);
-        int i = layout->count, stride = 1, pool = 0;
+        int stride = 1, pool = 0, residual = 0;
+        const char *item = p;
         p = end;
         while (*p && *p != ',') {
             if (p[0] == 's' && p[1] == '2') {
@@ -64,24 +65,39 @@ int sat_encoder_layout(const SatConfig *c, SatEncoderLayout *layout, Error *err)
             } else if (p[0] == 'p') {
                 pool = 1;
                 p++;
+            } else if (p[0] == 'r') {
+                residual = 1;
+                p++;
             } else {
-                return error_set(err, "encoder spec \"%s\": unknown suffix at \"%s\" (s2 = stride 2, p = max-pool)",
-                                 c->encoder_spec, p);
+                return error_set(err, "encoder spec \"%s\": unknown suffix at \"%s\" (s2 = stride 2, p = max-pool, "
+                                      "r = residual block)", c->encoder_spec, p);
             }
         }
         if (*p == ',') p++;
-        layout->in_channels[i] = channels;
-        layout->in_size[i] = size;
-        layout->channels[i] = (int)out;
-        layout->stride[i] = stride;
-        layout->pool[i] = pool;
-        size = (size + 2 - 3) / stride + 1;
-        if (pool) size /= 2;
-        if (size < 1)
-            return error_set(err, "encoder spec \"%s\" shrinks a %d-pixel image to nothing", c->encoder_spec, c->image_size);
-        layout->out_size[i] = size;
-        channels = (int)out;
-        layout->count++;
+        if (residual && (stride != 1 || out != channels))
+            return error_set(err, "encoder spec \"%s\": the residual block at \"%.*s\" must keep its input's %d "
+                                  "channels and stride 1 (its shortcut is the identity)",
+                             c->encoder_spec, (int)(p - item), item, channels);
+        if (residual && layout->count + 2 > SAT_MAX_CONV)
+            return error_set(err, "encoder spec \"%s\": more than %d convolutions", c->encoder_spec, SAT_MAX_CONV);
+        /* A residual block is two convolutions; the second adds the block's input before its ReLU. */
+        for (int part = 0; part <= residual; part++) {
+            int i = layout->count;
+            layout->in_channels[i] = channels;
+            layout->in_size[i] = size;
+            layout->channels[i] = (int)out;
+            layout->stride[i] = stride;
+            layout->pool[i] = part == residual ? pool : 0;
+            layout->skip[i] = residual && part == 1;
+            size = (size + 2 - 3) / stride + 1;
+            if (layout->pool[i]) size /= 2;
+            if (size < 1)
+                return error_set(err, "encoder spec \"%s\" shrinks a %d-pixel image to nothing", c->encoder_spec,
+                                 c->image_size);
+            layout->out_size[i] = size;
+            channels = (int)out;
+            layout->count++;
+        }
     }
     if (layout->count == 0) return error_set(err, "encoder spec is empty");
     return 0;

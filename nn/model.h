@@ -15,7 +15,10 @@
  *
  * Encoder: a stack of 3x3 convolutions (padding 1), each followed by batch
  * norm and ReLU and optionally a 2x2 max-pool, turns a [3, S, S] image into
- * a [D, H, W] map, read as L = H*W annotation vectors z_i of D dims.
+ * a [D, H, W] map, read as L = H*W annotation vectors z_i of D dims. A
+ * residual block ("256r", He et al. 2016's basic block with an identity
+ * shortcut) is two of them, the second adding the block's input before its
+ * ReLU: relu(BN(conv(relu(BN(conv(x))))) + x).
  *
  * Decoder, per caption, with y_{-1} = <start>:
  *   h_0 = tanh(W_ih0 mean_i z_i + b),  c_0 = tanh(W_ic0 mean_i z_i + b)
@@ -49,7 +52,8 @@ enum { TOKEN_PAD = 0, TOKEN_START = 1, TOKEN_END = 2, TOKEN_UNK = 3 };
 
 typedef struct {
     int image_size;                    /* input is [3, image_size, image_size] */
-    char encoder_spec[SAT_SPEC_MAX];   /* e.g. "32s2,64p,128p,256p": channels, s2 = stride 2, p = then max-pool */
+    char encoder_spec[SAT_SPEC_MAX];   /* e.g. "32s2,64p,128p,256p": channels, s2 = stride 2, p = then max-pool,
+                                          r = a residual block of two (128r: 128 channels in and out) */
     int vocab_size, embed_dim, hidden_dim, attention_dim;
     int use_attention;                 /* 0: the single-context bottleneck baseline */
     int sentinel;                      /* 1: adaptive attention (a visual sentinel instead of the gate) */
@@ -72,6 +76,8 @@ typedef struct {
     int count;
     int channels[SAT_MAX_CONV], stride[SAT_MAX_CONV], pool[SAT_MAX_CONV];
     int out_size[SAT_MAX_CONV]; /* spatial size after the layer (and its pool) */
+    int skip[SAT_MAX_CONV];     /* 1: the second convolution of a residual block ("256r"), which adds the
+                                   block's input (the input of layer l - 1) after its batch norm, before ReLU */
     int in_channels[SAT_MAX_CONV], in_size[SAT_MAX_CONV];
 } SatEncoderLayout;
 

@@ -94,20 +94,35 @@ def load_safetensors(path):
 # ---------------------------------------------------------------- the model layout
 
 def parse_encoder(spec, image_size):
-    """'4s2,6p,8p' -> [(in, out, stride, pool)], final grid size, features."""
+    """'4s2,6p,8p' -> [(in, out, stride, pool)], final grid size, features. A residual
+    block '6r' (two convolutions, the second adding the block's input before its ReLU)
+    is two entries; residual_layers(spec) says which entries add a shortcut."""
     layers, channels, size = [], 3, image_size
     for item in spec.split(","):
-        match = re.fullmatch(r"(\d+)((?:s2|p)*)", item)
+        match = re.fullmatch(r"(\d+)((?:s2|p|r)*)", item)
         assert match, f"bad encoder item {item!r}"
         out, suffixes = int(match.group(1)), match.group(2)
         stride = 2 if "s2" in suffixes else 1
         pool = "p" in suffixes
-        layers.append((channels, out, stride, pool))
+        if "r" in suffixes:
+            layers.append((channels, out, 1, False))
+        layers.append((channels if "r" not in suffixes else out, out, stride, pool))
         size = (size + 2 - 3) // stride + 1
         if pool:
             size //= 2
         channels = out
     return layers, size, channels
+
+
+def residual_layers(spec):
+    """The indices of the convolutions that end a residual block."""
+    ends, index = set(), 0
+    for item in spec.split(","):
+        if "r" in item:
+            index += 1
+            ends.add(index)
+        index += 1
+    return ends
 
 
 def tensor_specs(cfg):
@@ -266,12 +281,16 @@ def forward(P, stats, cfg, images, captions, row_image, label_smoothing, trainin
     training: batch statistics (running ones updated in place, momentum 0.1);
     otherwise the running statistics. Dropout is 0 in every fixture."""
     layers, _, _ = parse_encoder(cfg["encoder"], cfg["image_size"])
-    x = images
+    shortcuts, x, block_input = residual_layers(cfg["encoder"]), images, images
     for l, (_, _, stride, pool) in enumerate(layers):
+        if l + 1 in shortcuts:
+            block_input = x
         x = F.conv2d(x, P[f"encoder.conv{l}.weight"], stride=stride, padding=1)
         x = F.batch_norm(x, stats[f"encoder.bn{l}.running_mean"], stats[f"encoder.bn{l}.running_var"],
                          P[f"encoder.bn{l}.weight"], P[f"encoder.bn{l}.bias"],
                          training=training, momentum=0.1, eps=1e-5)
+        if l in shortcuts:
+            x = x + block_input
         x = F.relu(x)
         if pool:
             x = F.max_pool2d(x, 2)
@@ -369,6 +388,9 @@ VARIANTS = [
     dict(name="grid", image_size=24, encoder="4s2,6p,8", decoder="attention", score="additive",
          label_smoothing=0.1, images=2, lengths=[5, 6, 3], row_image=[1, 0, 1], aux_weight=0.5,
          grid_encoder=dict(encoder_layers=1, heads=2, ff_dim=12, activation="gelu")),
+    # Residual blocks in the CNN: one after a stride, one followed by a pool.
+    dict(name="residual", image_size=24, encoder="4s2,4r,6p,6rp,8", decoder="attention", score="dot",
+         label_smoothing=0.1, images=2, lengths=[4, 6, 2], row_image=[1, 0, 1]),
 ]
 
 
