@@ -28,14 +28,14 @@ void sigmoid_backward(float *d_in, const float *d_out, const float *out, long n)
 }
 
 void gelu_forward(float *out, const float *in, long n) {
-    for (long i = 0; i < n; i++) out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * (float)M_SQRT1_2));
+    for (long i = 0; i < n; i++) out[i] = 0.5f * in[i] * (1.0f + fast_erff(in[i] * (float)M_SQRT1_2));
 }
 
 /* d/dx x Phi(x) = Phi(x) + x phi(x). */
 void gelu_backward(float *d_in, const float *d_out, const float *in, long n) {
     const float inv_sqrt_2pi = 0.3989422804014327f;
     for (long i = 0; i < n; i++) {
-        float x = in[i], cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
-        d_in[i] += d_out[i] * (cdf + x * inv_sqrt_2pi * expf(-0.5f * x * x));
+        float x = in[i], cdf = 0.5f * (1.0f + fast_erff(x * (float)M_SQRT1_2));
+        d_in[i] += d_out[i] * (cdf + x * inv_sqrt_2pi * fast_expf(-0.5f * x * x));
     }
 }
