@@ -66,38 +66,33 @@ static inline float fast_tanhf(float x) {
     return a < 0.625f ? small : large;
 }
 
+/* c[0] x^(n-1) + ... + c[n-1] by Horner's rule (n is a constant at each call,
+ * so the loop unrolls). */
+static inline float horner(float x, const float *c, int n) {
+    float p = c[0];
+    for (int i = 1; i < n; i++) p = p * x + c[i];
+    return p;
+}
+
 /* Cephes' erff coefficients: x P(x^2) below 1; above, 1 - e^-x^2 Q(1/x^2) / x
  * with Q for [1, 2) or for [2, inf). All three are computed and one kept, so
  * the loops that call it vectorise (GELU's, a tenth of a Transformer step
  * with libm's erff). */
 static inline float fast_erff(float x) {
-    float a = x < 0.0f ? -x : x, z = x * x;
-    float small = 7.853861353153693e-5f;
-    small = small * z - 8.010193625184903e-4f;
-    small = small * z + 5.188327685732524e-3f;
-    small = small * z - 2.685381193529856e-2f;
-    small = small * z + 1.128358514861418e-1f;
-    small = small * z - 3.761262582423300e-1f;
-    small = (small * z + 1.128379165726710e0f) * x;
+    static const float below_1[7] = {7.853861353153693e-5f, -8.010193625184903e-4f, 5.188327685732524e-3f,
+                                     -2.685381193529856e-2f, 1.128358514861418e-1f, -3.761262582423300e-1f,
+                                     1.128379165726710e0f};
+    static const float below_2[9] = {2.326819970068386e-2f, -1.387039388740657e-1f, 3.687424674597105e-1f,
+                                     -5.824733027278666e-1f, 6.210004621745983e-1f, -4.944515323274145e-1f,
+                                     3.404879937665872e-1f, -2.741127028184656e-1f, 5.638259427386472e-1f};
+    static const float beyond_2[8] = {-1.047766399936249e1f, 1.297719955372516e1f, -7.495518717768503e0f,
+                                      2.921019019210786e0f, -1.015265279202700e0f, 4.218463358204948e-1f,
+                                      -2.820767439740514e-1f, 5.641895067754075e-1f};
+    float a = x < 0.0f ? -x : x;
+    float small = horner(x * x, below_1, 7) * x;
     float b = a > 1.0f ? a : 1.0f, q = 1.0f / b, w = q * q;
-    float near = 2.326819970068386e-2f;
-    near = near * w - 1.387039388740657e-1f;
-    near = near * w + 3.687424674597105e-1f;
-    near = near * w - 5.824733027278666e-1f;
-    near = near * w + 6.210004621745983e-1f;
-    near = near * w - 4.944515323274145e-1f;
-    near = near * w + 3.404879937665872e-1f;
-    near = near * w - 2.741127028184656e-1f;
-    near = near * w + 5.638259427386472e-1f;
-    float far = -1.047766399936249e1f;
-    far = far * w + 1.297719955372516e1f;
-    far = far * w - 7.495518717768503e0f;
-    far = far * w + 2.921019019210786e0f;
-    far = far * w - 1.015265279202700e0f;
-    far = far * w + 4.218463358204948e-1f;
-    far = far * w - 2.820767439740514e-1f;
-    far = far * w + 5.641895067754075e-1f;
-    float large = 1.0f - fast_expf(-b * b) * q * (b < 2.0f ? near : far);
+    float tail = b < 2.0f ? horner(w, below_2, 9) : horner(w, beyond_2, 8);
+    float large = 1.0f - fast_expf(-b * b) * q * tail;
     large = x < 0.0f ? -large : large;
     float y = a < 1.0f ? small : large;
     return x == x ? y : x;
