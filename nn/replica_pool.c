@@ -44,25 +44,27 @@ struct SatReplicaPool {
 };
 
 /* values[0..count) becomes their sum over the active replicas, added in
- * replica order on every replica, so all hold the same bits. */
+ * replica order on every replica, so all hold the same bits. In chunks, so
+ * that no memory is needed: a replica overwrites a chunk of its values only
+ * after every replica has read that chunk. */
 static void replica_sum(void *context, double *values, int count) {
+    enum { CHUNK = 64 };
     Replica *r = context;
     SatReplicaPool *p = r->pool;
     pthread_barrier_t *barrier = &p->barriers[p->active];
     p->slots[r->index] = values;
     pthread_barrier_wait(barrier);
-    /* Into a copy: values may change only after every replica has read them. */
-    double local[64];
-    double *out = count <= 64 ? local : malloc(sizeof(double) * (size_t)count);
-    if (!out) abort(); /* a few KB; nothing sensible is left to do without them */
-    for (int i = 0; i < count; i++) {
-        double total = 0.0;
-        for (int k = 0; k < p->active; k++) total += p->slots[k][i];
-        out[i] = total;
+    for (int first = 0; first < count; first += CHUNK) {
+        int n = count - first < CHUNK ? count - first : CHUNK;
+        double totals[CHUNK];
+        for (int i = 0; i < n; i++) {
+            double total = 0.0;
+            for (int k = 0; k < p->active; k++) total += p->slots[k][first + i];
+            totals[i] = total;
+        }
+        pthread_barrier_wait(barrier);
+        memcpy(values + first, totals, sizeof(double) * (size_t)n);
     }
-    pthread_barrier_wait(barrier);
-    memcpy(values, out, sizeof(double) * (size_t)count);
-    if (out != local) free(out);
 }
 
 /* Replica k's share: images [n k / A, n (k+1) / A) and their rows, in order. */

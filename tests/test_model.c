@@ -31,9 +31,11 @@ static void tiny_config(SatConfig *c) {
 
 /* decoder: 0 bottleneck, 1 attention (Xu's gate), 2 adaptive (visual sentinel), 3 Transformer,
  * 4 attention behind a grid encoder. */
-static int make_model(SatModel *m, AttentionScore score, int decoder, uint64_t seed) {
+/* encoder_spec NULL: tiny_config's. */
+static int make_model_with(SatModel *m, AttentionScore score, int decoder, uint64_t seed, const char *encoder_spec) {
     SatConfig c;
     tiny_config(&c);
+    if (encoder_spec) snprintf(c.encoder_spec, sizeof c.encoder_spec, "%s", encoder_spec);
     c.embed_dim = 5;
     c.hidden_dim = 7;
     c.attention_dim = 4;
@@ -59,6 +61,10 @@ static int make_model(SatModel *m, AttentionScore score, int decoder, uint64_t s
     for (long i = 0; i < 6L * c.embed_dim; i++) out_weight[i] *= 6.0f;
     out_bias[TOKEN_END] -= 5.0f; /* and captions longer than nothing */
     return sat_model_prepare_inference(m, &err);
+}
+
+static int make_model(SatModel *m, AttentionScore score, int decoder, uint64_t seed) {
+    return make_model_with(m, score, decoder, seed, NULL);
 }
 
 /* A Transformer model: its configuration and tensors (PyTorch's state-dict
@@ -655,7 +661,8 @@ static void test_replica_pool(CheckCounts *c, int decoder) {
     }
     SatModel m;
     Error err;
-    CHECK(c, make_model(&m, ATTENTION_DOT, decoder, 21) == 0);
+    /* 40 channels: batch norm's sums (2 x 40 + 1 values) span two of the pool's chunks. */
+    CHECK(c, make_model_with(&m, ATTENTION_DOT, decoder, 21, "4,40p,8p") == 0);
     m.config.dropout = 0.0f;
     Rng rng;
     rng_seed(&rng, 4);
