@@ -32,7 +32,8 @@
  *                           (mean 0.90); with one grid encoder layer every
  *                           scene is captioned but a map may leave the
  *                           objects; tools/SEEDS.md has the sweeps.
- *   CAPTION_TEST_ENCODER_LAYERS=N  grid encoder layers of either (exploration)
+ *   CAPTION_TEST_ENCODER_LAYERS=N, CAPTION_TEST_DROPOUT=P  grid encoder layers
+ *                           and dropout of either (exploration)
  *   CAPTION_TEST_DECODER=grid-encoder  the LSTM behind a grid encoder of one
  *                           self-attention layer (2 heads, feed-forward 64),
  *                           as issue 13's candidates: does its map still land
@@ -148,8 +149,9 @@ static Setup default_setup(void) {
         s.warmup = 100;
     }
     if (decoder && strcmp(decoder, "grid-encoder") == 0) s.encoder_layers = 1, s.heads = 2;
-    const char *encoder_layers = getenv("CAPTION_TEST_ENCODER_LAYERS");
+    const char *encoder_layers = getenv("CAPTION_TEST_ENCODER_LAYERS"), *dropout = getenv("CAPTION_TEST_DROPOUT");
     if (encoder_layers && *encoder_layers) s.encoder_layers = atoi(encoder_layers);
+    if (dropout && *dropout) s.dropout = (float)atof(dropout);
     return s;
 }
 
