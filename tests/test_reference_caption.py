@@ -8,8 +8,9 @@ Inputs: the bundled examples as they are (four PNGs, one JPEG: captions
 only, since Pillow's JPEG decoder and stb_image's differ by a few levels),
 then PNGs made here that both read to the same pixels: the JPEG's pixels as
 Pillow decodes them, an image with alpha, an enlargement, a 96 x 96 image
-(no scaling, still filtered), one enlarged one way and shrunk the other; and
-two captions cut by --max-length. Exits 77 (skipped) without numpy, torch
+(no scaling, still filtered), one enlarged one way and shrunk the other; two
+captions cut by --max-length; and the fixture models of the tied output
+layer, the grid encoder and residual CNN blocks on two photos. Exits 77 (skipped) without numpy, torch
 or Pillow.
 """
 import json
@@ -81,8 +82,8 @@ def compare(c, p, maps):
             for key in gaps if gaps[key] > limits[key]]
 
 
-def check(caption_exe, images, extra, maps):
-    common = ["--model", MODEL, "--json"] + extra
+def check(caption_exe, images, extra, maps, model=MODEL):
+    common = ["--model", model, "--json"] + extra
     ours = run([caption_exe, "--beam", "1", "--attention"] + common + images)
     reference = run([sys.executable, REFERENCE] + common + images)
     if len(ours) != len(images) or len(reference) != len(images):
@@ -101,6 +102,12 @@ def main():
         problems = check(caption_exe, [p for p in examples if p not in pngs], [], maps=False)
         problems += check(caption_exe, pngs + made, [], maps=True)
         problems += check(caption_exe, pngs[:2], ["--max-length", "4"], maps=True)
+        # The architectures the bundled model lacks, with the PyTorch fixtures' random weights:
+        # a tied output layer, a grid encoder in front of the LSTM, residual CNN blocks.
+        for variant in ("tied", "grid", "residual"):
+            print(f"fixture model {variant}:")
+            fixture = os.path.join(TESTS, "fixtures", f"sat_{variant}_model.safetensors")
+            problems += check(caption_exe, pngs[:2], ["--max-length", "8"], maps=True, model=fixture)
     for problem in problems:
         print("FAIL:", problem)
     print(f"{len(problems)} problems")
