@@ -178,12 +178,11 @@ int captioner_create(Captioner **out, const SatModel *m, int max_beam, int max_l
     cap->model = m;
     cap->max_beam = max_beam;
     cap->max_length = max_length;
-    TransformerShape shape = sat_transformer_shape(m), grid_shape = sat_grid_encoder_shape(m);
-    int grid_encoder = !m->config.transformer && m->config.encoder_layers > 0;
+    TransformerShape shape = sat_transformer_shape(m);
     if (encoder_buffers_alloc(&cap->encoder, m, 1, err) != 0 || alloc_rows(cap, err) != 0 ||
         mark_bad_endings(cap, err) != 0 ||
         (m->config.transformer && transformer_cache_create(&cap->transformer, &shape, max_beam, max_length + 1, 1, err)) ||
-        (grid_encoder && transformer_buffers_create(&cap->grid, &grid_shape, 1, 1, 1, err))) {
+        (sat_has_grid_encoder(m) && sat_grid_encoder_buffers_create(&cap->grid, m, 1, err))) {
         captioner_free(cap);
         return -1;
     }

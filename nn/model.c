@@ -309,6 +309,13 @@ TransformerShape sat_grid_encoder_shape(const SatModel *m) {
     return s;
 }
 
+int sat_has_grid_encoder(const SatModel *m) { return !m->config.transformer && m->config.encoder_layers > 0; }
+
+int sat_grid_encoder_buffers_create(TransformerBuffers **buffers, const SatModel *m, int images, Error *err) {
+    TransformerShape shape = sat_grid_encoder_shape(m);
+    return transformer_buffers_create(buffers, &shape, images, 1, 1, err); /* no decoder: 1 row, 1 step */
+}
+
 TransformerShape sat_transformer_shape(const SatModel *m) {
     const SatConfig *c = &m->config;
     return (TransformerShape){.grid_h = m->grid_h, .grid_w = m->grid_w, .features = m->features, .dim = c->embed_dim,
@@ -325,7 +332,7 @@ static void walk_model(Walker *w, const SatModel *m, SatTensors *v) {
     } else {
         walk_decoder(w, m, v);
         /* Last, so an LSTM without it has the layout of the files before it. */
-        if (m->config.encoder_layers > 0) walk_grid_encoder(w, m, "grid_encoder.", m->features, &v->transformer);
+        if (sat_has_grid_encoder(m)) walk_grid_encoder(w, m, "grid_encoder.", m->features, &v->transformer);
     }
 }
 

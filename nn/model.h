@@ -129,6 +129,10 @@ TransformerShape sat_transformer_shape(const SatModel *model);
 /* An LSTM's grid encoder (config encoder_layers > 0): the Transformer's, of
  * width D, without dropout, in front of the decoder. */
 TransformerShape sat_grid_encoder_shape(const SatModel *model);
+/* Whether the model is an LSTM with a grid encoder in front. */
+int sat_has_grid_encoder(const SatModel *model);
+/* Activations of that grid encoder for up to `images` grids (transformer_encode). */
+int sat_grid_encoder_buffers_create(TransformerBuffers **buffers, const SatModel *model, int images, Error *err);
 
 /* Sensible defaults for everything but vocab_size. A few depend on the
  * decoder (-1 until then): sat_config_resolve_defaults sets them once the

@@ -49,7 +49,7 @@ int sat_trainer_init(SatTrainer *t, SatModel *m, int image_capacity, int row_cap
     t->z = malloc(grid * sizeof(float));
     t->d_z = malloc(grid * sizeof(float));
     t->d_features = malloc(grid * sizeof(float));
-    int grid_encoder = !m->config.transformer && m->config.encoder_layers > 0;
+    int grid_encoder = sat_has_grid_encoder(m);
     if (grid_encoder) {
         t->cnn_z = malloc(grid * sizeof(float));
         t->d_cnn_z = malloc(grid * sizeof(float));
@@ -60,12 +60,12 @@ int sat_trainer_init(SatTrainer *t, SatModel *m, int image_capacity, int row_cap
         sat_trainer_free(t);
         return error_set(err, "out of memory for training state (%zu parameters)", total);
     }
-    TransformerShape shape = sat_transformer_shape(m), grid_shape = sat_grid_encoder_shape(m);
+    TransformerShape shape = sat_transformer_shape(m);
     if (encoder_buffers_alloc(&t->encoder, m, image_capacity, err) != 0 ||
         (m->config.transformer
              ? transformer_buffers_create(&t->transformer, &shape, image_capacity, row_capacity, step_capacity, err)
              : decoder_buffers_alloc(&t->decoder, m, row_capacity, step_capacity, err)) != 0 ||
-        (grid_encoder && transformer_buffers_create(&t->grid, &grid_shape, image_capacity, 1, 1, err) != 0)) {
+        (grid_encoder && sat_grid_encoder_buffers_create(&t->grid, m, image_capacity, err) != 0)) {
         sat_trainer_free(t);
         return -1;
     }
