@@ -13,6 +13,18 @@
  * call, so a test may set it between runs. */
 int cpu_portable_mode(void);
 
+/* Compiles a function twice, for the x86-64 baseline and for AVX2, and lets
+ * the loader pick by the CPU (GCC's and clang's target_clones): for
+ * element-wise loops that are a measurable part of a training step. The
+ * same operations either way, 8 floats wide instead of 4, and no fused
+ * multiply-add (C11 mode keeps the products and sums apart), so the results
+ * are the same bits; CAPTION_PORTABLE does not reach these. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__ELF__)
+#define CPU_AVX2_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CPU_AVX2_CLONES
+#endif
+
 /* AVX2 and FMA are present and the portable switch is off: the few-row
  * product kernel (nn/linear.c) may run. */
 int cpu_use_avx2_fma(void);

@@ -12,16 +12,6 @@ void rng_seed_stream(Rng *rng, uint64_t seed, uint64_t stream) {
 
 void rng_seed(Rng *rng, uint64_t seed) { rng_seed_stream(rng, seed, 0x5851f42d4c957f2dULL); }
 
-uint32_t rng_next_u32(Rng *rng) {
-    uint64_t old = rng->state;
-    rng->state = old * 6364136223846793005ULL + rng->increment;
-    uint32_t xorshifted = (uint32_t)(((old >> 18u) ^ old) >> 27u);
-    uint32_t rot = (uint32_t)(old >> 59u);
-    return (xorshifted >> rot) | (xorshifted << ((-rot) & 31u));
-}
-
-float rng_uniform(Rng *rng) { return (float)(rng_next_u32(rng) >> 8) * (1.0f / 16777216.0f); }
-
 uint32_t rng_below(Rng *rng, uint32_t bound) {
     /* Rejection keeps the distribution exactly uniform. */
     uint32_t threshold = (0u - bound) % bound;

@@ -3,6 +3,7 @@
 #include <math.h>
 
 #include "activation.h"
+#include "cpu.h"
 
 static float row_max(const float *x, int cols) {
     float max = x[0];
@@ -10,7 +11,7 @@ static float row_max(const float *x, int cols) {
     return max;
 }
 
-double softmax_row(float *out, const float *in, int cols) {
+CPU_AVX2_CLONES double softmax_row(float *out, const float *in, int cols) {
     float max = row_max(in, cols);
     for (int c = 0; c < cols; c++) out[c] = fast_expf(in[c] - max);
     double sum = 0.0;

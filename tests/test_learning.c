@@ -32,8 +32,11 @@
  *                           (mean 0.90); with one grid encoder layer every
  *                           scene is captioned but a map may leave the
  *                           objects; tools/SEEDS.md has the sweeps.
- *   CAPTION_TEST_ENCODER_LAYERS=N, CAPTION_TEST_DROPOUT=P  grid encoder layers
- *                           and dropout of either (exploration)
+ *   CAPTION_TEST_ENCODER_LAYERS=N, CAPTION_TEST_DROPOUT=P, CAPTION_TEST_STEPS=N,
+ *   CAPTION_TEST_WIDTH=N, CAPTION_TEST_LR=X
+ *                           grid encoder layers, dropout of either, optimiser
+ *                           steps, the Transformer's width and the peak
+ *                           learning rate (exploration)
  *   CAPTION_TEST_DECODER=grid-encoder  the LSTM behind a grid encoder of one
  *                           self-attention layer (2 heads, feed-forward 64),
  *                           as issue 13's candidates: does its map still land
@@ -150,8 +153,13 @@ static Setup default_setup(void) {
     }
     if (decoder && strcmp(decoder, "grid-encoder") == 0) s.encoder_layers = 1, s.heads = 2;
     const char *encoder_layers = getenv("CAPTION_TEST_ENCODER_LAYERS"), *dropout = getenv("CAPTION_TEST_DROPOUT");
+    const char *steps = getenv("CAPTION_TEST_STEPS"), *width = getenv("CAPTION_TEST_WIDTH");
+    const char *lr = getenv("CAPTION_TEST_LR");
     if (encoder_layers && *encoder_layers) s.encoder_layers = atoi(encoder_layers);
     if (dropout && *dropout) s.dropout = (float)atof(dropout);
+    if (steps && atoi(steps) > 0) s.steps = atoi(steps);
+    if (width && atoi(width) > 0) s.embed_dim = atoi(width);
+    if (lr && atof(lr) > 0.0) s.lr = (float)atof(lr), s.lr_final = s.lr / 20.0f;
     return s;
 }
 

@@ -9,8 +9,11 @@
 #include "trainer.h"
 
 /* The measurements of `caption bench`. Each fills its values into a
- * BenchResults; timings are medians of repeats after a warm-up run, except
- * throughputs, which are totals over a timed run. */
+ * BenchResults; timings are medians of repeats after a warm-up run (training:
+ * of its steps), except the batch throughputs, which are totals over a timed
+ * run. */
+
+enum { BENCH_MAX_TRAIN_STEPS = 31 };
 
 typedef struct {
     const char *model_path;
@@ -21,7 +24,7 @@ typedef struct {
     int quick;
     int train_batch, captions_per_image, words; /* training data: images, captions per image, words per caption */
     int batch_images;       /* files captioned by the batch throughput */
-    int cnn_repeats, caption_repeats, train_steps, sgemm_size, sgemm_repeats;
+    int cnn_repeats, caption_repeats, train_steps, sgemm_size, sgemm_repeats; /* train_steps <= BENCH_MAX_TRAIN_STEPS */
     int max_length;         /* caption words */
 } BenchSetup;
 

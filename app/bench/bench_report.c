@@ -131,7 +131,7 @@ static const char NOTES[] =
     "  0.1, lambda 0.005: `tools/flickr8k.json`) on random images, 5 captions per image of 12 words + `<end>`;\n"
     "  with 2+ threads the batch is split over one replica per thread (`caption train --replicas N`,\n"
     "  `nn/replica_pool.h`: synchronised batch norm, gradients summed), each running OpenBLAS on one thread;\n"
-    "  one warm-up step, then the mean of timed steps. PyTorch: the same model in float32 with autograd,\n"
+    "  one warm-up step, then the median of 9 timed steps (1 with --quick). PyTorch: the same model in float32 with autograd,\n"
     "  `torch.optim.AdamW` and `clip_grad_norm_`, on as many threads.\n"
     "- **Peak RSS**: VmHWM of a forked child that does only that job (load the model, decode and caption\n"
     "  one file with beam 3; or load the model, allocate the trainer and run one step), forked before the\n"

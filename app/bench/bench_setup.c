@@ -28,7 +28,7 @@ const char BENCH_RANDOM_MODEL_DESCRIPTION[] =
 void bench_setup_defaults(BenchSetup *s, int quick, int threads) {
     *s = (BenchSetup){
         .threads = threads, .quick = quick, .train_batch = 32, .captions_per_image = 5, .words = 12,
-        .batch_images = 24, .cnn_repeats = 31, .caption_repeats = 11, .train_steps = 5,
+        .batch_images = 24, .cnn_repeats = 31, .caption_repeats = 11, .train_steps = 9,
         .sgemm_size = 1024, .sgemm_repeats = 7, .max_length = 30,
     };
     if (quick) {
