@@ -38,6 +38,6 @@ void cpu_describe_paths(char *buffer, size_t size) {
              "x86-64 baseline (sse2); matrix products (CNN, training, attention): OpenBLAS's %s kernels",
              present[0] ? present : "no AVX", cpu_use_avx2_fma() ? "own avx2+fma kernel" : "OpenBLAS sgemv",
              cpu_portable_mode() ? "off (CAPTION_PORTABLE)" : "on in single-image commands",
-             cpu_has("avx2") ? "avx2 clones" : "sse2 baseline",
+             cpu_wide_loops() ? "avx2 copies" : "sse2 baseline",
              openblas_get_corename() ? openblas_get_corename() : "?");
 }

@@ -13,16 +13,20 @@
  * call, so a test may set it between runs. */
 int cpu_portable_mode(void);
 
-/* Compiles a function twice, for the x86-64 baseline and for AVX2, and lets
- * the loader pick by the CPU (GCC's and clang's target_clones): for
- * element-wise loops that are a measurable part of a training step. The
+/* Element-wise loops that are a measurable part of a training step (GELU,
+ * softmax rows) are compiled twice: for the x86-64 baseline and, with
+ * CPU_AVX2_TARGET, for AVX2, and cpu_wide_loops() picks at each call. The
  * same operations either way, 8 floats wide instead of 4, and no fused
  * multiply-add (C11 mode keeps the products and sums apart), so the results
- * are the same bits; CAPTION_PORTABLE does not reach these. */
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__ELF__)
-#define CPU_AVX2_CLONES __attribute__((target_clones("avx2", "default")))
+ * are the same bits; CAPTION_PORTABLE does not reach these. Not
+ * target_clones: its ifunc resolvers run before the sanitizers' runtimes
+ * start, and crash ThreadSanitizer and libFuzzer builds. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CPU_AVX2_TARGET __attribute__((target("avx2")))
+static inline int cpu_wide_loops(void) { return __builtin_cpu_supports("avx2"); }
 #else
-#define CPU_AVX2_CLONES
+#define CPU_AVX2_TARGET
+static inline int cpu_wide_loops(void) { return 0; }
 #endif
 
 /* AVX2 and FMA are present and the portable switch is off: the few-row
