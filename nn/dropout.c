@@ -1,7 +1,7 @@
 #include "dropout.h"
 
 void dropout_forward(float *out, float *mask, const float *in, long n, float p, Rng *rng) {
-    if (p <= 0.0f) {
+    if (!(p > 0.0f)) {
         for (long i = 0; i < n; i++) mask[i] = 1.0f, out[i] = in[i];
         return;
     }

@@ -35,8 +35,9 @@
  *   CAPTION_TEST_ENCODER_LAYERS=N, CAPTION_TEST_DROPOUT=P, CAPTION_TEST_STEPS=N,
  *   CAPTION_TEST_WIDTH=N, CAPTION_TEST_LR=X
  *                           grid encoder layers, dropout of either, optimiser
- *                           steps, the Transformer's width and the peak
- *                           learning rate (exploration)
+ *                           steps, the word embedding's width (the
+ *                           Transformer's width) and the peak learning rate,
+ *                           the final one a twentieth of it (exploration)
  *   CAPTION_TEST_DECODER=grid-encoder  the LSTM behind a grid encoder of one
  *                           self-attention layer (2 heads, feed-forward 64),
  *                           as issue 13's candidates: does its map still land

@@ -15,6 +15,9 @@
 /* The latency picture's size before the pipeline resizes it to the model's input. */
 enum { PICTURE_SIDE = 224 };
 
+/* The most timings one measurement keeps for its median. */
+enum { MAX_TIMED_REPEATS = 256 };
+
 /* tools/flickr8k.json's optimiser settings (the others are `caption train`'s defaults). */
 static const float TRAIN_LR = 1e-3f, TRAIN_WEIGHT_DECAY = 0.0f, TRAIN_CLIP = 5.0f, TRAIN_SMOOTHING = 0.1f;
 
@@ -135,8 +138,8 @@ static int write_tensor(const char *path, const float *values, size_t count, Err
  * one thread, its second thread. */
 static int time_cnn(BenchResults *r, const BenchSetup *s, Captioner *captioner, const SatModel *m,
                     const float *input) {
-    double times[256];
-    int repeats = s->cnn_repeats < 256 ? s->cnn_repeats : 256;
+    double times[MAX_TIMED_REPEATS];
+    int repeats = s->cnn_repeats < MAX_TIMED_REPEATS ? s->cnn_repeats : MAX_TIMED_REPEATS;
     for (int rep = -1; rep < repeats; rep++) {
         double t0 = bench_now();
         captioner_encode_only(captioner, input);
@@ -157,8 +160,8 @@ static int time_cnn(BenchResults *r, const BenchSetup *s, Captioner *captioner, 
 /* What `caption` does after decoding the file: resize, normalise, CNN, search. */
 static int time_caption(BenchResults *r, const BenchSetup *s, CaptionPipeline *p, const Image *picture, int beam,
                         Error *err) {
-    double times[256];
-    int repeats = s->caption_repeats < 256 ? s->caption_repeats : 256, words = 0;
+    double times[MAX_TIMED_REPEATS];
+    int repeats = s->caption_repeats < MAX_TIMED_REPEATS ? s->caption_repeats : MAX_TIMED_REPEATS, words = 0;
     p->decode = (DecodeOptions){.beam_width = beam, .max_length = s->max_length, .length_penalty = 0.0f};
     for (int rep = -1; rep < repeats; rep++) {
         Caption caption;
@@ -208,8 +211,8 @@ static int time_training(BenchResults *r, const BenchSetup *s, SatModel *m, cons
     Rng rng;
     rng_seed(&rng, 7);
     float loss = bench_train_step(&trainer, pool, d, &rng); /* warm-up */
-    double times[BENCH_MAX_TRAIN_STEPS];
-    int steps = s->train_steps < BENCH_MAX_TRAIN_STEPS ? s->train_steps : BENCH_MAX_TRAIN_STEPS;
+    double times[MAX_TIMED_REPEATS];
+    int steps = s->train_steps < MAX_TIMED_REPEATS ? s->train_steps : MAX_TIMED_REPEATS;
     for (int i = 0; i < steps; i++) {
         double t0 = bench_now();
         loss = bench_train_step(&trainer, pool, d, &rng);

@@ -13,8 +13,6 @@
  * of its steps), except the batch throughputs, which are totals over a timed
  * run. */
 
-enum { BENCH_MAX_TRAIN_STEPS = 31 };
-
 typedef struct {
     const char *model_path;
     const char *picture;    /* decoded once and resized to 224x224 for the latency timings */
@@ -24,7 +22,7 @@ typedef struct {
     int quick;
     int train_batch, captions_per_image, words; /* training data: images, captions per image, words per caption */
     int batch_images;       /* files captioned by the batch throughput */
-    int cnn_repeats, caption_repeats, train_steps, sgemm_size, sgemm_repeats; /* train_steps <= BENCH_MAX_TRAIN_STEPS */
+    int cnn_repeats, caption_repeats, train_steps, sgemm_size, sgemm_repeats;
     int max_length;         /* caption words */
 } BenchSetup;
 
