@@ -33,11 +33,14 @@
  *                           scene is captioned but a map may leave the
  *                           objects; tools/SEEDS.md has the sweeps.
  *   CAPTION_TEST_ENCODER_LAYERS=N, CAPTION_TEST_DROPOUT=P, CAPTION_TEST_STEPS=N,
- *   CAPTION_TEST_WIDTH=N, CAPTION_TEST_LR=X
+ *   CAPTION_TEST_WIDTH=N, CAPTION_TEST_LR=X, CAPTION_TEST_HEADS=N,
+ *   CAPTION_TEST_DECODER_LAYERS=N, CAPTION_TEST_FF=N
  *                           grid encoder layers, dropout of either, optimiser
  *                           steps, the word embedding's width (the
- *                           Transformer's width) and the peak learning rate,
- *                           the final one a twentieth of it (exploration)
+ *                           Transformer's width), the peak learning rate (the
+ *                           final one a twentieth of it), and the Transformer's
+ *                           heads, decoder layers and feed-forward width
+ *                           (exploration)
  *   CAPTION_TEST_DECODER=grid-encoder  the LSTM behind a grid encoder of one
  *                           self-attention layer (2 heads, feed-forward 64),
  *                           as issue 13's candidates: does its map still land
@@ -155,12 +158,16 @@ static Setup default_setup(void) {
     if (decoder && strcmp(decoder, "grid-encoder") == 0) s.encoder_layers = 1, s.heads = 2;
     const char *encoder_layers = getenv("CAPTION_TEST_ENCODER_LAYERS"), *dropout = getenv("CAPTION_TEST_DROPOUT");
     const char *steps = getenv("CAPTION_TEST_STEPS"), *width = getenv("CAPTION_TEST_WIDTH");
-    const char *lr = getenv("CAPTION_TEST_LR");
+    const char *lr = getenv("CAPTION_TEST_LR"), *heads = getenv("CAPTION_TEST_HEADS");
+    const char *decoder_layers = getenv("CAPTION_TEST_DECODER_LAYERS"), *ff = getenv("CAPTION_TEST_FF");
     if (encoder_layers && *encoder_layers) s.encoder_layers = atoi(encoder_layers);
     if (dropout && *dropout) s.dropout = (float)atof(dropout);
     if (steps && atoi(steps) > 0) s.steps = atoi(steps);
     if (width && atoi(width) > 0) s.embed_dim = atoi(width);
     if (lr && atof(lr) > 0.0) s.lr = (float)atof(lr), s.lr_final = s.lr / 20.0f;
+    if (s.transformer && heads && atoi(heads) > 0) s.heads = atoi(heads);
+    if (s.transformer && decoder_layers && atoi(decoder_layers) > 0) s.decoder_layers = atoi(decoder_layers);
+    if (s.transformer && ff && atoi(ff) > 0) s.hidden_dim = atoi(ff);
     return s;
 }
 
