@@ -94,6 +94,12 @@ typedef struct {
     int heads, encoder_layers, decoder_layers, warmup; /* the Transformer's; warmup: linear lr warm-up steps */
 } Setup;
 
+/* An exploration knob: the variable's value when it is a positive integer, else fallback. */
+static int positive_env(const char *name, int fallback) {
+    const char *text = getenv(name);
+    return text && atoi(text) > 0 ? atoi(text) : fallback;
+}
+
 static Setup default_setup(void) {
     const char *seed_text = getenv("CAPTION_TEST_SEED"), *control = getenv("CAPTION_TEST_CONTROL");
     uint64_t seed = seed_text && *seed_text ? strtoull(seed_text, NULL, 10) : 1;
@@ -157,17 +163,17 @@ static Setup default_setup(void) {
     }
     if (decoder && strcmp(decoder, "grid-encoder") == 0) s.encoder_layers = 1, s.heads = 2;
     const char *encoder_layers = getenv("CAPTION_TEST_ENCODER_LAYERS"), *dropout = getenv("CAPTION_TEST_DROPOUT");
-    const char *steps = getenv("CAPTION_TEST_STEPS"), *width = getenv("CAPTION_TEST_WIDTH");
-    const char *lr = getenv("CAPTION_TEST_LR"), *heads = getenv("CAPTION_TEST_HEADS");
-    const char *decoder_layers = getenv("CAPTION_TEST_DECODER_LAYERS"), *ff = getenv("CAPTION_TEST_FF");
+    const char *lr = getenv("CAPTION_TEST_LR");
     if (encoder_layers && *encoder_layers) s.encoder_layers = atoi(encoder_layers);
     if (dropout && *dropout) s.dropout = (float)atof(dropout);
-    if (steps && atoi(steps) > 0) s.steps = atoi(steps);
-    if (width && atoi(width) > 0) s.embed_dim = atoi(width);
+    s.steps = positive_env("CAPTION_TEST_STEPS", s.steps);
+    s.embed_dim = positive_env("CAPTION_TEST_WIDTH", s.embed_dim);
     if (lr && atof(lr) > 0.0) s.lr = (float)atof(lr), s.lr_final = s.lr / 20.0f;
-    if (s.transformer && heads && atoi(heads) > 0) s.heads = atoi(heads);
-    if (s.transformer && decoder_layers && atoi(decoder_layers) > 0) s.decoder_layers = atoi(decoder_layers);
-    if (s.transformer && ff && atoi(ff) > 0) s.hidden_dim = atoi(ff);
+    if (s.transformer) {
+        s.heads = positive_env("CAPTION_TEST_HEADS", s.heads);
+        s.decoder_layers = positive_env("CAPTION_TEST_DECODER_LAYERS", s.decoder_layers);
+        s.hidden_dim = positive_env("CAPTION_TEST_FF", s.hidden_dim);
+    }
     return s;
 }
 
