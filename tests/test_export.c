@@ -134,7 +134,7 @@ static void test_word_selection(CheckCounts *c, const Fixture *f, const char *pi
     CHECK(c, run(f->exe, args, f->out, f->err) == 0);
     Error err;
     Image cli = {0}, figure = {0};
-    CHECK(c, export_caption(model, caption, image, mine, NULL, list, o, font, &err) == 0);
+    CHECK(c, export_caption(model, caption, image, mine, NULL, list, NULL, o, font, &err) == 0);
     CHECK(c, image_load(&cli, png, NULL, &err) == 0 && image_load(&figure, mine, NULL, &err) == 0);
     CHECK(c, cli.pixels && figure.pixels && same_pixels(&cli, &figure));
     CHECK(c, count_files(frames) == expected);
@@ -178,7 +178,7 @@ static void test_picture(CheckCounts *c, const Fixture *f, const char *picture, 
     o.panel_height = 48, o.columns = 3, o.overlay.colormap = COLORMAP_INFERNO, o.show_beta = 1;
     char mine[600];
     snprintf(mine, sizeof mine, "%s/mine.png", f->dir);
-    CHECK(c, export_caption(&p.model, &caption, &image, mine, NULL, NULL, &o, font, &err) == 0);
+    CHECK(c, export_caption(&p.model, &caption, &image, mine, NULL, NULL, NULL, &o, font, &err) == 0);
     CHECK(c, image_load(&cli, png, NULL, &err) == 0);
     CHECK(c, image_load(&figure, mine, NULL, &err) == 0);
     CHECK(c, cli.pixels && figure.pixels && same_pixels(&cli, &figure));
@@ -322,7 +322,7 @@ static void test_transformer_maps(CheckCounts *c, const Fixture *f) {
     FigureOptions o;
     figure_options_default(&o);
     o.panel_height = 48;
-    CHECK(c, export_caption(&p.model, &view, &image, mine, NULL, NULL, &o, font, &err) == 0);
+    CHECK(c, export_caption(&p.model, &view, &image, mine, NULL, NULL, "layer 1, head 2", &o, font, &err) == 0);
     CHECK(c, image_load(&cli, png, NULL, &err) == 0 && image_load(&figure, mine, NULL, &err) == 0);
     CHECK(c, cli.pixels && figure.pixels && same_pixels(&cli, &figure));
     /* The self-attention figure: 4 words over 4 inputs of 36-pixel cells, plus labels. */
@@ -336,9 +336,50 @@ static void test_transformer_maps(CheckCounts *c, const Fixture *f) {
     char *bad_layer[] = {"caption", "export", picture, "-o", png, "--model", model, "--layer", "3", NULL};
     expect_failure(c, f, bad_layer, 1, "--layer 3: the model has decoder layers 1 to 2");
     char *bad_head[] = {"caption", "export", picture, "-o", png, "--model", model, "--head", "0", NULL};
-    expect_failure(c, f, bad_head, 1, "--head 0: use mean or a head from 1 to 2");
+    expect_failure(c, f, bad_head, 1, "--head 0: use mean, all or a head from 1 to 2");
     char *lstm[] = {"caption", "export", picture, "-o", png, "--model", (char *)f->model, "--head", "1", NULL};
     expect_failure(c, f, lstm, 1, "are for Transformer models");
+}
+
+/* Whether part's pixels are page's rows from y0 on, flush left. */
+static int rows_match(const Image *page, int y0, const Image *part) {
+    if (page->channels != part->channels || part->width > page->width || y0 + part->height > page->height) return 0;
+    for (int y = 0; y < part->height; y++)
+        if (memcmp(page->pixels + ((size_t)(y0 + y) * page->width) * page->channels,
+                   part->pixels + (size_t)y * part->width * part->channels, (size_t)part->width * part->channels))
+            return 0;
+    return 1;
+}
+
+/* --head all: one figure, the figures of --head 1, --head 2 and --head mean
+ * stacked in that order, pixel for pixel (each titled with its map). */
+static void test_every_head(CheckCounts *c, const Fixture *f) {
+    char model[600], picture[600], all[600], part[3][600];
+    snprintf(model, sizeof model, "%s/transformer.safetensors", f->dir); /* test_transformer_maps's, 2 heads */
+    snprintf(picture, sizeof picture, "%s/picture-0.png", f->dir);
+    snprintf(all, sizeof all, "%s/every-head.png", f->dir);
+    char *args[] = {"caption", "export", picture, "-o", all, "--model", model, "--max-length", "4", "--panel-size",
+                    "48", "--columns", "5", "--head", "all", NULL};
+    CHECK(c, run(f->exe, args, f->out, f->err) == 0);
+    const char *heads[3] = {"1", "2", "mean"};
+    Image page = {0}, figures[3] = {{0}};
+    Error err;
+    CHECK(c, image_load(&page, all, NULL, &err) == 0);
+    int y = 0;
+    for (int i = 0; i < 3; i++) {
+        snprintf(part[i], sizeof part[i], "%s/head-%s.png", f->dir, heads[i]);
+        args[4] = part[i], args[14] = (char *)heads[i];
+        CHECK(c, run(f->exe, args, f->out, f->err) == 0 && image_load(&figures[i], part[i], NULL, &err) == 0);
+        CHECK(c, figures[i].pixels && page.pixels && rows_match(&page, y, &figures[i]));
+        y += figures[i].height;
+    }
+    CHECK(c, page.height == y && page.width == figures[0].width);
+    printf("every head: %dx%d, three rows\n", page.width, page.height);
+    image_free(&page);
+    for (int i = 0; i < 3; i++) image_free(&figures[i]);
+    char *with_frames[] = {"caption", "export", picture, "-o", all, "--model", model, "--head", "all", "--frames",
+                           (char *)f->dir, NULL};
+    expect_failure(c, f, with_frames, 2, "--head all draws one figure with a row per head");
 }
 
 int main(int argc, char **argv) {
@@ -367,6 +408,7 @@ int main(int argc, char **argv) {
     }
     test_frame_names(&c);
     test_transformer_maps(&c, &f);
+    test_every_head(&c, &f);
     if (c.failed == 0) {
         char command[700];
         snprintf(command, sizeof command, "rm -rf '%s'", dir);

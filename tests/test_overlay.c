@@ -462,6 +462,27 @@ static void test_panel_sizes(CheckCounts *c) {
     CHECK(c, w == 1 && h == 64);
 }
 
+/* figure_stack: flush left, white where a narrower figure leaves room. */
+static void test_stack(CheckCounts *c) {
+    Image parts[2] = {{0}}, page = {0}, gray = {0};
+    Error err;
+    CHECK(c, make_image(&parts[0], 3, 2, 3, (Rgb){200, 0, 0}) == 0);
+    CHECK(c, make_image(&parts[1], 5, 1, 3, (Rgb){0, 0, 200}) == 0);
+    CHECK(c, figure_stack(&page, parts, 2, &err) == 0 && page.width == 5 && page.height == 3 && page.channels == 3);
+    if (page.pixels) {
+        CHECK(c, near_rgb(pixel_at(&page, 0, 0), 200, 0, 0, 0) && near_rgb(pixel_at(&page, 2, 1), 200, 0, 0, 0));
+        CHECK(c, near_rgb(pixel_at(&page, 3, 0), 255, 255, 255, 0));
+        CHECK(c, near_rgb(pixel_at(&page, 4, 1), 255, 255, 255, 0));
+        CHECK(c, near_rgb(pixel_at(&page, 0, 2), 0, 0, 200, 0) && near_rgb(pixel_at(&page, 4, 2), 0, 0, 200, 0));
+    }
+    image_free(&page);
+    CHECK(c, figure_stack(&page, parts, 0, &err) == -1 && page.pixels == NULL && strstr(err.message, "nothing"));
+    CHECK(c, make_image(&gray, 2, 2, 1, (Rgb){9, 9, 9}) == 0);
+    Image mixed[2] = {parts[0], gray};
+    CHECK(c, figure_stack(&page, mixed, 2, &err) == -1 && page.pixels == NULL && strstr(err.message, "RGB"));
+    image_free(&parts[0]), image_free(&parts[1]), image_free(&gray);
+}
+
 int main(void) {
     CheckCounts c = {0};
     test_colormaps(&c);
@@ -471,6 +492,7 @@ int main(void) {
     test_one_hot(&c);
     test_sizes_and_errors(&c);
     test_panel_sizes(&c);
+    test_stack(&c);
     Font *font = NULL;
     CHECK(&c, load_font_for_test(&font) == 0);
     if (font) test_figure(&c, font);

@@ -324,6 +324,28 @@ int figure_render_step(Image *out, const Image *image, const char *const *words,
     return render(out, image, words, alpha, grid_h, grid_w, count, step, opts, font, err);
 }
 
+int figure_stack(Image *out, const Image *figures, int count, Error *err) {
+    *out = (Image){0};
+    if (count < 1) return error_set(err, "figure: nothing to stack");
+    int width = 0, height = 0;
+    for (int i = 0; i < count; i++) {
+        if (figures[i].channels != 3)
+            return error_set(err, "figure: stacking needs RGB figures, got %d channels", figures[i].channels);
+        if (figures[i].width > width) width = figures[i].width;
+        height += figures[i].height;
+    }
+    if (image_alloc(out, width, height, 3, err) != 0) return -1;
+    draw_fill(out, WHITE);
+    size_t stride = (size_t)width * 3;
+    unsigned char *row = out->pixels;
+    for (int i = 0; i < count; i++) {
+        size_t line = (size_t)figures[i].width * 3;
+        for (int y = 0; y < figures[i].height; y++, row += stride)
+            memcpy(row, figures[i].pixels + (size_t)y * line, line);
+    }
+    return 0;
+}
+
 /* The largest panel height in [FIGURE_MIN_PANEL_HEIGHT, max_height] at which
  * the figure fits the box (0 if none), by bisection: the figure grows with
  * the panel height. */

@@ -85,6 +85,13 @@ int figure_render(Image *out, const Image *image, const char *const *words, cons
 int figure_render_step(Image *out, const Image *image, const char *const *words, const float *alpha, int grid_h,
                        int grid_w, int count, int step, const FigureOptions *opts, const Font *font, Error *err);
 
+/* Figures one above the other on a white page, each flush left (for
+ * figures of the same caption drawn from different maps, e.g. one per
+ * attention head). The inputs must be RGB; the result is as wide as the
+ * widest and as tall as all of them together. -1 with err when count < 1,
+ * an input is not RGB, or memory runs out. */
+int figure_stack(Image *out, const Image *figures, int count, Error *err);
+
 /* The size figure_render would produce, without drawing; -1 with err for
  * invalid options. */
 int figure_size(int *width, int *height, const Image *image, const char *const *words, int count,

@@ -378,7 +378,8 @@ static void figure_path(char *buffer, size_t size, const char *dir, const char *
 static int write_figure(Worker *w, const char *path, const Caption *c, const Image *image, Error *err) {
     char out_path[4600];
     figure_path(out_path, sizeof out_path, w->shared->args->export_dir, path);
-    int status = export_caption(&w->pipeline.model, c, image, out_path, NULL, NULL, &w->shared->args->figure, w->font, err);
+    int status = export_caption(&w->pipeline.model, c, image, out_path, NULL, NULL, NULL, &w->shared->args->figure,
+                                w->font, err);
     return status == 0 ? 0 : error_prefix(err, "%s: its figure", path);
 }
 

@@ -52,7 +52,8 @@ static void print_help(FILE *out) {
             "                        the nouns); the title keeps the whole caption\n"
             "  --layer L             Transformer models: the cross-attention of decoder layer L\n"
             "                        (1 = first; default: the last)\n"
-            "  --head H|mean         Transformer models: of head H (1 = first), or the heads' mean (default)\n"
+            "  --head H|mean|all     Transformer models: of head H (1 = first), the heads' mean (default),\n"
+            "                        or all: one row per head and a last row for their mean\n"
             "  --self-attention FILE also write the words x words heatmap of the decoder's\n"
             "                        self-attention (the same layer and head) to FILE (PNG)\n"
             "  --max-pixels N        refuse images larger than N pixels (default 67108864)\n"
@@ -112,10 +113,16 @@ static int parse_args(int argc, char **argv, ExportArgs *a) {
     }
     if (!a->image) return usage_error("no image given (usage: caption export IMAGE -o OUT.png)");
     if (!a->output) return usage_error("no output file given: add -o OUT.png");
+    if (a->head && strcmp(a->head, "all") == 0 && (a->frames || a->self_attention))
+        return usage_error("--head all draws one figure with a row per head; --frames and --self-attention draw "
+                           "one map: give them --head H or --head mean");
     return 0;
 }
 
 /* ---- export ------------------------------------------------------------ */
+
+/* --head: the heads' mean (caption_attention_map's head -1), or a row per head. */
+enum { HEAD_MEAN = -1, HEAD_ALL = -2 };
 
 void export_frame_name(char *buf, size_t size, int step, int count, const char *word) {
     char clean[41];
@@ -191,35 +198,111 @@ static int select_panels(const SatModel *model, const Caption *c, const char *on
     return 0;
 }
 
-int export_caption(const SatModel *model, const Caption *c, const Image *image, const char *out_path,
-                   const char *frames_dir, const char *only_words, const FigureOptions *opts, const Font *font,
-                   Error *err) {
-    if (!c->alpha) return error_set(err, "the model has no attention (a bottleneck model): there is nothing to draw");
-    int n = c->length > 0 ? c->length : 1;
-    const char **words = malloc(sizeof *words * (size_t)n);
-    float *prob = malloc(sizeof *prob * (size_t)n), *peak = malloc(sizeof *peak * (size_t)n);
+/* A caption's panels and the figure options that go with them. */
+typedef struct {
+    Caption view;       /* the selected words' maps and gates, packed */
+    const char **words;
+    float *prob, *peak;
+    FigureOptions options;
     char title[4096];
-    Caption view = {0};
-    int status = words && prob && peak ? select_panels(model, c, only_words, &view, words, prob, peak, err)
-                               : error_set(err, "out of memory");
-    FigureOptions o = *opts;
-    o.title = caption_display_text(model, c, title, sizeof title);
+} Panels;
+
+static void panels_close(Panels *p) {
+    free(p->words), free(p->prob), free(p->peak);
+    free(p->view.alpha), free(p->view.beta);
+}
+
+/* The panels of c (only_words: see export_caption), titled with the caption,
+ * after "LABEL: " when label is not NULL. */
+static int panels_open(Panels *p, const SatModel *model, const Caption *c, const char *only_words, const char *label,
+                       const FigureOptions *opts, Error *err) {
+    *p = (Panels){0};
+    int n = c->length > 0 ? c->length : 1;
+    p->words = malloc(sizeof *p->words * (size_t)n);
+    p->prob = malloc(sizeof *p->prob * (size_t)n), p->peak = malloc(sizeof *p->peak * (size_t)n);
+    int status = p->words && p->prob && p->peak
+                         ? select_panels(model, c, only_words, &p->view, p->words, p->prob, p->peak, err)
+                         : error_set(err, "out of memory");
+    if (status != 0) {
+        panels_close(p);
+        return -1;
+    }
+    char text[4000];
+    caption_display_text(model, c, text, sizeof text);
+    if (label) snprintf(p->title, sizeof p->title, "%s: %s", label, text);
+    else snprintf(p->title, sizeof p->title, "%s", text);
+    p->options = *opts;
+    p->options.title = p->title;
     /* The numbers go together under --show-beta; β only where there is a
      * gate (a Transformer has none: its β would read 1.00 everywhere). */
-    o.prob = opts->show_beta ? prob : NULL;
-    o.peak = opts->show_beta ? peak : NULL;
-    o.beta = c->head_alpha ? NULL : view.beta;
-    o.show_beta = opts->show_beta && o.beta;
-    Image figure = {0};
-    if (status == 0 && out_path) {
-        status = figure_render(&figure, image, words, view.alpha, view.grid_h, view.grid_w, view.length, &o, font,
-                               err);
+    p->options.prob = opts->show_beta ? p->prob : NULL;
+    p->options.peak = opts->show_beta ? p->peak : NULL;
+    p->options.beta = c->head_alpha ? NULL : p->view.beta;
+    p->options.show_beta = opts->show_beta && p->options.beta;
+    return 0;
+}
+
+static int render_panels(Image *figure, const Panels *p, const Image *image, const Font *font, Error *err) {
+    return figure_render(figure, image, p->words, p->view.alpha, p->view.grid_h, p->view.grid_w, p->view.length,
+                         &p->options, font, err);
+}
+
+int export_caption(const SatModel *model, const Caption *c, const Image *image, const char *out_path,
+                   const char *frames_dir, const char *only_words, const char *label, const FigureOptions *opts,
+                   const Font *font, Error *err) {
+    if (!c->alpha) return error_set(err, "the model has no attention (a bottleneck model): there is nothing to draw");
+    Panels p;
+    if (panels_open(&p, model, c, only_words, label, opts, err) != 0) return -1;
+    int status = 0;
+    if (out_path) {
+        Image figure = {0};
+        status = render_panels(&figure, &p, image, font, err);
         if (status == 0) status = image_write_by_extension(&figure, out_path, err);
         image_free(&figure);
     }
-    if (status == 0 && frames_dir) status = write_frames(image, words, &view, frames_dir, &o, font, err);
-    free(words), free(prob), free(peak);
-    free(view.alpha), free(view.beta);
+    if (status == 0 && frames_dir) status = write_frames(image, p.words, &p.view, frames_dir, &p.options, font, err);
+    panels_close(&p);
+    return status;
+}
+
+/* What a Transformer's figure shows: "layer 2, head 3", "layer 2, mean of 4 heads". */
+static void map_label(char *label, size_t size, int layer, int head, int heads) {
+    if (head >= 0) snprintf(label, size, "layer %d, head %d", layer + 1, head + 1);
+    else snprintf(label, size, "layer %d, mean of %d heads", layer + 1, heads);
+}
+
+/* One figure with a row per head of decoder layer `layer` and a last row for
+ * their mean, each titled with what it shows (`--head all`). */
+static int export_every_head(const SatModel *m, const Caption *c, const Image *image, const char *out_path,
+                             const char *only_words, int layer, const FigureOptions *opts, const Font *font,
+                             Error *err) {
+    int rows = c->heads + 1;
+    size_t n = c->length > 0 ? (size_t)c->length : 1;
+    Image *figures = calloc((size_t)rows, sizeof *figures);
+    float *alpha = malloc(sizeof(float) * n * c->cells);
+    int status = figures && alpha ? 0 : error_set(err, "out of memory");
+    for (int r = 0; status == 0 && r < rows; r++) {
+        int head = r < c->heads ? r : -1;
+        char label[64];
+        map_label(label, sizeof label, layer, head, c->heads);
+        Caption view = *c;
+        view.alpha = alpha;
+        Panels p;
+        status = caption_attention_map(c, layer, head, alpha, NULL) == 0
+                         ? panels_open(&p, m, &view, only_words, label, opts, err)
+                         : error_set(err, "no map for layer %d head %d", layer + 1, head + 1);
+        if (status != 0) break;
+        /* One line of panels a head, so the heads' maps of a word sit in one column. */
+        if (opts->columns == 0 && p.view.length < FIGURE_MAX_COLUMNS) p.options.columns = p.view.length + 1;
+        status = render_panels(&figures[r], &p, image, font, err);
+        panels_close(&p);
+    }
+    Image page = {0};
+    if (status == 0) status = figure_stack(&page, figures, rows, err);
+    if (status == 0) status = image_write_by_extension(&page, out_path, err);
+    image_free(&page);
+    for (int r = 0; figures && r < rows; r++) image_free(&figures[r]);
+    free(figures), free(alpha);
     return status;
 }
 
@@ -246,8 +329,8 @@ static int load_font(Font **font, Error *err) {
     return font_load(font, path, err);
 }
 
-/* --layer and --head as 0-based indices (head -1 = the mean); -1 with err when
- * they do not fit the model. */
+/* --layer and --head as 0-based indices (head HEAD_MEAN or HEAD_ALL); -1
+ * with err when they do not fit the model. */
 static int choose_layer_head(const ExportArgs *a, const SatModel *m, int *layer, int *head, Error *err) {
     if (!m->config.transformer) {
         if (a->layer || a->head || a->self_attention)
@@ -257,13 +340,15 @@ static int choose_layer_head(const ExportArgs *a, const SatModel *m, int *layer,
     }
     long long value = 0;
     *layer = m->config.decoder_layers - 1;
-    *head = -1;
+    *head = HEAD_MEAN;
     if (a->layer && (cli_parse_count(a->layer, &value) != 0 || value > m->config.decoder_layers))
         return error_set(err, "--layer %s: the model has decoder layers 1 to %d", a->layer, m->config.decoder_layers);
     if (a->layer) *layer = (int)value - 1;
-    if (a->head && strcmp(a->head, "mean") != 0) {
+    if (a->head && strcmp(a->head, "all") == 0) {
+        *head = HEAD_ALL;
+    } else if (a->head && strcmp(a->head, "mean") != 0) {
         if (cli_parse_count(a->head, &value) != 0 || value > m->config.heads)
-            return error_set(err, "--head %s: use mean or a head from 1 to %d", a->head, m->config.heads);
+            return error_set(err, "--head %s: use mean, all or a head from 1 to %d", a->head, m->config.heads);
         *head = (int)value - 1;
     }
     return 0;
@@ -297,16 +382,22 @@ static int write_self_attention(const SatModel *m, const Caption *c, const float
 /* Exports the caption, with a Transformer's chosen layer and head. */
 static int export_with_maps(const ExportArgs *a, const SatModel *m, const Caption *c, const Image *image,
                             const Font *font, Error *err) {
-    int layer = 0, head = -1;
+    int layer = 0, head = HEAD_MEAN;
     if (choose_layer_head(a, m, &layer, &head, err) != 0) return -1;
     if (!m->config.transformer)
-        return export_caption(m, c, image, a->output, a->frames, a->words, &a->figure, font, err);
+        return export_caption(m, c, image, a->output, a->frames, a->words, NULL, &a->figure, font, err);
+    if (head == HEAD_ALL) return export_every_head(m, c, image, a->output, a->words, layer, &a->figure, font, err);
     size_t n = c->length > 0 ? (size_t)c->length : 1;
     float *alpha = malloc(sizeof(float) * n * c->cells), *rows = malloc(sizeof(float) * n * n);
     int status = alpha && rows ? caption_attention_map(c, layer, head, alpha, rows) : error_set(err, "out of memory");
     Caption view = *c;
     view.alpha = alpha;
-    if (status == 0) status = export_caption(m, &view, image, a->output, a->frames, a->words, &a->figure, font, err);
+    /* A chosen map is named in the title; the default one (the last layer's mean) is not. */
+    char label[64];
+    map_label(label, sizeof label, layer, head, c->heads);
+    const char *title_label = a->layer || a->head ? label : NULL;
+    if (status == 0)
+        status = export_caption(m, &view, image, a->output, a->frames, a->words, title_label, &a->figure, font, err);
     if (status == 0 && a->self_attention)
         status = write_self_attention(m, c, rows, a->self_attention, layer, head, font, err);
     free(alpha), free(rows);

@@ -23,12 +23,14 @@ int cmd_export(int argc, char **argv);
  * Writes it to out_path (atomically; NULL = don't) and, when frames_dir is
  * not NULL, one frame per word there (created if missing) named by
  * export_frame_name. only_words (NULL = all) keeps the panels of the
- * comma-separated words listed, the title still the whole caption. -1 with
+ * comma-separated words listed, the title still the whole caption; label
+ * (NULL = none) goes before it as "LABEL: caption", e.g. which attention
+ * head the maps are. -1 with
  * err (naming the file) on failure, e.g. a caption without attention maps,
  * or none of only_words in it. */
 int export_caption(const SatModel *model, const Caption *caption, const Image *image, const char *out_path,
-                   const char *frames_dir, const char *only_words, const FigureOptions *opts, const Font *font,
-                   Error *err);
+                   const char *frames_dir, const char *only_words, const char *label, const FigureOptions *opts,
+                   const Font *font, Error *err);
 
 /* "07-dog.png": the step, zero-padded to at least two digits (more when
  * count > 100), and the word reduced to letters, digits, '-' and '_' (other
