@@ -34,13 +34,13 @@
  *                           objects; tools/SEEDS.md has the sweeps.
  *   CAPTION_TEST_ENCODER_LAYERS=N, CAPTION_TEST_DROPOUT=P, CAPTION_TEST_STEPS=N,
  *   CAPTION_TEST_WIDTH=N, CAPTION_TEST_LR=X, CAPTION_TEST_HEADS=N,
- *   CAPTION_TEST_DECODER_LAYERS=N, CAPTION_TEST_FF=N
+ *   CAPTION_TEST_DECODER_LAYERS=N, CAPTION_TEST_FF=N, CAPTION_TEST_CNN=SPEC
  *                           grid encoder layers, dropout of either, optimiser
  *                           steps, the word embedding's width (the
  *                           Transformer's width), the peak learning rate (the
  *                           final one a twentieth of it), and the Transformer's
- *                           heads, decoder layers and feed-forward width
- *                           (exploration)
+ *                           heads, decoder layers and feed-forward width,
+ *                           and the CNN (an --encoder spec; exploration)
  *   CAPTION_TEST_DECODER=grid-encoder  the LSTM behind a grid encoder of one
  *                           self-attention layer (2 heads, feed-forward 64),
  *                           as issue 13's candidates: does its map still land
@@ -169,6 +169,8 @@ static Setup default_setup(void) {
     s.steps = positive_env("CAPTION_TEST_STEPS", s.steps);
     s.embed_dim = positive_env("CAPTION_TEST_WIDTH", s.embed_dim);
     if (lr && atof(lr) > 0.0) s.lr = (float)atof(lr), s.lr_final = s.lr / 20.0f;
+    const char *cnn = getenv("CAPTION_TEST_CNN");
+    if (cnn && *cnn) s.encoder_spec = cnn;
     if (s.transformer) {
         s.heads = positive_env("CAPTION_TEST_HEADS", s.heads);
         s.decoder_layers = positive_env("CAPTION_TEST_DECODER_LAYERS", s.decoder_layers);
