@@ -109,6 +109,16 @@ int main(int argc, char **argv) {
     const char *portable = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(latency, "code_paths"));
     CHECK(c, portable && strstr(portable, "CAPTION_PORTABLE"));
     cJSON_Delete(latency);
+    /* --model takes a bundled model's name as the captioning commands do;
+     * an unknown name is refused with the names there are. */
+    snprintf(command, sizeof command, "'%s' bench --latency-only --json --model default 2>/dev/null", exe);
+    CHECK(c, run(command, out, sizeof out) == 0);
+    cJSON *named = cJSON_Parse(out);
+    const char *model = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(named, "model"));
+    CHECK(c, model && strstr(model, "default-model.safetensors"));
+    cJSON_Delete(named);
+    snprintf(command, sizeof command, "'%s' bench --model no-such-model 2>&1", exe);
+    CHECK(c, run(command, out, sizeof out) == 1 && strstr(out, "no such file, and no bundled model of that name"));
     snprintf(command, sizeof command, "'%s' bench --threads 0 2>/dev/null", exe);
     CHECK(c, run(command, out, sizeof out) == 2);
     snprintf(command, sizeof command, "'%s' bench --bogus 2>/dev/null", exe);

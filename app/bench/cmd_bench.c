@@ -21,7 +21,7 @@ typedef struct {
 
 static void print_help(FILE *out) {
     fprintf(out,
-            "usage: caption bench [--model FILE | --random-model] [--json] [--threads N] [--quick] [--torch]\n"
+            "usage: caption bench [--model FILE|NAME | --random-model] [--json] [--threads N] [--quick] [--torch]\n"
             "                     [--latency-only]\n"
             "                     [--chart PNG] [--markdown MD]\n"
             "       caption bench --from JSON [--json] [--chart PNG] [--markdown MD]\n"
@@ -35,7 +35,8 @@ static void print_help(FILE *out) {
             "of sgemm GFLOPS, peak RSS captioning <= 100 MiB) and whether it is met.\n"
             "\n"
             "options:\n"
-            "  --model FILE        the model to measure (default: the default model, else a random one)\n"
+            "  --model FILE|NAME   the model to measure, a file or a bundled model's name (default: the\n"
+            "                      default model, else a random one)\n"
             "  --random-model      a model with tools/flickr8k.json's architecture and random weights\n"
             "  --threads N         OpenBLAS (and PyTorch) threads for the single-stream timings\n"
             "                      (default: the number of CPUs); batch throughput always uses 1 and 2 workers\n"
@@ -158,7 +159,15 @@ static int choose_model(const BenchArgs *a, const char *scratch, BenchResults *r
         fprintf(stderr, "caption bench: %s\n", err.message);
         return 1;
     }
-    if (a->model) snprintf(path, size, "%s", a->model);
+    if (a->model) {
+        char named[4096];
+        const char *found = model_path_resolve(a->model, named, sizeof named, &err);
+        if (!found) {
+            fprintf(stderr, "caption bench: --model %s\n", err.message);
+            return 1;
+        }
+        snprintf(path, size, "%s", found);
+    }
     snprintf(r->model, sizeof r->model, "%s", path);
     return 0;
 }
