@@ -282,7 +282,7 @@ static int export_every_head(const SatModel *m, const Caption *c, const Image *i
     float *alpha = malloc(sizeof(float) * n * c->cells);
     int status = figures && alpha ? 0 : error_set(err, "out of memory");
     for (int r = 0; status == 0 && r < rows; r++) {
-        int head = r < c->heads ? r : -1;
+        int head = r < c->heads ? r : HEAD_MEAN;
         char label[64];
         map_label(label, sizeof label, layer, head, c->heads);
         Caption view = *c;
@@ -290,7 +290,7 @@ static int export_every_head(const SatModel *m, const Caption *c, const Image *i
         Panels p;
         status = caption_attention_map(c, layer, head, alpha, NULL) == 0
                          ? panels_open(&p, m, &view, only_words, label, opts, err)
-                         : error_set(err, "no map for layer %d head %d", layer + 1, head + 1);
+                         : error_set(err, "the caption has no map for %s", label);
         if (status != 0) break;
         /* One line of panels a head, so the heads' maps of a word sit in one column. */
         if (opts->columns == 0 && p.view.length < FIGURE_MAX_COLUMNS) p.options.columns = p.view.length + 1;
@@ -367,9 +367,9 @@ static int write_self_attention(const SatModel *m, const Caption *c, const float
         inputs[t] = t == 0 ? m->vocab[TOKEN_START] : m->vocab[c->tokens[t - 1]];
         lengths[t] = t + 1;
     }
-    char title[160];
-    if (head < 0) snprintf(title, sizeof title, "self-attention, layer %d, mean of %d heads", layer + 1, c->heads);
-    else snprintf(title, sizeof title, "self-attention, layer %d, head %d", layer + 1, head + 1);
+    char label[64], title[160];
+    map_label(label, sizeof label, layer, head, c->heads);
+    snprintf(title, sizeof title, "self-attention, %s", label);
     HeatmapOptions options = {.title = title, .colormap = COLORMAP_VIRIDIS};
     Image figure = {0};
     if (status == 0) status = heatmap_render(&figure, rows, n, n, lengths, words, inputs, &options, font, err);
