@@ -630,6 +630,43 @@ int sat_model_write(const SatModel *m, const char *path, int half_precision, con
     return status;
 }
 
+/* Why models[i] cannot be averaged with models[0], or NULL when it can. */
+static const char *average_mismatch(const SatModel *first, const SatModel *other, const char *config_json) {
+    char *json = sat_config_to_json(&other->config);
+    int same_config = json && strcmp(json, config_json) == 0;
+    free(json);
+    if (!same_config || other->table.total != first->table.total) return "its configuration differs";
+    for (int w = 0; w < first->config.vocab_size; w++)
+        if (strcmp(first->vocab[w], other->vocab[w]) != 0) return "its vocabulary differs";
+    return NULL;
+}
+
+int sat_model_average(SatModel *out, const SatModel *models, const float *weights, int count,
+                      const char *const *names, Error *err) {
+    memset(out, 0, sizeof *out);
+    if (count < 1) return error_set(err, "no models to average");
+    char *config_json = sat_config_to_json(&models[0].config);
+    if (!config_json) return error_set(err, "out of memory");
+    for (int i = 1; i < count; i++) {
+        const char *why = average_mismatch(&models[0], &models[i], config_json);
+        if (why) {
+            error_set(err, "%s cannot be averaged with %s: %s (only models of one architecture and vocabulary, "
+                           "e.g. the epochs of one run or runs from the same --init, can be averaged)",
+                      names[i], names[0], why);
+            free(config_json);
+            return -1;
+        }
+    }
+    free(config_json);
+    if (sat_model_create(out, &models[0].config, (const char *const *)models[0].vocab, err) != 0) return -1;
+    for (size_t k = 0; k < out->table.total; k++) {
+        double sum = 0.0;
+        for (int i = 0; i < count; i++) sum += (double)weights[i] * models[i].params[k];
+        out->params[k] = (float)sum;
+    }
+    return 0;
+}
+
 int sat_model_save(const SatModel *m, const char *path, int half_precision, Error *err) {
     return sat_model_write(m, path, half_precision, NULL, 0, NULL, err);
 }

@@ -152,6 +152,15 @@ void sat_tensors_bind(const SatModel *model, float *block, SatTensors *views);
 /* Folds batch norm into the convolutions; call after the weights change. */
 int sat_model_prepare_inference(SatModel *model, Error *err);
 
+/* Weight averaging (a "model soup"): out becomes a copy of models[0] whose
+ * every tensor, batch-norm statistics included, is sum_i weights[i] *
+ * models[i]'s (the caller chooses the weights, e.g. summing to 1). The models
+ * must have the same configuration and vocabulary; err names the first that
+ * differs by its index in names. Call sat_model_prepare_inference on out
+ * before captioning with it. */
+int sat_model_average(SatModel *out, const SatModel *models, const float *weights, int count,
+                      const char *const *names, Error *err);
+
 /* Weights file: safetensors with the configuration, vocabulary and
  * preprocessing in __metadata__ (see README for the tensor names). */
 int sat_model_save(const SatModel *model, const char *path, int half_precision, Error *err);

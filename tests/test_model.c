@@ -15,6 +15,7 @@
 #include "image.h"
 #include "model.h"
 #include "tensor_table.h"
+#include "test_util.h"
 #include "pipeline.h"
 #include "replica_pool.h"
 #include "trainer.h"
@@ -921,6 +922,62 @@ static void test_cli(CheckCounts *c, const char *caption_exe, const char *dir) {
     CHECK(c, strstr(message, "no bundled model of that name") && strstr(message, "bundled: default"));
 }
 
+/* Runs a shell command; its exit code, or -1 when it did not exit. */
+static int shell_exit_code(const char *command) {
+    int status = system(command);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* `caption average`: every tensor of the result, batch-norm statistics
+ * included, is the weighted mean computed here; models of another
+ * architecture and miscounted weights are refused. */
+static void test_average(CheckCounts *c, const char *caption_exe, const char *dir) {
+    SatModel a, b, lstm, mean;
+    char path_a[300], path_b[300], path_lstm[300], path_mean[300], command[1600];
+    snprintf(path_a, sizeof path_a, "%s/average-a.safetensors", dir);
+    snprintf(path_b, sizeof path_b, "%s/average-b.safetensors", dir);
+    snprintf(path_lstm, sizeof path_lstm, "%s/average-lstm.safetensors", dir);
+    snprintf(path_mean, sizeof path_mean, "%s/average-mean.safetensors", dir);
+    Error err;
+    if (make_model(&a, ATTENTION_DOT, 3, 1) != 0 || make_model(&b, ATTENTION_DOT, 3, 2) != 0 ||
+        make_model(&lstm, ATTENTION_DOT, 1, 3) != 0) {
+        CHECK(c, 0);
+        return;
+    }
+    for (int layer = 0; layer < a.encoder.count; layer++) b.p.bn_running_var[layer][0] = 4.0f; /* statistics too */
+    CHECK(c, sat_model_save(&a, path_a, 0, &err) == 0 && sat_model_save(&b, path_b, 0, &err) == 0 &&
+                 sat_model_save(&lstm, path_lstm, 0, &err) == 0);
+    snprintf(command, sizeof command, "'%s' average --weights 1,3 --out '%s' '%s' '%s' 2>/dev/null", caption_exe,
+             path_mean, path_a, path_b);
+    CHECK(c, shell_exit_code(command) == 0);
+    if (sat_model_load(&mean, path_mean, &err) == 0) {
+        int exact = mean.table.total == a.table.total;
+        for (size_t k = 0; exact && k < a.table.total; k++)
+            exact = mean.params[k] == (float)(0.25 * (double)a.params[k] + 0.75 * (double)b.params[k]);
+        CHECK(c, exact);
+        CHECK(c, mean.config.transformer && strcmp(mean.vocab[4], "dog") == 0);
+        sat_model_free(&mean);
+    } else {
+        CHECK(c, 0);
+    }
+    snprintf(command, sizeof command, "'%s' average --out '%s' '%s' '%s' 2>'%s/average.txt'", caption_exe, path_mean,
+             path_a, path_lstm, dir);
+    CHECK(c, shell_exit_code(command) == 1);
+    snprintf(command, sizeof command, "%s/average.txt", dir);
+    char *message = read_whole_file(command, NULL);
+    CHECK(c, message && strstr(message, "average-lstm.safetensors cannot be averaged") &&
+                 strstr(message, "configuration differs"));
+    free(message);
+    snprintf(command, sizeof command, "'%s' average --weights 1 --out '%s' '%s' '%s' 2>/dev/null", caption_exe,
+             path_mean, path_a, path_b);
+    CHECK(c, shell_exit_code(command) == 2);
+    snprintf(command, sizeof command, "'%s' average --out '%s' '%s' 2>/dev/null", caption_exe, path_mean, path_a);
+    CHECK(c, shell_exit_code(command) == 2);
+    sat_model_free(&a);
+    sat_model_free(&b);
+    sat_model_free(&lstm);
+}
+
 /* A caption cut at max_length never emitted <end>: its logprob is the sum
  * of its words' (added in the same order, so the same float), while beam
  * search still ranked it with log p(<end>) (its score is lower). */
@@ -1050,6 +1107,7 @@ int main(int argc, char **argv) {
     test_replica_pool(&c, 3);
     test_sampling(&c);
     if (argc > 1) test_cli(&c, argv[1], dir);
+    if (argc > 1) test_average(&c, argv[1], dir);
     test_bundled_model(&c);
     char command[400];
     snprintf(command, sizeof command, "rm -rf '%s'", dir);

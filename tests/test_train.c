@@ -128,11 +128,23 @@ static void test_converges_and_writes(CheckCounts *c, const Setup *setup, const 
     TrainOptions o;
     small_options(&o, setup, run);
     control_options(&o, setup);
+    Error err;
+    CHECK(c, train_options_set(&o, "keep-epochs", "1", &err) == 1);
     volatile sig_atomic_t stop = 0;
     CHECK(c, train_run(&o, NULL, &stop) == 0);
     const char *files[] = {"model.safetensors", "best.safetensors", "checkpoint.safetensors", "epochs.csv",
-                           "steps.csv", "curve.png"};
+                           "steps.csv", "curve.png", "epoch-1.safetensors", "epoch-4.safetensors"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) CHECK(c, file_exists(run, files[i]));
+    CHECK(c, !file_exists(run, "epoch-5.safetensors"));
+    /* --keep-epochs: the best model is one of the epochs' files, byte for byte. */
+    int best_is_an_epoch = 0;
+    char best[600], epoch[600];
+    snprintf(best, sizeof best, "%s/best.safetensors", run);
+    for (int e = 1; e <= 4; e++) {
+        snprintf(epoch, sizeof epoch, "%s/epoch-%d.safetensors", run, e);
+        best_is_an_epoch |= files_equal(best, epoch);
+    }
+    CHECK(c, best_is_an_epoch);
     CHECK(c, read_losses(run, losses) == 0);
     CHECK(c, losses->count == 4 * STEPS_PER_EPOCH);
     if (losses->count >= 6) {
@@ -148,7 +160,6 @@ static void test_converges_and_writes(CheckCounts *c, const Setup *setup, const 
     char path[600];
     snprintf(path, sizeof path, "%s/model.safetensors", run);
     SatModel model;
-    Error err;
     CHECK(c, sat_model_load(&model, path, &err) == 0);
     sat_model_free(&model);
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", run);

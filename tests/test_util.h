@@ -7,6 +7,7 @@
  * the ones it does not use. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
@@ -32,6 +33,16 @@ static inline char *read_whole_file(const char *path, size_t *size) {
     if (data) data[length] = '\0';
     if (size) *size = length;
     return data;
+}
+
+/* 1 when both files can be read and hold the same bytes. */
+static inline int files_equal(const char *a, const char *b) {
+    size_t size_a = 0, size_b = 0;
+    char *data_a = read_whole_file(a, &size_a), *data_b = read_whole_file(b, &size_b);
+    int equal = data_a && data_b && size_a == size_b && memcmp(data_a, data_b, size_a) == 0;
+    free(data_a);
+    free(data_b);
+    return equal;
 }
 
 /* Waits for the child and gives its exit code, or minus the signal that

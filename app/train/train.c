@@ -362,6 +362,12 @@ static int evaluate_and_keep_best(Run *r, EpochRecord *record, Error *err) {
     } else {
         r->state.bad_epochs++;
     }
+    if (r->o->keep_epochs) {
+        char name[64], path[1200];
+        snprintf(name, sizeof name, "epoch-%d.safetensors", record->epoch);
+        out_path(r, path, sizeof path, name);
+        if (sat_model_save(&r->model, path, 0, err) != 0) return -1;
+    }
     return 0;
 }
 

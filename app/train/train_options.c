@@ -68,6 +68,7 @@ static const OptionSpec specs[] = {
     {"threads", KIND_INT, OPT(threads), 0, 1, 256, "threads for checking images (default 2)"},
     {"seed", KIND_U64, OPT(seed), 0, 0, 0, "random seed (default 1)"},
     {"out", KIND_STRING, STR(out), 0, 0, "run folder: checkpoints, logs, learning curve, model (default runs/train)"},
+    {"keep-epochs", KIND_BOOL, OPT(keep_epochs), 0, 0, 1, "1: also save each epoch's evaluated model as epoch-N.safetensors in the run folder, e.g. to average epochs with caption average (default 0)"},
     {"checkpoint-every", KIND_INT, OPT(checkpoint_every), 0, 1, 1e9, "steps between checkpoints (default 200)"},
     {"stop-at-step", KIND_LONG, OPT(stop_at_step), 0, 0, 1e15, "stop (with a checkpoint) after this optimiser step, 0 = none"},
     {"time-limit", KIND_DOUBLE, OPT(time_limit_minutes), 0, 0, 1e9, "stop (with a checkpoint) before this many minutes, 0 = none"},

@@ -31,6 +31,7 @@ typedef struct {
     /* run control */
     char out[1024];
     int checkpoint_every;
+    int keep_epochs; /* 1: also save each epoch's evaluated model as epoch-N.safetensors */
     double time_limit_minutes; /* 0: none */
     long stop_at_step;         /* 0: none */
 } TrainOptions;
