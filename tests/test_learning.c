@@ -92,12 +92,28 @@ typedef struct {
     int wrong_pairs;           /* the control: image i trained with scene i + 1's caption */
     int transformer;           /* CAPTION_TEST_DECODER=transformer: the Transformer decoder */
     int heads, encoder_layers, decoder_layers, warmup; /* the Transformer's; warmup: linear lr warm-up steps */
+    int zero_encoder_branches; /* exploration: the grid encoder's residual branches start at zero */
 } Setup;
 
 /* An exploration knob: the variable's value when it is a positive integer, else fallback. */
 static int positive_env(const char *name, int fallback) {
     const char *text = getenv(name);
     return text && atoi(text) > 0 ? atoi(text) : fallback;
+}
+
+/* Exploration (CAPTION_TEST_ZERO_ENCODER_BRANCHES=1): the output projections
+ * of the grid encoder's residual branches start at zero, so each cell starts
+ * as its own features (tools/SEEDS.md: it does not keep the maps on the
+ * objects). */
+static void zero_encoder_branches(SatModel *model) {
+    size_t width = (size_t)model->config.embed_dim, ff = (size_t)model->config.ff_dim;
+    for (int l = 0; l < model->config.encoder_layers; l++) {
+        TransformerLayer *layer = &model->p.transformer.encoder[l];
+        memset(layer->self_out_weight, 0, width * width * sizeof(float));
+        memset(layer->self_out_bias, 0, width * sizeof(float));
+        memset(layer->ff2_weight, 0, width * ff * sizeof(float));
+        memset(layer->ff2_bias, 0, width * sizeof(float));
+    }
 }
 
 static Setup default_setup(void) {
@@ -171,6 +187,7 @@ static Setup default_setup(void) {
     if (lr && atof(lr) > 0.0) s.lr = (float)atof(lr), s.lr_final = s.lr / 20.0f;
     const char *cnn = getenv("CAPTION_TEST_CNN");
     if (cnn && *cnn) s.encoder_spec = cnn;
+    s.zero_encoder_branches = positive_env("CAPTION_TEST_ZERO_ENCODER_BRANCHES", 0) && s.transformer;
     if (s.transformer) {
         s.heads = positive_env("CAPTION_TEST_HEADS", s.heads);
         s.decoder_layers = positive_env("CAPTION_TEST_DECODER_LAYERS", s.decoder_layers);
@@ -544,6 +561,7 @@ int main(int argc, char **argv) {
     if (sat_model_create(&model, &config, (const char *const *)vocab.words, &err)) goto fail;
     model_ready = 1;
     sat_model_init_params(&model, s.init_seed);
+    if (s.zero_encoder_branches) zero_encoder_branches(&model);
     printf("model: %dx%d input, encoder \"%s\" -> %dx%d grid of %d features, embed %d hidden %d attention %d, "
            "%zu parameters\n",
            s.input_size, s.input_size, s.encoder_spec, model.grid_h, model.grid_w, model.features, s.embed_dim,
