@@ -632,10 +632,16 @@ int sat_model_write(const SatModel *m, const char *path, int half_precision, con
 
 /* Why models[i] cannot be averaged with models[0], or NULL when it can. */
 static const char *average_mismatch(const SatModel *first, const SatModel *other, const char *config_json) {
-    char *json = sat_config_to_json(&other->config);
+    /* The training settings the file also records are not the architecture:
+     * a self-critical run from --init stores its own dropout, say. */
+    SatConfig config = other->config;
+    config.dropout = first->config.dropout;
+    config.input_dropout = first->config.input_dropout;
+    config.doubly_stochastic = first->config.doubly_stochastic;
+    char *json = sat_config_to_json(&config);
     int same_config = json && strcmp(json, config_json) == 0;
     free(json);
-    if (!same_config || other->table.total != first->table.total) return "its configuration differs";
+    if (!same_config || other->table.total != first->table.total) return "its architecture differs";
     for (int w = 0; w < first->config.vocab_size; w++)
         if (strcmp(first->vocab[w], other->vocab[w]) != 0) return "its vocabulary differs";
     return NULL;

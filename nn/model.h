@@ -155,8 +155,10 @@ int sat_model_prepare_inference(SatModel *model, Error *err);
 /* Weight averaging (a "model soup"): out becomes a copy of models[0] whose
  * every tensor, batch-norm statistics included, is sum_i weights[i] *
  * models[i]'s (the caller chooses the weights, e.g. summing to 1). The models
- * must have the same configuration and vocabulary; err names the first that
- * differs by its index in names. Call sat_model_prepare_inference on out
+ * must have the same architecture and vocabulary; err names the first that
+ * differs by its index in names. The training settings a file records
+ * (dropout, input dropout, the attention penalty) may differ: out has
+ * models[0]'s. Call sat_model_prepare_inference on out
  * before captioning with it. */
 int sat_model_average(SatModel *out, const SatModel *models, const float *weights, int count,
                       const char *const *names, Error *err);
