@@ -158,8 +158,8 @@ int sat_model_prepare_inference(SatModel *model, Error *err);
  * must have the same architecture and vocabulary; err names the first that
  * differs by its index in names. The training settings a file records
  * (dropout, input dropout, the attention penalty) may differ: out has
- * models[0]'s. Call sat_model_prepare_inference on out
- * before captioning with it. */
+ * models[0]'s. Call sat_model_prepare_inference on out before captioning
+ * with it. */
 int sat_model_average(SatModel *out, const SatModel *models, const float *weights, int count,
                       const char *const *names, Error *err);
 

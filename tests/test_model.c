@@ -867,6 +867,12 @@ static void test_sampling(CheckCounts *c) {
 
 /* `caption` prints one line per good image and one error line per bad one,
  * exits 1 when any failed, 2 on usage errors. */
+/* Runs a shell command; its exit code, or -1 when it did not exit. */
+static int shell_exit_code(const char *command) {
+    int status = system(command);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 static void test_cli(CheckCounts *c, const char *caption_exe, const char *dir) {
     char model[300], good[300], broken[300], command[1400], line[1024];
     snprintf(model, sizeof model, "%s/good.safetensors", dir);
@@ -899,8 +905,7 @@ static void test_cli(CheckCounts *c, const char *caption_exe, const char *dir) {
     if (f) fclose(f);
     CHECK(c, error_lines == 1 && names_file == 1);
     snprintf(command, sizeof command, "'%s' --beam 0 x.png 2>/dev/null", caption_exe);
-    status = system(command);
-    CHECK(c, WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    CHECK(c, shell_exit_code(command) == 2);
     /* A bundled model by name: "default" is the default model; an unknown name
      * is refused with the names there are. */
     char with_name[1024] = "", without[1024] = "";
@@ -920,12 +925,6 @@ static void test_cli(CheckCounts *c, const char *caption_exe, const char *dir) {
     status = p ? pclose(p) : -1;
     CHECK(c, WIFEXITED(status) && WEXITSTATUS(status) == 2);
     CHECK(c, strstr(message, "no bundled model of that name") && strstr(message, "bundled: default"));
-}
-
-/* Runs a shell command; its exit code, or -1 when it did not exit. */
-static int shell_exit_code(const char *command) {
-    int status = system(command);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /* `caption average`: every tensor of the result, batch-norm statistics
