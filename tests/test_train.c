@@ -403,6 +403,27 @@ static float scst_pass(SatTrainer *t, const Dataset *train, const Vocab *vocab, 
     return loss.loss;
 }
 
+/* --scst-duplicate-penalty's measure: the share of the batch's other images
+ * that drew the very same words, whatever follows them (<end>, <pad> or the
+ * cut at max_words), counting an image once however many of its samples
+ * drew them. */
+static void test_shared_caption_fraction(CheckCounts *c) {
+    enum { SAMPLES = 3, IMAGES = 3, ROWS = SAMPLES * IMAGES, MAX_WORDS = 3, COLUMNS = MAX_WORDS + 2 };
+    const int S = TOKEN_START, E = TOKEN_END, P = TOKEN_PAD;
+    const int sampled[ROWS][COLUMNS] = {
+        {S, 7, 8, E, P}, {S, 7, 9, 9, E}, {S, 6, E, P, P},  /* image 0 */
+        {S, 7, 8, E, P}, {S, 7, 8, E, P}, {S, 9, E, P, P},  /* image 1: image 0's first caption, twice */
+        {S, 7, 9, 9, 5}, {S, 7, 8, P, P}, {S, 6, 6, E, P}}; /* image 2: cut at 3 words; 6 6 is not 6 */
+    float fraction[ROWS];
+    scst_shared_caption_fraction(&sampled[0][0], ROWS, SAMPLES, COLUMNS, MAX_WORDS, fraction);
+    const float expected[ROWS] = {1.0f, 0.5f, 0.0f, 1.0f, 1.0f, 0.0f, 0.5f, 1.0f, 0.0f};
+    int matches = 1;
+    for (int r = 0; r < ROWS; r++) matches &= fraction[r] == expected[r];
+    CHECK(c, matches);
+    scst_shared_caption_fraction(&sampled[0][0], SAMPLES, SAMPLES, COLUMNS, MAX_WORDS, fraction);
+    CHECK(c, fraction[0] == 0.0f && fraction[1] == 0.0f && fraction[2] == 0.0f); /* one image: nothing to share with */
+}
+
 /* --scst-xe-weight: the reference captions enter the self-critical pass
  * linearly at the weight given, as plain cross-entropy. With the same
  * samples, the passes at weights 0.5 and 1.5 differ by the cross-entropy of
@@ -604,6 +625,7 @@ int main(int argc, char **argv) {
     CHECK(&c, shapes_write_dataset(data, 96, 16, setup.seed + 4, &shapes, &err) == 0);
     StepLosses losses = {0};
     double start = now_seconds();
+    test_shared_caption_fraction(&c);
     test_converges_and_writes(&c, &setup, run_a, &losses);
     test_resume_is_exact(&c, &setup, run_b, &losses);
     test_failed_write_keeps_previous(&c, run_a);

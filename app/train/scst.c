@@ -11,6 +11,8 @@ struct Scst {
     float xe_weight; /* weight of the reference captions' rows; 0 = none */
     float contrast;  /* the contrastive reward's weight; 0 = plain CIDEr-D */
     int *others;     /* [batch images]: the batch's other images, for the contrastive reward */
+    float duplicate_penalty; /* the weight of a caption's share among the batch's other images; 0 = none */
+    float *shared;           /* [rows]: that share, scst_shared_caption_fraction */
     int *sampled;    /* [rows, max_words + 2] as decoder_sample writes them, then the references */
     int *captions;   /* the same, longest first, [rows, steps + 1] */
     int *row_image, *sorted_row_image, *length, *order;
@@ -32,6 +34,7 @@ void scst_free(Scst *s) {
     free(s->advantage);
     free(s->sorted_advantage);
     free(s->others);
+    free(s->shared);
     transformer_cache_free(s->sampler);
     free(s->sample_scratch);
     free(s);
@@ -51,6 +54,7 @@ int scst_create(Scst **out, const SatModel *model, const Dataset *train, const V
     s->max_words = max_words;
     s->xe_weight = xe_weight;
     s->contrast = options->contrast;
+    s->duplicate_penalty = options->duplicate_penalty;
     s->row_capacity = batch_images * (samples + (xe_weight > 0.0f ? captions_per_image : 0));
     size_t rows = (size_t)s->row_capacity, columns = (size_t)max_words + 2;
     s->sampled = malloc(rows * columns * sizeof(int));
@@ -63,7 +67,8 @@ int scst_create(Scst **out, const SatModel *model, const Dataset *train, const V
     s->advantage = malloc(rows * sizeof(float));
     s->sorted_advantage = malloc(rows * sizeof(float));
     s->others = malloc((size_t)batch_images * sizeof(int));
-    if (!s->others || !s->sampled || !s->captions || !s->row_image || !s->sorted_row_image || !s->length || !s->order ||
+    s->shared = malloc(rows * sizeof(float));
+    if (!s->others || !s->shared || !s->sampled || !s->captions || !s->row_image || !s->sorted_row_image || !s->length || !s->order ||
         !s->reward || !s->advantage || !s->sorted_advantage) {
         scst_free(s);
         return error_set(err, "out of memory for self-critical training (%zu sampled captions)", rows);
@@ -95,6 +100,30 @@ static int word_count(const int *caption, int max_words) {
     return n;
 }
 
+static int same_words(const int *a, const int *b, int max_words) {
+    int n = word_count(a, max_words);
+    return n == word_count(b, max_words) && memcmp(a + 1, b + 1, (size_t)n * sizeof(int)) == 0;
+}
+
+/* Whether any of image j's samples has the words of row r. */
+static int image_drew(const int *sampled, int r, int image, int samples, int columns, int max_words) {
+    const int *caption = sampled + (size_t)r * columns;
+    for (int k = 0; k < samples; k++)
+        if (same_words(caption, sampled + (size_t)(image * samples + k) * columns, max_words)) return 1;
+    return 0;
+}
+
+void scst_shared_caption_fraction(const int *sampled, int rows, int samples, int columns, int max_words,
+                                  float *fraction) {
+    int images = rows / samples;
+    for (int r = 0; r < rows; r++) {
+        int drew = 0;
+        for (int j = 0; j < images; j++)
+            if (j != r / samples) drew += image_drew(sampled, r, j, samples, columns, max_words);
+        fraction[r] = images > 1 ? (float)drew / (float)(images - 1) : 0.0f;
+    }
+}
+
 /* Rewards, and each sample's advantage over the mean of its image's other
  * samples; returns the samples' mean CIDEr-D against their own images. */
 static double score_samples(Scst *s, const TrainBatch *batch, int rows) {
@@ -110,6 +139,10 @@ static double score_samples(Scst *s, const TrainBatch *batch, int rows) {
         s->reward[r] = (float)cider_reward_contrastive(s->cider, batch->image_index[image], s->others, others,
                                                        s->contrast, caption + 1, words);
         total += own;
+    }
+    if (s->duplicate_penalty > 0.0f) {
+        scst_shared_caption_fraction(s->sampled, rows, K, columns, s->max_words, s->shared);
+        for (int r = 0; r < rows; r++) s->reward[r] -= s->duplicate_penalty * s->shared[r];
     }
     for (int image = 0; image < rows / K; image++) {
         double sum = 0.0;

@@ -29,7 +29,12 @@ typedef struct Scst Scst;
  * minus contrast times its mean CIDEr-D against the references of the
  * batch's other images, so a caption that would fit any of them earns less
  * (the discriminability idea of Luo et al. 2018 and Dai and Lin 2017,
- * measured with the reward's own CIDEr-D). */
+ * measured with the reward's own CIDEr-D). With duplicate_penalty > 0 a
+ * sample's reward also loses duplicate_penalty times the share of the batch's
+ * other images that drew the very same caption (scst_shared_caption_fraction):
+ * CIDEr-D pays a safe caption on every image it half fits ("a black and white
+ * dog is running through the grass"), and that caption given to many images is
+ * what this penalty makes cost. */
 typedef struct {
     int samples;            /* K captions sampled per image (at least 2) */
     int max_words;          /* a sample is cut after this many words */
@@ -37,11 +42,21 @@ typedef struct {
     int captions_per_image; /* references per image the loader gives */
     float contrast;         /* the contrastive reward's weight (cider_reward_contrastive: against the
                                batch's other images' references); 0 = plain CIDEr-D */
+    float duplicate_penalty; /* the weight of a caption's share among the batch's other images' samples; 0 = none */
 } ScstOptions;
 
 int scst_create(Scst **scst, const SatModel *model, const Dataset *train, const Vocab *vocab, int batch_images,
                 const ScstOptions *options, Error *err);
 void scst_free(Scst *scst);
+
+/* For each of `rows` sampled captions (`samples` consecutive rows per image,
+ * each row <start> then up to max_words words, then <end> or <pad>, `columns`
+ * ints wide, as decoder_sample writes them): the share of the batch's other
+ * images that drew the very same words in at least one of their samples --
+ * 0 for a caption no other image drew, 1 for one every other image drew (0
+ * when the batch has one image). */
+void scst_shared_caption_fraction(const int *sampled, int rows, int samples, int columns, int max_words,
+                                  float *fraction);
 
 /* Forward and backward on the images of batch (its reference captions are
  * used only with xe_weight > 0): fills the trainer's gradients. The CNN runs in training mode;

@@ -16,6 +16,7 @@ typedef struct {
     int scst_samples; /* self-critical training with this many samples per image; 0 = cross-entropy */
     float scst_xe_weight; /* with it, the reference captions' cross-entropy at this weight (scst.h) */
     float scst_contrast;  /* with it, the contrastive reward at this weight (scst.h) */
+    float scst_duplicate_penalty; /* with it, a caption drawn for other images of the batch costs this much (scst.h) */
     int min_count, max_words, captions_per_image, eval_images;
     /* model */
     SatConfig model;
