@@ -68,8 +68,8 @@ int scst_create(Scst **out, const SatModel *model, const Dataset *train, const V
     s->sorted_advantage = malloc(rows * sizeof(float));
     s->others = malloc((size_t)batch_images * sizeof(int));
     s->shared = malloc(rows * sizeof(float));
-    if (!s->others || !s->shared || !s->sampled || !s->captions || !s->row_image || !s->sorted_row_image || !s->length || !s->order ||
-        !s->reward || !s->advantage || !s->sorted_advantage) {
+    if (!s->others || !s->shared || !s->sampled || !s->captions || !s->row_image || !s->sorted_row_image ||
+        !s->length || !s->order || !s->reward || !s->advantage || !s->sorted_advantage) {
         scst_free(s);
         return error_set(err, "out of memory for self-critical training (%zu sampled captions)", rows);
     }
