@@ -114,8 +114,7 @@ static int make_tree(Fixture *f) {
 static int run_batch(const Fixture *f, const char *args) {
     char command[4096];
     snprintf(command, sizeof command, "'%s' batch --model '%s' --max-length 8 %s 2>'%s/stderr.txt'", f->exe, f->model, args, f->root);
-    int status = system(command);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return shell_exit_code(command);
 }
 
 static int stderr_mentions(const Fixture *f, const char *text) {

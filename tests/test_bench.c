@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "check.h"
+#include "test_util.h"
 
 static const char *const REQUIRED[] = {
     "cnn_ms",          "caption_ms_beam1",    "caption_ms_beam3",  "batch_img_per_s_1t",
@@ -26,8 +27,7 @@ static int run(const char *command, char *out, size_t size) {
     if (!p) return -1;
     size_t n = fread(out, 1, size - 1, p);
     out[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return exit_code_of(pclose(p));
 }
 
 static void check_json(CheckCounts *c, const char *text) {

@@ -77,7 +77,7 @@ static int run(const char *exe, char *const *args, const char *out_path, const c
     }
     int status;
     if (pid < 0 || waitpid(pid, &status, 0) < 0) return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return exit_code_of(status);
 }
 
 /* The file's first line, and whether it is the only one. */

@@ -867,12 +867,6 @@ static void test_sampling(CheckCounts *c) {
 
 /* `caption` prints one line per good image and one error line per bad one,
  * exits 1 when any failed, 2 on usage errors. */
-/* Runs a shell command; its exit code, or -1 when it did not exit. */
-static int shell_exit_code(const char *command) {
-    int status = system(command);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void test_cli(CheckCounts *c, const char *caption_exe, const char *dir) {
     char model[300], good[300], broken[300], command[1400], line[1024];
     snprintf(model, sizeof model, "%s/good.safetensors", dir);
@@ -894,7 +888,7 @@ static void test_cli(CheckCounts *c, const char *caption_exe, const char *dir) {
     }
     int status = p ? pclose(p) : -1;
     CHECK(c, lines == 2 && json == 2);
-    CHECK(c, WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    CHECK(c, exit_code_of(status) == 1);
     snprintf(command, sizeof command, "%s/stderr.txt", dir);
     FILE *f = fopen(command, "r");
     int error_lines = 0, names_file = 0;
@@ -923,7 +917,7 @@ static void test_cli(CheckCounts *c, const char *caption_exe, const char *dir) {
     char message[1024] = "";
     if (p && !fgets(message, sizeof message, p)) message[0] = '\0';
     status = p ? pclose(p) : -1;
-    CHECK(c, WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    CHECK(c, exit_code_of(status) == 2);
     CHECK(c, strstr(message, "no bundled model of that name") && strstr(message, "bundled: default"));
 }
 

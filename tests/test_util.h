@@ -45,13 +45,23 @@ static inline int files_equal(const char *a, const char *b) {
     return equal;
 }
 
-/* Waits for the child and gives its exit code, or minus the signal that
- * ended it: a crash or our own SIGKILL must never pass for an exit code, and
- * a negative number cannot. */
+/* A status as system, pclose and waitpid give it: the exit code, or minus
+ * the signal that ended the process: a crash or our own SIGKILL must never
+ * pass for an exit code, and a negative number cannot. */
+static inline int exit_code_of(int status) {
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+/* Waits for the child and gives its exit code (exit_code_of). */
 static inline int wait_exit_code(pid_t child) {
     int status = 0;
     waitpid(child, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    return exit_code_of(status);
+}
+
+/* Runs a shell command; its exit code (exit_code_of). */
+static inline int shell_exit_code(const char *command) {
+    return exit_code_of(system(command));
 }
 
 #endif

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "test_util.h"
 #include "image.h"
 #include "model.h"
 #include "overlay.h"
@@ -285,8 +286,7 @@ static void test_overlay_options(CheckCounts *c, const char *caption) {
     free(log);
     char command[600];
     snprintf(command, sizeof command, "'%s' view --normalize sideways 2>/dev/null", caption);
-    status = system(command);
-    CHECK(c, WIFEXITED(status) && WEXITSTATUS(status) == 2);
+    CHECK(c, shell_exit_code(command) == 2);
 }
 
 /* A random Transformer (2 layers of 2 heads) on the 8x8 grid. */
