@@ -88,4 +88,14 @@ void attention_extra_score_backward(float *d_h, float *d_vectors, AttentionParam
                                     const float *h, const AttentionParams *params, const AttentionShape *shape,
                                     float *workspace);
 
+/* The doubly stochastic penalty, lambda * sum_i gap_i^2 with coverage_i a
+ * cell's map mass summed over a caption's words: Xu et al.'s gap 1 - coverage
+ * (every cell looked at once in all), or with excess_only the mass beyond 1
+ * alone (no cell looked at more than once; cells left alone cost nothing, so
+ * the maps are not pushed onto the background). */
+static inline float attention_coverage_gap(float coverage, int excess_only) {
+    float gap = 1.0f - coverage;
+    return excess_only && gap > 0.0f ? 0.0f : gap;
+}
+
 #endif

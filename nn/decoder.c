@@ -215,7 +215,7 @@ static void prepare_rows(const SatModel *m, DecoderBuffers *b, const float *z_im
     }
 }
 
-/* lambda * mean_r sum_i (1 - sum_{t valid} alpha_tri)^2; coverage keeps the sums. */
+/* lambda * mean_r sum_i gap(sum_{t valid} alpha_tri)^2 (attention_coverage_gap); coverage keeps the sums. */
 static float attention_penalty(const SatModel *m, DecoderBuffers *b) {
     int L = m->cells, R = b->rows;
     if (!m->config.use_attention || m->config.doubly_stochastic == 0.0f) return 0.0f;
@@ -228,7 +228,10 @@ static float attention_penalty(const SatModel *m, DecoderBuffers *b) {
             for (int i = 0; i < L; i++) b->coverage[r * L + i] += alpha[i];
         }
     double sum = 0.0;
-    for (long i = 0; i < (long)R * L; i++) sum += (1.0 - b->coverage[i]) * (1.0 - b->coverage[i]);
+    for (long i = 0; i < (long)R * L; i++) {
+        double gap = attention_coverage_gap(b->coverage[i], m->config.penalty_excess_only);
+        sum += gap * gap;
+    }
     return (float)(m->config.doubly_stochastic * sum / R);
 }
 
@@ -336,7 +339,8 @@ static void penalty_gradient(const SatModel *m, DecoderBuffers *b, int t) {
     for (int r = 0; r < b->active[t]; r++) {
         int valid = b->targets[b->offset[t] + r] != TOKEN_PAD && m->config.doubly_stochastic != 0.0f;
         for (int i = 0; i < L; i++)
-            b->d_alpha[r * L + i] = valid ? scale * (1.0f - b->coverage[r * L + i]) : 0.0f;
+            b->d_alpha[r * L + i] =
+                valid ? scale * attention_coverage_gap(b->coverage[r * L + i], m->config.penalty_excess_only) : 0.0f;
     }
 }
 

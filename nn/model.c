@@ -23,7 +23,7 @@ void sat_config_defaults(SatConfig *c) {
     c->use_attention = 1;
     c->score = ATTENTION_ADDITIVE;
     c->dropout = 0.5f;
-    c->doubly_stochastic = 0.005f;
+    c->doubly_stochastic = -1.0f; /* the decoder's default (sat_config_resolve_defaults) */
     c->heads = 4;
     c->encoder_layers = -1; /* the decoder's default: 1 for the Transformer, none for the LSTMs (build_layout) */
     c->decoder_layers = 2;
@@ -38,6 +38,9 @@ void sat_config_defaults(SatConfig *c) {
 void sat_config_resolve_defaults(SatConfig *c) {
     if (c->tied < 0) c->tied = c->transformer;
     if (c->encoder_layers < 0) c->encoder_layers = c->transformer;
+    /* Xu et al.'s lambda for the LSTMs; the Transformer trains without the
+     * penalty unless asked (its files from before it could have one say 0.005). */
+    if (c->doubly_stochastic < 0.0f) c->doubly_stochastic = c->transformer ? 0.0f : 0.005f;
 }
 
 /* "32s2,64p,128p": one comma-separated item per convolution. */
@@ -305,7 +308,7 @@ SentinelShape sat_sentinel_shape(const SatModel *m, int rows) {
 
 TransformerShape sat_grid_encoder_shape(const SatModel *m) {
     TransformerShape s = sat_transformer_shape(m);
-    s.dim = m->features, s.decoder_layers = 0, s.tied = 0, s.dropout = 0.0f;
+    s.dim = m->features, s.decoder_layers = 0, s.tied = 0, s.dropout = 0.0f, s.doubly_stochastic = 0.0f;
     return s;
 }
 
@@ -321,7 +324,9 @@ TransformerShape sat_transformer_shape(const SatModel *m) {
     return (TransformerShape){.grid_h = m->grid_h, .grid_w = m->grid_w, .features = m->features, .dim = c->embed_dim,
                               .heads = c->heads, .ff = c->ff_dim, .vocab = c->vocab_size,
                               .encoder_layers = c->encoder_layers, .decoder_layers = c->decoder_layers,
-                              .gelu = c->gelu, .tied = c->tied, .dropout = c->dropout};
+                              .gelu = c->gelu, .tied = c->tied, .dropout = c->dropout,
+                              .doubly_stochastic = c->doubly_stochastic,
+                              .penalty_excess_only = c->penalty_excess_only};
 }
 
 static void walk_model(Walker *w, const SatModel *m, SatTensors *v) {
@@ -363,6 +368,14 @@ int sat_decoder_parse(const char *name, SatConfig *config) {
 const char *sat_decoder_name(const SatConfig *c) {
     return c->transformer ? "transformer" : !c->use_attention ? "bottleneck" : c->sentinel ? "adaptive" : "attention";
 }
+
+int sat_penalty_parse(const char *name, SatConfig *config) {
+    if (strcmp(name, "doubly_stochastic") != 0 && strcmp(name, "excess") != 0) return -1;
+    config->penalty_excess_only = strcmp(name, "excess") == 0;
+    return 0;
+}
+
+const char *sat_penalty_name(const SatConfig *c) { return c->penalty_excess_only ? "excess" : "doubly_stochastic"; }
 
 static int check_transformer(const SatConfig *c, Error *err) {
     if (c->heads < 1 || c->embed_dim % c->heads != 0)
@@ -537,6 +550,7 @@ char *sat_config_to_json(const SatConfig *c) {
     cJSON_AddStringToObject(root, "score", attention_score_name(c->score));
     cJSON_AddNumberToObject(root, "dropout", c->dropout);
     cJSON_AddNumberToObject(root, "doubly_stochastic", c->doubly_stochastic);
+    if (c->penalty_excess_only) cJSON_AddStringToObject(root, "attention_penalty", sat_penalty_name(c));
     cJSON_AddNumberToObject(root, "aux_weight", c->aux_weight);
     if (c->input_dropout > 0.0f) cJSON_AddNumberToObject(root, "input_dropout", c->input_dropout);
     if (c->transformer) {
@@ -744,6 +758,15 @@ static int lstm_extras_from_json(const cJSON *root, SatConfig *c, Error *err) {
     return status;
 }
 
+/* "attention_penalty": "excess" or "doubly_stochastic" (absent: the latter, as older files). */
+static int penalty_from_json(const cJSON *root, SatConfig *c, Error *err) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, "attention_penalty");
+    if (!item) return 0;
+    if (!cJSON_IsString(item) || sat_penalty_parse(item->valuestring, c) != 0)
+        return error_set(err, "config: \"attention_penalty\" must be \"doubly_stochastic\" or \"excess\"");
+    return 0;
+}
+
 int sat_config_from_json(SatConfig *c, const char *json, Error *err) {
     sat_config_defaults(c);
     cJSON *root = cJSON_Parse(json);
@@ -763,6 +786,7 @@ int sat_config_from_json(SatConfig *c, const char *json, Error *err) {
     status |= status ? 0 : json_float(root, "dropout", &c->dropout, err);
     status |= status ? 0 : json_float(root, "doubly_stochastic", &c->doubly_stochastic, err);
     status |= status ? 0 : json_optional_float(root, "aux_weight", &c->aux_weight, err);
+    status |= status ? 0 : penalty_from_json(root, c, err);
     status |= status ? 0 : json_optional_float(root, "input_dropout", &c->input_dropout, err);
     if (status == 0) {
         if (strlen(encoder) >= sizeof c->encoder_spec) status = error_set(err, "config: encoder spec too long");

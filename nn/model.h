@@ -66,7 +66,8 @@ typedef struct {
     AttentionScore score;
     float dropout;                     /* before L_o, training only */
     float input_dropout;               /* LSTMs: on the LSTM's input [E y; zhat] each step, training only */
-    float doubly_stochastic;           /* lambda */
+    float doubly_stochastic;           /* lambda; -1 = the decoder's default (LSTMs 0.005, Transformer 0) */
+    int penalty_excess_only;           /* the penalty on a cell's mass beyond 1 only (attention_coverage_gap) */
     float aux_weight;                  /* weight of the auxiliary word loss; 0 = no aux head */
     float image_mean[3], image_std[3]; /* input normalisation: (pixel/255 - mean) / std */
 } SatConfig;
@@ -119,6 +120,10 @@ typedef struct {
 int sat_decoder_parse(const char *name, SatConfig *config);
 /* The reverse: the decoder name of a configuration. */
 const char *sat_decoder_name(const SatConfig *config);
+/* Sets penalty_excess_only from a penalty name: "doubly_stochastic" (Xu et
+ * al.'s) or "excess"; -1 for anything else. */
+int sat_penalty_parse(const char *name, SatConfig *config);
+const char *sat_penalty_name(const SatConfig *config);
 
 /* The shapes the layers of a model's decoder run with, for `rows` captions
  * (or hypotheses) at a time. */

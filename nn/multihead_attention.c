@@ -41,8 +41,8 @@ void mha_forward(float *out, float *probs, const float *q, const float *k, const
 
 size_t mha_workspace_floats(const MhaShape *s) { return (size_t)s->queries * s->keys; }
 
-void mha_backward(float *d_q, float *d_k, float *d_v, const float *d_out, const float *probs, const float *q,
-                  const float *k, const float *v, const MhaShape *s, float *workspace) {
+void mha_backward(float *d_q, float *d_k, float *d_v, const float *d_out, const float *d_probs, const float *probs,
+                  const float *q, const float *k, const float *v, const MhaShape *s, float *workspace) {
     int Tq = s->queries, Tk = s->keys, C = s->channels, dh = C / s->heads;
     float scale = 1.0f / sqrtf((float)dh);
     float *dp = workspace;
@@ -52,11 +52,12 @@ void mha_backward(float *d_q, float *d_k, float *d_v, const float *d_out, const 
             size_t q_at = (size_t)b * Tq * s->q_stride + h * dh, kv_at = kv_item * Tk * s->kv_stride + h * dh;
             const float *p = probs + ((size_t)b * s->heads + h) * Tq * Tk;
             const float *dout = d_out + (size_t)b * Tq * C + h * dh;
-            /* dV += P^T dOut;  dP = dOut V^T */
+            /* dV += P^T dOut;  dP = dOut V^T (+ the loss's own gradient on P) */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Tk, dh, Tq, 1.0f, p, Tk, dout, C, 1.0f,
                         d_v + kv_at, s->kv_stride);
+            if (d_probs) memcpy(dp, d_probs + ((size_t)b * s->heads + h) * Tq * Tk, (size_t)Tq * Tk * sizeof(float));
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, Tk, dh, 1.0f, dout, C, v + kv_at, s->kv_stride,
-                        0.0f, dp, Tk);
+                        d_probs ? 1.0f : 0.0f, dp, Tk);
             /* dS = P * (dP - sum_j P dP): masked keys have P = 0 and get nothing. */
             for (int i = 0; i < Tq; i++) {
                 const float *pi = p + (size_t)i * Tk;

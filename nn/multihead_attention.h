@@ -34,8 +34,10 @@ void mha_forward(float *out, float *probs, const float *q, const float *k, const
 size_t mha_workspace_floats(const MhaShape *shape);
 
 /* Accumulates into d_q, d_k and d_v (same layouts and strides as q, k, v;
- * items sharing keys add their gradients into them). */
-void mha_backward(float *d_q, float *d_k, float *d_v, const float *d_out, const float *probs, const float *q,
-                  const float *k, const float *v, const MhaShape *shape, float *workspace);
+ * items sharing keys add their gradients into them). d_probs (layout of
+ * probs; NULL = none) is a gradient the loss puts on the probabilities
+ * themselves, as an attention penalty does. */
+void mha_backward(float *d_q, float *d_k, float *d_v, const float *d_out, const float *d_probs, const float *probs,
+                  const float *q, const float *k, const float *v, const MhaShape *shape, float *workspace);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "activation.h"
+#include "attention.h"
 #include "cross_entropy.h"
 #include "decoder.h"
 #include "dropout.h"
@@ -40,8 +41,10 @@ struct TransformerBuffers {
     float *token_weights;
     LayerActs decoder[TRANSFORMER_MAX_LAYERS];
     float *x0, *decoder_out, *y, *y_mean, *y_rstd, *logits, *probs;
+    float *coverage; /* [rows, L]: each cell's map mass summed over a caption's words (the penalty) */
     /* gradients flowing back, and scratch */
     float *d_stream, *d_branch, *d_att, *d_qkv, *d_ln, *d_ff, *d_ff2, *d_memory, *d_kv, *d_logits, *mha_workspace;
+    float *d_cross_probs; /* the penalty's gradient on the last layer's cross-attention */
 };
 
 /* ---- buffers ---- */
@@ -99,6 +102,10 @@ static void plan(Arena *a, TransformerBuffers *b) {
     b->d_memory = take(a, grid_tokens * C), b->d_kv = take(a, grid_tokens * 2 * C), b->d_logits = take(a, words * V);
     size_t longest = (size_t)b->steps > L ? (size_t)b->steps : L;
     b->mha_workspace = take(a, longest * longest);
+    if (s->doubly_stochastic > 0.0f && s->decoder_layers > 0) {
+        b->coverage = take(a, (size_t)b->rows * L);
+        b->d_cross_probs = take(a, words * (size_t)s->heads * L);
+    }
 }
 
 int transformer_buffers_create(TransformerBuffers **out, const TransformerShape *s, int images, int rows, int steps,
@@ -174,8 +181,8 @@ static void self_block_backward(const TransformerShape *s, const TransformerLaye
     memset(b->d_qkv, 0, nc * 3 * sizeof(float));
     MhaShape ms = {.batch = groups, .queries = length, .keys = length, .channels = C, .heads = s->heads,
                    .causal = causal, .q_stride = 3 * C, .kv_stride = 3 * C};
-    mha_backward(b->d_qkv, b->d_qkv + C, b->d_qkv + 2 * C, b->d_att, a->probs1, a->qkv, a->qkv + C, a->qkv + 2 * C,
-                 &ms, b->mha_workspace);
+    mha_backward(b->d_qkv, b->d_qkv + C, b->d_qkv + 2 * C, b->d_att, NULL, a->probs1, a->qkv, a->qkv + C,
+                 a->qkv + 2 * C, &ms, b->mha_workspace);
     memset(b->d_ln, 0, nc * sizeof(float));
     linear_backward(b->d_ln, g->self_in_weight, g->self_in_bias, b->d_qkv, a->ln1, p->self_in_weight, n, C, 3 * C);
     layernorm_backward(b->d_stream, g->norm1_weight, g->norm1_bias, b->d_ln, a->x_in, a->mean1, a->rstd1,
@@ -199,10 +206,11 @@ static void cross_block_forward(const TransformerShape *s, const TransformerLaye
     accumulate(a->x2, a->x1, (size_t)n * C);
 }
 
-/* Given d_x2 in b->d_stream: leaves d_x1 there and adds the memory's gradient to b->d_memory. */
+/* Given d_x2 in b->d_stream (and the loss's gradient on the probabilities,
+ * NULL = none): leaves d_x1 there and adds the memory's gradient to b->d_memory. */
 static void cross_block_backward(const TransformerShape *s, const TransformerLayer *p, const TransformerLayer *g,
-                                 const LayerActs *a, TransformerBuffers *b, const float *memory, int images,
-                                 const int *row_image, int rows, int steps) {
+                                 const LayerActs *a, TransformerBuffers *b, const float *d_probs,
+                                 const float *memory, int images, const int *row_image, int rows, int steps) {
     int n = rows * steps, C = s->dim, L = s->grid_h * s->grid_w;
     size_t nc = (size_t)n * C;
     memset(b->d_branch, 0, nc * sizeof(float));
@@ -214,7 +222,8 @@ static void cross_block_backward(const TransformerShape *s, const TransformerLay
     memset(b->d_kv, 0, (size_t)images * L * 2 * C * sizeof(float));
     MhaShape ms = {.batch = rows, .queries = steps, .keys = L, .channels = C, .heads = s->heads, .q_stride = C,
                    .kv_stride = 2 * C, .kv_items = row_image};
-    mha_backward(b->d_qkv, b->d_kv, b->d_kv + C, b->d_att, a->probs2, a->q, a->kv, a->kv + C, &ms, b->mha_workspace);
+    mha_backward(b->d_qkv, b->d_kv, b->d_kv + C, b->d_att, d_probs, a->probs2, a->q, a->kv, a->kv + C, &ms,
+                 b->mha_workspace);
     linear_backward(b->d_memory, g->cross_in_weight + (size_t)C * C, g->cross_in_bias + C, b->d_kv, memory,
                     p->cross_in_weight + (size_t)C * C, images * L, C, 2 * C);
     memset(b->d_ln, 0, nc * sizeof(float));
@@ -340,6 +349,49 @@ static void split_captions(TransformerBuffers *b, const DecoderBatch *batch) {
         }
 }
 
+/* Xu et al.'s doubly stochastic penalty on the map users see, the last
+ * layer's head-averaged cross-attention:
+ *   lambda * mean_r sum_i gap(sum_{t: target not padding} alpha_rti)^2
+ * (attention_coverage_gap); coverage keeps the sums for the backward. */
+static float coverage_penalty(const TransformerShape *s, TransformerBuffers *b, int R, int T) {
+    if (!b->coverage) return 0.0f;
+    int L = s->grid_h * s->grid_w, H = s->heads;
+    const float *probs = b->decoder[s->decoder_layers - 1].probs2;
+    memset(b->coverage, 0, (size_t)R * L * sizeof(float));
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                if (b->targets[r * T + t] == TOKEN_PAD) continue;
+                const float *alpha = probs + (((size_t)r * H + h) * T + t) * L;
+                for (int i = 0; i < L; i++) b->coverage[(size_t)r * L + i] += alpha[i] / (float)H;
+            }
+    double sum = 0.0;
+    for (size_t i = 0; i < (size_t)R * L; i++) {
+        double gap = attention_coverage_gap(b->coverage[i], s->penalty_excess_only);
+        sum += gap * gap;
+    }
+    return (float)(s->doubly_stochastic * sum / R);
+}
+
+/* The penalty's gradient on each head's probabilities (NULL without it);
+ * total_rows: the rows of the whole batch, over every replica. */
+static const float *coverage_gradient(const TransformerShape *s, TransformerBuffers *b, int R, int T,
+                                      int total_rows) {
+    if (!b->coverage) return NULL;
+    int L = s->grid_h * s->grid_w, H = s->heads;
+    float scale = -2.0f * s->doubly_stochastic / ((float)total_rows * H);
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                float *d = b->d_cross_probs + (((size_t)r * H + h) * T + t) * L;
+                int valid = b->targets[r * T + t] != TOKEN_PAD;
+                for (int i = 0; i < L; i++)
+                    d[i] = valid ? scale * attention_coverage_gap(b->coverage[(size_t)r * L + i], s->penalty_excess_only)
+                                 : 0.0f;
+            }
+    return b->d_cross_probs;
+}
+
 SatLoss transformer_forward_train(const TransformerShape *s, const TransformerParams *p, TransformerBuffers *b,
                                   const float *z_images, int images, const DecoderBatch *batch, Rng *rng) {
     int R = batch->rows, T = batch->steps, C = s->dim, n = R * T;
@@ -363,7 +415,8 @@ SatLoss transformer_forward_train(const TransformerShape *s, const TransformerPa
     SatLoss loss = {0};
     loss.cross_entropy = cross_entropy_forward(b->probs, b->logits, b->targets, b->token_weights, n, s->vocab,
                                                TOKEN_PAD, batch->label_smoothing, &loss.tokens);
-    loss.loss = loss.cross_entropy;
+    loss.penalty = coverage_penalty(s, b, R, T);
+    loss.loss = loss.cross_entropy + loss.penalty;
     return loss;
 }
 
@@ -384,10 +437,13 @@ void transformer_backward(const TransformerShape *s, const TransformerParams *p,
                        b->y_rstd, p->decoder_norm_weight, n, C);
     const float *memory = s->encoder_layers > 0 ? b->memory : b->m0;
     memset(b->d_memory, 0, (size_t)images * s->grid_h * s->grid_w * C * sizeof(float));
+    const float *d_last_probs = coverage_gradient(s, b, R, T, batch->total_rows > 0 ? batch->total_rows : R);
     for (int l = s->decoder_layers - 1; l >= 0; l--) {
         const LayerActs *a = &b->decoder[l];
+        const float *d_probs = l == s->decoder_layers - 1 ? d_last_probs : NULL;
         ff_block_backward(s, &p->decoder[l], &g->decoder[l], a, b, a->x2, n, 1);
-        cross_block_backward(s, &p->decoder[l], &g->decoder[l], a, b, memory, images, batch->row_image, R, T);
+        cross_block_backward(s, &p->decoder[l], &g->decoder[l], a, b, d_probs, memory, images, batch->row_image, R,
+                             T);
         self_block_backward(s, &p->decoder[l], &g->decoder[l], a, b, R, T, 1);
     }
     float scale = sqrtf((float)C);

@@ -36,6 +36,8 @@ typedef struct {
     int gelu;                       /* 0: ReLU */
     int tied;                       /* output weights = the embedding */
     float dropout;
+    float doubly_stochastic;        /* lambda of Xu et al.'s penalty on the last layer's head-averaged cross-attention */
+    int penalty_excess_only;        /* on the mass beyond 1 only (attention_coverage_gap) */
 } TransformerShape;
 
 /* One layer's weights (or gradients). An encoder layer has no cross

@@ -2280,8 +2280,9 @@ static void test_gelu(Report *rep) {
 }
 
 /* Multi-head attention in double, straight from multihead_attention.h. */
+/* loss = out . r + probs . r_probs (r_probs NULL: out . r alone). */
 static double mha_loss_reference(const float *q, const float *k, const float *v, const int *key_lengths,
-                                 const MhaShape *s, const float *r) {
+                                 const MhaShape *s, const float *r, const float *r_probs) {
     int dh = s->channels / s->heads;
     double loss = 0.0;
     for (int b = 0; b < s->batch; b++)
@@ -2300,6 +2301,8 @@ static double mha_loss_reference(const float *q, const float *k, const float *v,
                     top = fmax(top, e[j]);
                 }
                 for (int j = 0; j < visible; j++) sum += e[j] = exp(e[j] - top);
+                const float *rp = r_probs ? r_probs + (((long)b * s->heads + h) * s->queries + i) * s->keys : NULL;
+                for (int j = 0; rp && j < visible; j++) loss += e[j] / sum * rp[j];
                 for (int d = 0; d < dh; d++) {
                     double out = 0.0;
                     long item = s->kv_items ? s->kv_items[b] : b;
@@ -2314,26 +2317,30 @@ typedef struct {
     MhaShape s;
     const int *key_lengths;
     long nq, nkv;
-    float *q, *k, *v, *out, *probs, *r, *dq, *dk, *dv, *ws;
+    float *q, *k, *v, *out, *probs, *r, *r_probs, *dq, *dk, *dv, *ws;
 } MhaCtx;
 
 static double mha_loss(void *ptr) {
     MhaCtx *c = ptr;
     mha_forward(c->out, c->probs, c->q, c->k, c->v, c->key_lengths, &c->s);
-    return dot_double(c->out, c->r, (long)c->s.batch * c->s.queries * c->s.channels);
+    double loss = dot_double(c->out, c->r, (long)c->s.batch * c->s.queries * c->s.channels);
+    long probs = (long)c->s.batch * c->s.heads * c->s.queries * c->s.keys;
+    return c->r_probs ? loss + dot_double(c->probs, c->r_probs, probs) : loss;
 }
 
 static double mha_loss_ref(void *ptr) {
     MhaCtx *c = ptr;
-    return mha_loss_reference(c->q, c->k, c->v, c->key_lengths, &c->s, c->r);
+    return mha_loss_reference(c->q, c->k, c->v, c->key_lengths, &c->s, c->r, c->r_probs);
 }
 
 static void mha_back(void *ptr) {
     MhaCtx *c = ptr;
-    mha_backward(c->dq, c->dk, c->dv, c->r, c->probs, c->q, c->k, c->v, &c->s, c->ws);
+    mha_backward(c->dq, c->dk, c->dv, c->r, c->r_probs, c->probs, c->q, c->k, c->v, &c->s, c->ws);
 }
 
-/* fused: q, k and v are the thirds of one [batch, T, 3C] buffer (self-attention). */
+/* fused: q, k and v are the thirds of one [batch, T, 3C] buffer (self-attention);
+ * otherwise the loss also weighs the probabilities (as an attention penalty
+ * does), so both of mha_backward's paths are checked. */
 static void test_mha_case(Report *rep, const char *label, MhaShape s, const int *key_lengths, int fused,
                           int kv_count, unsigned seed) {
     Pool pool = {0};
@@ -2357,9 +2364,10 @@ static void test_mha_case(Report *rep, const char *label, MhaShape s, const int 
     c.out = pool_floats(&pool, (long)s.batch * s.queries * C);
     c.probs = pool_floats(&pool, (long)s.batch * s.heads * s.queries * s.keys);
     c.r = pool_normal(&pool, &rng, (long)s.batch * s.queries * C, 1.0f);
+    if (!fused) c.r_probs = pool_normal(&pool, &rng, (long)s.batch * s.heads * s.queries * s.keys, 1.0f);
     c.ws = pool_floats(&pool, (long)mha_workspace_floats(&c.s));
     double fwd = fabs(mha_loss(&c) - mha_loss_ref(&c)) / fmax(1.0, fabs(mha_loss_ref(&c)));
-    record(rep, label, "out . r", "vs f64", fwd, FWD_TOL);
+    record(rep, label, fused ? "out . r" : "out.r + P.r_P", "vs f64", fwd, FWD_TOL);
     /* Every row of probs sums to 1 over the keys it may see and is 0 beyond. */
     double row_err = 0.0;
     for (int b = 0; b < s.batch; b++)

@@ -83,6 +83,7 @@ typedef struct {
     const char *encoder_spec;
     int embed_dim, hidden_dim, attention_dim;
     float dropout, doubly_stochastic;
+    int penalty_excess_only;
     int steps, batch;          /* optimiser steps, scenes per step */
     float lr, lr_final;        /* cosine decay from lr to lr_final */
     float clip, weight_decay;
@@ -193,6 +194,9 @@ static Setup default_setup(void) {
         s.decoder_layers = positive_env("CAPTION_TEST_DECODER_LAYERS", s.decoder_layers);
         s.hidden_dim = positive_env("CAPTION_TEST_FF", s.hidden_dim);
     }
+    const char *lambda = getenv("CAPTION_TEST_LAMBDA"), *penalty = getenv("CAPTION_TEST_PENALTY");
+    if (lambda && *lambda) s.doubly_stochastic = (float)atof(lambda);
+    if (penalty && *penalty) s.penalty_excess_only = strcmp(penalty, "excess") == 0;
     return s;
 }
 
@@ -551,6 +555,7 @@ int main(int argc, char **argv) {
     config.score = ATTENTION_ADDITIVE;
     config.dropout = s.dropout;
     config.doubly_stochastic = s.doubly_stochastic;
+    config.penalty_excess_only = s.penalty_excess_only;
     if (s.transformer) {
         sat_decoder_parse("transformer", &config);
         config.heads = s.heads, config.encoder_layers = s.encoder_layers, config.decoder_layers = s.decoder_layers;
@@ -567,9 +572,10 @@ int main(int argc, char **argv) {
            s.input_size, s.input_size, s.encoder_spec, model.grid_h, model.grid_w, model.features, s.embed_dim,
            s.hidden_dim, s.attention_dim, model.table.total);
     printf("data: shapes grid %d, %d-%d objects, canvas %d; %d steps x %d fresh scenes, Adam lr %g -> %g (cosine), "
-           "clip %g, lambda %g\n",
+           "clip %g, lambda %g (%s)\n",
            s.shapes.grid, s.shapes.min_objects, s.shapes.max_objects, s.shapes.canvas_size, s.steps, s.batch,
-           (double)s.lr, (double)s.lr_final, (double)s.clip, (double)s.doubly_stochastic);
+           (double)s.lr, (double)s.lr_final, (double)s.clip, (double)s.doubly_stochastic,
+           s.penalty_excess_only ? "excess" : "doubly stochastic");
     printf("seeds: training scenes %llu, held-out scenes %llu, weights %llu, dropout %llu%s\n",
            (unsigned long long)s.train_seed, (unsigned long long)s.eval_seed, (unsigned long long)s.init_seed,
            (unsigned long long)s.dropout_seed,

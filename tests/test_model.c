@@ -77,9 +77,12 @@ static void test_transformer_round_trip(CheckCounts *c, const char *path) {
     CHECK(c, sat_decoder_parse("transformer", &config) == 0 && config.transformer && config.use_attention);
     config.heads = 2, config.encoder_layers = 1, config.decoder_layers = 2, config.ff_dim = 12, config.gelu = 0;
     config.tied = 0;
+    config.penalty_excess_only = 1;
     SatModel m, loaded;
     Error err;
     CHECK(c, sat_model_create(&m, &config, VOCAB, &err) == 0);
+    CHECK(c, m.config.doubly_stochastic == 0.0f); /* the Transformer's default lambda */
+    m.config.doubly_stochastic = 0.25f;
     sat_model_init_params(&m, 5);
     CHECK(c, m.p.transformer.decoder[1].cross_in_weight && m.p.transformer.out_weight && !m.p.lstm_weight_ih &&
                  tensor_table_find(&m.table, "transformer.decoder.layers.1.multihead_attn.in_proj_weight") &&
@@ -88,6 +91,7 @@ static void test_transformer_round_trip(CheckCounts *c, const char *path) {
     CHECK(c, sat_model_load(&loaded, path, &err) == 0);
     CHECK(c, loaded.config.transformer && loaded.config.heads == 2 && loaded.config.decoder_layers == 2 &&
                  loaded.config.ff_dim == 12 && !loaded.config.gelu && !loaded.config.tied &&
+                 loaded.config.doubly_stochastic == 0.25f && loaded.config.penalty_excess_only &&
                  loaded.table.total == m.table.total &&
                  memcmp(loaded.params, m.params, sizeof(float) * m.table.total) == 0);
     sat_model_free(&loaded);

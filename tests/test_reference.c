@@ -32,7 +32,7 @@
 #include "safetensors.h"
 #include "trainer.h"
 
-static const char *const FIXTURES[] = {"small", "dot", "general", "bottleneck", "aux", "adaptive", "tied", "grid", "residual"};
+static const char *const FIXTURES[] = {"small", "dot", "general", "bottleneck", "aux", "adaptive", "tied", "grid", "residual", "excess"};
 enum { FIXTURE_COUNT = sizeof FIXTURES / sizeof FIXTURES[0] };
 
 static const double TOL_VALUES = 1e-4; /* loss terms, logits, alpha, beta, losses, stats */

@@ -506,7 +506,8 @@ static void test_transformer_runs(CheckCounts *c, const Setup *setup, const char
     snprintf(resumed, sizeof resumed, "%s/transformer-resumed", root);
     snprintf(scst, sizeof scst, "%s/transformer-scst", root);
     const char *settings[][2] = {{"decoder", "transformer"}, {"heads", "2"}, {"encoder-layers", "1"},
-                                 {"decoder-layers", "2"}, {"ff-dim", "32"}, {"dropout", "0.1"}, {"lr", "0.003"}};
+                                 {"decoder-layers", "2"}, {"ff-dim", "32"}, {"dropout", "0.1"}, {"lr", "0.003"},
+                                 {"lambda", "0.05"}, {"penalty", "excess"}};
     TrainOptions o;
     Error err;
     volatile sig_atomic_t stop = 0;
@@ -518,6 +519,10 @@ static void test_transformer_runs(CheckCounts *c, const Setup *setup, const char
     /* The losses are shown, not judged: that it learns is test_learning's (issue 14). */
     CHECK(c, resume_matches(c, &o, resumed, &losses, "transformer run"));
     snprintf(init, sizeof init, "%s/model.safetensors", whole);
+    SatModel model;
+    int loaded = sat_model_load(&model, init, &err) == 0;
+    CHECK(c, loaded && model.config.doubly_stochastic == 0.05f && model.config.penalty_excess_only);
+    if (loaded) sat_model_free(&model);
     small_options(&o, setup, scst);
     const char *self_critical[][2] = {{"init", init}, {"scst-samples", "4"}, {"epochs", "1"}, {"lr", "0.0005"}};
     CHECK(c, SET_OPTIONS(&o, self_critical));
@@ -526,11 +531,12 @@ static void test_transformer_runs(CheckCounts *c, const Setup *setup, const char
     CHECK(c, read_rewards(scst, &rewards) == 0 && rewards.count == STEPS_PER_EPOCH);
     int finite = rewards.count > 0;
     for (int i = 0; i < rewards.count; i++) finite &= isfinite(rewards.loss[i]) && rewards.loss[i] >= 0.0;
-    SatModel model;
     snprintf(init, sizeof init, "%s/model.safetensors", scst);
-    int loaded = sat_model_load(&model, init, &err) == 0;
+    loaded = sat_model_load(&model, init, &err) == 0;
     printf("transformer self-critical: %d steps, mean reward %.3f\n", rewards.count, mean_of(rewards.loss, rewards.count));
-    CHECK(c, finite && loaded && model.config.transformer);
+    /* --init without --lambda: the loaded decoder's default (the Transformer's 0), not the LSTMs' 0.005. */
+    CHECK(c, finite && loaded && model.config.transformer && model.config.doubly_stochastic == 0.0f &&
+                 !model.config.penalty_excess_only);
     if (loaded) sat_model_free(&model);
 }
 

@@ -155,6 +155,10 @@ static int parse_shape(const SafetensorsFile *f, TransformerShape *s, int *image
                &s->decoder_layers, &gelu, &tied, images) != 12)
         return -1;
     s->gelu = gelu, s->tied = tied, s->dropout = 0.0f;
+    const char *lambda = strstr(text, " lambda=");
+    s->doubly_stochastic = lambda ? strtof(lambda + strlen(" lambda="), NULL) : 0.0f;
+    const char *excess = strstr(text, " excess=");
+    s->penalty_excess_only = excess ? atoi(excess + strlen(" excess=")) : 0;
     return 0;
 }
 
@@ -215,9 +219,11 @@ static void run_fixture(const char *dir, const char *fixture) {
         report(fixture, "fixture reads", INFINITY, 0, err.message);
         goto done;
     }
-    printf("%-16s %d+%d layers, width %d, %d heads, FF %d (%s), %s output; %d captions x %d steps on %d grids of %dx%d\n",
+    printf("%-16s %d+%d layers, width %d, %d heads, FF %d (%s), %s output, lambda %g%s; %d captions x %d steps on "
+           "%d grids of %dx%d\n",
            fixture, s.encoder_layers, s.decoder_layers, s.dim, s.heads, s.ff, s.gelu ? "GELU" : "ReLU",
-           s.tied ? "tied" : "untied", rows, steps, images, s.grid_h, s.grid_w);
+           s.tied ? "tied" : "untied", (double)s.doubly_stochastic, s.penalty_excess_only ? " (excess)" : "", rows,
+           steps, images, s.grid_h, s.grid_w);
     DecoderBatch batch = {.captions = captions, .row_image = row_image, .rows = rows, .steps = steps,
                           .label_smoothing = smoothing, .training = 0};
     SatLoss loss = transformer_forward_train(&s, &p, b, z, images, &batch, NULL);
@@ -270,6 +276,8 @@ int main(void) {
     printf("%-16s %-44s %10s %8s\n", "fixture", "check", "error", "tol");
     run_fixture(dir, "gelu_tied");
     run_fixture(dir, "relu_no_encoder");
+    run_fixture(dir, "penalty");
+    run_fixture(dir, "penalty_excess");
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -95,7 +95,9 @@ static int parse(int argc, char **argv, TrainOptions *o, const char **resume) {
         if (taken <= 0) return -1;
         i++;
     }
-    sat_config_resolve_defaults(&o->model); /* the options a checkpoint keeps say what was used */
+    /* The options a checkpoint keeps say what was used; with --init the
+     * model file decides the decoder, and so the defaults (load_initial_model). */
+    if (o->init[0] == '\0') sat_config_resolve_defaults(&o->model);
     if (!*resume && o->data[0] == '\0') {
         fprintf(stderr, "caption train: no dataset; pass --data DIR (a Flickr8k-layout folder) or a captions JSON\n");
         return -1;

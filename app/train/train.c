@@ -130,12 +130,14 @@ static int build_vocab(Run *r, Error *err) {
 }
 
 /* --init: the weights, architecture and vocabulary of a trained model; the
- * training-only settings (dropout, lambda) stay those of the options. */
+ * training-only settings (dropout, the attention penalty) stay those of the options. */
 static int load_initial_model(Run *r, Error *err) {
     if (sat_model_load(&r->model, r->o->init, err) != 0) return -1;
     r->model_ready = 1;
     r->model.config.dropout = r->o->model.dropout;
     r->model.config.doubly_stochastic = r->o->model.doubly_stochastic;
+    r->model.config.penalty_excess_only = r->o->model.penalty_excess_only;
+    sat_config_resolve_defaults(&r->model.config); /* lambda unset: the loaded decoder's default */
     r->options.model = r->model.config;
     r->options.model.vocab_size = 0;
     fprintf(stderr, "caption train: starting from %s (its architecture and vocabulary of %d words)\n", r->o->init,

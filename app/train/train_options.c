@@ -46,7 +46,7 @@ static const OptionSpec specs[] = {
     {"decoder-layers", KIND_INT, OPT(model.decoder_layers), 0, 1, TRANSFORMER_MAX_LAYERS, "Transformer: decoder layers (default 2)"},
     {"ff-dim", KIND_INT, OPT(model.ff_dim), 0, 1, 65536, "feed-forward width of the Transformer's layers and of an LSTM's grid encoder (default 1024)"},
     {"tied", KIND_BOOL, OPT(model.tied), 0, 0, 1, "1 = the output layer shares the word embedding's weights (default: 1 for the Transformer, 0 for the LSTMs)"},
-    {"lambda", KIND_FLOAT, OPT(model.doubly_stochastic), 0, 0, 1e6, "doubly stochastic attention penalty (default 0.005)"},
+    {"lambda", KIND_FLOAT, OPT(model.doubly_stochastic), 0, 0, 1e6, "weight of the attention penalty (--penalty) on each cell's map mass summed over the caption; the Transformer's map is its last layer's cross-attention averaged over the heads (default: 0.005 for the LSTMs, 0 for the Transformer)"},
     {"aux-weight", KIND_FLOAT, OPT(model.aux_weight), 0, 0, 1e6, "auxiliary loss: predict each image's caption words from its mean features, 0 = off (default 0)"},
     {"epochs", KIND_INT, OPT(epochs), 0, 1, 100000, "epochs (default 20)"},
     {"batch", KIND_INT, OPT(batch), 0, 1, 4096, "images per batch (default 32)"},
@@ -143,6 +143,11 @@ static int set_special(TrainOptions *o, const char *name, const char *value, Err
     if (strcmp(name, "decoder") == 0) {
         if (sat_decoder_parse(value, &o->model) != 0)
             return error_set(err, "--decoder takes attention, adaptive, bottleneck or transformer, not '%s'", value);
+        return 1;
+    }
+    if (strcmp(name, "penalty") == 0) {
+        if (sat_penalty_parse(value, &o->model) != 0)
+            return error_set(err, "--penalty takes doubly_stochastic or excess, not '%s'", value);
         return 1;
     }
     if (strcmp(name, "activation") == 0) {
@@ -243,6 +248,7 @@ char *train_options_to_json(const TrainOptions *o) {
                                              : o->model.sentinel       ? "adaptive"
                                                                        : "attention");
     cJSON_AddStringToObject(root, "activation", o->model.gelu ? "gelu" : "relu");
+    cJSON_AddStringToObject(root, "penalty", sat_penalty_name(&o->model));
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     return text;
@@ -252,6 +258,7 @@ void train_options_print_help(FILE *out) {
     fprintf(out, "  %-25s %s\n  %-25s %s\n", "--score NAME", "attention score: additive, dot or general (default additive)",
             "--decoder NAME", "attention; adaptive (attention with a visual sentinel, Lu et al. 2017); bottleneck (one fixed context vector); or transformer (multi-head self- and cross-attention; --embed is its width)");
     fprintf(out, "  %-25s %s\n", "--activation NAME", "Transformer: feed-forward activation, gelu or relu (default gelu)");
+    fprintf(out, "  %-25s %s\n", "--penalty NAME", "the attention penalty --lambda weighs: doubly_stochastic (Xu et al.: every cell's map mass over the caption near 1) or excess (only the mass beyond 1: no cell looked at more than once, and cells left alone cost nothing) (default doubly_stochastic)");
     for (int i = 0; i < SPEC_COUNT; i++) {
         char flag[64];
         snprintf(flag, sizeof flag, "--%s %s", specs[i].name, specs[i].kind == KIND_STRING ? "TEXT" : "N");

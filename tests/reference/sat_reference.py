@@ -351,7 +351,11 @@ def forward(P, stats, cfg, images, captions, row_image, label_smoothing, trainin
         alpha = torch.stack(alphas)                   # [T, R, L]
         mask = (targets.t() != PAD).to(alpha.dtype)   # steps whose target is not pad
         coverage = (alpha * mask.unsqueeze(2)).sum(0)  # [R, L]
-        penalty = cfg["doubly_stochastic"] * ((1 - coverage) ** 2).sum(1).mean()
+        gap = 1 - coverage
+        if cfg.get("attention_penalty") == "excess":  # only the mass beyond 1
+            gap = torch.clamp(gap, max=0.0)
+            assert (gap < 0).any() and (gap == 0).any(), "the fixture should have cells on both sides of 1"
+        penalty = cfg["doubly_stochastic"] * (gap ** 2).sum(1).mean()
         result.update(alpha=alpha, beta=torch.stack(betas))
     else:
         penalty = torch.zeros(())
@@ -391,6 +395,9 @@ VARIANTS = [
     # Residual blocks in the CNN: one after a stride, one followed by a pool.
     dict(name="residual", image_size=24, encoder="4s2,4r,6p,6rp,8", decoder="attention", score="dot",
          label_smoothing=0.1, images=2, lengths=[4, 6, 2], row_image=[1, 0, 1]),
+    # The penalty on the mass beyond 1 only: a 2x2 grid, so some cells pass 1 over a caption and some not.
+    dict(name="excess", image_size=16, encoder="4p,6p,8p", decoder="attention", score="additive",
+         label_smoothing=0.1, images=3, lengths=[6, 3, 4, 5], row_image=[0, 1, 0, 2], attention_penalty="excess"),
 ]
 
 
@@ -402,6 +409,8 @@ def make_model(variant, rng):
         cfg["aux_weight"] = variant["aux_weight"]
     if variant.get("tied"):
         cfg["tied"] = True
+    if "attention_penalty" in variant:
+        cfg["attention_penalty"] = variant["attention_penalty"]
     cfg.update(variant.get("grid_encoder", {}))
     params = []
     for name, shape, _, _ in tensor_specs(cfg):
@@ -431,7 +440,7 @@ def make_model(variant, rng):
 
 def write_model(path, cfg, params):
     config = {k: cfg[k] for k in ("vocab_size", "encoder", "embed_dim", "hidden_dim", "attention_dim",
-                                  "decoder", "score", "dropout", "doubly_stochastic", "aux_weight", "tied", "encoder_layers",
+                                  "decoder", "score", "dropout", "doubly_stochastic", "attention_penalty", "aux_weight", "tied", "encoder_layers",
                                   "heads", "ff_dim", "activation") if k in cfg}
     preprocess = {"image_size": cfg["image_size"], "resize": "stretch to image_size x image_size, bilinear",
                   "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}

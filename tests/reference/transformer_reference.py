@@ -9,7 +9,8 @@ not). Evaluated in float64 from float32 weights.
 
 Writes tests/fixtures/transformer_<name>.safetensors: the weights, the
 inputs (z_images [B, L, D] standing for the CNN's grid, captions, row_image,
-label_smoothing) and the expected loss, logits [R, T, V], the attention
+label_smoothing) and the expected loss (with the attention penalty where
+the variant has one), logits [R, T, V], the attention
 maps of every decoder layer (self [R, heads, T, T], cross [R, heads, T, L])
 and the gradients of every weight and of z_images (prefix "grad.").
 
@@ -37,6 +38,14 @@ VARIANTS = [
     dict(name="relu_no_encoder", grid=(2, 2), features=6, dim=6, heads=3, ff=10, encoder_layers=0, decoder_layers=1,
          activation="relu", tied=False, vocab=9, images=3, lengths=[3, 5, 5, 2], row_image=[2, 0, 2, 1],
          label_smoothing=0.0),
+    # Xu et al.'s doubly stochastic penalty on the last layer's head-averaged cross-attention
+    dict(name="penalty", grid=(2, 3), features=4, dim=8, heads=2, ff=10, encoder_layers=1, decoder_layers=2,
+         activation="gelu", tied=True, vocab=10, images=2, lengths=[5, 3, 4], row_image=[0, 1, 1],
+         label_smoothing=0.1, doubly_stochastic=0.3),
+    # ... on the mass beyond 1 only: 4 cells, captions of 6, 3 and 5 targets, so some cells pass 1 and some not
+    dict(name="penalty_excess", grid=(2, 2), features=4, dim=8, heads=2, ff=10, encoder_layers=0, decoder_layers=1,
+         activation="relu", tied=False, vocab=10, images=2, lengths=[5, 2, 4], row_image=[1, 1, 0],
+         label_smoothing=0.0, doubly_stochastic=0.3, penalty="excess"),
 ]
 
 
@@ -133,6 +142,15 @@ def run_variant(v, seed):
     logits = F.linear(out, out_weight, P["transformer.out.bias"])
     loss = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=PAD,
                            label_smoothing=v["label_smoothing"])
+    lam = v.get("doubly_stochastic", 0.0)
+    if lam:
+        # lambda * mean over captions of sum over cells of (1 - the cell's mass over the words)^2
+        alpha = crosses[-1].mean(dim=1) * (targets != PAD)[:, :, None]
+        gap = 1.0 - alpha.sum(dim=1)
+        if v.get("penalty") == "excess":  # only the mass beyond 1
+            gap = torch.clamp(gap, max=0.0)
+            assert (gap < 0).any() and (gap == 0).any(), "the fixture should have cells on both sides of 1"
+        loss = loss + lam * (gap ** 2).sum() / alpha.shape[0]
     loss.backward()
 
     tensors = [(name, p.detach().numpy().astype(np.float32)) for name, p in P.items()]
@@ -149,6 +167,9 @@ def run_variant(v, seed):
     shape = dict(grid_h=H, grid_w=W, features=D, dim=C, heads=v["heads"], ff=v["ff"], vocab=V,
                  encoder_layers=v["encoder_layers"], decoder_layers=v["decoder_layers"],
                  gelu=int(v["activation"] == "gelu"), tied=int(v["tied"]), images=v["images"])
+    if lam:
+        shape["lambda"] = lam
+        shape["excess"] = int(v.get("penalty") == "excess")
     path = os.path.join(FIXTURES, f"transformer_{v['name']}.safetensors")
     save_safetensors(path, tensors, {"shape": " ".join(f"{k}={val}" for k, val in shape.items())})
     print(f"  {v['name']}: loss {loss.item():.6f}; {os.path.getsize(path)} bytes")
