@@ -34,13 +34,15 @@
  *                           objects; tools/SEEDS.md has the sweeps.
  *   CAPTION_TEST_ENCODER_LAYERS=N, CAPTION_TEST_DROPOUT=P, CAPTION_TEST_STEPS=N,
  *   CAPTION_TEST_WIDTH=N, CAPTION_TEST_LR=X, CAPTION_TEST_HEADS=N,
- *   CAPTION_TEST_DECODER_LAYERS=N, CAPTION_TEST_FF=N, CAPTION_TEST_CNN=SPEC
+ *   CAPTION_TEST_DECODER_LAYERS=N, CAPTION_TEST_FF=N, CAPTION_TEST_CNN=SPEC,
+ *   CAPTION_TEST_LAMBDA=X, CAPTION_TEST_PENALTY=excess
  *                           grid encoder layers, dropout of either, optimiser
  *                           steps, the word embedding's width (the
  *                           Transformer's width), the peak learning rate (the
  *                           final one a twentieth of it), and the Transformer's
  *                           heads, decoder layers and feed-forward width,
- *                           and the CNN (an --encoder spec; exploration)
+ *                           the CNN (an --encoder spec), and the attention
+ *                           penalty's weight and form (exploration)
  *   CAPTION_TEST_DECODER=grid-encoder  the LSTM behind a grid encoder of one
  *                           self-attention layer (2 heads, feed-forward 64),
  *                           as issue 13's candidates: does its map still land
