@@ -98,4 +98,14 @@ static inline float attention_coverage_gap(float coverage, int excess_only) {
     return excess_only && gap > 0.0f ? 0.0f : gap;
 }
 
+/* sum_i gap(coverage_i)^2 over n cells: the penalty before lambda and the mean. */
+static inline double attention_coverage_cost(const float *coverage, long n, int excess_only) {
+    double sum = 0.0;
+    for (long i = 0; i < n; i++) {
+        double gap = attention_coverage_gap(coverage[i], excess_only);
+        sum += gap * gap;
+    }
+    return sum;
+}
+
 #endif

@@ -227,11 +227,7 @@ static float attention_penalty(const SatModel *m, DecoderBuffers *b) {
             const float *alpha = b->alpha + (size_t)row * L;
             for (int i = 0; i < L; i++) b->coverage[r * L + i] += alpha[i];
         }
-    double sum = 0.0;
-    for (long i = 0; i < (long)R * L; i++) {
-        double gap = attention_coverage_gap(b->coverage[i], m->config.penalty_excess_only);
-        sum += gap * gap;
-    }
+    double sum = attention_coverage_cost(b->coverage, (long)R * L, m->config.penalty_excess_only);
     return (float)(m->config.doubly_stochastic * sum / R);
 }
 

@@ -365,11 +365,7 @@ static float coverage_penalty(const TransformerShape *s, TransformerBuffers *b, 
                 const float *alpha = probs + (((size_t)r * H + h) * T + t) * L;
                 for (int i = 0; i < L; i++) b->coverage[(size_t)r * L + i] += alpha[i] / (float)H;
             }
-    double sum = 0.0;
-    for (size_t i = 0; i < (size_t)R * L; i++) {
-        double gap = attention_coverage_gap(b->coverage[i], s->penalty_excess_only);
-        sum += gap * gap;
-    }
+    double sum = attention_coverage_cost(b->coverage, (long)R * L, s->penalty_excess_only);
     return (float)(s->doubly_stochastic * sum / R);
 }
 
