@@ -258,6 +258,12 @@ SatLoss decoder_forward_train(const SatModel *m, DecoderBuffers *b, const float 
 int decoder_draw_word(float *probs, int V, Rng *rng) {
     probs[TOKEN_PAD] = 0.0f;
     probs[TOKEN_START] = 0.0f;
+    if (!rng) {
+        int best = TOKEN_END;
+        for (int v = 0; v < V; v++)
+            if (probs[v] > probs[best]) best = v;
+        return best;
+    }
     double total = 0.0;
     for (int v = 0; v < V; v++) total += probs[v];
     double u = rng_uniform(rng) * total, sum = 0.0;

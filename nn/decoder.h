@@ -51,7 +51,7 @@ SatLoss decoder_forward_train(const SatModel *model, DecoderBuffers *buffers,
 long decoder_packed_row(const DecoderBuffers *buffers, int step, int row);
 
 /* A word drawn from probs (a softmax row, changed in place), never <pad> or
- * <start>. */
+ * <start>; with rng NULL the most probable such word (the lowest id on a tie). */
 int decoder_draw_word(float *probs, int vocab, Rng *rng);
 
 /* Samples one caption per row from the model's distribution (no dropout), as
@@ -62,8 +62,11 @@ int decoder_draw_word(float *probs, int vocab, Rng *rng);
  * captions ([rows, max_words + 2]) receives <start> w1 .. wn <end> <pad>...;
  * a caption still running after max_words words has no <end>, its last
  * target being <pad>. Returns the steps a DecoderBatch of these captions
- * needs (the longest caption's words plus its <end>). The buffers' forward
- * state is overwritten; they need rows and max_words + 1 steps of capacity. */
+ * needs (the longest caption's words plus its <end>). With rng NULL each
+ * word is the most probable instead (greedy decoding: the model's mode word
+ * by word, as self-critical training's --scst-mode-penalty needs). The
+ * buffers' forward state is overwritten; they need rows and max_words + 1
+ * steps of capacity. */
 int decoder_sample(const SatModel *model, DecoderBuffers *buffers, const float *z_images, const int *row_image,
                    int rows, int max_words, Rng *rng, int *captions);
 

@@ -128,8 +128,8 @@ void transformer_cache_step(TransformerCache *cache, const TransformerParams *pa
 
 /* Samples one caption per row as decoder_sample does for the LSTMs (the same
  * rules, decoder.h), with the cache: row r describes image row_image[r] of
- * z_images. scratch holds rows x V floats. Returns the steps the captions
- * need. */
+ * z_images (rng NULL: greedy). scratch holds rows x V floats. Returns the
+ * steps the captions need. */
 int transformer_sample(TransformerCache *cache, const TransformerParams *params, const float *z_images, int images,
                        const int *row_image, int rows, int max_words, Rng *rng, int *captions, float *scratch);
 

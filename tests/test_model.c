@@ -832,6 +832,16 @@ static void test_sampling(CheckCounts *c) {
     printf("stat model.sampling_after_dog %ld\n", after_dog);
     CHECK(c, after_dog > 300);
 
+    /* rng NULL: greedy, the first word the softmax's most probable target (of
+     * <end> <unk> dog runs), the same for every row of the image. */
+    int greedy[3 * (MAX_WORDS + 2)], mode_word = TOKEN_END;
+    for (int v = TOKEN_END; v < 6; v++)
+        if (p0[v] > p0[mode_word]) mode_word = v;
+    decoder_sample(&m, &t.decoder, t.z, row_image, 3, MAX_WORDS, NULL, greedy);
+    printf("greedy: first word %d, the softmax's mode %d\n", greedy[1], mode_word);
+    CHECK(c, greedy[1] == mode_word && !memcmp(greedy, greedy + MAX_WORDS + 2, sizeof(int) * (MAX_WORDS + 2)) &&
+                 !memcmp(greedy, greedy + 2 * (MAX_WORDS + 2), sizeof(int) * (MAX_WORDS + 2)));
+
     /* Weighted loss: weights 2 double the loss and every gradient (no
      * attention penalty, which is not weighted). Captions cut to one word so
      * that all rows have one length and need no sort. */

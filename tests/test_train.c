@@ -386,19 +386,22 @@ static void test_self_critical(CheckCounts *c, const Setup *setup, const char *x
     CHECK(c, train_run(&o, NULL, &stop) == 1); /* one sample has no baseline: refused */
 }
 
-/* One self-critical pass of the model with the references at weight w: the
- * loss, and the gradients copied to grads. */
+/* One self-critical pass of the model with the references at weight w and
+ * the mode penalty `mode`: the loss, the gradients copied to grads, and the
+ * share of images whose greedy caption another image had (may be NULL). */
 static float scst_pass(SatTrainer *t, const Dataset *train, const Vocab *vocab, const TrainBatch *batch, float w,
-                       float *grads) {
+                       float mode, float *grads, float *shared_modes) {
     Scst *scst;
     Error err;
-    ScstOptions options = {.samples = 3, .max_words = 8, .xe_weight = w, .captions_per_image = 5};
+    ScstOptions options = {.samples = 3, .max_words = 8, .xe_weight = w, .captions_per_image = 5,
+                           .mode_penalty = mode};
     if (scst_create(&scst, t->model, train, vocab, batch->image_count, &options, &err) != 0) return NAN;
     Rng rng;
     rng_seed(&rng, 77); /* the same samples for every weight */
     double reward;
     SatLoss loss = scst_forward_backward(scst, t, batch, &rng, &reward);
     memcpy(grads, t->grads, t->model->table.total * sizeof(float));
+    if (shared_modes) *shared_modes = scst_shared_mode_fraction(scst, batch->image_count);
     scst_free(scst);
     return loss.loss;
 }
@@ -422,6 +425,41 @@ static void test_shared_caption_fraction(CheckCounts *c) {
     CHECK(c, matches);
     scst_shared_caption_fraction(&sampled[0][0], SAMPLES, SAMPLES, COLUMNS, MAX_WORDS, fraction);
     CHECK(c, fraction[0] == 0.0f && fraction[1] == 0.0f && fraction[2] == 0.0f); /* one image: nothing to share with */
+}
+
+/* --scst-mode-penalty: with images 0 and 1 of the batch made the same
+ * picture, their greedy captions are the same, so at least half of the
+ * batch's images share their mode; those greedy rows enter the pass linearly
+ * at the penalty's weight (the samples are the same at every weight) and
+ * lower the loss, their cross-entropy being weighted negative. */
+static void check_mode_penalty(CheckCounts *c, SatTrainer *t, const Dataset *train, const Vocab *vocab,
+                               const TrainBatch *batch, float *g1, float *g2, float *g3) {
+    int size = t->model->config.image_size;
+    size_t pixels = (size_t)3 * size * size;
+    TrainBatch twin = *batch;
+    twin.images = malloc((size_t)batch->image_count * pixels * sizeof(float));
+    CHECK(c, twin.images && batch->image_count >= 2);
+    if (!twin.images || batch->image_count < 2) {
+        free(twin.images);
+        return;
+    }
+    memcpy(twin.images, batch->images, (size_t)batch->image_count * pixels * sizeof(float));
+    memcpy(twin.images + pixels, twin.images, pixels * sizeof(float));
+    float shared;
+    float l1 = scst_pass(t, train, vocab, &twin, 0.0f, 1.0f, g1, &shared);
+    float l2 = scst_pass(t, train, vocab, &twin, 0.0f, 2.0f, g2, NULL);
+    float l3 = scst_pass(t, train, vocab, &twin, 0.0f, 3.0f, g3, NULL);
+    double worst = 0.0, largest = 0.0;
+    for (size_t i = 0; i < t->model->table.total; i++) {
+        worst = fmax(worst, fabs((double)(g3[i] - g2[i]) - (double)(g2[i] - g1[i])));
+        largest = fmax(largest, fabs((double)(g2[i] - g1[i])));
+    }
+    printf("self-critical + mode penalty: %.2f of the images share their greedy caption; loss %.5f / %.5f / %.5f "
+           "at weights 1 / 2 / 3; gradient steps differ by %.2e of %.2e\n", shared, l1, l2, l3, worst, largest);
+    CHECK(c, shared >= 0.5f);
+    CHECK(c, l2 < l1 && fabs((double)(l3 - l2) - (double)(l2 - l1)) <= 1e-3 * fabs((double)(l2 - l1)));
+    CHECK(c, largest > 0.0 && worst <= 1e-4 * largest);
+    free(twin.images);
 }
 
 /* --scst-xe-weight: the reference captions enter the self-critical pass
@@ -459,8 +497,8 @@ static void test_scst_reference_mix(CheckCounts *c, const char *xe_run, const ch
     float *low = malloc(total * sizeof(float)), *high = malloc(total * sizeof(float));
     float *plain = malloc(total * sizeof(float));
     if (batch && low && high && plain) {
-        float loss_low = scst_pass(&t, &train, &vocab, batch, 0.5f, low);
-        float loss_high = scst_pass(&t, &train, &vocab, batch, 1.5f, high);
+        float loss_low = scst_pass(&t, &train, &vocab, batch, 0.5f, 0.0f, low, NULL);
+        float loss_high = scst_pass(&t, &train, &vocab, batch, 1.5f, 0.0f, high, NULL);
         DecoderBatch references = {.captions = batch->captions, .row_image = batch->row_image, .rows = batch->rows,
                                    .steps = batch->steps, .label_smoothing = 0.0f, .training = 0};
         sat_encode_train(&t, batch->images, batch->image_count);
@@ -476,6 +514,7 @@ static void test_scst_reference_mix(CheckCounts *c, const char *xe_run, const ch
                loss_low, loss_high, share, worst, largest);
         CHECK(c, share > 0.05 && share < 0.95);
         CHECK(c, largest > 0.0 && worst <= 1e-4 * largest);
+        check_mode_penalty(c, &t, &train, &vocab, batch, low, high, plain);
     }
     free(low), free(high), free(plain);
     sat_trainer_free(&t);
@@ -524,7 +563,8 @@ static void test_transformer_runs(CheckCounts *c, const Setup *setup, const char
     CHECK(c, loaded && model.config.doubly_stochastic == 0.05f && model.config.penalty_excess_only);
     if (loaded) sat_model_free(&model);
     small_options(&o, setup, scst);
-    const char *self_critical[][2] = {{"init", init}, {"scst-samples", "4"}, {"epochs", "1"}, {"lr", "0.0005"}};
+    const char *self_critical[][2] = {{"init", init}, {"scst-samples", "4"}, {"epochs", "1"}, {"lr", "0.0005"},
+                                      {"scst-mode-penalty", "1"}};
     CHECK(c, SET_OPTIONS(&o, self_critical));
     CHECK(c, train_run(&o, NULL, &stop) == 0);
     StepLosses rewards;

@@ -13,6 +13,10 @@ struct Scst {
     int *others;     /* [batch images]: the batch's other images, for the contrastive reward */
     float duplicate_penalty; /* the weight of a caption's share among the batch's other images; 0 = none */
     float *shared;           /* [rows]: that share, scst_shared_caption_fraction */
+    float mode_penalty;      /* the weight that unlearns a greedy caption other images share; 0 = none */
+    int *mode;               /* [batch images, max_words + 2]: each image's greedy caption */
+    int *image_rows;         /* [batch images]: 0, 1, ...: one greedy row per image */
+    float *mode_shared;      /* [batch images]: the share of the other images with the same greedy caption */
     int *sampled;    /* [rows, max_words + 2] as decoder_sample writes them, then the references */
     int *captions;   /* the same, longest first, [rows, steps + 1] */
     int *row_image, *sorted_row_image, *length, *order;
@@ -35,6 +39,9 @@ void scst_free(Scst *s) {
     free(s->sorted_advantage);
     free(s->others);
     free(s->shared);
+    free(s->mode);
+    free(s->image_rows);
+    free(s->mode_shared);
     transformer_cache_free(s->sampler);
     free(s->sample_scratch);
     free(s);
@@ -55,7 +62,9 @@ int scst_create(Scst **out, const SatModel *model, const Dataset *train, const V
     s->xe_weight = xe_weight;
     s->contrast = options->contrast;
     s->duplicate_penalty = options->duplicate_penalty;
-    s->row_capacity = batch_images * (samples + (xe_weight > 0.0f ? captions_per_image : 0));
+    s->mode_penalty = options->mode_penalty;
+    s->row_capacity = batch_images * (samples + (xe_weight > 0.0f ? captions_per_image : 0) +
+                                      (s->mode_penalty > 0.0f ? 1 : 0));
     size_t rows = (size_t)s->row_capacity, columns = (size_t)max_words + 2;
     s->sampled = malloc(rows * columns * sizeof(int));
     s->captions = malloc(rows * columns * sizeof(int));
@@ -68,11 +77,15 @@ int scst_create(Scst **out, const SatModel *model, const Dataset *train, const V
     s->sorted_advantage = malloc(rows * sizeof(float));
     s->others = malloc((size_t)batch_images * sizeof(int));
     s->shared = malloc(rows * sizeof(float));
-    if (!s->others || !s->shared || !s->sampled || !s->captions || !s->row_image || !s->sorted_row_image ||
+    s->mode = malloc((size_t)batch_images * columns * sizeof(int));
+    s->image_rows = malloc((size_t)batch_images * sizeof(int));
+    s->mode_shared = malloc((size_t)batch_images * sizeof(float));
+    if (!s->mode || !s->image_rows || !s->mode_shared || !s->others || !s->shared || !s->sampled || !s->captions || !s->row_image || !s->sorted_row_image ||
         !s->length || !s->order || !s->reward || !s->advantage || !s->sorted_advantage) {
         scst_free(s);
         return error_set(err, "out of memory for self-critical training (%zu sampled captions)", rows);
     }
+    for (int i = 0; i < batch_images; i++) s->image_rows[i] = i;
     TransformerShape shape = sat_transformer_shape(model);
     if (model->config.transformer) {
         int status = transformer_cache_create(&s->sampler, &shape, batch_images * samples, max_words + 1,
@@ -197,15 +210,53 @@ static int append_references(Scst *s, const TrainBatch *batch, int rows, int *st
     return rows + batch->rows;
 }
 
+/* One caption per row for the encoded batch in t->z: drawn, or greedy with
+ * rng NULL; returns the steps they need. */
+static int draw_captions(Scst *s, SatTrainer *t, int images, const int *row_image, int rows, Rng *rng,
+                         int *captions) {
+    if (t->model->config.transformer)
+        return transformer_sample(s->sampler, &t->model->p.transformer, t->z, images, row_image, rows, s->max_words,
+                                  rng, captions, s->sample_scratch);
+    return decoder_sample(t->model, &t->decoder, t->z, row_image, rows, s->max_words, rng, captions);
+}
+
+/* Appends each image's greedy caption that other images of the batch share,
+ * weighted -mode_penalty times their share: a negative weight on its
+ * cross-entropy lowers its likelihood. Returns the rows in all and raises
+ * *steps to the longest caption appended. */
+static int append_shared_modes(Scst *s, int images, int rows, int *steps) {
+    int columns = s->max_words + 2;
+    scst_shared_caption_fraction(s->mode, images, 1, columns, s->max_words, s->mode_shared);
+    for (int i = 0; i < images; i++) {
+        if (s->mode_shared[i] <= 0.0f) continue;
+        const int *caption = s->mode + (size_t)i * columns;
+        int words = word_count(caption, s->max_words);
+        memcpy(s->sampled + (size_t)rows * columns, caption, (size_t)columns * sizeof(int));
+        s->length[rows] = words + (caption[1 + words] == TOKEN_END);
+        s->row_image[rows] = i;
+        s->advantage[rows] = -s->mode_penalty * s->mode_shared[i];
+        if (s->length[rows] > *steps) *steps = s->length[rows];
+        rows++;
+    }
+    return rows;
+}
+
+float scst_shared_mode_fraction(const Scst *s, int images) {
+    int shared = 0;
+    for (int i = 0; s->mode_penalty > 0.0f && i < images; i++) shared += s->mode_shared[i] > 0.0f;
+    return images > 0 ? (float)shared / (float)images : 0.0f;
+}
+
 SatLoss scst_forward_backward(Scst *s, SatTrainer *t, const TrainBatch *batch, Rng *rng, double *mean_reward) {
-    int rows = batch->image_count * s->samples;
+    int images = batch->image_count, rows = images * s->samples;
     for (int r = 0; r < rows; r++) s->row_image[r] = r / s->samples;
-    sat_encode_train(t, batch->images, batch->image_count);
-    int steps = t->model->config.transformer
-                    ? transformer_sample(s->sampler, &t->model->p.transformer, t->z, batch->image_count, s->row_image,
-                                         rows, s->max_words, rng, s->sampled, s->sample_scratch)
-                    : decoder_sample(t->model, &t->decoder, t->z, s->row_image, rows, s->max_words, rng, s->sampled);
+    sat_encode_train(t, batch->images, images);
+    int steps = draw_captions(s, t, images, s->row_image, rows, rng, s->sampled);
     *mean_reward = score_samples(s, batch, rows);
+    if (s->mode_penalty > 0.0f) {
+        draw_captions(s, t, images, s->image_rows, images, NULL, s->mode);
+        rows = append_shared_modes(s, images, rows, &steps);
+    }
     rows = append_references(s, batch, rows, &steps);
     order_longest_first(s, rows);
     DecoderBatch db = sorted_batch(s, rows, steps > 0 ? steps : 1);

@@ -34,7 +34,16 @@ typedef struct Scst Scst;
  * other images that drew the very same caption (scst_shared_caption_fraction):
  * CIDEr-D pays a safe caption on every image it half fits ("a black and white
  * dog is running through the grass"), and that caption given to many images is
- * what this penalty makes cost. */
+ * what this penalty makes cost. The samples rarely repeat a whole caption even
+ * when beam search gives one to many images: that bias lives in each image's
+ * mode, not in its samples. With mode_penalty > 0 each image is also decoded
+ * greedily (no dropout, the most probable word at each step), and a greedy
+ * caption that m of the batch's other n - 1 images also got joins the pass
+ * as a row weighted -mode_penalty * m / (n - 1): its cross-entropy enters with a
+ * negative weight, so the step lowers its likelihood -- for that image, and
+ * through the shared weights for the others -- until it stops being their
+ * common mode (unlikelihood training, Welleck et al. 2020, aimed at the
+ * caption the model gives by default). */
 typedef struct {
     int samples;            /* K captions sampled per image (at least 2) */
     int max_words;          /* a sample is cut after this many words */
@@ -43,6 +52,7 @@ typedef struct {
     float contrast;         /* the contrastive reward's weight (cider_reward_contrastive: against the
                                batch's other images' references); 0 = plain CIDEr-D */
     float duplicate_penalty; /* the weight of a caption's share among the batch's other images' samples; 0 = none */
+    float mode_penalty;      /* the weight that unlearns a greedy caption the batch's other images share; 0 = none */
 } ScstOptions;
 
 int scst_create(Scst **scst, const SatModel *model, const Dataset *train, const Vocab *vocab, int batch_images,
@@ -65,5 +75,9 @@ void scst_shared_caption_fraction(const int *sampled, int rows, int samples, int
  * the mean CIDEr-D of the samples (against their own images' references). */
 SatLoss scst_forward_backward(Scst *scst, SatTrainer *trainer, const TrainBatch *batch, Rng *rng,
                               double *mean_reward);
+
+/* With mode_penalty > 0: the share of the last pass's `images` images whose
+ * greedy caption another image of the batch also got (0 otherwise). */
+float scst_shared_mode_fraction(const Scst *scst, int images);
 
 #endif

@@ -195,7 +195,8 @@ static int setup(Run *r, const char *resume, Error *err) {
     if (create_model(r, resume, err) != 0) return -1;
     r->options_json = train_options_to_json(o);
     if (!r->options_json) return error_set(err, "out of memory");
-    int scst_rows = o->scst_samples + (o->scst_xe_weight > 0.0f ? o->captions_per_image : 0);
+    int scst_rows = o->scst_samples + (o->scst_xe_weight > 0.0f ? o->captions_per_image : 0) +
+                    (o->scst_mode_penalty > 0.0f ? 1 : 0);
     int rows = o->batch * (scst_rows > o->captions_per_image ? scst_rows : o->captions_per_image);
     if (sat_trainer_init(&r->trainer, &r->model, o->batch, rows, o->max_words + 1, err) != 0) return -1;
     r->trainer_ready = 1;
@@ -211,7 +212,8 @@ static int setup(Run *r, const char *resume, Error *err) {
         scst_create(&r->scst, &r->model, &r->train, &r->vocab, o->batch,
                     &(ScstOptions){.samples = o->scst_samples, .max_words = o->max_words,
                                    .xe_weight = o->scst_xe_weight, .captions_per_image = o->captions_per_image,
-                                   .contrast = o->scst_contrast, .duplicate_penalty = o->scst_duplicate_penalty},
+                                   .contrast = o->scst_contrast, .duplicate_penalty = o->scst_duplicate_penalty,
+                                   .mode_penalty = o->scst_mode_penalty},
                     err) != 0)
         return -1;
     LoaderOptions train_lo = loader_options(r, 1), dev_lo = loader_options(r, 0);
