@@ -204,7 +204,7 @@ static void encode(Captioner *cap, const float *image) {
     const float *features = captioner_encode_only(cap, image);
     features_to_annotations(cap->z, features, 1, (int)D, (int)L);
     if (m->config.transformer) {
-        transformer_cache_encode(cap->transformer, &m->p.transformer, cap->z, 1, NULL);
+        transformer_cache_encode(cap->transformer, &m->p.transformer, cap->z, 1, NULL, 0);
         return;
     }
     if (cap->grid) {

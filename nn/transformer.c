@@ -517,7 +517,7 @@ void transformer_cache_free(TransformerCache *c) {
 }
 
 void transformer_cache_encode(TransformerCache *c, const TransformerParams *p, const float *z, int images,
-                              const int *row_image) {
+                              const int *row_image, int rows) {
     const TransformerShape *s = &c->shape;
     int C = s->dim, L = s->grid_h * s->grid_w;
     const float *memory = encode_grid(s, p, c->grid, z, images, 0.0f, NULL);
@@ -525,7 +525,7 @@ void transformer_cache_encode(TransformerCache *c, const TransformerParams *p, c
     for (int l = 0; l < s->decoder_layers; l++)
         linear_forward(c->cross_kv[l], c->memory, p->decoder[l].cross_in_weight + (size_t)C * C,
                        p->decoder[l].cross_in_bias + C, images * L, C, 2 * C);
-    for (int r = 0; r < c->rows; r++) c->image_of_row[r] = row_image ? row_image[r] : 0;
+    for (int r = 0; r < c->rows; r++) c->image_of_row[r] = row_image && r < rows ? row_image[r] : 0;
 }
 
 /* One decoder layer at position t for every row; x in c->x is updated. */
@@ -582,7 +582,7 @@ void transformer_cache_step(TransformerCache *c, const TransformerParams *p, con
 int transformer_sample(TransformerCache *c, const TransformerParams *p, const float *z_images, int images,
                        const int *row_image, int rows, int max_words, Rng *rng, int *captions, float *scratch) {
     int V = c->shape.vocab, columns = max_words + 2, running = rows, steps = 0;
-    transformer_cache_encode(c, p, z_images, images, row_image);
+    transformer_cache_encode(c, p, z_images, images, row_image, rows);
     int *prev = c->sampled_prev;
     for (int r = 0; r < rows; r++) {
         for (int k = 0; k < columns; k++) captions[r * columns + k] = TOKEN_PAD;

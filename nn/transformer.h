@@ -114,10 +114,11 @@ int transformer_cache_create(TransformerCache **cache, const TransformerShape *s
                              int images, Error *err);
 void transformer_cache_free(TransformerCache *cache);
 
-/* The grid encoder on the annotations z [images, H*W, D]; row r reads image
- * row_image[r] (NULL: all read image 0). */
+/* The grid encoder on the annotations z [images, H*W, D]; row r < rows reads
+ * image row_image[r], the cache's other rows (all of them with row_image
+ * NULL) image 0. */
 void transformer_cache_encode(TransformerCache *cache, const TransformerParams *params, const float *z, int images,
-                              const int *row_image);
+                              const int *row_image, int rows);
 
 /* Position t (0-based) of `rows` hypotheses whose previous tokens are prev:
  * log-probabilities [rows, V], and (alpha, may be NULL) each row's
