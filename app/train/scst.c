@@ -80,8 +80,9 @@ int scst_create(Scst **out, const SatModel *model, const Dataset *train, const V
     s->mode = malloc((size_t)batch_images * columns * sizeof(int));
     s->image_rows = malloc((size_t)batch_images * sizeof(int));
     s->mode_shared = malloc((size_t)batch_images * sizeof(float));
-    if (!s->mode || !s->image_rows || !s->mode_shared || !s->others || !s->shared || !s->sampled || !s->captions || !s->row_image || !s->sorted_row_image ||
-        !s->length || !s->order || !s->reward || !s->advantage || !s->sorted_advantage) {
+    if (!s->mode || !s->image_rows || !s->mode_shared || !s->others || !s->shared || !s->sampled || !s->captions ||
+        !s->row_image || !s->sorted_row_image || !s->length || !s->order || !s->reward || !s->advantage ||
+        !s->sorted_advantage) {
         scst_free(s);
         return error_set(err, "out of memory for self-critical training (%zu sampled captions)", rows);
     }
