@@ -114,6 +114,12 @@ static int word_count(const int *caption, int max_words) {
     return n;
 }
 
+/* Targets of a sampled caption: its words, then <end> if it was drawn. */
+static int target_count(const int *caption, int max_words) {
+    int words = word_count(caption, max_words);
+    return words + (caption[1 + words] == TOKEN_END);
+}
+
 static int same_words(const int *a, const int *b, int max_words) {
     int n = word_count(a, max_words);
     return n == word_count(b, max_words) && memcmp(a + 1, b + 1, (size_t)n * sizeof(int)) == 0;
@@ -146,7 +152,7 @@ static double score_samples(Scst *s, const TrainBatch *batch, int rows) {
     for (int r = 0; r < rows; r++) {
         const int *caption = s->sampled + (size_t)r * columns;
         int words = word_count(caption, s->max_words), image = r / K, others = 0;
-        s->length[r] = words + (caption[1 + words] == TOKEN_END); /* targets: words, then <end> if drawn */
+        s->length[r] = target_count(caption, s->max_words);
         double own = cider_reward_score(s->cider, batch->image_index[image], caption + 1, words);
         for (int j = 0; s->contrast > 0.0f && j < batch->image_count; j++)
             if (j != image) s->others[others++] = batch->image_index[j];
@@ -231,9 +237,8 @@ static int append_shared_modes(Scst *s, int images, int rows, int *steps) {
     for (int i = 0; i < images; i++) {
         if (s->mode_shared[i] <= 0.0f) continue;
         const int *caption = s->mode + (size_t)i * columns;
-        int words = word_count(caption, s->max_words);
         memcpy(s->sampled + (size_t)rows * columns, caption, (size_t)columns * sizeof(int));
-        s->length[rows] = words + (caption[1 + words] == TOKEN_END);
+        s->length[rows] = target_count(caption, s->max_words);
         s->row_image[rows] = i;
         s->advantage[rows] = -s->mode_penalty * s->mode_shared[i];
         if (s->length[rows] > *steps) *steps = s->length[rows];
