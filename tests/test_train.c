@@ -427,6 +427,23 @@ static void test_shared_caption_fraction(CheckCounts *c) {
     CHECK(c, fraction[0] == 0.0f && fraction[1] == 0.0f && fraction[2] == 0.0f); /* one image: nothing to share with */
 }
 
+/* --scst-repeat-penalty's measure: a caption's trigrams that repeat an
+ * earlier one of the same caption, whatever lies between them; two of the
+ * same word are not a trigram. */
+static void test_repeated_trigram_fraction(CheckCounts *c) {
+    const int dirt_bike[] = {11, 12, 13, 14, 11, 12, 13, 14}; /* on a dirt bike on a dirt bike */
+    const int blue[] = {12, 15, 16, 15, 16, 15};              /* a blue and blue and blue: "blue and blue" twice */
+    const int colour_copy[] = {12, 17, 18, 12, 15, 19, 16, 12, 20, 18, 12, 15, 19}; /* "in a blue shirt" twice */
+    const int plain[] = {12, 17, 18, 12, 15, 19, 21, 18, 12, 15, 22};                /* "in a blue" twice */
+    const int same_word[] = {15, 15, 15};
+    CHECK(c, scst_repeated_trigram_fraction(dirt_bike, 8) == 2.0f / 6.0f);
+    CHECK(c, scst_repeated_trigram_fraction(blue, 6) == 1.0f / 4.0f);
+    CHECK(c, scst_repeated_trigram_fraction(colour_copy, 13) == 2.0f / 11.0f);
+    CHECK(c, scst_repeated_trigram_fraction(plain, 11) == 1.0f / 9.0f);
+    CHECK(c, scst_repeated_trigram_fraction(same_word, 3) == 0.0f);
+    CHECK(c, scst_repeated_trigram_fraction(dirt_bike, 5) == 0.0f && scst_repeated_trigram_fraction(dirt_bike, 2) == 0.0f);
+}
+
 /* --scst-mode-penalty: with images 0 and 1 of the batch made the same
  * picture, their greedy captions are the same, so at least half of the
  * batch's images share their mode; those greedy rows enter the pass linearly
@@ -564,7 +581,7 @@ static void test_transformer_runs(CheckCounts *c, const Setup *setup, const char
     if (loaded) sat_model_free(&model);
     small_options(&o, setup, scst);
     const char *self_critical[][2] = {{"init", init}, {"scst-samples", "4"}, {"epochs", "1"}, {"lr", "0.0005"},
-                                      {"scst-mode-penalty", "1"}};
+                                      {"scst-mode-penalty", "1"}, {"scst-repeat-penalty", "1"}};
     CHECK(c, SET_OPTIONS(&o, self_critical));
     CHECK(c, train_run(&o, NULL, &stop) == 0);
     StepLosses rewards;
@@ -672,6 +689,7 @@ int main(int argc, char **argv) {
     StepLosses losses = {0};
     double start = now_seconds();
     test_shared_caption_fraction(&c);
+    test_repeated_trigram_fraction(&c);
     test_converges_and_writes(&c, &setup, run_a, &losses);
     test_resume_is_exact(&c, &setup, run_b, &losses);
     test_failed_write_keeps_previous(&c, run_a);

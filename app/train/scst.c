@@ -14,6 +14,7 @@ struct Scst {
     float duplicate_penalty; /* the weight of a caption's share among the batch's other images; 0 = none */
     float *shared;           /* [rows]: that share, scst_shared_caption_fraction */
     float mode_penalty;      /* the weight that unlearns a greedy caption other images share; 0 = none */
+    float repeat_penalty;    /* the weight of a sample's share of repeated trigrams; 0 = none */
     int *mode;               /* [batch images, max_words + 2]: each image's greedy caption */
     int *image_rows;         /* [batch images]: 0, 1, ...: one greedy row per image */
     float *mode_shared;      /* [batch images]: the share of the other images with the same greedy caption */
@@ -63,6 +64,7 @@ int scst_create(Scst **out, const SatModel *model, const Dataset *train, const V
     s->contrast = options->contrast;
     s->duplicate_penalty = options->duplicate_penalty;
     s->mode_penalty = options->mode_penalty;
+    s->repeat_penalty = options->repeat_penalty;
     s->row_capacity = batch_images * (samples + (xe_weight > 0.0f ? captions_per_image : 0) +
                                       (s->mode_penalty > 0.0f ? 1 : 0));
     size_t rows = (size_t)s->row_capacity, columns = (size_t)max_words + 2;
@@ -144,6 +146,17 @@ void scst_shared_caption_fraction(const int *sampled, int rows, int samples, int
     }
 }
 
+float scst_repeated_trigram_fraction(const int *words, int count) {
+    int trigrams = count - 2, repeated = 0;
+    for (int i = 1; i < trigrams; i++)
+        for (int j = 0; j < i; j++)
+            if (memcmp(words + i, words + j, 3 * sizeof(int)) == 0) {
+                repeated++;
+                break;
+            }
+    return trigrams > 0 ? (float)repeated / (float)trigrams : 0.0f;
+}
+
 /* Rewards, and each sample's advantage over the mean of its image's other
  * samples; returns the samples' mean CIDEr-D against their own images. */
 static double score_samples(Scst *s, const TrainBatch *batch, int rows) {
@@ -158,6 +171,8 @@ static double score_samples(Scst *s, const TrainBatch *batch, int rows) {
             if (j != image) s->others[others++] = batch->image_index[j];
         s->reward[r] = (float)cider_reward_contrastive(s->cider, batch->image_index[image], s->others, others,
                                                        s->contrast, caption + 1, words);
+        if (s->repeat_penalty > 0.0f)
+            s->reward[r] -= s->repeat_penalty * scst_repeated_trigram_fraction(caption + 1, words);
         total += own;
     }
     if (s->duplicate_penalty > 0.0f) {

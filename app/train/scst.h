@@ -43,7 +43,12 @@ typedef struct Scst Scst;
  * negative weight, so the step lowers its likelihood -- for that image, and
  * through the shared weights for the others -- until it stops being their
  * common mode (unlikelihood training, Welleck et al. 2020, aimed at the
- * caption the model gives by default). */
+ * caption the model gives by default). With repeat_penalty > 0 a sample's
+ * reward also loses repeat_penalty times its share of word trigrams that
+ * repeat an earlier trigram of the same caption (scst_repeated_trigram_fraction):
+ * CIDEr-D clips a repeated n-gram's count, so saying a thing twice ("on a dirt
+ * bike on a dirt bike", "a man in a blue shirt and a woman in a blue shirt")
+ * earns nothing, but neither does it cost until this penalty makes it. */
 typedef struct {
     int samples;            /* K captions sampled per image (at least 2) */
     int max_words;          /* a sample is cut after this many words */
@@ -53,6 +58,7 @@ typedef struct {
                                batch's other images' references); 0 = plain CIDEr-D */
     float duplicate_penalty; /* the weight of a caption's share among the batch's other images' samples; 0 = none */
     float mode_penalty;      /* the weight that unlearns a greedy caption the batch's other images share; 0 = none */
+    float repeat_penalty;    /* the weight of a sample's share of repeated trigrams; 0 = none */
 } ScstOptions;
 
 int scst_create(Scst **scst, const SatModel *model, const Dataset *train, const Vocab *vocab, int batch_images,
@@ -67,6 +73,12 @@ void scst_free(Scst *scst);
  * when the batch has one image). */
 void scst_shared_caption_fraction(const int *sampled, int rows, int samples, int columns, int max_words,
                                   float *fraction);
+
+/* The share of the `count` words' trigrams (count - 2 of them) that repeat an
+ * earlier trigram of the same words: 0 for a caption that never says three
+ * words twice (and for one of fewer than 4 words), 2/6 for "on a dirt bike on
+ * a dirt bike". */
+float scst_repeated_trigram_fraction(const int *words, int count);
 
 /* Forward and backward on the images of batch (its reference captions are
  * used only with xe_weight > 0): fills the trainer's gradients. The CNN runs in training mode;

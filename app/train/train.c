@@ -213,7 +213,7 @@ static int setup(Run *r, const char *resume, Error *err) {
                     &(ScstOptions){.samples = o->scst_samples, .max_words = o->max_words,
                                    .xe_weight = o->scst_xe_weight, .captions_per_image = o->captions_per_image,
                                    .contrast = o->scst_contrast, .duplicate_penalty = o->scst_duplicate_penalty,
-                                   .mode_penalty = o->scst_mode_penalty},
+                                   .mode_penalty = o->scst_mode_penalty, .repeat_penalty = o->scst_repeat_penalty},
                     err) != 0)
         return -1;
     LoaderOptions train_lo = loader_options(r, 1), dev_lo = loader_options(r, 0);

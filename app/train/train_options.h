@@ -17,6 +17,7 @@ typedef struct {
     float scst_xe_weight; /* with it, the reference captions' cross-entropy at this weight (scst.h) */
     float scst_contrast;  /* with it, the contrastive reward at this weight (scst.h) */
     float scst_duplicate_penalty; /* with it, a caption drawn for other images of the batch costs this much (scst.h) */
+    float scst_repeat_penalty; /* with it, a sample loses this weight times its share of repeated trigrams (scst.h) */
     float scst_mode_penalty; /* with it, a greedy caption shared with other images of the batch is unlearned at this weight (scst.h) */
     int min_count, max_words, captions_per_image, eval_images;
     /* model */
