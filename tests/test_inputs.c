@@ -387,6 +387,17 @@ static void test_json_names(CheckCounts *c, Fixture *f) {
     const cJSON *images = cJSON_GetObjectItemCaseSensitive(scores, "images");
     CHECK(c, r.exited && r.code == 0 && cJSON_IsNumber(images) && images->valueint == 1);
     cJSON_Delete(scores);
+
+    /* eval --model takes a bundled model's name as the captioning commands
+     * do: "default" is found (the dataset is what fails), an unknown name
+     * is refused with the names there are, before any dataset is read. */
+    char *named[] = {"caption", "eval", "--model", "default", "--data", "no-such-dataset", NULL};
+    run(f, 0, named, &r);
+    CHECK(c, r.exited && r.code == 1 && strstr(r.err, "dataset no-such-dataset") && !strstr(r.err, "default:"));
+    char *unknown[] = {"caption", "eval", "--model", "no-such-model", "--data", "no-such-dataset", NULL};
+    run(f, 0, unknown, &r);
+    CHECK(c, r.exited && r.code == 1 && strstr(r.err, "no-such-model: no such file, and no bundled model of that name") &&
+                 !strstr(r.err, "no-such-dataset"));
 }
 
 int main(int argc, char **argv) {

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "dataset.h"
 #include "json_utf8.h"
+#include "model_path.h"
 #include "pipeline.h"
 #include "progress.h"
 #include "shapes.h"
@@ -216,7 +217,7 @@ int eval_score_and_report(const CaptionSet *refs, const CaptionSet *hyps,
 static const char USAGE[] =
     "Usage: caption eval --refs REFS --hyps HYPS [--json] [--per-image FILE]\n"
     "                    [--intersection] [--split NAME]\n"
-    "       caption eval --model FILE --data DATASET [--split dev] [--beam N]\n"
+    "       caption eval --model MODEL --data DATASET [--split dev] [--beam N]\n"
     "                    [--length-penalty A] [--hyps-out FILE] [--json] ...\n"
     "\n"
     "Scores hypothesis captions against reference captions with the COCO caption\n"
@@ -237,8 +238,9 @@ static const char USAGE[] =
     "                    image, is an error)\n"
     "  --split NAME      with Karpathy-split REFS, use only the images of split NAME;\n"
     "                    with --data, the split to caption (default dev)\n"
-    "  --model FILE      caption the images of --data with this model, then score\n"
-    "                    them (instead of --refs/--hyps)\n"
+    "  --model MODEL     caption the images of --data with this model (a weights\n"
+    "                    file, or a bundled model's name: caption --help lists\n"
+    "                    them), then score them (instead of --refs/--hyps)\n"
     "  --data DATASET    a Flickr8k-layout folder, or a Karpathy / COCO captions JSON\n"
     "  --images DIR      image folder of a JSON dataset (default: images/ beside it)\n"
     "  --beam N          beam width for --model (default 3)\n"
@@ -394,12 +396,15 @@ static int caption_dataset(const EvalArguments *a, CaptionSet *refs, CaptionSet 
     if (a->length_penalty &&
         cli_take_option(&options, NULL, CLI_LENGTH_PENALTY, "--length-penalty", a->length_penalty, err) < 0)
         return -1;
+    char named[4096];
+    const char *model = model_path_resolve(a->model_path, named, sizeof named, err);
+    if (!model) return -1;
     Dataset data;
     if (dataset_load(&data, a->data_path, a->images_path, a->split ? a->split : "dev", err) != 0) return -1;
     ShapesObjectTable objects;
     int has_objects = shapes_read_objects(a->data_path, &objects, err);
     CaptionPipeline pipeline;
-    if (has_objects < 0 || cli_pipeline_open(&pipeline, a->model_path, &options, 1, 1, err) != 0) {
+    if (has_objects < 0 || cli_pipeline_open(&pipeline, model, &options, 1, 1, err) != 0) {
         shapes_object_table_free(&objects);
         dataset_free(&data);
         return -1;
