@@ -189,6 +189,12 @@ static int setup(Run *r, const char *resume, Error *err) {
                               "node with --replicas, or one rank per core without it)", o->replicas);
     if (o->replicas > 1 && o->scst_samples > 0)
         return error_set(err, "self-critical training (--scst-samples) runs on one replica: leave out --replicas");
+    if (r->rank0 && o->scst_samples > 0 && o->scst_mode_penalty > 0.0f && o->scst_xe_weight <= 0.0f)
+        fprintf(stderr, "caption train: warning: --scst-mode-penalty without --scst-xe-weight: nothing holds the "
+                        "model to the references while the penalty lowers the likelihood of its greedy captions, "
+                        "which can flatten its word distributions until the captions fall apart (a Transformer run "
+                        "collapsed in its seventh epoch: assets/MODEL.md, \"Eighth round\"); keep the references in "
+                        "the pass, e.g. --scst-xe-weight 0.1\n");
     if (load_data(r, err) != 0) return -1;
     out_path(r, r->path[0], sizeof r->path[0], "checkpoint.safetensors");
     out_path(r, r->path[1], sizeof r->path[1], "best.safetensors");
