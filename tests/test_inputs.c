@@ -396,7 +396,7 @@ static void test_json_names(CheckCounts *c, Fixture *f) {
     CHECK(c, r.exited && r.code == 1 && strstr(r.err, "dataset no-such-dataset") && !strstr(r.err, "default:"));
     char *unknown[] = {"caption", "eval", "--model", "no-such-model", "--data", "no-such-dataset", NULL};
     run(f, 0, unknown, &r);
-    CHECK(c, r.exited && r.code == 1 && strstr(r.err, "no-such-model: no such file, and no bundled model of that name") &&
+    CHECK(c, r.exited && r.code == 1 && strstr(r.err, "--model no-such-model: no such file, and no bundled model of that name") &&
                  !strstr(r.err, "no-such-dataset"));
 }
 
