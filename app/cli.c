@@ -132,13 +132,20 @@ int cli_take_option(CaptionOptions *o, FigureOptions *figure, unsigned taken, co
     }
 }
 
+const char *cli_resolve_model(const char *value, char *buffer, size_t size, Error *err) {
+    Error unresolved;
+    const char *model = model_path_resolve(value, buffer, size, &unresolved);
+    if (model) return model;
+    if (value) error_set(err, "--model %s", unresolved.message);
+    else error_set(err, "%s", unresolved.message);
+    return NULL;
+}
+
 void cli_model_not_found(const CaptionOptions *o, const char *command) {
-    if (o->model) {
-        char names[512];
-        model_path_list_names(names, sizeof names);
-        fprintf(stderr, "%s: --model %s: no such file, and no bundled model of that name (bundled: %s); "
-                        "pass a .safetensors file or one of those names\n", command, o->model,
-                *names ? names : "none found");
+    char unused[4096];
+    Error err;
+    if (o->model && !cli_resolve_model(o->model, unused, sizeof unused, &err)) {
+        fprintf(stderr, "%s: %s\n", command, err.message);
     } else {
         fprintf(stderr, "%s: no model given and no default model found; pass --model FILE "
                         "(%s --help lists where the default is looked for)\n", command, command);
@@ -146,8 +153,7 @@ void cli_model_not_found(const CaptionOptions *o, const char *command) {
 }
 
 const char *cli_model_path(const CaptionOptions *o, const char *command, char *buffer, size_t size) {
-    Error unused; /* the CLI words its own message, naming --model */
-    const char *model = model_path_resolve(o->model, buffer, size, &unused);
+    const char *model = model_path_resolve(o->model, buffer, size, &(Error){0});
     if (!model) cli_model_not_found(o, command);
     return model;
 }

@@ -67,6 +67,11 @@ int cli_takes_option(unsigned taken, const char *arg);
 int cli_take_option(CaptionOptions *o, FigureOptions *figure, unsigned taken, const char *arg, const char *value,
                     Error *err);
 
+/* model_path_resolve for a command's --model option (value NULL: none
+ * given), its message worded as every tool words it: "--model VALUE: no such
+ * file, and no bundled model of that name (bundled: ...); ...". */
+const char *cli_resolve_model(const char *value, char *buffer, size_t size, Error *err);
+
 /* The model to open: --model, else the default model (into buffer). NULL
  * after printing "COMMAND: no model given and no default model found; ..." on
  * stderr, a usage error (exit status 2). */

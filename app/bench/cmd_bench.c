@@ -161,9 +161,9 @@ static int choose_model(const BenchArgs *a, const char *scratch, BenchResults *r
     }
     if (a->model) {
         char named[4096];
-        const char *found = model_path_resolve(a->model, named, sizeof named, &err);
+        const char *found = cli_resolve_model(a->model, named, sizeof named, &err);
         if (!found) {
-            fprintf(stderr, "caption bench: --model %s\n", err.message);
+            fprintf(stderr, "caption bench: %s\n", err.message);
             return 1;
         }
         snprintf(path, size, "%s", found);

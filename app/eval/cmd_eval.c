@@ -9,7 +9,6 @@
 #include "cli.h"
 #include "dataset.h"
 #include "json_utf8.h"
-#include "model_path.h"
 #include "pipeline.h"
 #include "progress.h"
 #include "shapes.h"
@@ -397,9 +396,8 @@ static int caption_dataset(const EvalArguments *a, CaptionSet *refs, CaptionSet 
         cli_take_option(&options, NULL, CLI_LENGTH_PENALTY, "--length-penalty", a->length_penalty, err) < 0)
         return -1;
     char named[4096];
-    Error unresolved;
-    const char *model = model_path_resolve(a->model_path, named, sizeof named, &unresolved);
-    if (!model) return error_set(err, "--model %s", unresolved.message); /* worded as the other tools word it */
+    const char *model = cli_resolve_model(a->model_path, named, sizeof named, err);
+    if (!model) return -1;
     Dataset data;
     if (dataset_load(&data, a->data_path, a->images_path, a->split ? a->split : "dev", err) != 0) return -1;
     ShapesObjectTable objects;
