@@ -113,6 +113,11 @@ typedef struct caption_model caption_model;
  *   a name     (lower-case letters, digits and '-', and no file of that name
  *              in the current directory) the bundled NAME-model.safetensors
  *              in those folders, e.g. "default" or "small";
+ *   "A,B"      (a comma and no file of that name) an ensemble: each of A,
+ *              B, ... resolved as here; every word is chosen by the mean of
+ *              their distributions, and the maps, grid, decoder and
+ *              vocabulary are A's (the models must share the vocabulary
+ *              and the input, or the open fails with CAPTION_ERROR_MODEL);
  *   otherwise  a .safetensors file.
  * $CAPTION_MODEL is how a program finds the model when the installed files
  * are not where the library was configured to look (a staged `meson install
@@ -127,7 +132,8 @@ caption_status caption_model_open(caption_model **model, const char *model_name_
 /* Frees the model and its scratch memory; NULL is fine. Results stay valid. */
 void caption_model_close(caption_model *model);
 
-/* The file the model was loaded from (after the resolution above). */
+/* The file the model was loaded from (after the resolution above); an
+ * ensemble's files joined with commas. */
 const char *caption_model_path(const caption_model *model);
 
 /* Which decoder the model has: "attention" (Xu et al.'s soft attention with

@@ -124,7 +124,7 @@ caption_status caption_model_open(caption_model **out, const char *name_or_path,
         return failf(err, CAPTION_ERROR_MEMORY, "out of memory");
     }
     /* Loading and the buffers apart, so that a bad file and a lack of memory get different codes. */
-    status = sat_model_load(&m->pipeline.model, m->path, &e) != 0            ? CAPTION_ERROR_MODEL
+    status = pipeline_load(&m->pipeline, m->path, &e) != 0                   ? CAPTION_ERROR_MODEL
              : pipeline_prepare(&m->pipeline, o.beam, o.max_length, &e) != 0 ? CAPTION_ERROR_MEMORY
                                                                               : CAPTION_OK;
     if (status != CAPTION_OK) { /* both leave nothing behind to close */
@@ -173,7 +173,7 @@ static caption_status ensure_capacity(caption_model *m, const caption_options *o
     int length = o->max_length > m->length_capacity ? o->max_length : m->length_capacity;
     Captioner *bigger = NULL;
     Error e;
-    if (captioner_create(&bigger, &m->pipeline.model, beam, length, &e) != 0 || start_helper(bigger, m, &e) != 0) {
+    if (pipeline_captioner_create(&m->pipeline, beam, length, &bigger, &e) != 0 || start_helper(bigger, m, &e) != 0) {
         captioner_free(bigger);
         return fail(err, CAPTION_ERROR_MEMORY, &e);
     }

@@ -40,7 +40,39 @@ int model_path_is_name(const char *text) {
     return 1;
 }
 
+int model_path_is_list(const char *text) { return text && strchr(text, ',') && access(text, F_OK) != 0; }
+
+/* An ensemble's members resolved one by one, joined with commas into buffer. */
+static const char *resolve_list(const char *value, char *buffer, size_t size, Error *err) {
+    size_t used = 0;
+    for (const char *start = value;;) {
+        const char *comma = strchr(start, ',');
+        size_t length = comma ? (size_t)(comma - start) : strlen(start);
+        char member[4096], found[4096];
+        if (length == 0 || length >= sizeof member) {
+            error_set(err, "%s: an ensemble is models (files or bundled names) separated by single commas", value);
+            return NULL;
+        }
+        memcpy(member, start, length);
+        member[length] = '\0';
+        const char *path = model_path_resolve(member, found, sizeof found, err);
+        if (!path) {
+            error_prefix(err, "%s", value);
+            return NULL;
+        }
+        int written = snprintf(buffer + used, size - used, "%s%s", used ? "," : "", path);
+        if (written < 0 || (size_t)written >= size - used) {
+            error_set(err, "%s: the ensemble's paths are longer than %zu bytes together", value, size - 1);
+            return NULL;
+        }
+        used += (size_t)written;
+        if (!comma) return buffer;
+        start = comma + 1;
+    }
+}
+
 const char *model_path_resolve(const char *value, char *buffer, size_t size, Error *err) {
+    if (model_path_is_list(value)) return resolve_list(value, buffer, size, err);
     if (value && !model_path_is_name(value)) return value;
     const char *found = model_path_named(value ? value : "default", buffer, size);
     if (found) return found;

@@ -21,11 +21,16 @@ const char *model_path_named(const char *name, char *buffer, size_t size);
  * lower-case letters, digits and '-', and no file of that name here. */
 int model_path_is_name(const char *text);
 
+/* Whether --model's value is an ensemble, "A,B[,...]" (pipeline.h): a
+ * comma, and no file of that name. */
+int model_path_is_list(const char *text);
+
 /* What `--model VALUE` (or no --model: value NULL) means, for callers that
  * word their own messages: NULL -> model_path_default, a name
- * (model_path_is_name) -> model_path_named, anything else -> value itself
- * (which may not exist: loading it says so). Returns the path (buffer, or
- * value), or NULL with err saying what was looked for and where. */
+ * (model_path_is_name) -> model_path_named, an ensemble (model_path_is_list)
+ * -> each of its models resolved so, joined with commas into buffer,
+ * anything else -> value itself (which may not exist: loading it says so).
+ * Returns the path (buffer, or value), or NULL with err saying what was looked for and where. */
 const char *model_path_resolve(const char *value, char *buffer, size_t size, Error *err);
 
 /* The names of the bundled models found (", "-separated, sorted), or "" . */

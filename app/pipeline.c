@@ -3,20 +3,61 @@
 #include <stdlib.h>
 #include <string.h>
 
-int pipeline_open(CaptionPipeline *p, const char *model_path, int max_beam, int max_length, Error *err) {
+#include "model_path.h"
+
+/* Loads one model of an ensemble list: the text up to the next comma (or its end). */
+static int load_member(SatModel *model, const char *start, const char *comma, Error *err) {
+    char path[4096];
+    size_t length = comma ? (size_t)(comma - start) : strlen(start);
+    if (length >= sizeof path) return error_set(err, "%.64s...: path too long", start);
+    memcpy(path, start, length);
+    path[length] = '\0';
+    return sat_model_load(model, path, err);
+}
+
+int pipeline_load(CaptionPipeline *p, const char *model_path, Error *err) {
     memset(p, 0, sizeof *p);
-    if (sat_model_load(&p->model, model_path, err) != 0) return -1;
+    if (!model_path_is_list(model_path)) return sat_model_load(&p->model, model_path, err);
+    int count = 1;
+    for (const char *c = model_path; (c = strchr(c, ',')) != NULL; c++) count++;
+    p->members = calloc((size_t)count - 1, sizeof *p->members);
+    if (!p->members) return error_set(err, "out of memory");
+    const char *comma = strchr(model_path, ',');
+    int status = load_member(&p->model, model_path, comma, err);
+    while (status == 0 && comma) {
+        const char *start = comma + 1;
+        comma = strchr(start, ',');
+        status = load_member(&p->members[p->member_count], start, comma, err);
+        if (status == 0) p->member_count++;
+        if (status == 0 && ensemble_check_member(&p->model, &p->members[p->member_count - 1], err) != 0)
+            status = error_prefix(err, "ensemble model %d of %d (%.*s)", p->member_count + 1, count,
+                                  (int)(comma ? comma - start : (long)strlen(start)), start);
+    }
+    if (status != 0) pipeline_close(p);
+    return status;
+}
+
+int pipeline_captioner_create(const CaptionPipeline *p, int max_beam, int max_length, Captioner **out, Error *err) {
+    if (captioner_create(out, &p->model, max_beam, max_length, err) != 0) return -1;
+    for (int i = 0; i < p->member_count; i++)
+        if (captioner_add_member(*out, &p->members[i], err) != 0) {
+            captioner_free(*out);
+            *out = NULL;
+            return -1;
+        }
+    return 0;
+}
+
+int pipeline_open(CaptionPipeline *p, const char *model_path, int max_beam, int max_length, Error *err) {
+    if (pipeline_load(p, model_path, err) != 0) return -1;
     return pipeline_prepare(p, max_beam, max_length, err);
 }
 
 int pipeline_prepare(CaptionPipeline *p, int max_beam, int max_length, Error *err) {
     int size = p->model.config.image_size;
     p->input = malloc(sizeof(float) * 3 * size * size);
-    if (!p->input) {
-        sat_model_free(&p->model);
-        return error_set(err, "out of memory");
-    }
-    if (captioner_create(&p->captioner, &p->model, max_beam, max_length, err) != 0) {
+    if (!p->input || pipeline_captioner_create(p, max_beam, max_length, &p->captioner, err) != 0) {
+        if (!p->input) error_set(err, "out of memory");
         pipeline_close(p);
         return -1;
     }
@@ -28,6 +69,8 @@ void pipeline_close(CaptionPipeline *p) {
     captioner_free(p->captioner);
     free(p->input);
     sat_model_free(&p->model);
+    for (int i = 0; i < p->member_count; i++) sat_model_free(&p->members[i]);
+    free(p->members);
     memset(p, 0, sizeof *p);
 }
 

@@ -35,6 +35,8 @@ struct Captioner {
     TransformerCache *transformer; /* the Transformer's state; NULL for the LSTMs */
     TransformerBuffers *grid;      /* an LSTM's grid encoder; NULL without one */
     int recompute;                 /* Transformer: rebuild the key/value cache every step (tests) */
+    Captioner **members;           /* an ensemble's other models, stepped in lockstep (captioner_add_member) */
+    int member_count;
 };
 
 /* Floats of the Transformer's maps per word: cross-attention (all layers and
@@ -85,6 +87,8 @@ static void hypothesis_copy(Hypothesis *dst, const Hypothesis *src, int cells, s
 
 void captioner_free(Captioner *cap) {
     if (!cap) return;
+    for (int i = 0; i < cap->member_count; i++) captioner_free(cap->members[i]);
+    free(cap->members);
     core_helper_free(cap->helper);
     transformer_cache_free(cap->transformer);
     transformer_buffers_free(cap->grid);
@@ -190,6 +194,34 @@ int captioner_create(Captioner **out, const SatModel *m, int max_beam, int max_l
     return 0;
 }
 
+int ensemble_check_member(const SatModel *first, const SatModel *member, Error *err) {
+    if (member->config.vocab_size != first->config.vocab_size)
+        return error_set(err, "a vocabulary of %d words where the first model's has %d: an ensemble's models must "
+                         "share one vocabulary (the same training captions and --min-count)",
+                         member->config.vocab_size, first->config.vocab_size);
+    for (int v = 0; v < first->config.vocab_size && first->vocab && member->vocab; v++)
+        if (strcmp(first->vocab[v], member->vocab[v]) != 0)
+            return error_set(err, "word %d is '%s' where the first model's is '%s': an ensemble's models must share "
+                             "one vocabulary (the same training captions and --min-count)", v, member->vocab[v],
+                             first->vocab[v]);
+    const SatConfig *a = &first->config, *b = &member->config;
+    if (b->image_size != a->image_size || memcmp(b->image_mean, a->image_mean, sizeof a->image_mean) != 0 ||
+        memcmp(b->image_std, a->image_std, sizeof a->image_std) != 0)
+        return error_set(err, "takes %d-pixel images (the first model %d) or normalises them otherwise: an "
+                         "ensemble's models must take the same input", b->image_size, a->image_size);
+    return 0;
+}
+
+int captioner_add_member(Captioner *cap, const SatModel *member, Error *err) {
+    if (ensemble_check_member(cap->model, member, err) != 0) return -1;
+    Captioner **grown = realloc(cap->members, sizeof *grown * (cap->member_count + 1));
+    if (!grown) return error_set(err, "out of memory");
+    cap->members = grown;
+    if (captioner_create(&cap->members[cap->member_count], member, cap->max_beam, cap->max_length, err) != 0) return -1;
+    cap->member_count++;
+    return 0;
+}
+
 const float *captioner_encode_only(Captioner *cap, const float *image) {
     return encoder_forward_infer(cap->model, &cap->encoder, image, 1, cap->helper);
 }
@@ -282,6 +314,66 @@ static void decoder_step(Captioner *cap, int rows, int t) {
     for (int i = 0; i < rows * E; i++) cap->out[i] += cap->logits[i] + cap->embedded[i];
     linear_forward_shared(cap->helper, cap->logits, cap->out, m->p.out_weight, m->p.out_bias, rows, E, V);
     log_softmax_forward(cap->logits, cap->logits, rows, V);
+}
+
+typedef void (*MemberWork)(Captioner *cap, const void *argument);
+
+typedef struct {
+    Captioner *cap;
+    MemberWork work;
+    const void *argument;
+} EnsembleWork;
+
+static void ensemble_part(void *context, int part) {
+    EnsembleWork *w = context;
+    if (part == 0) w->work(w->cap, w->argument);
+    else
+        for (int i = 0; i < w->cap->member_count; i++) w->work(w->cap->members[i], w->argument);
+}
+
+/* Runs work(captioner, argument) for the captioner's own model and for each
+ * ensemble member: the members on the second core while the own model runs
+ * on this one, each on one thread (a product split in two inside a split
+ * would wait on itself). Without a helper, one after the other. */
+static void for_each_member(Captioner *cap, MemberWork work, const void *argument) {
+    if (cap->member_count == 0) {
+        work(cap, argument);
+        return;
+    }
+    CoreHelper *helper = cap->helper;
+    cap->helper = NULL;
+    EnsembleWork w = {cap, work, argument};
+    core_helper_split(helper, ensemble_part, &w);
+    cap->helper = helper;
+}
+
+static void encode_work(Captioner *cap, const void *image) { encode(cap, image); }
+
+typedef struct {
+    int rows, t;
+} StepArgument;
+
+static void step_work(Captioner *cap, const void *argument) {
+    const StepArgument *a = argument;
+    decoder_step(cap, a->rows, a->t);
+}
+
+/* One step of the captioner's model and its ensemble members; the words'
+ * log-probabilities become those of the members' mean distribution (an
+ * average of probabilities: a word one member rules out stays possible). */
+static void ensemble_step(Captioner *cap, int rows, int t) {
+    for (int i = 0; i < cap->member_count; i++)
+        memcpy(cap->members[i]->prev_tokens, cap->prev_tokens, sizeof(int) * rows);
+    for_each_member(cap, step_work, &(StepArgument){rows, t});
+    if (cap->member_count == 0) return;
+    int V = cap->model->config.vocab_size, n = cap->member_count + 1;
+    for (size_t k = 0; k < (size_t)rows * V; k++) {
+        float top = cap->logits[k];
+        for (int i = 0; i < cap->member_count; i++) top = fmaxf(top, cap->members[i]->logits[k]);
+        float sum = expf(cap->logits[k] - top);
+        for (int i = 0; i < cap->member_count; i++) sum += expf(cap->members[i]->logits[k] - top);
+        cap->logits[k] = top + logf(sum / (float)n);
+    }
 }
 
 static float normalised(float logprob, int tokens, float penalty) {
@@ -403,6 +495,10 @@ static int beam_step(Captioner *cap, int alive, int beam, int t, const DecodeOpt
     cap->alive = cap->next_alive;
     cap->next_alive = swap;
     reorder_states(cap, next, t);
+    for (int i = 0; i < cap->member_count; i++) {
+        memcpy(cap->members[i]->parents, cap->parents, sizeof(int) * next);
+        reorder_states(cap->members[i], next, t);
+    }
     return next;
 }
 
@@ -496,7 +592,7 @@ int captioner_run(Captioner *cap, const float *image, const DecodeOptions *o, Ca
         return error_set(err, "beam width %d out of range (1 to %d)", beam, cap->max_beam);
     if (o->max_length < 1 || o->max_length > cap->max_length)
         return error_set(err, "max length %d out of range (1 to %d)", o->max_length, cap->max_length);
-    encode(cap, image);
+    for_each_member(cap, encode_work, image);
     cap->finished_count = 0;
     Hypothesis *root = &cap->alive[0];
     root->length = 0;
@@ -505,7 +601,7 @@ int captioner_run(Captioner *cap, const float *image, const DecodeOptions *o, Ca
     cap->prev_tokens[0] = TOKEN_START;
     int alive = 1;
     for (int step = 0; step <= o->max_length && !search_done(cap, alive, beam, o); step++) {
-        decoder_step(cap, alive, step);
+        ensemble_step(cap, alive, step);
         if (step == o->max_length) close_at_max_length(cap, alive, o);
         else alive = beam_step(cap, alive, beam, step, o);
     }

@@ -52,6 +52,14 @@ int captioner_use_second_thread(Captioner *captioner, Error *err);
  * two give the same bits, which the tests check). */
 void captioner_use_kv_cache(Captioner *cap, int on);
 
+/* Makes an ensemble: `member` (same vocabulary, prepared, kept alive by
+ * the caller) takes every step with the captioner's model, and the words
+ * are chosen by the mean of their distributions. */
+int captioner_add_member(Captioner *captioner, const SatModel *member, Error *err);
+/* Whether `member` can join an ensemble whose first model is `first`: the
+ * same vocabulary and input (captioner_add_member checks it too). */
+int ensemble_check_member(const SatModel *first, const SatModel *member, Error *err);
+
 /* Only the CNN of captioner_run, with the captioner's buffers and second
  * thread: returns the feature map [D, H, W] (owned by the captioner). For
  * timing the CNN as captioning runs it. */

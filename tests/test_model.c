@@ -431,15 +431,20 @@ static void test_load_memory(CheckCounts *c, const char *dir) {
     free(data);
 }
 
-/* Log-probability of a whole caption (words then <end>) by teacher forcing. */
-static double caption_logprob(SatTrainer *t, const float *image, const int *words, int count) {
+/* Log-probability of a caption's words, then <end> when with_end, by teacher forcing. */
+static double words_logprob(SatTrainer *t, const float *image, const int *words, int count, int with_end) {
     int row[8] = {TOKEN_START};
     for (int i = 0; i < count; i++) row[1 + i] = words[i];
     row[1 + count] = TOKEN_END;
     int row_image = 0;
-    DecoderBatch batch = {.captions = row, .row_image = &row_image, .rows = 1, .steps = count + 1};
+    DecoderBatch batch = {.captions = row, .row_image = &row_image, .rows = 1, .steps = count + with_end};
     SatLoss loss = sat_evaluate_loss(t, image, 1, &batch);
     return -(double)loss.cross_entropy * loss.tokens;
+}
+
+/* Log-probability of a whole caption (words then <end>). */
+static double caption_logprob(SatTrainer *t, const float *image, const int *words, int count) {
+    return words_logprob(t, image, words, count, 1);
 }
 
 /* With a beam wider than the number of captions, beam search must return the
@@ -595,6 +600,162 @@ static void test_kv_cache(CheckCounts *c) {
     captioner_free(cached);
     captioner_free(rebuilt);
     sat_model_free(&m);
+}
+
+/* step[k]: log p(word k | the words before) for k < count, step[count]: log p(<end> | all of them). */
+static void step_logprobs(SatTrainer *t, const float *image, const int *words, int count, double *step) {
+    double before = 0.0;
+    for (int k = 1; k <= count; k++) {
+        double prefix = words_logprob(t, image, words, k, 0);
+        step[k - 1] = prefix - before;
+        before = prefix;
+    }
+    step[count] = caption_logprob(t, image, words, count) - before;
+}
+
+/* An ensemble of an LSTM and a Transformer: its beam search must return the
+ * caption that is best under the mean of the two models' distributions at
+ * every step, found by brute force over every caption of at most 2 words. */
+static void test_ensemble_beam_is_exact(CheckCounts *c) {
+    SatModel models[2];
+    SatTrainer trainers[2];
+    Error err;
+    /* Seeds where both models alone say nothing (their best caption is <end>)
+     * and the ensemble says two words, so no member alone passes. */
+    CHECK(c, make_model(&models[0], ATTENTION_GENERAL, 1, 14) == 0 && make_model(&models[1], ATTENTION_DOT, 3, 22) == 0);
+    for (int i = 0; i < 2; i++) CHECK(c, sat_trainer_init(&trainers[i], &models[i], 1, 1, 4, &err) == 0);
+    Captioner *cap = NULL;
+    CHECK(c, captioner_create(&cap, &models[0], 16, 3, &err) == 0 && captioner_add_member(cap, &models[1], &err) == 0);
+    Rng rng;
+    rng_seed(&rng, 99);
+    int differs_from_a_member = 0, agree = 1;
+    for (int trial = 0; trial < 4; trial++) {
+        float image[3 * 16 * 16];
+        for (int i = 0; i < 3 * 16 * 16; i++) image[i] = rng_normal(&rng);
+        int best[2] = {0}, best_count = -1, member_best_count[2] = {-1, -1}, member_best[2][2] = {{0}};
+        double best_lp = -INFINITY, member_best_lp[2] = {-INFINITY, -INFINITY};
+        for (int length = 0; length <= 2; length++)
+            for (int code = 0; code < (1 << length); code++) {
+                int words[2] = {4 + (code & 1), 4 + ((code >> 1) & 1)};
+                double steps[2][3], lp = 0.0;
+                for (int i = 0; i < 2; i++) {
+                    step_logprobs(&trainers[i], image, words, length, steps[i]);
+                    double whole = 0.0;
+                    for (int k = 0; k <= length; k++) whole += steps[i][k];
+                    if (whole > member_best_lp[i])
+                        member_best_lp[i] = whole, member_best_count[i] = length, memcpy(member_best[i], words, sizeof words);
+                }
+                for (int k = 0; k <= length; k++) lp += log((exp(steps[0][k]) + exp(steps[1][k])) / 2.0);
+                if (lp > best_lp) best_lp = lp, best_count = length, memcpy(best, words, sizeof words);
+            }
+        DecodeOptions options = {16, 2, 0.0f};
+        Caption caption;
+        CHECK(c, captioner_run(cap, image, &options, &caption, &err) == 0);
+        int same = caption.length == best_count && fabs(caption.score - best_lp) < 1e-4;
+        for (int i = 0; same && i < best_count; i++) same = caption.tokens[i] == best[i];
+        for (int m = 0; m < 2; m++)
+            differs_from_a_member |= member_best_count[m] != best_count ||
+                                     memcmp(member_best[m], best, sizeof(int) * (size_t)best_count) != 0;
+        printf("ensemble beam, image %d: %d words, score %.5f; brute force %d words, %.5f (members' best: %d and %d "
+               "words)\n", trial, caption.length, caption.score, best_count, best_lp, member_best_count[0],
+               member_best_count[1]);
+        agree &= same;
+        caption_free(&caption);
+    }
+    CHECK(c, agree);
+    CHECK(c, differs_from_a_member); /* else one member alone would pass */
+    captioner_free(cap);
+    for (int i = 0; i < 2; i++) {
+        sat_trainer_free(&trainers[i]);
+        sat_model_free(&models[i]);
+    }
+}
+
+/* Same tokens, log-probabilities and maps. */
+static int same_caption(const Caption *a, const Caption *b) {
+    return a->length == b->length && a->logprob == b->logprob && a->score == b->score &&
+           memcmp(a->tokens, b->tokens, sizeof(int) * a->length) == 0 &&
+           memcmp(a->token_logprobs, b->token_logprobs, sizeof(float) * a->length) == 0 &&
+           memcmp(a->alpha, b->alpha, sizeof(float) * a->length * a->cells) == 0;
+}
+
+/* A model ensembled with itself is the model (the mean of one distribution
+ * twice is that distribution, bit for bit), through beams whose rows are
+ * reordered, so the members' states must follow their hypotheses; and an
+ * ensemble's second thread, which steps the members while the first model
+ * steps, changes no bit. */
+static void test_ensemble_rows_and_thread(CheckCounts *c) {
+    SatModel transformer, lstm;
+    Error err;
+    CHECK(c, make_model(&transformer, ATTENTION_DOT, 3, 21) == 0 && make_model(&lstm, ATTENTION_GENERAL, 1, 8) == 0);
+    const SatModel *firsts[3] = {&transformer, &lstm, &lstm}, *seconds[3] = {&transformer, &lstm, &transformer};
+    Captioner *alone[2] = {NULL, NULL}, *ensembles[3] = {NULL, NULL, NULL}, *threaded = NULL;
+    int ready = captioner_create(&alone[0], &transformer, 5, 8, &err) == 0 &&
+                captioner_create(&alone[1], &lstm, 5, 8, &err) == 0 &&
+                captioner_create(&threaded, &lstm, 5, 8, &err) == 0 &&
+                captioner_add_member(threaded, &transformer, &err) == 0 &&
+                captioner_use_second_thread(threaded, &err) == 0;
+    for (int e = 0; e < 3; e++)
+        ready = ready && captioner_create(&ensembles[e], firsts[e], 5, 8, &err) == 0 &&
+                captioner_add_member(ensembles[e], seconds[e], &err) == 0;
+    CHECK(c, ready);
+    Rng rng;
+    rng_seed(&rng, 5);
+    int self_same = 1, thread_same = 1, words = 0, pair_differs = 0;
+    for (int trial = 0; ready && trial < 6; trial++) {
+        float image[3 * 16 * 16];
+        for (int i = 0; i < 3 * 16 * 16; i++) image[i] = rng_normal(&rng);
+        for (int beam = 1; beam <= 5; beam += 2) {
+            DecodeOptions o = {beam, 8, 0.0f};
+            Caption single[2], ensemble[3], parallel;
+            int ran = captioner_run(threaded, image, &o, &parallel, &err) == 0;
+            for (int k = 0; k < 2; k++) ran = ran && captioner_run(alone[k], image, &o, &single[k], &err) == 0;
+            for (int e = 0; e < 3; e++) ran = ran && captioner_run(ensembles[e], image, &o, &ensemble[e], &err) == 0;
+            CHECK(c, ran);
+            if (!ran) return;
+            self_same &= same_caption(&single[0], &ensemble[0]) && same_caption(&single[1], &ensemble[1]);
+            thread_same &= same_caption(&ensemble[2], &parallel);
+            pair_differs |= !same_caption(&single[1], &ensemble[2]);
+            words += single[0].length + single[1].length;
+            for (int k = 0; k < 2; k++) caption_free(&single[k]);
+            for (int e = 0; e < 3; e++) caption_free(&ensemble[e]);
+            caption_free(&parallel);
+        }
+    }
+    printf("ensembles: a model twice %s the model alone (%d words in 36 captions); with the second thread %s\n",
+           self_same ? "gives the same bits as" : "DIFFERS FROM", words, thread_same ? "the same bits" : "DIFFERENT bits");
+    CHECK(c, self_same && words > 36);
+    CHECK(c, thread_same && pair_differs);
+    for (int k = 0; k < 2; k++) captioner_free(alone[k]);
+    for (int e = 0; e < 3; e++) captioner_free(ensembles[e]);
+    captioner_free(threaded);
+    sat_model_free(&transformer);
+    sat_model_free(&lstm);
+}
+
+/* Models that do not share a vocabulary or an input cannot be ensembled. */
+static void test_ensemble_refused(CheckCounts *c) {
+    static const char *const OTHER_VOCAB[] = {"<pad>", "<start>", "<end>", "<unk>", "cat", "runs"};
+    SatModel first, other_words, other_input;
+    SatConfig config;
+    Error err;
+    CHECK(c, make_model(&first, ATTENTION_DOT, 1, 3) == 0);
+    tiny_config(&config);
+    CHECK(c, sat_model_create(&other_words, &config, OTHER_VOCAB, &err) == 0 &&
+                 sat_model_prepare_inference(&other_words, &err) == 0);
+    config.image_size = 32;
+    CHECK(c, sat_model_create(&other_input, &config, VOCAB, &err) == 0 &&
+                 sat_model_prepare_inference(&other_input, &err) == 0);
+    Captioner *cap = NULL;
+    CHECK(c, captioner_create(&cap, &first, 3, 4, &err) == 0);
+    CHECK(c, captioner_add_member(cap, &other_words, &err) != 0 && strstr(err.message, "word 4 is 'cat'") &&
+                 strstr(err.message, "one vocabulary"));
+    CHECK(c, captioner_add_member(cap, &other_input, &err) != 0 && strstr(err.message, "32-pixel") &&
+                 strstr(err.message, "same input"));
+    captioner_free(cap);
+    sat_model_free(&first);
+    sat_model_free(&other_words);
+    sat_model_free(&other_input);
 }
 
 /* The same captions in two row orders: the loss and every gradient agree, and
@@ -933,6 +1094,25 @@ static void test_cli(CheckCounts *c, const char *caption_exe, const char *dir) {
     status = p ? pclose(p) : -1;
     CHECK(c, exit_code_of(status) == 2);
     CHECK(c, strstr(message, "no bundled model of that name") && strstr(message, "bundled: default"));
+    /* An ensemble of the default model with itself captions as the model does;
+     * a missing member is a usage error naming it; models that do not share a
+     * vocabulary are refused, saying so. */
+    char twice[1024] = "";
+    snprintf(command, sizeof command, "'%s' --model default,default '%s' 2>&1", caption_exe, good);
+    p = popen(command, "r");
+    if (p && !fgets(twice, sizeof twice, p)) twice[0] = '\0';
+    status = p ? pclose(p) : -1;
+    CHECK(c, exit_code_of(status) == 0 && strcmp(twice, without) == 0);
+    snprintf(command, sizeof command, "'%s' --model default,no-such-model '%s' 2>&1", caption_exe, good);
+    p = popen(command, "r");
+    if (p && !fgets(message, sizeof message, p)) message[0] = '\0';
+    status = p ? pclose(p) : -1;
+    CHECK(c, exit_code_of(status) == 2 && strstr(message, "default,no-such-model: no-such-model: no such file"));
+    snprintf(command, sizeof command, "'%s' --model 'default,%s' '%s' 2>&1", caption_exe, model, good);
+    p = popen(command, "r");
+    if (p && !fgets(message, sizeof message, p)) message[0] = '\0';
+    status = p ? pclose(p) : -1;
+    CHECK(c, exit_code_of(status) == 1 && strstr(message, "ensemble model 2 of 2") && strstr(message, "one vocabulary"));
 }
 
 /* `caption average`: every tensor of the result, batch-norm statistics
@@ -1110,6 +1290,9 @@ int main(int argc, char **argv) {
     test_beam_is_exact(&c, ATTENTION_DOT, 3);
     test_beam_is_exact(&c, ATTENTION_DOT, 4);
     test_kv_cache(&c);
+    test_ensemble_beam_is_exact(&c);
+    test_ensemble_rows_and_thread(&c);
+    test_ensemble_refused(&c);
     test_packed_rows(&c);
     test_replica_pool(&c, 1);
     test_replica_pool(&c, 4);

@@ -234,12 +234,12 @@ static int time_training(BenchResults *r, const BenchSetup *s, SatModel *m, cons
 }
 
 int bench_train(BenchResults *r, const BenchSetup *s, Error *err) {
-    SatModel model;
-    if (sat_model_load(&model, s->model_path, err) != 0) return -1;
+    CaptionPipeline loaded; /* an ensemble's training figures are its first model's */
+    if (pipeline_load(&loaded, s->model_path, err) != 0) return -1;
     BenchTrainData data;
-    int status = bench_train_data_make(&data, &model, s, err);
-    if (status == 0) status = time_training(r, s, &model, &data, err);
+    int status = bench_train_data_make(&data, &loaded.model, s, err);
+    if (status == 0) status = time_training(r, s, &loaded.model, &data, err);
     bench_train_data_free(&data);
-    sat_model_free(&model);
+    pipeline_close(&loaded);
     return status;
 }

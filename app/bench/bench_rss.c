@@ -47,12 +47,12 @@ static int caption_one(const BenchSetup *s, Error *err) {
 }
 
 static int train_one(const BenchSetup *s, Error *err) {
-    SatModel m;
-    if (sat_model_load(&m, s->model_path, err) != 0) return -1;
+    CaptionPipeline loaded; /* an ensemble's training figures are its first model's */
+    if (pipeline_load(&loaded, s->model_path, err) != 0) return -1;
     BenchTrainData d;
     SatTrainer t;
-    int status = bench_train_data_make(&d, &m, s, err);
-    if (status == 0) status = sat_trainer_init(&t, &m, d.image_count, d.batch.rows, d.batch.steps, err);
+    int status = bench_train_data_make(&d, &loaded.model, s, err);
+    if (status == 0) status = sat_trainer_init(&t, &loaded.model, d.image_count, d.batch.rows, d.batch.steps, err);
     if (status == 0) {
         Rng rng;
         rng_seed(&rng, 7);
@@ -60,7 +60,7 @@ static int train_one(const BenchSetup *s, Error *err) {
         sat_trainer_free(&t);
     }
     bench_train_data_free(&d);
-    sat_model_free(&m);
+    pipeline_close(&loaded);
     return status;
 }
 

@@ -36,7 +36,8 @@ static void print_help(FILE *out) {
             "\n"
             "options:\n"
             "  --model FILE|NAME   the model to measure, a file or a bundled model's name (default: the\n"
-            "                      default model, else a random one)\n"
+            "                      default model, else a random one), or an ensemble A,B (caption --help);\n"
+            "                      an ensemble's CNN and training figures are its first model's\n"
             "  --random-model      a model with tools/flickr8k.json's architecture and random weights\n"
             "  --threads N         OpenBLAS (and PyTorch) threads for the single-stream timings\n"
             "                      (default: the number of CPUs); batch throughput always uses 1 and 2 workers\n"
@@ -102,6 +103,8 @@ static int parse_args(int argc, char **argv, BenchArgs *a) {
         fprintf(stderr, "caption bench: give --model or --random-model, not both\n");
         return -1;
     }
+    if (a->torch && model_path_is_list(a->model))
+        return cli_usage_error("caption bench", "--torch times one model; %s is an ensemble", a->model);
     return 0;
 }
 
