@@ -42,19 +42,25 @@ int model_path_is_name(const char *text) {
 
 int model_path_is_list(const char *text) { return text && strchr(text, ',') && access(text, F_OK) != 0; }
 
+int model_path_list_next(const char **cursor, char *out, size_t size) {
+    const char *start = *cursor, *comma = strchr(start, ',');
+    size_t length = comma ? (size_t)(comma - start) : strlen(start);
+    if (length == 0 || length >= size) return -1;
+    memcpy(out, start, length);
+    out[length] = '\0';
+    *cursor = comma ? comma + 1 : NULL;
+    return 0;
+}
+
 /* An ensemble's members resolved one by one, joined with commas into buffer. */
 static const char *resolve_list(const char *value, char *buffer, size_t size, Error *err) {
     size_t used = 0;
-    for (const char *start = value;;) {
-        const char *comma = strchr(start, ',');
-        size_t length = comma ? (size_t)(comma - start) : strlen(start);
+    for (const char *cursor = value; cursor;) {
         char member[4096], found[4096];
-        if (length == 0 || length >= sizeof member) {
+        if (model_path_list_next(&cursor, member, sizeof member) != 0) {
             error_set(err, "%s: an ensemble is models (files or bundled names) separated by single commas", value);
             return NULL;
         }
-        memcpy(member, start, length);
-        member[length] = '\0';
         const char *path = model_path_resolve(member, found, sizeof found, err);
         if (!path) {
             error_prefix(err, "%s", value);
@@ -66,9 +72,8 @@ static const char *resolve_list(const char *value, char *buffer, size_t size, Er
             return NULL;
         }
         used += (size_t)written;
-        if (!comma) return buffer;
-        start = comma + 1;
     }
+    return buffer;
 }
 
 const char *model_path_resolve(const char *value, char *buffer, size_t size, Error *err) {

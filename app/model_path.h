@@ -25,6 +25,11 @@ int model_path_is_name(const char *text);
  * comma, and no file of that name. */
 int model_path_is_list(const char *text);
 
+/* The model of an ensemble list at *cursor (up to the next comma) into
+ * out; moves *cursor past it and its comma, or to NULL after the last.
+ * -1 (nothing moved) when it is empty or does not fit in size bytes. */
+int model_path_list_next(const char **cursor, char *out, size_t size);
+
 /* What `--model VALUE` (or no --model: value NULL) means, for callers that
  * word their own messages: NULL -> model_path_default, a name
  * (model_path_is_name) -> model_path_named, an ensemble (model_path_is_list)

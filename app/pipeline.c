@@ -5,16 +5,6 @@
 
 #include "model_path.h"
 
-/* Loads one model of an ensemble list: the text up to the next comma (or its end). */
-static int load_member(SatModel *model, const char *start, const char *comma, Error *err) {
-    char path[4096];
-    size_t length = comma ? (size_t)(comma - start) : strlen(start);
-    if (length >= sizeof path) return error_set(err, "%.64s...: path too long", start);
-    memcpy(path, start, length);
-    path[length] = '\0';
-    return sat_model_load(model, path, err);
-}
-
 int pipeline_load(CaptionPipeline *p, const char *model_path, Error *err) {
     memset(p, 0, sizeof *p);
     if (!model_path_is_list(model_path)) return sat_model_load(&p->model, model_path, err);
@@ -22,16 +12,18 @@ int pipeline_load(CaptionPipeline *p, const char *model_path, Error *err) {
     for (const char *c = model_path; (c = strchr(c, ',')) != NULL; c++) count++;
     p->members = calloc((size_t)count - 1, sizeof *p->members);
     if (!p->members) return error_set(err, "out of memory");
-    const char *comma = strchr(model_path, ',');
-    int status = load_member(&p->model, model_path, comma, err);
-    while (status == 0 && comma) {
-        const char *start = comma + 1;
-        comma = strchr(start, ',');
-        status = load_member(&p->members[p->member_count], start, comma, err);
-        if (status == 0) p->member_count++;
-        if (status == 0 && ensemble_check_member(&p->model, &p->members[p->member_count - 1], err) != 0)
-            status = error_prefix(err, "ensemble model %d of %d (%.*s)", p->member_count + 1, count,
-                                  (int)(comma ? comma - start : (long)strlen(start)), start);
+    int status = 0;
+    for (const char *cursor = model_path; status == 0 && cursor;) {
+        char path[4096];
+        int first = cursor == model_path;
+        SatModel *model = first ? &p->model : &p->members[p->member_count];
+        if (model_path_list_next(&cursor, path, sizeof path) != 0)
+            status = error_set(err, "%s: an ensemble is model files separated by single commas", model_path);
+        else if ((status = sat_model_load(model, path, err)) == 0 && !first) {
+            p->member_count++;
+            if (ensemble_check_member(&p->model, model, err) != 0)
+                status = error_prefix(err, "ensemble model %d of %d (%s)", p->member_count + 1, count, path);
+        }
     }
     if (status != 0) pipeline_close(p);
     return status;
