@@ -14,6 +14,7 @@
 #endif
 
 static const char MODEL_SUFFIX[] = "-model.safetensors";
+static const char ENSEMBLE_SUFFIX[] = "-ensemble.txt";
 static const char *const FOLDERS[2] = {CAPTION_SOURCE_ASSETS, CAPTION_INSTALLED_ASSETS};
 
 /* Candidate i (0..2) of model `name` into buffer; returns 0 when it does not apply. */
@@ -25,20 +26,82 @@ static int candidate(const char *name, int i, char *buffer, size_t size) {
     return written > 0 && (size_t)written < size;
 }
 
-const char *model_path_named(const char *name, char *buffer, size_t size) {
-    for (int i = 0; i < 3; i++)
-        if (candidate(name, i, buffer, size) && access(buffer, R_OK) == 0) return buffer;
-    return NULL;
-}
-
-const char *model_path_default(char *buffer, size_t size) { return model_path_named("default", buffer, size); }
-
-int model_path_is_name(const char *text) {
-    if (!*text || strlen(text) > 64 || access(text, F_OK) == 0) return 0;
+static int has_name_characters(const char *text) {
+    if (!*text || strlen(text) > 64) return 0;
     for (const char *p = text; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-')) return 0;
     return 1;
 }
+
+/* The first line of file that is neither blank nor a '#' comment, without
+ * surrounding white space, into line; 0 when there is none. */
+static int first_content_line(FILE *file, char *line, size_t size) {
+    while (fgets(line, (int)size, file)) {
+        char *start = line + strspn(line, " \t\r\n"), *end = start + strlen(start);
+        while (end > start && strchr(" \t\r\n", end[-1])) end--;
+        *end = '\0';
+        if (*start && *start != '#') {
+            memmove(line, start, (size_t)(end - start) + 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Each member name of an ensemble file's list, as folder/NAME-model.safetensors,
+ * joined with commas into buffer. */
+static int join_bundled_members(const char *file_path, const char *folder, const char *list, char *buffer,
+                                size_t size, Error *err) {
+    size_t used = 0;
+    for (const char *cursor = list; cursor;) {
+        char member[128];
+        if (model_path_list_next(&cursor, member, sizeof member) != 0 || !has_name_characters(member))
+            return error_set(err, "%s: '%s' is not a list of bundled model names separated by single commas "
+                                  "(lower-case letters, digits and '-'), e.g. transformer,deep-transformer",
+                             file_path, list);
+        int written = snprintf(buffer + used, size - used, "%s%s/%s%s", used ? "," : "", folder, member, MODEL_SUFFIX);
+        if (written < 0 || (size_t)written >= size - used)
+            return error_set(err, "%s: the members' paths are longer than %zu bytes together", file_path, size - 1);
+        if (access(buffer + used + (used ? 1 : 0), R_OK) != 0)
+            return error_set(err, "%s: its model '%s' is not bundled (no readable %s/%s%s); reinstall the models, "
+                                  "or pass the ensemble's files as --model A,B",
+                             file_path, member, folder, member, MODEL_SUFFIX);
+        used += (size_t)written;
+    }
+    return 0;
+}
+
+/* A bundled ensemble, folder/NAME-ensemble.txt: 1 with its members' paths
+ * joined by commas in buffer, 0 when the folder has none, -1 (err) when the
+ * file is unreadable or malformed or names a model the folder lacks. */
+static int bundled_ensemble(const char *folder, const char *name, char *buffer, size_t size, Error *err) {
+    char file_path[4096], list[1024];
+    int written = snprintf(file_path, sizeof file_path, "%s/%s%s", folder, name, ENSEMBLE_SUFFIX);
+    if (written < 0 || (size_t)written >= sizeof file_path || access(file_path, F_OK) != 0) return 0;
+    FILE *file = fopen(file_path, "r");
+    if (!file) return error_set(err, "%s: cannot be read", file_path);
+    int found = first_content_line(file, list, sizeof list);
+    fclose(file);
+    if (!found) return error_set(err, "%s: holds no list of models (one line: names separated by commas)", file_path);
+    return join_bundled_members(file_path, folder, list, buffer, size, err) == 0 ? 1 : -1;
+}
+
+const char *model_path_named(const char *name, char *buffer, size_t size, Error *err) {
+    for (int i = 0; i < 3; i++) {
+        if (candidate(name, i, buffer, size) && access(buffer, R_OK) == 0) return buffer;
+        if (i > 0) {
+            int ensemble = bundled_ensemble(FOLDERS[i - 1], name, buffer, size, err);
+            if (ensemble != 0) return ensemble > 0 ? buffer : NULL;
+        }
+    }
+    return NULL;
+}
+
+const char *model_path_default(char *buffer, size_t size) {
+    return model_path_named("default", buffer, size, &(Error){0});
+}
+
+int model_path_is_name(const char *text) { return has_name_characters(text) && access(text, F_OK) != 0; }
 
 int model_path_is_list(const char *text) { return text && strchr(text, ',') && access(text, F_OK) != 0; }
 
@@ -79,8 +142,14 @@ static const char *resolve_list(const char *value, char *buffer, size_t size, Er
 const char *model_path_resolve(const char *value, char *buffer, size_t size, Error *err) {
     if (model_path_is_list(value)) return resolve_list(value, buffer, size, err);
     if (value && !model_path_is_name(value)) return value;
-    const char *found = model_path_named(value ? value : "default", buffer, size);
+    Error broken = {{0}};
+    const char *found = model_path_named(value ? value : "default", buffer, size, &broken);
     if (found) return found;
+    if (broken.message[0]) {
+        if (err) *err = broken;
+        error_prefix(err, "%s", value ? value : "default");
+        return NULL;
+    }
     char names[512];
     model_path_list_names(names, sizeof names);
     if (value) {
@@ -94,6 +163,18 @@ const char *model_path_resolve(const char *value, char *buffer, size_t size, Err
     return NULL;
 }
 
+/* The length of the bundled-model suffix name ends with (a model's or an
+ * ensemble's, after at least one character), or 0. */
+static size_t bundled_suffix_length(const char *name) {
+    static const char *const suffixes[] = {MODEL_SUFFIX, ENSEMBLE_SUFFIX};
+    size_t length = strlen(name);
+    for (size_t i = 0; i < 2; i++) {
+        size_t suffix = strlen(suffixes[i]);
+        if (length > suffix && strcmp(name + length - suffix, suffixes[i]) == 0) return suffix;
+    }
+    return 0;
+}
+
 static int compare_names(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
 
 void model_path_list_names(char *buffer, size_t size) {
@@ -103,9 +184,8 @@ void model_path_list_names(char *buffer, size_t size) {
         DIR *dir = opendir(FOLDERS[f]);
         struct dirent *entry;
         while (dir && (entry = readdir(dir)) != NULL && count < 32) {
-            size_t length = strlen(entry->d_name), suffix = sizeof MODEL_SUFFIX - 1;
-            if (length <= suffix || length - suffix > 64 || strcmp(entry->d_name + length - suffix, MODEL_SUFFIX) != 0)
-                continue;
+            size_t length = strlen(entry->d_name), suffix = bundled_suffix_length(entry->d_name);
+            if (!suffix || length - suffix > 64) continue;
             snprintf(names[count], sizeof names[count], "%.*s", (int)(length - suffix), entry->d_name);
             int seen = 0;
             for (int k = 0; k < count; k++) seen |= strcmp(names[k], names[count]) == 0;
@@ -133,6 +213,7 @@ void model_path_describe(char *out, size_t size) {
     char names[512];
     model_path_list_names(names, sizeof names);
     if (used < size)
-        snprintf(out + used, size - used, "bundled models (--model NAME, as NAME-model.safetensors in those folders): %s\n",
+        snprintf(out + used, size - used, "bundled models (--model NAME, as NAME-model.safetensors in those folders, or NAME-ensemble.txt "
+                 "listing bundled models to decode with together): %s\n",
                  *names ? names : "none found");
 }

@@ -14,8 +14,12 @@ const char *model_path_default(char *buffer, size_t size);
 
 /* A bundled model by name: NAME-model.safetensors in the source tree's
  * assets/ or the install prefix's share/caption/ ("default" also honours
- * $CAPTION_MODEL first). Returns the first that exists, or NULL. */
-const char *model_path_named(const char *name, char *buffer, size_t size);
+ * $CAPTION_MODEL first), or a bundled ensemble, NAME-ensemble.txt in one of
+ * those folders: one line naming models of its folder as --model A,B does
+ * ('#' lines are comments), which becomes their paths joined by commas.
+ * Returns the first found, or NULL: with err set when an ensemble file is
+ * malformed or names a model its folder lacks. */
+const char *model_path_named(const char *name, char *buffer, size_t size, Error *err);
 
 /* Whether --model's value names a bundled model rather than a file: only
  * lower-case letters, digits and '-', and no file of that name here. */
