@@ -262,6 +262,47 @@ static void test_eval_matches_training(CheckCounts *c, const char *caption_exe, 
     CHECK(c, best >= 0.0 && fabs(cider - best) < 1e-6 /* epochs.csv keeps 6 decimals */);
 }
 
+/* Whether /proc/cpuinfo's flags hold every AVX-512 extension OpenBLAS's
+ * SkylakeX kernels use: read independently of the code under test. */
+static int cpuinfo_has_avx512_kernels(void) {
+    char *info = read_whole_file("/proc/cpuinfo", NULL);
+    const char *flags = info ? strstr(info, "\nflags") : NULL;
+    const char *end = flags ? strchr(flags + 1, '\n') : NULL;
+    static const char *const needed[] = {" avx512f", " avx512cd", " avx512bw", " avx512dq", " avx512vl"};
+    int all = flags && end;
+    for (size_t i = 0; all && i < sizeof needed / sizeof needed[0]; i++) {
+        char *at = strstr(flags, needed[i]);
+        all = at && at < end && (at[strlen(needed[i])] == ' ' || at[strlen(needed[i])] == '\n');
+    }
+    free(info);
+    return all;
+}
+
+/* Whether `caption train`, with OPENBLAS_CORETYPE=kernel, prints the note
+ * that an AVX-512 CPU is running slower kernels. */
+static int train_prints_kernel_note(const char *caption_exe, const char *data, const char *root, const char *kernel) {
+    char command[1200], line[1024];
+    snprintf(command, sizeof command,
+             "OPENBLAS_CORETYPE=%s '%s' train --data '%s' --epochs 1 --stop-at-step 1 --eval-images 4 "
+             "--out '%s/kernel-note-%s' 2>&1",
+             kernel, caption_exe, data, root, kernel);
+    FILE *p = popen(command, "r");
+    int noted = 0;
+    while (p && fgets(line, sizeof line, p))
+        noted |= strstr(line, "note: OpenBLAS runs its") != NULL;
+    if (p) pclose(p);
+    return noted;
+}
+
+/* The note is printed exactly when the CPU could run the AVX-512 kernels
+ * and OPENBLAS_CORETYPE holds OpenBLAS to older ones. */
+static void test_slower_kernel_note(CheckCounts *c, const char *caption_exe, const char *data, const char *root) {
+    int avx512 = cpuinfo_has_avx512_kernels();
+    printf("CPU %s the AVX-512 extensions of OpenBLAS's SkylakeX kernels\n", avx512 ? "has" : "lacks");
+    CHECK(c, train_prints_kernel_note(caption_exe, data, root, "Haswell") == avx512);
+    CHECK(c, !train_prints_kernel_note(caption_exe, data, root, "SkylakeX"));
+}
+
 /* Compares the "optimizer.ema.*" tensors of two checkpoints byte for byte and
  * measures how far the averages are from the raw weights they were kept for. */
 static int ema_tensors(const char *path_a, const char *path_b, int *compared, double *from_raw) {
@@ -694,6 +735,7 @@ int main(int argc, char **argv) {
     test_resume_is_exact(&c, &setup, run_b, &losses);
     test_failed_write_keeps_previous(&c, run_a);
     if (argc > 1) test_eval_matches_training(&c, argv[1], data, run_a);
+    if (argc > 1) test_slower_kernel_note(&c, argv[1], data, root);
     test_ema(&c, argc > 1 ? argv[1] : NULL, &setup, root);
     const char *xe_run = trained_model_run(&c, &setup, run_a, xe, sizeof xe, root);
     double scst_start = now_seconds();

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "cpu.h"
 #include "cross_entropy.h"
 #include "dataset.h"
 #include "decode.h"
@@ -639,6 +640,9 @@ int train_run_replicated(const TrainOptions *o, const char *resume, volatile sig
         if (r.rank0)
             fprintf(stderr, "caption train: %d training images, %d dev images, vocabulary %d, %zu parameters, grid %dx%d\n",
                     r.train.count, r.dev.count, r.vocab.size, r.model.table.total, r.model.grid_h, r.model.grid_w);
+        char kernel_note[512];
+        if (r.rank0 && cpu_slower_blas_kernel_note(kernel_note, sizeof kernel_note))
+            fprintf(stderr, "caption train: note: %s\n", kernel_note);
         if (r.rank0 && replicas->size > 1)
             fprintf(stderr, "caption train: %d processes (MPI), each with its share of every batch of %d images\n",
                     replicas->size, o->batch);
