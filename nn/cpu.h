@@ -29,9 +29,10 @@ static inline int cpu_wide_loops(void) { return __builtin_cpu_supports("avx2"); 
 static inline int cpu_wide_loops(void) { return 0; }
 /* Whether OpenBLAS runs kernels without AVX-512 because OPENBLAS_CORETYPE
  * names them, on a CPU that has what its AVX-512 kernels use (F, CD, BW, DQ,
- * VL): its own choice there would be one of those, and training about 1.4
- * times as fast (assets/MODEL.md, "Thirteenth round"). Writes a one-line note
- * saying so into buffer and returns 1; 0 (buffer empty) otherwise. */
+ * VL): its own choice there would be one of those (on the Zen 5 development
+ * machine they trained 1.4 to 1.6 times as fast: assets/MODEL.md, "Thirteenth
+ * round"). Writes a one-line note saying so into buffer and returns 1; 0
+ * (buffer empty) otherwise. */
 int cpu_slower_blas_kernel_note(char *buffer, size_t size);
 
 #endif
@@ -48,9 +49,10 @@ void cpu_describe_paths(char *buffer, size_t size);
 
 /* Whether OpenBLAS runs kernels without AVX-512 because OPENBLAS_CORETYPE
  * names them, on a CPU that has what its AVX-512 kernels use (F, CD, BW, DQ,
- * VL): its own choice there would be one of those, and training about 1.4
- * times as fast (assets/MODEL.md, "Thirteenth round"). Writes a one-line note
- * saying so into buffer and returns 1; 0 (buffer empty) otherwise. */
+ * VL): its own choice there would be one of those (on the Zen 5 development
+ * machine they trained 1.4 to 1.6 times as fast: assets/MODEL.md, "Thirteenth
+ * round"). Writes a one-line note saying so into buffer and returns 1; 0
+ * (buffer empty) otherwise. */
 int cpu_slower_blas_kernel_note(char *buffer, size_t size);
 
 #endif
