@@ -54,18 +54,19 @@ static int join_bundled_members(const char *file_path, const char *folder, const
                                 size_t size, Error *err) {
     size_t used = 0;
     for (const char *cursor = list; cursor;) {
-        char member[128];
+        char member[128], path[4096];
         if (model_path_list_next(&cursor, member, sizeof member) != 0 || !has_name_characters(member))
             return error_set(err, "%s: '%s' is not a list of bundled model names separated by single commas "
                                   "(lower-case letters, digits and '-'), e.g. transformer,deep-transformer",
                              file_path, list);
-        int written = snprintf(buffer + used, size - used, "%s%s/%s%s", used ? "," : "", folder, member, MODEL_SUFFIX);
+        snprintf(path, sizeof path, "%s/%s%s", folder, member, MODEL_SUFFIX);
+        if (access(path, R_OK) != 0)
+            return error_set(err, "%s: its model '%s' is not bundled (no readable %s); reinstall the models, "
+                                  "or pass the ensemble's files as --model A,B",
+                             file_path, member, path);
+        int written = snprintf(buffer + used, size - used, "%s%s", used ? "," : "", path);
         if (written < 0 || (size_t)written >= size - used)
             return error_set(err, "%s: the members' paths are longer than %zu bytes together", file_path, size - 1);
-        if (access(buffer + used + (used ? 1 : 0), R_OK) != 0)
-            return error_set(err, "%s: its model '%s' is not bundled (no readable %s/%s%s); reinstall the models, "
-                                  "or pass the ensemble's files as --model A,B",
-                             file_path, member, folder, member, MODEL_SUFFIX);
         used += (size_t)written;
     }
     return 0;

@@ -27,14 +27,6 @@ static inline int cpu_wide_loops(void) { return __builtin_cpu_supports("avx2"); 
 #else
 #define CPU_AVX2_TARGET
 static inline int cpu_wide_loops(void) { return 0; }
-/* Whether OpenBLAS runs kernels without AVX-512 because OPENBLAS_CORETYPE
- * names them, on a CPU that has what its AVX-512 kernels use (F, CD, BW, DQ,
- * VL): its own choice there would be one of those (on the Zen 5 development
- * machine they trained 1.4 to 1.6 times as fast: assets/MODEL.md, "Thirteenth
- * round"). Writes a one-line note saying so into buffer and returns 1; 0
- * (buffer empty) otherwise. */
-int cpu_slower_blas_kernel_note(char *buffer, size_t size);
-
 #endif
 
 /* AVX2 and FMA are present and the portable switch is off: the few-row
