@@ -107,12 +107,14 @@ typedef struct caption_model caption_model;
 /* Opens a model into *model. model_name_or_path is resolved as `caption
  * --model` resolves its value:
  *   NULL       the bundled default model: $CAPTION_MODEL if set, else
- *              default-model.safetensors in the source tree's assets/ (a
- *              library used from its build tree), else in the install
- *              prefix's share/caption/;
+ *              the source tree's assets/ (a library used from its build
+ *              tree), else the install prefix's share/caption/, each as
+ *              default-model.safetensors or else default-ensemble.txt (the
+ *              bundled default is an ensemble of two Transformers);
  *   a name     (lower-case letters, digits and '-', and no file of that name
  *              in the current directory) the bundled NAME-model.safetensors
- *              in those folders, e.g. "default" or "small";
+ *              in those folders, e.g. "lstm" or "transformer", or the
+ *              ensemble NAME-ensemble.txt there lists, e.g. "default";
  *   "A,B"      (a comma and no file of that name) an ensemble: each of A,
  *              B, ... resolved as here; every word is chosen by the mean of
  *              their distributions, and the maps, grid, decoder and

@@ -159,7 +159,7 @@ const char *model_path_resolve(const char *value, char *buffer, size_t size, Err
         return NULL;
     }
     error_set(err, "no default model found: $CAPTION_MODEL is not set to a readable file, and neither %s nor %s "
-                   "holds default-model.safetensors; pass a model file, or set $CAPTION_MODEL to one",
+                   "holds default-model.safetensors or default-ensemble.txt; pass a model file, or set $CAPTION_MODEL to one",
               FOLDERS[0], FOLDERS[1]);
     return NULL;
 }
@@ -208,6 +208,13 @@ void model_path_describe(char *out, size_t size) {
     for (int i = 0; i < 3 && used < size; i++) {
         char path[4096];
         int applies = candidate("default", i, path, sizeof path);
+        /* A folder's default may be an ensemble; its model file would win. */
+        if (applies && i > 0 && access(path, R_OK) != 0) {
+            char ensemble[4096];
+            int written = snprintf(ensemble, sizeof ensemble, "%s/default%s", FOLDERS[i - 1], ENSEMBLE_SUFFIX);
+            if (written > 0 && (size_t)written < sizeof ensemble && access(ensemble, F_OK) == 0)
+                memcpy(path, ensemble, (size_t)written + 1);
+        }
         used += (size_t)snprintf(out + used, size - used, "    %-15s %s%s\n", labels[i], applies ? path : "(not set)",
                                  !applies ? "" : access(path, R_OK) == 0 ? "  [found]" : "  [missing]");
     }

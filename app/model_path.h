@@ -9,7 +9,10 @@
  *   1. $CAPTION_MODEL
  *   2. the source tree's assets/ (running from a build directory)
  *   3. the install prefix's share/caption/ (after `meson install`)
- * Returns the first that exists, or NULL. */
+ * in each folder as default-model.safetensors, else default-ensemble.txt
+ * (the bundled default is an ensemble: model_path_named). Returns the
+ * first that exists (for an ensemble, its members' paths joined by
+ * commas), or NULL. */
 const char *model_path_default(char *buffer, size_t size);
 
 /* A bundled model by name: NAME-model.safetensors in the source tree's

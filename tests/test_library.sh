@@ -41,8 +41,13 @@ flags() {
   PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --define-variable=prefix="$stage$prefix" "$@" caption
 }
 libdir=$(flags --variable=libdir)
-model=$stage$prefix/share/caption/default-model.safetensors
-[ -f "$model" ] || { echo "the bundled model was not installed to $model"; exit 1; }
+# The default is an ensemble: its list and both its models are installed.
+for file in default-ensemble.txt deep-transformer-model.safetensors second-transformer-model.safetensors \
+            lstm-model.safetensors transformer-model.safetensors; do
+  [ -f "$stage$prefix/share/caption/$file" ] || { echo "the bundled $file was not installed to $stage$prefix/share/caption"; exit 1; }
+done
+# The examples below open one model file (the LSTM, the fastest) through $CAPTION_MODEL.
+model=$stage$prefix/share/caption/lstm-model.safetensors
 case "$(flags --cflags --libs --static)" in
   *"$build"*) echo "pkg-config points into the build tree: $(flags --cflags --libs --static)"; exit 1 ;;
 esac

@@ -14,6 +14,7 @@
 #include "decoder.h"
 #include "image.h"
 #include "model.h"
+#include "model_path.h"
 #include "tensor_table.h"
 #include "test_util.h"
 #include "pipeline.h"
@@ -1109,7 +1110,7 @@ static void test_cli(CheckCounts *c, const char *caption_exe, const char *dir) {
     if (p && !fgets(message, sizeof message, p)) message[0] = '\0';
     status = p ? pclose(p) : -1;
     CHECK(c, exit_code_of(status) == 2 && strstr(message, "default,no-such-model: no-such-model: no such file"));
-    snprintf(command, sizeof command, "'%s' --model 'default,%s' '%s' 2>&1", caption_exe, model, good);
+    snprintf(command, sizeof command, "'%s' --model 'lstm,%s' '%s' 2>&1", caption_exe, model, good);
     p = popen(command, "r");
     if (p && !fgets(message, sizeof message, p)) message[0] = '\0';
     status = p ? pclose(p) : -1;
@@ -1187,12 +1188,48 @@ static void test_cut_caption_logprob(CheckCounts *c, CaptionPipeline *pipeline, 
     }
 }
 
-/* The bundled default model loads and captions an example photo, the same
+typedef struct {
+    const char *file, *caption;
+    double logprob;
+} ExampleCaption;
+
+/* The bundled example photos captioned as expected, none ending on a
+ * function word. The same captions on every machine: tools/test-kernels
+ * (CI) checks them on each OpenBLAS kernel the CPU runs and with
+ * CAPTION_PORTABLE=1. Kernels sum in different orders, so the
+ * log-probabilities differ in the last digits (by up to 6e-6 across
+ * Cooperlake, SkylakeX, Haswell, Zen, Sandybridge, Prescott and the portable
+ * paths); a wrong kernel path changes them by far more. Update these with
+ * the bundled models. */
+static void check_example_captions(CheckCounts *c, CaptionPipeline *pipeline, const ExampleCaption *examples,
+                                   size_t count, const char *label) {
+    const char *tests = getenv("CAPTION_TEST_DATA");
+    const char *bad[] = {"a", "an", "the", "in", "for", "at", "of", "with", "on", "to", "is", "are", "and"};
+    for (size_t e = 0; e < count; e++) {
+        Caption caption;
+        Error err;
+        char image_path[600], text[1024];
+        snprintf(image_path, sizeof image_path, "%s/../assets/examples/%s", tests ? tests : "tests",
+                 examples[e].file);
+        CHECK(c, pipeline_caption_file(pipeline, image_path, &caption, NULL, &err) == 0);
+        caption_text(&pipeline->model, &caption, text, sizeof text);
+        const char *last = strrchr(text, ' ') ? strrchr(text, ' ') + 1 : text;
+        int dangling = 0;
+        for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) dangling |= strcmp(last, bad[b]) == 0;
+        printf("%s on %s: \"%s\" (log p %.6f, expected %.6f)\n", label, examples[e].file, text, caption.logprob,
+               examples[e].logprob);
+        CHECK(c, !dangling && caption.finished);
+        CHECK(c, strcmp(text, examples[e].caption) == 0 && fabs(caption.logprob - examples[e].logprob) < 1e-3);
+        caption_free(&caption);
+    }
+}
+
+/* The bundled LSTM (the default until 2026-12-05) loads and captions an example photo, the same
  * way twice. */
 static void test_bundled_model(CheckCounts *c) {
     const char *tests = getenv("CAPTION_TEST_DATA");
     char model_path[600], image_path[600];
-    snprintf(model_path, sizeof model_path, "%s/../assets/default-model.safetensors", tests ? tests : "tests");
+    snprintf(model_path, sizeof model_path, "%s/../assets/lstm-model.safetensors", tests ? tests : "tests");
     snprintf(image_path, sizeof image_path, "%s/../assets/examples/chelsea.png", tests ? tests : "tests");
     CaptionPipeline pipeline;
     Error err;
@@ -1206,7 +1243,7 @@ static void test_bundled_model(CheckCounts *c) {
         CHECK(c, caption.length >= 3 && caption.alpha != NULL && caption.finished);
         caption_free(&caption);
     }
-    printf("bundled model on chelsea.png: \"%s\"\n", first);
+    printf("bundled LSTM on chelsea.png: \"%s\"\n", first);
     CHECK(c, first[0] != '\0' && strcmp(first, second) == 0);
     /* With the second decoding thread: the very same caption, bit for bit, as
      * on one thread (OpenBLAS's own threads may round an sgemv differently
@@ -1228,41 +1265,44 @@ static void test_bundled_model(CheckCounts *c) {
     CHECK(c, pipeline.model.config.vocab_size > 1000 && pipeline.model.cells == 36);
     /* No example caption ends on a function word (the self-critically trained
      * model would end two of these five with "in the" otherwise). */
-    /* And the same captions on every machine: these are the bundled model's,
-     * which tools/test-kernels (CI) checks on each OpenBLAS kernel the CPU
-     * runs and with CAPTION_PORTABLE=1. Kernels sum in different orders, so
-     * the log-probabilities differ in the last digits (by up to 6e-6 across
-     * Cooperlake, SkylakeX, Haswell, Zen, Sandybridge, Prescott and the
-     * portable paths); a wrong kernel path changes them by far more. Update
-     * these with the bundled model. */
-    const struct {
-        const char *file, *caption;
-        double logprob;
-    } examples[] = {
+    const ExampleCaption examples[] = {
         {"astronaut.png", "a man and a woman in a red shirt is standing in front", -6.694268},
         {"camera.png", "a man is standing on a snowy mountain in the snow", -1.233002},
         {"chelsea.png", "a brown dog is running in the sand", -0.828260},
         {"coffee.png", "a little girl in a red shirt is in the water", -4.941847},
         {"rocket.jpg", "a man is standing on a mountain in the air", -1.584079},
     };
-    const char *bad[] = {"a", "an", "the", "in", "for", "at", "of", "with", "on", "to", "is", "are", "and"};
-    for (size_t e = 0; e < sizeof examples / sizeof examples[0]; e++) {
-        Caption caption;
-        char text[1024];
-        snprintf(image_path, sizeof image_path, "%s/../assets/examples/%s", tests ? tests : "tests",
-                 examples[e].file);
-        CHECK(c, pipeline_caption_file(&pipeline, image_path, &caption, NULL, &err) == 0);
-        caption_text(&pipeline.model, &caption, text, sizeof text);
-        const char *last = strrchr(text, ' ') ? strrchr(text, ' ') + 1 : text;
-        int dangling = 0;
-        for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) dangling |= strcmp(last, bad[b]) == 0;
-        printf("bundled model on %s: \"%s\" (log p %.6f, expected %.6f)\n", examples[e].file, text,
-               caption.logprob, examples[e].logprob);
-        CHECK(c, !dangling && caption.finished);
-        CHECK(c, strcmp(text, examples[e].caption) == 0 && fabs(caption.logprob - examples[e].logprob) < 1e-3);
-        caption_free(&caption);
-    }
+    check_example_captions(c, &pipeline, examples, sizeof examples / sizeof examples[0], "bundled LSTM");
+    snprintf(image_path, sizeof image_path, "%s/../assets/examples/rocket.jpg", tests ? tests : "tests");
     test_cut_caption_logprob(c, &pipeline, image_path);
+    pipeline_close(&pipeline);
+}
+
+/* The bundled default, an ensemble (assets/default-ensemble.txt): its two
+ * Transformers decode together over the first one's 12x12 grid. */
+static void test_bundled_default(CheckCounts *c) {
+    char paths[8192];
+    Error err = {{0}};
+    unsetenv("CAPTION_MODEL");
+    const char *found = model_path_named("default", paths, sizeof paths, &err);
+    CHECK(c, found && strstr(found, "deep-transformer-model.safetensors,") &&
+                 strstr(found, "second-transformer-model.safetensors"));
+    if (!found) {
+        fprintf(stderr, "bundled default: %s\n", err.message);
+        return;
+    }
+    CaptionPipeline pipeline;
+    CHECK(c, pipeline_open(&pipeline, found, 3, 30, &err) == 0);
+    pipeline.decode = (DecodeOptions){3, 30, 0.0f};
+    CHECK(c, pipeline.model.config.vocab_size > 1000 && pipeline.model.cells == 144);
+    const ExampleCaption examples[] = {
+        {"astronaut.png", "a man in a red jacket is holding a sign", -11.920896},
+        {"camera.png", "a black and white dog is running through the water", -5.897311},
+        {"chelsea.png", "a brown dog is running on the sand", -6.043344},
+        {"coffee.png", "a man in a yellow shirt is sitting on a red bench", -13.517456},
+        {"rocket.jpg", "a group of people are standing on top of a mountain", -10.067614},
+    };
+    check_example_captions(c, &pipeline, examples, sizeof examples / sizeof examples[0], "bundled default");
     pipeline_close(&pipeline);
 }
 
@@ -1302,6 +1342,7 @@ int main(int argc, char **argv) {
     if (argc > 1) test_cli(&c, argv[1], dir);
     if (argc > 1) test_average(&c, argv[1], dir);
     test_bundled_model(&c);
+    test_bundled_default(&c);
     char command[400];
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
     if (system(command) != 0) fprintf(stderr, "could not remove %s\n", dir);

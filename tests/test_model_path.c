@@ -95,6 +95,11 @@ static void test_the_source_tree_first(CheckCounts *c) {
     unsetenv("CAPTION_MODEL");
     char buffer[8192];
     CHECK(c, model_path_default(buffer, sizeof buffer) != NULL);
+    /* --help names the ensemble file as the folder's default, found. */
+    char places[8192], expected[4200];
+    model_path_describe(places, sizeof places);
+    snprintf(expected, sizeof expected, "%s/default-ensemble.txt  [found]", i);
+    CHECK(c, strstr(places, expected) != NULL);
     path = resolved(NULL, out, sizeof out, &err);
     CHECK(c, path && strcmp(path, "I/small-model.safetensors,I/big-model.safetensors") == 0);
     char own[4096];

@@ -29,7 +29,7 @@ except ImportError as missing:
 
 TESTS = os.environ.get("CAPTION_TEST_DATA", os.path.dirname(os.path.abspath(__file__)))
 ROOT = os.path.join(TESTS, "..")
-MODEL = os.path.join(ROOT, "assets", "default-model.safetensors")
+MODEL = os.path.join(ROOT, "assets", "lstm-model.safetensors")
 REFERENCE = os.path.join(ROOT, "tools", "reference-caption")
 EXAMPLES = os.path.join(ROOT, "assets", "examples")
 

@@ -103,8 +103,6 @@ static int parse_args(int argc, char **argv, BenchArgs *a) {
         fprintf(stderr, "caption bench: give --model or --random-model, not both\n");
         return -1;
     }
-    if (a->torch && model_path_is_list(a->model))
-        return cli_usage_error("caption bench", "--torch times one model; %s is an ensemble", a->model);
     return 0;
 }
 
@@ -170,6 +168,12 @@ static int choose_model(const BenchArgs *a, const char *scratch, BenchResults *r
             return 1;
         }
         snprintf(path, size, "%s", found);
+    }
+    if (a->torch && model_path_is_list(path)) {
+        fprintf(stderr, "caption bench: --torch times one model, and %s is an ensemble (%s); pass --model with "
+                        "one of them, e.g. --model lstm or --model transformer\n",
+                a->model ? a->model : "the default model", path);
+        return 2;
     }
     snprintf(r->model, sizeof r->model, "%s", path);
     return 0;
