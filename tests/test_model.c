@@ -1292,7 +1292,12 @@ static void test_bundled_default(CheckCounts *c) {
         return;
     }
     CaptionPipeline pipeline;
-    CHECK(c, pipeline_open(&pipeline, found, 3, 30, &err) == 0);
+    int opened = pipeline_open(&pipeline, found, 3, 30, &err) == 0;
+    CHECK(c, opened);
+    if (!opened) {
+        fprintf(stderr, "bundled default: %s\n", err.message);
+        return;
+    }
     pipeline.decode = (DecodeOptions){3, 30, 0.0f};
     CHECK(c, pipeline.model.config.vocab_size > 1000 && pipeline.model.cells == 144);
     const ExampleCaption examples[] = {
